@@ -1,0 +1,41 @@
+# resc-go: the two commands a newcomer needs are `make run` and `make test`.
+
+GO        ?= go
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X main.version=$(VERSION)
+CONFIG    ?= examples/demo.hjson
+STATICCHECK_VERSION ?= 2025.1.1
+
+.PHONY: run test build lint vet bench clean
+
+## run: start resc on the example configuration; without a reachable Redis at
+## its URL, an embedded in-memory server is started instead (for trying only).
+run:
+	RESC_LOG=$${RESC_LOG:-info} $(GO) run -ldflags "$(LDFLAGS)" ./cmd/resc run --embedded=auto $(CONFIG)
+
+## test: install redis-server if missing, vet, then every test with -race.
+test:
+	./scripts/ensure-redis.sh
+	$(GO) vet ./...
+	$(GO) test -race -shuffle=on -count=1 -timeout 10m ./...
+
+## build: a static binary in bin/resc with the version stamped in.
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/resc ./cmd/resc
+
+vet:
+	$(GO) vet ./...
+
+## lint: gofmt, vet and staticcheck (pinned).
+lint: vet
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+## bench: the Go benchmarks of the hot paths.
+bench: 
+	./scripts/ensure-redis.sh
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -rf bin

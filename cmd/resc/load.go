@@ -1,0 +1,71 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/resc-go/resc/config"
+	"github.com/resc-go/resc/rules"
+)
+
+// loaded is a configuration with its compiled rules, one Ruleset a watcher.
+type loaded struct {
+	cfg   *config.Config
+	rules []*rules.Ruleset
+}
+
+// load loads and compiles the configuration at path, reporting every
+// problem of both steps together.
+func load(path string) (*loaded, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	l := &loaded{cfg: cfg}
+	var problems config.Problems
+	for _, w := range cfg.Watchers {
+		rs, ps := rules.Compile(path, w)
+		problems = append(problems, ps...)
+		l.rules = append(l.rules, rs)
+	}
+	if len(problems) > 0 {
+		return nil, problems
+	}
+	return l, nil
+}
+
+// reportLoad prints a load error, problem by problem, and returns the exit
+// error of a bad configuration.
+func reportLoad(stderr io.Writer, err error) error {
+	var ps config.Problems
+	if errors.As(err, &ps) {
+		for _, p := range ps {
+			fmt.Fprintln(stderr, p)
+		}
+		return &exitError{code: 1, msg: fmt.Sprintf("%d problem(s) in the configuration", len(ps))}
+	}
+	return &exitError{code: 1, msg: err.Error()}
+}
+
+// parseInterleaved parses flags that may come before or after the
+// positional arguments (resc run CONFIG --replica-id a), which the flag
+// package alone does not.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		if args[0] == "--" {
+			return append(pos, args[1:]...), nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}

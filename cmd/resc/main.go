@@ -1,0 +1,101 @@
+// Command resc is resc-go: a Redis task generator compatible with Canop/resc
+// configurations, that scales out to any number of replicas.
+//
+// Usage:
+//
+//	resc CONFIG                      run (resc's form)
+//	resc run [flags] CONFIG          run
+//	resc check CONFIG                validate, listing every problem
+//	resc explain [--fetch] CONFIG EVENT...   dry run, no Redis write
+//	resc push [--redis-url URL] QUEUE EVENT...   LPUSH events (for trying)
+//	resc --version
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is stamped at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// exitError carries an exit code; its message has been printed already
+// when it is empty.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return e.msg }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := runMain(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		code := 1
+		var ee *exitError
+		if errors.As(err, &ee) {
+			code = ee.code
+		}
+		if err.Error() != "" {
+			fmt.Fprintln(os.Stderr, "resc:", err)
+		}
+		os.Exit(code)
+	}
+}
+
+const usage = `usage:
+  resc CONFIG                                  run the service (resc's form)
+  resc run [flags] CONFIG                      run the service
+  resc check CONFIG                            validate CONFIG, listing every problem
+  resc explain [--fetch] [--queue Q] CONFIG EVENT...
+                                               show what each EVENT would produce (no Redis write)
+  resc push [--redis-url URL] QUEUE EVENT...   push events with LPUSH (for trying it out)
+  resc --version
+
+run flags (each also read from the environment):
+  --replica-id ID      RESC_REPLICA_ID   this replica's id (default: hostname plus a random suffix)
+  --redis-url URL      RESC_REDIS_URL    Redis to use, overriding redis.url of CONFIG
+  --http-addr ADDR     RESC_HTTP_ADDR    health and profiling endpoints (default 127.0.0.1:9464, "off" for none)
+  --embedded MODE      RESC_EMBEDDED     never (default), auto (an in-memory server when the loopback
+                                         Redis of CONFIG is not reachable; for trying only), always
+  --drain-timeout D    RESC_DRAIN_TIMEOUT  how long in-flight events may finish on SIGTERM (default 30s)
+environment:
+  RESC_LOG             error, warn (default), info or debug
+`
+
+// runMain dispatches the subcommands; it returns an *exitError for a
+// non-zero exit code.
+func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return &exitError{code: 2}
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	case "-version", "--version", "version":
+		fmt.Fprintln(stdout, "resc-go", version)
+		return nil
+	case "run":
+		return cmdRun(ctx, args[1:], stderr)
+	case "check":
+		return cmdCheck(args[1:], stdout, stderr)
+	case "explain":
+		return cmdExplain(ctx, args[1:], stdout, stderr)
+	case "push":
+		return cmdPush(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) == 1 && args[0] != "" && args[0][0] != '-' {
+		return cmdRun(ctx, args, stderr) // resc CONFIG
+	}
+	fmt.Fprint(stderr, usage)
+	return &exitError{code: 2, msg: fmt.Sprintf("unknown command %q", args[0])}
+}

@@ -1,0 +1,49 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// cmdPush is `resc push [--redis-url URL] QUEUE EVENT...`: LPUSH, for trying
+// resc-go on a machine without redis-cli.
+func cmdPush(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("push", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	url := fs.String("redis-url", envOr("RESC_REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis URL")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return &exitError{code: 2}
+	}
+	if len(pos) < 2 {
+		return &exitError{code: 2, msg: "usage: resc push [--redis-url URL] QUEUE EVENT..."}
+	}
+	opts, err := redis.ParseURL(*url)
+	if err != nil {
+		return &exitError{code: 2, msg: fmt.Sprintf("bad Redis URL %q: %v", *url, err)}
+	}
+	c := redis.NewClient(opts)
+	defer c.Close()
+	events := make([]any, len(pos)-1)
+	for i, e := range pos[1:] {
+		events[i] = e
+	}
+	n, err := c.LPush(ctx, pos[0], events...).Result()
+	if err != nil {
+		return fmt.Errorf("LPUSH %s: %w", pos[0], err)
+	}
+	fmt.Fprintf(stdout, "pushed %d event(s) to %s (length now %d)\n", len(events), pos[0], n)
+	return nil
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}

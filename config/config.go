@@ -1,0 +1,159 @@
+// Package config loads a resc-go configuration (JSON or Hjson, chosen by the
+// file extension), applies defaults and reports every problem it finds.
+//
+// The format is a superset of the Rust resc's: every resc configuration loads
+// and means what resc documents. Problems carry the file, the watcher, the
+// rule and the field they concern, and Load reports all of them at once
+// (never the first one only, never a panic, never a silently ignored value).
+//
+// Config is a leaf package: it checks structure and types. Compiling the
+// regular expressions and ${var} patterns, and checking that every variable
+// can be defined, is done by package rules, which reports its findings as
+// Problems of this package so that `resc check` lists both together.
+package config
+
+import "time"
+
+// Defaults of the extensions; resc's own keys have resc's defaults.
+const (
+	DefaultKeyPrefix        = "resc:"
+	DefaultConcurrency      = 256
+	DefaultFetchConcurrency = 64
+	DefaultBatchSize        = 128
+	DefaultFetchTimeout     = 10 * time.Second
+	DefaultFetchRetries     = 3
+	DefaultFetchMaxBody     = 10 << 20
+	DefaultTask             = "${input_task}"
+)
+
+// Limits of the extensions: larger values are problems.
+const (
+	// MaxConcurrency bounds concurrency and fetch_concurrency.
+	MaxConcurrency = 100000
+	// MaxBatchSize bounds batch_size.
+	MaxBatchSize = 10000
+)
+
+// Config is a loaded configuration with its defaults applied.
+type Config struct {
+	// Path is the file the configuration was read from.
+	Path string
+
+	// RedisURL is redis.url, e.g. "redis://127.0.0.1/", starting with
+	// redis://, rediss:// or unix://. Empty when the file gives none: it is
+	// then required on the command line (which overrides it anyway), and the
+	// caller checks that. Old resc files that give a redis object in each
+	// watcher instead are accepted, with a warning: their url is used, and
+	// they must all give the same one.
+	RedisURL string
+
+	// ListenerChannel is listener_channel: when not empty, every task pushed
+	// publishes "<taken_queue> TRIGGER <event> -> <task>" and every event
+	// handled "<taken_queue> DONE <event>" there, resc's exact text. Empty
+	// (the default) publishes nothing.
+	ListenerChannel string
+
+	// KeyPrefix is key_prefix, the prefix of resc-go's internal keys
+	// (replica registry, leader lock, retry schedules). Default "resc:";
+	// an empty key_prefix is a problem.
+	KeyPrefix string
+
+	// HTTPAddr is http_addr, the address of the health and metrics server.
+	// Empty means the command line's default (127.0.0.1:9464); "off"
+	// disables the server.
+	HTTPAddr string
+
+	// Fetch holds the fetch settings (key "fetch"), for every fetcher.
+	Fetch FetchSettings
+
+	// Watchers are the watchers, in file order. At least one is required.
+	Watchers []Watcher
+
+	// Warnings are notes on deprecated resc keys that were accepted
+	// (task_set, a watcher's own redis), for `resc check` and the log.
+	Warnings []Problem
+}
+
+// FetchSettings configure the HTTP client of fetch rules.
+type FetchSettings struct {
+	// Timeout is timeout_ms, the limit of one HTTP request, including
+	// reading the body. Default 10 s; must be positive.
+	Timeout time.Duration
+	// Retries is retries, how many times a transient failure (connection
+	// error, timeout, 5xx, 408, 429) is retried before the fetch fails.
+	// Default 3; 0 means no retry.
+	Retries int
+	// MaxBody is max_body_bytes, the largest response body read; a larger
+	// one is a permanent failure. Default 10 MiB; must be positive.
+	MaxBody int64
+}
+
+// Watcher is one entry of watchers[].
+type Watcher struct {
+	// Index is the position in watchers[], for messages.
+	Index int
+	// InputQueue is input_queue, the list the events are taken from.
+	// Required, not empty, and watched by one watcher only.
+	InputQueue string
+	// TakenQueue is taken_queue, default "<input_queue>/taken"; given, it
+	// must not be empty. Each replica takes its events into its own list
+	// "<taken_queue>/<replica-id>", so no two watchers share a taken queue.
+	TakenQueue string
+	// Concurrency is concurrency, how many events this watcher holds at once
+	// (taken and not yet committed) per replica. Default 256; at most
+	// MaxConcurrency.
+	Concurrency int
+	// FetchConcurrency is fetch_concurrency, how many events with fetch
+	// rules are fetched at once per replica. Default 64; at most
+	// MaxConcurrency. Events that need no fetch never wait for these slots.
+	FetchConcurrency int
+	// BatchSize is batch_size, the most events taken in one round trip and
+	// committed in one pipeline. Default 128; at most MaxBatchSize.
+	BatchSize int
+	// Rules are the rules, in file order. At least one is required.
+	Rules []Rule
+}
+
+// Rule is one entry of a watcher's rules[].
+type Rule struct {
+	// Index is the position in rules[], for messages.
+	Index int
+	// Name is name; missing or empty means "<anonymous rule>" like resc.
+	Name string
+	// On is on (alias on_regex), the regular expression an event must
+	// match, with named groups (?P<name>...). Required, not empty; package
+	// rules compiles it.
+	On string
+	// Fetch are the fetch[] entries (alias fetchers), in order; none means
+	// the rule needs no fetch.
+	Fetch []Fetcher
+	// Make are the make entries (aliases makers and todo; one object or an
+	// array in the file). At least one is required.
+	Make []Maker
+}
+
+// Fetcher is one entry of a rule's fetch[].
+type Fetcher struct {
+	// URL is url, a pattern. Required.
+	URL string
+	// Returns is returns, the namespace of the result's variables
+	// (${returns.key}). Required, a word (^\w+$), and distinct among the
+	// fetchers of a rule.
+	Returns string
+}
+
+// Maker is one make entry of a rule.
+type Maker struct {
+	// Index is the position in make[] (0 for a single object), for messages.
+	Index int
+	// Name is name, optional, for documentation and logs.
+	Name string
+	// Task is task, a pattern; default "${input_task}". Given, it must not
+	// be empty.
+	Task string
+	// Queue is queue, a pattern. Required.
+	Queue string
+	// Set is set, a pattern; empty (set omitted) means no deduplication. An
+	// empty set in the file is a problem.
+	Set string
+}

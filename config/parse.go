@@ -1,0 +1,238 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/hjson/hjson-go/v4"
+)
+
+// The parsers turn a file into a generic tree whose values are string,
+// json.Number (the number as written), bool, nil (null), []any and *object.
+
+// object is a JSON or Hjson object with its members in file order. A key
+// given twice in a JSON file is kept twice, so that the walk reports it
+// instead of silently keeping one of the values.
+type object struct {
+	members []member
+}
+
+// member is one key and its value.
+type member struct {
+	key string
+	val any
+}
+
+// get returns the value of the first member named key.
+func (o *object) get(key string) (any, bool) {
+	for _, m := range o.members {
+		if m.key == key {
+			return m.val, true
+		}
+	}
+	return nil, false
+}
+
+// syntaxError is a file that cannot be parsed. Line and column are 1-based;
+// zero when the parser does not say.
+type syntaxError struct {
+	line, col int
+	msg       string
+	err       error // the parser's error, nil when the loader found it
+}
+
+func (e *syntaxError) Error() string {
+	if e.line > 0 {
+		return fmt.Sprintf("syntax error at line %d, column %d: %s", e.line, e.col, e.msg)
+	}
+	return "syntax error: " + e.msg
+}
+
+// parseJSON parses a JSON document into a tree. It first validates the whole
+// input with encoding/json, whose SyntaxError offsets are consistent, then
+// builds the tree from the token stream so that key order and duplicate keys
+// are kept.
+func parseJSON(data []byte) (any, *syntaxError) {
+	if err := json.Unmarshal(data, new(json.RawMessage)); err != nil {
+		return nil, jsonSyntaxError(data, err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	v, err := jsonValue(dec)
+	if err != nil {
+		// Unreachable for a document Unmarshal accepted; reported, not panicked.
+		return nil, &syntaxError{msg: err.Error(), err: err}
+	}
+	return v, nil
+}
+
+// jsonSyntaxError locates an encoding/json error in data.
+func jsonSyntaxError(data []byte, err error) *syntaxError {
+	var se *json.SyntaxError
+	if !errors.As(err, &se) {
+		return &syntaxError{msg: err.Error(), err: err}
+	}
+	// Offset counts the bytes read, the offending one included; at the end
+	// of the input there is no offending byte.
+	at := int(se.Offset) - 1
+	if strings.HasPrefix(se.Error(), "unexpected end") {
+		at = int(se.Offset)
+	}
+	line, col := position(data, at)
+	return &syntaxError{line: line, col: col, msg: se.Error(), err: err}
+}
+
+// position returns the 1-based line and column (in characters) of the byte
+// at offset at.
+func position(data []byte, at int) (line, col int) {
+	at = max(0, min(at, len(data)))
+	before := data[:at]
+	line = 1 + bytes.Count(before, []byte{'\n'})
+	start := bytes.LastIndexByte(before, '\n') + 1
+	return line, utf8.RuneCount(before[start:]) + 1
+}
+
+// jsonValue reads the next value from dec.
+func jsonValue(dec *json.Decoder) (any, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, err
+	}
+	switch t := tok.(type) {
+	case json.Delim:
+		switch t {
+		case '{':
+			return jsonObject(dec)
+		case '[':
+			return jsonArray(dec)
+		}
+		return nil, fmt.Errorf("unexpected %q", rune(t))
+	default:
+		return t, nil
+	}
+}
+
+// jsonObject reads the members of an object whose '{' was read.
+func jsonObject(dec *json.Decoder) (*object, error) {
+	o := &object{}
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		if tok == json.Delim('}') {
+			return o, nil
+		}
+		key, ok := tok.(string)
+		if !ok {
+			return nil, fmt.Errorf("unexpected %v where a key was expected", tok)
+		}
+		v, err := jsonValue(dec)
+		if err != nil {
+			return nil, err
+		}
+		o.members = append(o.members, member{key: key, val: v})
+	}
+}
+
+// jsonArray reads the elements of an array whose '[' was read.
+func jsonArray(dec *json.Decoder) ([]any, error) {
+	a := []any{}
+	for dec.More() {
+		v, err := jsonValue(dec)
+		if err != nil {
+			return nil, err
+		}
+		a = append(a, v)
+	}
+	if _, err := dec.Token(); err != nil { // ']'
+		return nil, err
+	}
+	return a, nil
+}
+
+// parseHjson parses an Hjson document into a tree. CRLF line endings are
+// turned into LF first, so that quoteless strings and multiline strings
+// never keep a '\r'. Duplicate keys are refused by the parser.
+func parseHjson(data []byte) (v any, serr *syntaxError) {
+	data = bytes.ReplaceAll(data, []byte("\r\n"), []byte("\n"))
+	defer func() {
+		// The loader promises never to panic, whatever the input; a panic of
+		// the Hjson parser is reported as a problem of the file.
+		if r := recover(); r != nil {
+			v, serr = nil, &syntaxError{msg: fmt.Sprintf("the Hjson parser failed: %v", r)}
+		}
+	}()
+	opts := hjson.DefaultDecoderOptions()
+	opts.UseJSONNumber = true
+	opts.DisallowDuplicateKeys = true
+	opts.WhitespaceAsComments = false
+	var root hjson.Node
+	if err := hjson.UnmarshalWithOptions(data, &root, opts); err != nil {
+		return nil, hjsonSyntaxError(data, err)
+	}
+	return fromHjson(&root), nil
+}
+
+// hjsonAt matches the location hjson-go appends to its messages:
+// "<message> at line <line>,<column> >>> <text of the line>".
+var hjsonAt = regexp.MustCompile(`(?s)^(.*?) at line (\d+),(\d+) >>> `)
+
+// hjsonDuplicate matches hjson-go's message for a duplicate key, which
+// quotes both values in Go syntax; only the key is worth showing.
+var hjsonDuplicate = regexp.MustCompile(`(?s)^Found duplicate values .* for key '(.*)'$`)
+
+// hjsonSyntaxError turns an hjson-go error on data into a syntaxError.
+// hjson-go gives no location for an error at the end of the input: the
+// location is then the end of data.
+func hjsonSyntaxError(data []byte, err error) *syntaxError {
+	e := &syntaxError{msg: err.Error(), err: err}
+	if m := hjsonAt.FindStringSubmatch(e.msg); m != nil {
+		e.msg = m[1]
+		e.line, _ = strconv.Atoi(m[2])
+		e.col, _ = strconv.Atoi(m[3])
+		if e.line == 1 {
+			e.col++ // hjson-go counts the columns of the first line from 0
+		}
+	} else {
+		e.line, e.col = position(data, len(data))
+	}
+	if d := hjsonDuplicate.FindStringSubmatch(e.msg); d != nil {
+		e.msg = fmt.Sprintf("duplicate key %q", d[1])
+	}
+	return e
+}
+
+// fromHjson converts an hjson-go Node tree into the loader's tree.
+func fromHjson(v any) any {
+	if n, ok := v.(*hjson.Node); ok {
+		if n == nil {
+			return nil
+		}
+		v = n.Value
+	}
+	switch t := v.(type) {
+	case *hjson.OrderedMap:
+		o := &object{members: make([]member, 0, len(t.Keys))}
+		for _, k := range t.Keys {
+			o.members = append(o.members, member{key: k, val: fromHjson(t.Map[k])})
+		}
+		return o
+	case []any:
+		a := make([]any, len(t))
+		for i, e := range t {
+			a[i] = fromHjson(e)
+		}
+		return a
+	case float64: // not produced with UseJSONNumber; kept a number anyway
+		return json.Number(strconv.FormatFloat(t, 'g', -1, 64))
+	default:
+		return t
+	}
+}

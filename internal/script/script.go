@@ -1,0 +1,101 @@
+// Package script runs resc-go's Lua scripts on Redis servers with or without
+// support for the Redis 7 "#!lua" shebang.
+//
+// Every script starts with "#!lua" so that Redis 7 treats it as a write
+// script declared up front: under maxmemory an out-of-memory server refuses
+// the whole script before it runs instead of failing half way. Servers that
+// do not know the shebang (Redis 6, the embedded miniredis of `make run`)
+// reject such a script as a syntax error; Detect finds that out once and the
+// scripts then run without the first line, losing only that protection.
+package script
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+const shebang = "#!lua"
+
+// Script is one Lua script in both forms.
+type Script struct {
+	full   *redis.Script
+	legacy *redis.Script
+}
+
+// New returns the script of src, which must start with "#!lua". It panics
+// otherwise: scripts are package-level constants embedded at build time.
+func New(src string) *Script {
+	if !strings.HasPrefix(src, shebang) {
+		panic("script: source does not start with " + shebang)
+	}
+	body := src[strings.IndexByte(src, '\n')+1:]
+	return &Script{full: redis.NewScript(src), legacy: redis.NewScript(body)}
+}
+
+// Dialect says which form of the scripts a server runs.
+type Dialect struct {
+	// Legacy is true for servers without "#!lua" support.
+	Legacy bool
+}
+
+func (d Dialect) String() string {
+	if d.Legacy {
+		return "legacy (no #!lua: a script may run half way when Redis is out of memory)"
+	}
+	return "redis7 (#!lua)"
+}
+
+// Detect asks the server whether it runs "#!lua" scripts.
+func Detect(ctx context.Context, c redis.Scripter) (Dialect, error) {
+	err := c.Eval(ctx, shebang+"\nreturn 1", nil).Err()
+	if err == nil {
+		return Dialect{}, nil
+	}
+	if ctx.Err() != nil {
+		return Dialect{}, ctx.Err()
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "compil") || strings.Contains(msg, "syntax") || strings.Contains(msg, "Unexpected") {
+		if e2 := c.Eval(ctx, "return 1", nil).Err(); e2 != nil {
+			return Dialect{}, fmt.Errorf("script: server runs no Lua: %w", e2)
+		}
+		return Dialect{Legacy: true}, nil
+	}
+	return Dialect{}, fmt.Errorf("script: detecting Lua support: %w", err)
+}
+
+func (s *Script) pick(d Dialect) *redis.Script {
+	if d.Legacy {
+		return s.legacy
+	}
+	return s.full
+}
+
+// Run runs the script with EVALSHA, loading it on NOSCRIPT.
+func (s *Script) Run(ctx context.Context, d Dialect, c redis.Scripter, keys []string, args ...any) *redis.Cmd {
+	return s.pick(d).Run(ctx, c, keys, args...)
+}
+
+// EvalSha queues the script by hash, e.g. on a pipeline; call Load first and
+// again when a reply says NOSCRIPT (IsNoScript).
+func (s *Script) EvalSha(ctx context.Context, d Dialect, c redis.Scripter, keys []string, args ...any) *redis.Cmd {
+	return s.pick(d).EvalSha(ctx, c, keys, args...)
+}
+
+// Load loads the script into the server's script cache.
+func (s *Script) Load(ctx context.Context, d Dialect, c redis.Scripter) error {
+	return s.pick(d).Load(ctx, c).Err()
+}
+
+// Hash is the SHA1 the server knows the script by.
+func (s *Script) Hash(d Dialect) string { return s.pick(d).Hash() }
+
+// IsNoScript reports whether err is Redis' NOSCRIPT reply.
+func IsNoScript(err error) bool {
+	var re redis.Error
+	return errors.As(err, &re) && strings.HasPrefix(re.Error(), "NOSCRIPT")
+}

@@ -1,0 +1,221 @@
+package watcher
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"time"
+	"unicode/utf8"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/resc-go/resc/internal/backoff"
+	"github.com/resc-go/resc/internal/script"
+)
+
+// Reply codes of commit.lua.
+const (
+	codeCommitted      = 1
+	codeNotOwned       = 2
+	codeBadDestination = 3
+	codeDeadLettered   = 4
+	codeBadDeadList    = 5
+)
+
+// DeadEntry is one entry of a dead-letter list "<input_queue>/dead", stored
+// as JSON.
+type DeadEntry struct {
+	// Event is the event. When it is not valid UTF-8, JSON cannot hold it
+	// as it is: Event then has the invalid bytes replaced and EventBase64
+	// holds the exact bytes.
+	Event       string `json:"event"`
+	EventBase64 string `json:"event_base64,omitempty"`
+	// Queue is the input queue the event came from.
+	Queue string `json:"queue"`
+	// Reason says why the event could not be handled.
+	Reason string `json:"reason"`
+	// Replica is the replica that gave up on the event.
+	Replica string `json:"replica"`
+	// Time is when, in RFC 3339 UTC.
+	Time string `json:"time"`
+}
+
+// commitBatch commits a batch of ready events in one pipeline, retrying
+// with backoff through Redis errors until work is done. It returns the
+// events it could not commit (abandoned, or still failing when work ended).
+func (w *Watcher) commitBatch(work context.Context, batch []*item) (leftover []string) {
+	pending := make([]*item, 0, len(batch))
+	for _, it := range batch {
+		if it.abandoned {
+			leftover = append(leftover, it.event)
+			continue
+		}
+		if it.dead == "" {
+			it.dead = badDestination(it)
+		}
+		pending = append(pending, it)
+	}
+	now := w.opts.Now()
+	failures := 0
+	for len(pending) > 0 {
+		pipe := w.rdb.Pipeline()
+		cmds := make([]*redis.Cmd, len(pending))
+		for i, it := range pending {
+			keys, args := w.scriptArgs(it, now)
+			cmds[i] = commitScript.EvalSha(work, w.opts.Dialect, pipe, keys, args...)
+		}
+		_, _ = pipe.Exec(work) // errors are read per command below
+
+		retry := pending[:0:0]
+		noScript, failed := false, false
+		for i, cmd := range cmds {
+			it := pending[i]
+			reply, err := cmd.Slice()
+			if err != nil {
+				if script.IsNoScript(err) {
+					noScript = true
+				} else {
+					failed = true
+					w.outage.Fail(err)
+				}
+				retry = append(retry, it)
+				continue
+			}
+			if w.handleReply(it, reply) {
+				retry = append(retry, it) // bad destination: now dead-letter it
+			}
+		}
+		if !failed {
+			w.outage.OK()
+		}
+		pending = retry
+		if len(pending) == 0 {
+			break
+		}
+		if noScript {
+			if err := commitScript.Load(work, w.opts.Dialect, w.rdb); err != nil {
+				failed = true
+				w.outage.Fail(err)
+			}
+		}
+		if failed {
+			failures++
+			if !backoff.Sleep(work, backoff.Delay(failures)) {
+				// Work is over: these events stay in the taken list and are
+				// handed back. A commit that did run although its reply was
+				// lost removed its event already, and the fenced hand-back
+				// then moves nothing.
+				for _, it := range pending {
+					leftover = append(leftover, it.event)
+				}
+				return leftover
+			}
+		}
+	}
+	return leftover
+}
+
+// badDestination refuses what commit.lua's type checks cannot catch: a
+// queue or set pattern that produced an empty name (Redis would accept ""
+// as a key, nobody would read it), and one key used both as a queue and as
+// a set by the tasks of one event (the first write would change its type
+// after the check). It returns "" when all is well.
+func badDestination(it *item) string {
+	for _, t := range it.tasks {
+		if t.Queue == "" {
+			return fmt.Sprintf("rule %q made task %q for an empty queue name", t.Rule, t.Task)
+		}
+		if t.Set == "" && t.HasSet {
+			return fmt.Sprintf("rule %q made task %q with an empty set name", t.Rule, t.Task)
+		}
+	}
+	if len(it.tasks) < 2 {
+		return ""
+	}
+	queues := make(map[string]bool, len(it.tasks))
+	for _, t := range it.tasks {
+		queues[t.Queue] = true
+	}
+	for _, t := range it.tasks {
+		if t.HasSet && queues[t.Set] {
+			return fmt.Sprintf("key %q is both a queue and a set of this event's tasks", t.Set)
+		}
+	}
+	return ""
+}
+
+// scriptArgs lays out commit.lua's KEYS and ARGV for it (see its header).
+func (w *Watcher) scriptArgs(it *item, now time.Time) ([]string, []any) {
+	if it.dead != "" {
+		return []string{w.taken, w.dead}, []any{it.event, now.Unix(), w.opts.ListenerChannel, w.cfg.TakenQueue, "dead", w.deadEntry(it, now)}
+	}
+	keys := make([]string, 2, 2+2*len(it.tasks))
+	keys[0], keys[1] = w.taken, w.dead
+	args := make([]any, 6, 6+2*len(it.tasks))
+	args[0], args[1], args[2], args[3], args[4], args[5] = it.event, now.Unix(), w.opts.ListenerChannel, w.cfg.TakenQueue, "commit", ""
+	for _, t := range it.tasks {
+		keys = append(keys, t.Queue)
+		if t.HasSet {
+			keys = append(keys, t.Set)
+			args = append(args, t.Task, "1")
+		} else {
+			args = append(args, t.Task, "0")
+		}
+	}
+	return keys, args
+}
+
+func (w *Watcher) deadEntry(it *item, now time.Time) string {
+	e := DeadEntry{
+		Event:   it.event,
+		Queue:   w.cfg.InputQueue,
+		Reason:  it.dead,
+		Replica: w.opts.Replica,
+		Time:    now.UTC().Format(time.RFC3339),
+	}
+	if !utf8.ValidString(it.event) {
+		e.EventBase64 = base64.StdEncoding.EncodeToString([]byte(it.event))
+	}
+	b, err := json.Marshal(e)
+	if err != nil { // cannot happen: only strings
+		panic(err)
+	}
+	return string(b)
+}
+
+// handleReply reads commit.lua's reply for it; it reports whether it must
+// be sent again (a bad destination is dead-lettered by a second call).
+func (w *Watcher) handleReply(it *item, reply []any) (again bool) {
+	code, _ := reply[0].(int64)
+	switch code {
+	case codeCommitted:
+		pushed, _ := reply[1].(int64)
+		deduped, _ := reply[2].(int64)
+		w.stats.Committed.Add(1)
+		w.stats.TasksPushed.Add(pushed)
+		w.stats.TasksDeduped.Add(deduped)
+		if w.log.Enabled(context.Background(), slog.LevelInfo) {
+			for _, t := range it.tasks {
+				w.log.Info("-> task", "event", short(it.event), "rule", t.Rule, "task", short(t.Task), "to", t.Queue, "set", t.Set)
+			}
+			w.log.Info("event done", "event", short(it.event), "pushed", pushed, "deduplicated", deduped)
+		}
+	case codeNotOwned:
+		w.stats.NotOwned.Add(1)
+		w.log.Warn("event no longer in this replica's taken list (replayed elsewhere): nothing pushed", "event", short(it.event), "taken", w.taken)
+	case codeBadDestination:
+		why, _ := reply[3].(string)
+		it.dead = why
+		return true
+	case codeDeadLettered:
+		w.stats.DeadLettered.Add(1)
+		w.log.Warn("event sent to the dead-letter list", "event", short(it.event), "dead", w.dead, "reason", it.dead)
+	case codeBadDeadList:
+		w.log.Error("the dead-letter list is not a list: event left in the taken list", "event", short(it.event), "dead", w.dead, "reason", it.dead)
+	default:
+		w.log.Error("unexpected reply of the commit script: event left in the taken list", "event", short(it.event), "reply", fmt.Sprint(reply))
+	}
+	return false
+}

@@ -1,0 +1,243 @@
+package watcher
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/resc-go/resc/config"
+	"github.com/resc-go/resc/internal/redistest"
+	"github.com/resc-go/resc/internal/script"
+	"github.com/resc-go/resc/rules"
+)
+
+// TestScriptsLoad checks that every script loads on a real server under the
+// hash the code uses, in the #!lua form on Redis 7.
+func TestScriptsLoad(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client()
+	ctx := context.Background()
+	d, err := script.Detect(ctx, rdb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Legacy {
+		t.Fatalf("redis-server 7 reported as legacy: %v", d)
+	}
+	for name, s := range map[string]*script.Script{"commit": commitScript, "take": takeScript, "handback": handbackScript} {
+		if err := s.Load(ctx, d, rdb); err != nil {
+			t.Fatalf("%s.lua does not load: %v", name, err)
+		}
+		ok, err := rdb.ScriptExists(ctx, s.Hash(d)).Result()
+		if err != nil || !ok[0] {
+			t.Fatalf("%s.lua not known by its hash %s: %v %v", name, s.Hash(d), ok, err)
+		}
+	}
+}
+
+// TestCommitScript runs commit.lua's every branch: Redis before, call,
+// Redis after.
+func TestCommitScript(t *testing.T) {
+	type kv = map[string][]string // list contents, head first
+	tests := []struct {
+		name   string
+		before func(ctx context.Context, c *redis.Client)
+		item   item
+		code   int64
+		pushed int64
+		dedup  int64
+		reason string
+		lists  kv // after
+		zsets  kv // members after
+		dead   int
+	}{
+		{
+			name:   "owned, no set: pushed",
+			before: func(ctx context.Context, c *redis.Client) { c.LPush(ctx, "in/taken/r1", "ev") },
+			item:   item{event: "ev", tasks: []rules.Task{{Task: "t1", Queue: "q1"}, {Task: "t2", Queue: "q2"}}},
+			code:   codeCommitted, pushed: 2,
+			lists: kv{"in/taken/r1": nil, "q1": {"t1"}, "q2": {"t2"}},
+		},
+		{
+			name:   "not owned: nothing written",
+			before: func(ctx context.Context, c *redis.Client) { c.LPush(ctx, "in/taken/r1", "other") },
+			item:   item{event: "ev", tasks: []rules.Task{{Task: "t1", Queue: "q1", Set: "s1", HasSet: true}}},
+			code:   codeNotOwned,
+			lists:  kv{"in/taken/r1": {"other"}, "q1": nil},
+			zsets:  kv{"s1": nil},
+		},
+		{
+			name:   "set miss: added to set and pushed",
+			before: func(ctx context.Context, c *redis.Client) { c.LPush(ctx, "in/taken/r1", "ev") },
+			item:   item{event: "ev", tasks: []rules.Task{{Task: "t1", Queue: "q1", Set: "s1", HasSet: true}}},
+			code:   codeCommitted, pushed: 1,
+			lists: kv{"in/taken/r1": nil, "q1": {"t1"}},
+			zsets: kv{"s1": {"t1"}},
+		},
+		{
+			name: "set hit: not pushed again",
+			before: func(ctx context.Context, c *redis.Client) {
+				c.LPush(ctx, "in/taken/r1", "ev")
+				c.ZAdd(ctx, "s1", redis.Z{Score: 1, Member: "t1"})
+			},
+			item: item{event: "ev", tasks: []rules.Task{{Task: "t1", Queue: "q1", Set: "s1", HasSet: true}, {Task: "t2", Queue: "q1", Set: "s1", HasSet: true}}},
+			code: codeCommitted, pushed: 1, dedup: 1,
+			lists: kv{"in/taken/r1": nil, "q1": {"t2"}},
+			zsets: kv{"s1": {"t1", "t2"}},
+		},
+		{
+			name: "only the last copy of a duplicated event is removed",
+			before: func(ctx context.Context, c *redis.Client) {
+				c.LPush(ctx, "in/taken/r1", "ev", "x", "ev")
+			},
+			item: item{event: "ev", tasks: []rules.Task{{Task: "t1", Queue: "q1"}}},
+			code: codeCommitted, pushed: 1,
+			lists: kv{"in/taken/r1": {"ev", "x"}, "q1": {"t1"}},
+		},
+		{
+			name: "queue of the wrong type: nothing written",
+			before: func(ctx context.Context, c *redis.Client) {
+				c.LPush(ctx, "in/taken/r1", "ev")
+				c.HSet(ctx, "q2", "f", "v")
+			},
+			item:   item{event: "ev", tasks: []rules.Task{{Task: "t1", Queue: "q1"}, {Task: "t2", Queue: "q2"}}},
+			code:   codeBadDestination,
+			reason: "queue q2 is a hash, not a list",
+			lists:  kv{"in/taken/r1": {"ev"}, "q1": nil},
+		},
+		{
+			name: "set of the wrong type: nothing written",
+			before: func(ctx context.Context, c *redis.Client) {
+				c.LPush(ctx, "in/taken/r1", "ev")
+				c.Set(ctx, "s1", "x", 0)
+			},
+			item:   item{event: "ev", tasks: []rules.Task{{Task: "t1", Queue: "q1", Set: "s1", HasSet: true}}},
+			code:   codeBadDestination,
+			reason: "set s1 is a string, not a sorted set",
+			lists:  kv{"in/taken/r1": {"ev"}, "q1": nil},
+		},
+		{
+			name:   "dead-letter: moved with its entry",
+			before: func(ctx context.Context, c *redis.Client) { c.LPush(ctx, "in/taken/r1", "ev") },
+			item:   item{event: "ev", dead: "because"},
+			code:   codeDeadLettered,
+			lists:  kv{"in/taken/r1": nil},
+			dead:   1,
+		},
+		{
+			name:   "dead-letter not owned: nothing written",
+			before: func(ctx context.Context, c *redis.Client) {},
+			item:   item{event: "ev", dead: "because"},
+			code:   codeNotOwned,
+			dead:   0,
+		},
+		{
+			name: "dead-letter list of the wrong type: nothing written",
+			before: func(ctx context.Context, c *redis.Client) {
+				c.LPush(ctx, "in/taken/r1", "ev")
+				c.Set(ctx, "in/dead", "x", 0)
+			},
+			item:  item{event: "ev", dead: "because"},
+			code:  codeBadDeadList,
+			lists: kv{"in/taken/r1": {"ev"}},
+			dead:  -1,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, nil, nil, nil)
+			ctx := context.Background()
+			tc.before(ctx, h.rdb)
+			it := tc.item
+			keys, args := h.w.scriptArgs(&it, fixedNow)
+			reply, err := commitScript.Run(ctx, h.w.opts.Dialect, h.rdb, keys, args...).Slice()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := reply[0].(int64); got != tc.code {
+				t.Fatalf("code %d, want %d (reply %v)", got, tc.code, reply)
+			}
+			if reply[1].(int64) != tc.pushed || reply[2].(int64) != tc.dedup {
+				t.Errorf("pushed, deduplicated = %v, %v; want %d, %d", reply[1], reply[2], tc.pushed, tc.dedup)
+			}
+			if tc.reason != "" && (len(reply) < 4 || reply[3] != tc.reason) {
+				t.Errorf("reply %v, want reason %q", reply, tc.reason)
+			}
+			for k, want := range tc.lists {
+				if got := h.list(k); !equal(got, want) {
+					t.Errorf("%s = %q, want %q", k, got, want)
+				}
+			}
+			for k, want := range tc.zsets {
+				got, _ := h.rdb.ZRange(ctx, k, 0, -1).Result()
+				if !equal(got, want) {
+					t.Errorf("zset %s = %q, want %q", k, got, want)
+				}
+				for _, m := range want {
+					score, _ := h.rdb.ZScore(ctx, k, m).Result()
+					if m != "t1" || tc.code != codeCommitted || tc.dedup > 0 {
+						continue
+					}
+					if int64(score) != fixedNow.Unix() {
+						t.Errorf("score of %s = %v, want the injected now %d", m, score, fixedNow.Unix())
+					}
+				}
+			}
+			if tc.dead >= 0 {
+				dead := h.list("in/dead")
+				if len(dead) != tc.dead {
+					t.Fatalf("dead list %q, want %d entries", dead, tc.dead)
+				}
+				if tc.dead == 1 {
+					var e DeadEntry
+					if err := json.Unmarshal([]byte(dead[0]), &e); err != nil {
+						t.Fatal(err)
+					}
+					want := DeadEntry{Event: "ev", Queue: "in", Reason: "because", Replica: "r1", Time: "2026-11-23T12:00:00Z"}
+					if e != want {
+						t.Errorf("dead entry %+v, want %+v", e, want)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestCommitListenerMessages checks resc's exact listener text: one TRIGGER
+// per task pushed (none for a deduplicated one), then DONE.
+func TestCommitListenerMessages(t *testing.T) {
+	h := newHarness(t, nil, nil, func(_ *config.Watcher, o *Options) { o.ListenerChannel = "events" })
+	ctx := context.Background()
+	sub := h.rdb.Subscribe(ctx, "events")
+	defer sub.Close()
+	if _, err := sub.Receive(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.rdb.LPush(ctx, "in/taken/r1", "acq/1/2")
+	h.rdb.ZAdd(ctx, "s", redis.Z{Score: 1, Member: "old"})
+	it := item{event: "acq/1/2", tasks: []rules.Task{
+		{Task: "trt/1/2", Queue: "q", Set: "s", HasSet: true},
+		{Task: "old", Queue: "q", Set: "s", HasSet: true},
+		{Task: "x", Queue: "q2"},
+	}}
+	keys, args := h.w.scriptArgs(&it, fixedNow)
+	if err := commitScript.Run(ctx, h.w.opts.Dialect, h.rdb, keys, args...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"in/taken TRIGGER acq/1/2 -> trt/1/2",
+		"in/taken TRIGGER acq/1/2 -> x",
+		"in/taken DONE acq/1/2",
+	}
+	for i, w := range want {
+		msg, err := sub.ReceiveMessage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if msg.Payload != w {
+			t.Fatalf("message %d = %q, want %q", i, msg.Payload, w)
+		}
+	}
+}

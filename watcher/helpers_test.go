@@ -1,0 +1,167 @@
+package watcher
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/resc-go/resc/config"
+	"github.com/resc-go/resc/internal/redistest"
+	"github.com/resc-go/resc/internal/script"
+	"github.com/resc-go/resc/rules"
+)
+
+// fixedNow is the injected clock of the tests: set scores and dead-letter
+// times come from it.
+var fixedNow = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+
+// syncBuffer is a log sink the test reads while the watcher writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// harness is one watcher on its own redis-server.
+type harness struct {
+	t      *testing.T
+	srv    *redistest.Server
+	rdb    *redis.Client
+	w      *Watcher
+	logs   *syncBuffer
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// newHarness compiles a watcher of input queue "in" with the given rules and
+// creates it; start runs it.
+func newHarness(t *testing.T, rs []config.Rule, f Fetcher, mod func(*config.Watcher, *Options)) *harness {
+	t.Helper()
+	srv := redistest.Start(t)
+	rdb := srv.Client()
+	cw := config.Watcher{InputQueue: "in", TakenQueue: "in/taken", Rules: rs}
+	for i := range cw.Rules {
+		cw.Rules[i].Index = i
+		for j := range cw.Rules[i].Make {
+			if cw.Rules[i].Make[j].Task == "" {
+				cw.Rules[i].Make[j].Task = config.DefaultTask
+			}
+		}
+	}
+	logs := &syncBuffer{}
+	opts := Options{
+		Replica: "r1",
+		Now:     func() time.Time { return fixedNow },
+		Logger:  slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}
+	if mod != nil {
+		mod(&cw, &opts)
+	}
+	ruleset, problems := rules.Compile("test.json", cw)
+	if len(problems) > 0 {
+		t.Fatalf("rules: %v", problems)
+	}
+	d, err := script.Detect(context.Background(), rdb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Dialect = d
+	return &harness{t: t, srv: srv, rdb: rdb, w: New(cw, ruleset, rdb, f, opts), logs: logs}
+}
+
+func (h *harness) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	h.done = make(chan error, 1)
+	go func() { h.done <- h.w.Run(ctx) }()
+	h.t.Cleanup(func() {
+		if h.cancel != nil {
+			h.stop()
+		}
+	})
+}
+
+// stop cancels Run and waits for it to return.
+func (h *harness) stop() error {
+	h.t.Helper()
+	h.cancel()
+	h.cancel = nil
+	select {
+	case err := <-h.done:
+		return err
+	case <-time.After(30 * time.Second):
+		h.t.Fatal("watcher did not stop within 30s")
+		return nil
+	}
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func (h *harness) list(key string) []string {
+	h.t.Helper()
+	v, err := h.rdb.LRange(context.Background(), key, 0, -1).Result()
+	if err != nil {
+		h.t.Fatalf("LRANGE %s: %v", key, err)
+	}
+	return v
+}
+
+func (h *harness) push(events ...string) {
+	h.t.Helper()
+	args := make([]any, len(events))
+	for i, e := range events {
+		args[i] = e
+	}
+	if err := h.rdb.LPush(context.Background(), "in", args...).Err(); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// waitIdle waits until n events were handled one way or another and the
+// taken list is empty.
+func (h *harness) waitHandled(n int64) {
+	h.t.Helper()
+	eventually(h.t, "events handled", func() bool {
+		s := h.w.Stats()
+		return s.Committed.Load()+s.DeadLettered.Load()+s.NotOwned.Load() >= n
+	})
+}
+
+func rule(name, on string, makes ...config.Maker) config.Rule {
+	return config.Rule{Name: name, On: on, Make: makes}
+}
+
+func mk(task, queue, set string) config.Maker {
+	return config.Maker{Task: task, Queue: queue, Set: set}
+}
+
+func equal(a, b []string) bool {
+	return strings.Join(a, "\x00") == strings.Join(b, "\x00") && len(a) == len(b)
+}

@@ -1,0 +1,171 @@
+package watcher
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/resc-go/resc/config"
+	"github.com/resc-go/resc/fetch"
+)
+
+// heldServer answers fetches only when the test releases them; entered
+// tells the test a request arrived.
+func heldServer(t *testing.T) (url string, entered <-chan struct{}, release chan<- struct{}) {
+	in := make(chan struct{}, 100)
+	rel := make(chan struct{})
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		in <- struct{}{}
+		select {
+		case <-rel:
+			w.Write([]byte(`{"id":"1"}`))
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(func() {
+		s.CloseClientConnections()
+		s.Close()
+	})
+	return s.URL, in, rel
+}
+
+func heldRule(url string) config.Rule {
+	r := rule("held", `^f/(?P<x>\w+)$`, mk("done/${x}/${r.id}", "out", ""))
+	r.Fetch = []config.Fetcher{{URL: url + "/${x}", Returns: "r"}}
+	return r
+}
+
+func fetcher() *fetch.Client {
+	return fetch.New(config.FetchSettings{Timeout: time.Minute, Retries: 0, MaxBody: 1 << 20}, nil)
+}
+
+// TestFetchDoesNotBlockOthers: while one event waits on a slow fetch, events
+// that need no fetch go through.
+func TestFetchDoesNotBlockOthers(t *testing.T) {
+	url, entered, release := heldServer(t)
+	h := newHarness(t, []config.Rule{heldRule(url), rule("plain", `^p/`, mk("", "plain", ""))}, fetcher(), nil)
+	h.start()
+	h.push("f/a")
+	<-entered
+	h.push("p/1", "p/2", "p/3")
+	eventually(t, "plain events committed while the fetch is held", func() bool { return len(h.list("plain")) == 3 })
+	close(release)
+	h.waitHandled(4)
+	if got := h.list("out"); !equal(got, []string{"done/a/1"}) {
+		t.Errorf("out = %q", got)
+	}
+}
+
+// TestShutdownDrains: on cancel, an event in flight finishes (within the
+// drain timeout) and no new event is taken.
+func TestShutdownDrains(t *testing.T) {
+	url, entered, release := heldServer(t)
+	h := newHarness(t, []config.Rule{heldRule(url)}, fetcher(), nil)
+	h.start()
+	h.push("f/a")
+	<-entered
+	h.cancel()
+	eventually(t, "taking stopped", func() bool { return strings.Contains(h.logs.String(), "stopped taking") })
+	h.push("f/late")
+	close(release)
+	select {
+	case err := <-h.done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	h.cancel = nil
+	if got := h.list("out"); !equal(got, []string{"done/a/1"}) {
+		t.Errorf("out = %q, want the in-flight event finished", got)
+	}
+	if got := h.list("in"); !equal(got, []string{"f/late"}) {
+		t.Errorf("in = %q, want the late event left untouched", got)
+	}
+	if got := h.list(h.w.TakenList()); len(got) != 0 {
+		t.Errorf("taken = %q, want empty", got)
+	}
+}
+
+// TestShutdownHandsBack: what cannot finish within the drain timeout goes
+// back to the input queue, at the end taken next.
+func TestShutdownHandsBack(t *testing.T) {
+	url, entered, _ := heldServer(t)
+	h := newHarness(t, []config.Rule{heldRule(url)}, fetcher(), func(_ *config.Watcher, o *Options) {
+		o.DrainTimeout = 50 * time.Millisecond
+	})
+	h.start()
+	h.push("f/a")
+	<-entered
+	h.cancel()
+	eventually(t, "taking stopped", func() bool { return strings.Contains(h.logs.String(), "stopped taking") })
+	h.push("later")
+	if err := <-h.done; err != nil {
+		t.Fatal(err)
+	}
+	h.cancel = nil
+	if got := h.list("in"); !equal(got, []string{"later", "f/a"}) {
+		t.Errorf("in = %q, want f/a handed back at the end taken next", got)
+	}
+	if got := h.list(h.w.TakenList()); len(got) != 0 {
+		t.Errorf("taken = %q, want empty", got)
+	}
+	if got := h.list("out"); len(got) != 0 {
+		t.Errorf("out = %q, want nothing pushed", got)
+	}
+	if n := h.w.Stats().HandedBack.Load(); n != 1 {
+		t.Errorf("handed back %d, want 1", n)
+	}
+}
+
+// TestZombieCommitsNothing: an event replayed elsewhere while this replica
+// still works on it (a paused replica presumed dead) is not committed: the
+// fence of commit.lua refuses it.
+func TestZombieCommitsNothing(t *testing.T) {
+	url, entered, release := heldServer(t)
+	h := newHarness(t, []config.Rule{heldRule(url)}, fetcher(), nil)
+	h.start()
+	h.push("f/a")
+	<-entered
+	ctx := context.Background()
+	// The leader replays it: it leaves this replica's taken list.
+	if err := h.rdb.LMove(ctx, h.w.TakenList(), "replayed", "RIGHT", "LEFT").Err(); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	eventually(t, "commit refused", func() bool { return h.w.Stats().NotOwned.Load() == 1 })
+	if got := h.list("out"); len(got) != 0 {
+		t.Errorf("out = %q: the zombie pushed its tasks", got)
+	}
+	if !strings.Contains(h.logs.String(), "no longer in this replica's taken list") {
+		t.Errorf("not logged:\n%s", h.logs)
+	}
+}
+
+// TestRedisRestart: the replica waits out a Redis restart with backoff,
+// logs the outage once (not once per loop turn), and resumes.
+func TestRedisRestart(t *testing.T) {
+	h := newHarness(t, []config.Rule{acqRule}, nil, nil)
+	h.start()
+	h.push("acq/p/1")
+	h.waitHandled(1)
+	h.srv.Stop()
+	eventually(t, "outage logged", func() bool { return strings.Contains(h.logs.String(), "redis unavailable") })
+	h.srv.Restart() // an empty server: its script cache is empty too
+	h.push("acq/p/2", "acq/p/3")
+	h.waitHandled(3)
+	if got := h.list("trt/p/todo"); !equal(got, []string{"trt/p/3", "trt/p/2"}) {
+		t.Errorf("after restart: %q", got)
+	}
+	logs := h.logs.String()
+	if n := strings.Count(logs, "redis unavailable"); n != 1 {
+		t.Errorf("outage logged %d times, want once:\n%s", n, logs)
+	}
+	if !strings.Contains(logs, "redis available again") {
+		t.Errorf("recovery not logged:\n%s", logs)
+	}
+}

@@ -1,0 +1,453 @@
+// Package watcher takes events from an input queue, applies the rules of
+// their watcher and commits the tasks they make to Redis.
+//
+// Taking: each replica moves events atomically from the input queue into its
+// own taken list "<taken_queue>/<replica-id>", up to batch_size in one round
+// trip (take.lua), blocking with BLMOVE when the queue is empty.
+//
+// Applying: the rules are pure and cheap; an event whose matching rules need
+// no fetch is ready at once, one that needs a fetch waits for a fetch slot on
+// a goroutine of its own, so a slow fetch never delays events that need none.
+//
+// Committing: ready events are committed in pipelined batches, each event by
+// one atomic script (commit.lua) that validates every destination, proves the
+// event is still in this replica's taken list, and only then pushes its tasks.
+// An event replayed elsewhere meanwhile (a replica presumed dead) is
+// therefore never committed twice: the exactly-once guarantee rests on that
+// fence, not on timing.
+//
+// Guarantees: an event leaves the taken list only through its commit, the
+// dead-letter list or a hand-back to the input queue; a Redis outage is
+// waited out with backoff and nothing taken is lost. Non-guarantees: events
+// are committed in the order their work finishes, which is the order taken
+// for events without fetch; a fetch may run again after a crash.
+package watcher
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/resc-go/resc/config"
+	"github.com/resc-go/resc/internal/backoff"
+	"github.com/resc-go/resc/internal/keyspace"
+	"github.com/resc-go/resc/internal/script"
+	"github.com/resc-go/resc/rules"
+)
+
+var (
+	//go:embed commit.lua
+	commitSrc    string
+	commitScript = script.New(commitSrc)
+
+	//go:embed take.lua
+	takeSrc    string
+	takeScript = script.New(takeSrc)
+
+	//go:embed handback.lua
+	handbackSrc    string
+	handbackScript = script.New(handbackSrc)
+)
+
+// Fetcher gets the results of a fetch rule's URL: one map of variables per
+// JSON object returned (keys without the rule's namespace). An error that
+// is not the context's sends the event to the dead-letter list.
+type Fetcher interface {
+	Fetch(ctx context.Context, url string) ([]map[string]string, error)
+}
+
+// Redis is what the watcher needs of a go-redis client.
+type Redis interface {
+	redis.Scripter
+	BLMove(ctx context.Context, source, destination, srcpos, destpos string, timeout time.Duration) *redis.StringCmd
+	Pipeline() redis.Pipeliner
+}
+
+// Options configure a Watcher beyond its configuration entry.
+type Options struct {
+	// Replica is this replica's id; required.
+	Replica string
+	// ListenerChannel is the configuration's listener_channel; "" publishes
+	// nothing.
+	ListenerChannel string
+	// Dialect is the server's script dialect (script.Detect).
+	Dialect script.Dialect
+	// BlockTimeout is how long one BLMOVE waits for an event; it bounds how
+	// long Run takes to notice its context is done. Default 1 s.
+	BlockTimeout time.Duration
+	// DrainTimeout is how long in-flight events may take to finish once
+	// Run's context is done; what is left then is handed back to the input
+	// queue. Default 30 s.
+	DrainTimeout time.Duration
+	// Now is the clock of set scores and dead-letter times; default time.Now.
+	Now func() time.Time
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+}
+
+// Stats are counters of a watcher since it started.
+type Stats struct {
+	Taken        atomic.Int64 // events taken from the input queue
+	Committed    atomic.Int64 // events committed (their tasks pushed)
+	TasksPushed  atomic.Int64 // tasks pushed to their queue
+	TasksDeduped atomic.Int64 // tasks not pushed: already in their set
+	NotOwned     atomic.Int64 // commits refused: event no longer in the taken list
+	DeadLettered atomic.Int64 // events sent to the dead-letter list
+	HandedBack   atomic.Int64 // events moved back to the input queue (start and stop)
+}
+
+// Watcher watches one input queue. Create it with New and start it with Run.
+type Watcher struct {
+	cfg    config.Watcher
+	rules  *rules.Ruleset
+	rdb    Redis
+	fetch  Fetcher
+	opts   Options
+	log    *slog.Logger
+	taken  string
+	dead   string
+	outage *backoff.Outage
+	stats  Stats
+}
+
+// New returns a watcher of cfg applying rs, reading and writing through rdb,
+// fetching through f (which may be nil when no rule fetches).
+func New(cfg config.Watcher, rs *rules.Ruleset, rdb Redis, f Fetcher, opts Options) *Watcher {
+	if cfg.TakenQueue == "" {
+		cfg.TakenQueue = cfg.InputQueue + "/taken"
+	}
+	cfg.Concurrency = orDefault(cfg.Concurrency, config.DefaultConcurrency)
+	cfg.FetchConcurrency = orDefault(cfg.FetchConcurrency, config.DefaultFetchConcurrency)
+	cfg.BatchSize = min(orDefault(cfg.BatchSize, config.DefaultBatchSize), cfg.Concurrency)
+	if opts.BlockTimeout <= 0 {
+		opts.BlockTimeout = time.Second
+	}
+	if opts.DrainTimeout <= 0 {
+		opts.DrainTimeout = 30 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	log := opts.Logger.With("queue", cfg.InputQueue, "replica", opts.Replica)
+	return &Watcher{
+		cfg:    cfg,
+		rules:  rs,
+		rdb:    rdb,
+		fetch:  f,
+		opts:   opts,
+		log:    log,
+		taken:  keyspace.TakenList(cfg.TakenQueue, opts.Replica),
+		dead:   keyspace.DeadList(cfg.InputQueue),
+		outage: backoff.NewOutage(log, "redis"),
+	}
+}
+
+func orDefault(v, def int) int {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+// TakenList is this replica's taken list.
+func (w *Watcher) TakenList() string { return w.taken }
+
+// Stats returns the watcher's counters.
+func (w *Watcher) Stats() *Stats { return &w.stats }
+
+// item is one taken event on its way to its commit.
+type item struct {
+	event string
+	tasks []rules.Task
+	// dead, when not empty, is why the event goes to the dead-letter list
+	// instead of being committed.
+	dead string
+	// abandoned events could not be finished before the drain timeout; they
+	// are handed back to the input queue.
+	abandoned bool
+}
+
+// Run replays this replica's taken list, then takes and handles events
+// until ctx is done. Then it stops taking, lets in-flight events finish for
+// up to the drain timeout, hands back to the input queue what is left, and
+// returns nil. It returns an error only when ctx is done before the start
+// replay could run (the taken list is left as it is).
+func (w *Watcher) Run(ctx context.Context) error {
+	if err := w.replayTaken(ctx); err != nil {
+		return err
+	}
+	w.log.Info("watching", "taken", w.taken, "rules", len(w.rules.Rules()))
+
+	// work outlives ctx by the drain timeout: in-flight events finish with it.
+	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	stop := context.AfterFunc(ctx, func() {
+		w.log.Info("stopping: no more taking, draining in-flight events", "drain_timeout", w.opts.DrainTimeout)
+		time.AfterFunc(w.opts.DrainTimeout, cancelWork)
+	})
+	defer stop()
+
+	// slots bounds the events held at once: taking one needs a slot, its
+	// commit frees it. ready never blocks: it has room for every slot.
+	slots := make(chan struct{}, w.cfg.Concurrency)
+	ready := make(chan *item, w.cfg.Concurrency)
+
+	var g errgroup.Group
+	g.Go(func() error {
+		defer close(ready)
+		var fetches sync.WaitGroup
+		w.takeLoop(ctx, work, slots, ready, &fetches)
+		fetches.Wait()
+		return nil
+	})
+	var leftover []string
+	g.Go(func() error {
+		leftover = w.commitLoop(work, ready, slots)
+		return nil
+	})
+	_ = g.Wait()
+
+	// Shutdown, second phase: whatever could not finish goes back to the
+	// input queue, with a fresh context since ctx and work are done.
+	w.handBack(leftover)
+	return nil
+}
+
+// takeLoop takes events while ctx is not done and dispatches them.
+func (w *Watcher) takeLoop(ctx, work context.Context, slots chan struct{}, ready chan<- *item, fetches *sync.WaitGroup) {
+	fetchSlots := make(chan struct{}, w.cfg.FetchConcurrency)
+	// A BLMOVE under way when ctx ends may still take one event, up to the
+	// block timeout later; it is handled like any other.
+	defer w.log.Info("stopped taking")
+	attempt := 0
+	for ctx.Err() == nil {
+		// Hold at least one slot, and as many more as are free, up to a batch.
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		n := 1
+	more:
+		for n < w.cfg.BatchSize {
+			select {
+			case slots <- struct{}{}:
+				n++
+			default:
+				break more
+			}
+		}
+		events, err := w.take(ctx, n)
+		for range n - len(events) {
+			<-slots
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			w.outage.Fail(err)
+			attempt++
+			if !backoff.Sleep(ctx, backoff.Delay(attempt)) {
+				return
+			}
+			continue
+		}
+		attempt = 0
+		w.outage.OK()
+		for _, ev := range events {
+			w.dispatch(work, ev, ready, fetchSlots, fetches)
+		}
+	}
+}
+
+// take takes up to n events: without blocking when the queue has some, else
+// blocking with BLMOVE for one, up to the block timeout.
+func (w *Watcher) take(ctx context.Context, n int) ([]string, error) {
+	events, err := takeScript.Run(ctx, w.opts.Dialect, w.rdb, []string{w.cfg.InputQueue, w.taken}, n).StringSlice()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	if len(events) > 0 {
+		return events, nil
+	}
+	ev, err := w.rdb.BLMove(ctx, w.cfg.InputQueue, w.taken, "RIGHT", "LEFT", w.opts.BlockTimeout).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return []string{ev}, nil
+}
+
+// dispatch applies the rules to ev and sends it to the committer, at once
+// when no matching rule fetches, else from a goroutine once fetched.
+func (w *Watcher) dispatch(work context.Context, ev string, ready chan<- *item, fetchSlots chan struct{}, fetches *sync.WaitGroup) {
+	w.stats.Taken.Add(1)
+	matches := w.rules.Match(ev)
+	if w.log.Enabled(work, slog.LevelInfo) {
+		w.log.Info("<- event", "event", short(ev), "matching_rules", len(matches))
+	}
+	needsFetch := false
+	for i := range matches {
+		needsFetch = needsFetch || matches[i].Rule().HasFetch()
+	}
+	if !needsFetch {
+		it := &item{event: ev}
+		for i := range matches {
+			it.tasks = matches[i].Make(nil, it.tasks)
+		}
+		ready <- it
+		return
+	}
+	fetches.Add(1)
+	go func() {
+		defer fetches.Done()
+		ready <- w.fetchAndMake(work, ev, matches, fetchSlots)
+	}()
+}
+
+// fetchAndMake runs the fetches of ev's matching rules and makes its tasks.
+// A failed fetch sends the whole event to the dead-letter list: no task of
+// it is pushed, so none is pushed twice when it is requeued.
+func (w *Watcher) fetchAndMake(work context.Context, ev string, matches []rules.Match, fetchSlots chan struct{}) *item {
+	select {
+	case fetchSlots <- struct{}{}:
+		defer func() { <-fetchSlots }()
+	case <-work.Done():
+		return &item{event: ev, abandoned: true}
+	}
+	it := &item{event: ev}
+	for i := range matches {
+		m := &matches[i]
+		urls := m.FetchURLs()
+		if len(urls) == 0 {
+			it.tasks = m.Make(nil, it.tasks)
+			continue
+		}
+		if w.fetch == nil {
+			return &item{event: ev, dead: "rule " + strconv.Quote(m.Rule().Name()) + ": no fetcher configured"}
+		}
+		results := make([][]map[string]string, len(urls))
+		for j, u := range urls {
+			res, err := w.fetch.Fetch(work, u)
+			if err != nil {
+				if work.Err() != nil {
+					return &item{event: ev, abandoned: true}
+				}
+				w.log.Warn("fetch failed", "event", short(ev), "rule", m.Rule().Name(), "err", err)
+				return &item{event: ev, dead: "rule " + strconv.Quote(m.Rule().Name()) + ": " + err.Error()}
+			}
+			results[j] = res
+		}
+		it.tasks = m.Make(results, it.tasks)
+	}
+	return it
+}
+
+// commitLoop commits ready events in batches until ready is closed. It
+// returns the events it could not commit before work was done.
+func (w *Watcher) commitLoop(work context.Context, ready <-chan *item, slots chan struct{}) (leftover []string) {
+	batch := make([]*item, 0, w.cfg.BatchSize)
+	for it := range ready {
+		batch = append(batch[:0], it)
+	fill:
+		for len(batch) < w.cfg.BatchSize {
+			select {
+			case it, ok := <-ready:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, it)
+			default:
+				break fill
+			}
+		}
+		leftover = append(leftover, w.commitBatch(work, batch)...)
+		for range batch {
+			<-slots
+		}
+	}
+	return leftover
+}
+
+// replayTaken moves every event of this replica's taken list back to the
+// input queue, as resc does on start: they were taken by an earlier run of
+// this replica that did not finish them. It retries until ctx is done.
+func (w *Watcher) replayTaken(ctx context.Context) error {
+	const chunk = 1000
+	total, attempt := int64(0), 0
+	for {
+		n, err := handbackScript.Run(ctx, w.opts.Dialect, w.rdb, []string{w.taken, w.cfg.InputQueue}, "all", chunk).Int64()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			w.outage.Fail(err)
+			attempt++
+			if !backoff.Sleep(ctx, backoff.Delay(attempt)) {
+				return ctx.Err()
+			}
+			continue
+		}
+		w.outage.OK()
+		attempt = 0
+		total += n
+		if n < chunk {
+			break
+		}
+	}
+	if total > 0 {
+		w.stats.HandedBack.Add(total)
+		w.log.Warn("replayed events left in this replica's taken list by an earlier run", "taken", w.taken, "events", total)
+	}
+	return nil
+}
+
+// handBack moves events this replica could not finish back to the input
+// queue, oldest first, fenced like a commit: an event no longer in the taken
+// list is not moved.
+func (w *Watcher) handBack(events []string) {
+	if len(events) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	const chunk = 1000
+	for start := 0; start < len(events); start += chunk {
+		part := events[start:min(start+chunk, len(events))]
+		args := make([]any, 0, len(part)+1)
+		args = append(args, "these")
+		for _, ev := range part {
+			args = append(args, ev)
+		}
+		n, err := handbackScript.Run(ctx, w.opts.Dialect, w.rdb, []string{w.taken, w.cfg.InputQueue}, args...).Int64()
+		if err != nil {
+			w.log.Error("cannot hand back unfinished events: they stay in the taken list and are replayed when this replica id starts again",
+				"taken", w.taken, "events", len(events)-start, "err", err)
+			return
+		}
+		w.stats.HandedBack.Add(n)
+		w.log.Warn("handed back unfinished events to the input queue", "events", n)
+	}
+}
+
+// short shortens an event for a log line: events can be megabytes.
+func short(ev string) string {
+	const limit = 200
+	if len(ev) <= limit {
+		return ev
+	}
+	return ev[:limit] + "…(" + strconv.Itoa(len(ev)) + " bytes)"
+}

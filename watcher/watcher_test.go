@@ -1,0 +1,225 @@
+package watcher
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/resc-go/resc/config"
+	"github.com/resc-go/resc/fetch"
+)
+
+// resc's introductory rule.
+var acqRule = rule("TRT computation on data acquisition", `^acq/(?P<process_id>\w+)/(?P<product_id>\d+)$`,
+	mk("trt/${process_id}/${product_id}", "trt/${process_id}/todo", "trt/${process_id}/todo-set"))
+
+func TestEndToEnd(t *testing.T) {
+	h := newHarness(t, []config.Rule{acqRule}, nil, nil)
+	h.start()
+	h.push("acq/plantA/1", "acq/plantA/2", "acq/plantB/3", "nothing/matches")
+	h.waitHandled(4)
+	if got, want := h.list("trt/plantA/todo"), []string{"trt/plantA/2", "trt/plantA/1"}; !equal(got, want) {
+		t.Errorf("trt/plantA/todo = %q, want %q", got, want)
+	}
+	if got, want := h.list("trt/plantB/todo"), []string{"trt/plantB/3"}; !equal(got, want) {
+		t.Errorf("trt/plantB/todo = %q, want %q", got, want)
+	}
+	score, err := h.rdb.ZScore(context.Background(), "trt/plantA/todo-set", "trt/plantA/1").Result()
+	if err != nil || int64(score) != fixedNow.Unix() {
+		t.Errorf("set score %v (%v), want %d", score, err, fixedNow.Unix())
+	}
+	if got := h.list(h.w.TakenList()); len(got) != 0 {
+		t.Errorf("taken list not empty: %q", got)
+	}
+	if got := h.list("in"); len(got) != 0 {
+		t.Errorf("input not empty: %q", got)
+	}
+}
+
+// TestDedupAndRequeue: a task already in its set is not pushed again, until
+// a worker removes it from the set (as it does when it takes the task).
+func TestDedupAndRequeue(t *testing.T) {
+	h := newHarness(t, []config.Rule{acqRule}, nil, nil)
+	h.start()
+	h.push("acq/p/1")
+	h.waitHandled(1)
+	h.push("acq/p/1")
+	h.waitHandled(2)
+	if got := h.list("trt/p/todo"); len(got) != 1 {
+		t.Fatalf("after a duplicate event: %q, want one task", got)
+	}
+	if h.w.Stats().TasksDeduped.Load() != 1 {
+		t.Errorf("deduplicated = %d, want 1", h.w.Stats().TasksDeduped.Load())
+	}
+	// The worker's protocol: take the task, remove it from the set.
+	ctx := context.Background()
+	if _, err := h.rdb.BRPopLPush(ctx, "trt/p/todo", "trt/p/todo/taken", 0).Result(); err != nil {
+		t.Fatal(err)
+	}
+	h.rdb.ZRem(ctx, "trt/p/todo-set", "trt/p/1")
+	h.push("acq/p/1")
+	h.waitHandled(3)
+	if got := h.list("trt/p/todo"); !equal(got, []string{"trt/p/1"}) {
+		t.Fatalf("after the worker took it: %q, want it queued again", got)
+	}
+}
+
+func TestSeveralRulesAndMakers(t *testing.T) {
+	h := newHarness(t, []config.Rule{
+		rule("a", `^x/(?P<n>\d+)$`, mk("a/${n}", "qa", ""), mk("b/${n}", "qb", "")),
+		rule("b", `^x/`, mk("", "qc", "")),
+		rule("never", `^y`, mk("z", "qz", "")),
+	}, nil, nil)
+	h.start()
+	h.push("x/7")
+	h.waitHandled(1)
+	for q, want := range map[string][]string{"qa": {"a/7"}, "qb": {"b/7"}, "qc": {"x/7"}, "qz": nil} {
+		if got := h.list(q); !equal(got, want) {
+			t.Errorf("%s = %q, want %q", q, got, want)
+		}
+	}
+}
+
+// TestStartupReplay: events left in this replica's taken list by an earlier
+// run are handled first, in the order they were taken.
+func TestStartupReplay(t *testing.T) {
+	h := newHarness(t, []config.Rule{rule("all", `^(?P<e>.+)$`, mk("${e}", "out", ""))}, nil, nil)
+	ctx := context.Background()
+	// Taken earlier, oldest first: old1 then old2 (BLMOVE pushes to the head).
+	h.rdb.LPush(ctx, h.w.TakenList(), "old1", "old2")
+	h.rdb.LPush(ctx, "in", "new1", "new2")
+	// Another replica's taken list is not ours to replay.
+	h.rdb.LPush(ctx, "in/taken/r2", "theirs")
+	h.start()
+	h.waitHandled(4)
+	// out is LPUSHed: the head is the last one made.
+	if got, want := h.list("out"), []string{"new2", "new1", "old2", "old1"}; !equal(got, want) {
+		t.Errorf("out = %q, want %q (replayed first, in order)", got, want)
+	}
+	if got := h.list("in/taken/r2"); !equal(got, []string{"theirs"}) {
+		t.Errorf("other replica's list touched: %q", got)
+	}
+	if h.w.Stats().HandedBack.Load() != 2 {
+		t.Errorf("replayed %d, want 2", h.w.Stats().HandedBack.Load())
+	}
+	if !strings.Contains(h.logs.String(), "replayed events left") {
+		t.Errorf("replay not logged:\n%s", h.logs)
+	}
+}
+
+// TestBadEvents: empty, invalid UTF-8, 1 MiB and unmatched events are all
+// handled and leave the taken list; a bad destination dead-letters its event
+// with the reason, keeping its exact bytes.
+func TestBadEvents(t *testing.T) {
+	h := newHarness(t, []config.Rule{
+		rule("all", `^(?P<e>.*)$`, mk("got:${e}", "out", "")),
+		rule("to-hash", `^hash`, mk("", "h", "")),
+		rule("to-nothing", `^empty-queue/(?P<q>.*)$`, mk("", "${q}", "")),
+	}, nil, nil)
+	h.rdb.HSet(context.Background(), "h", "f", "v")
+	h.start()
+	big := strings.Repeat("b", 1<<20)
+	invalid := "bad\xff\xfeutf8"
+	h.push("", invalid, big, "hash\xff", "empty-queue/")
+	h.waitHandled(5)
+	out := h.list("out")
+	if len(out) != 3 || out[2] != "got:" || out[1] != "got:"+invalid || out[0] != "got:"+big {
+		t.Errorf("out has %d tasks, want got: for the empty, invalid and big events", len(out))
+	}
+	dead := h.list("in/dead")
+	if len(dead) != 2 {
+		t.Fatalf("dead = %q, want 2 entries", dead)
+	}
+	reasons := map[string]DeadEntry{}
+	for _, d := range dead {
+		var e DeadEntry
+		if err := json.Unmarshal([]byte(d), &e); err != nil {
+			t.Fatalf("dead entry %q: %v", d, err)
+		}
+		raw, _ := base64.StdEncoding.DecodeString(e.EventBase64)
+		if e.EventBase64 != "" {
+			e.Event = string(raw)
+		}
+		reasons[e.Event] = e
+	}
+	if e := reasons["hash\xff"]; e.Reason != "queue h is a hash, not a list" {
+		t.Errorf("hash event: %+v", e)
+	}
+	if e := reasons["empty-queue/"]; !strings.Contains(e.Reason, "empty queue name") {
+		t.Errorf("empty queue event: %+v", e)
+	}
+	if got := h.list(h.w.TakenList()); len(got) != 0 {
+		t.Errorf("taken list not empty: %d entries", len(got))
+	}
+	if strings.Contains(h.logs.String(), strings.Repeat("b", 1000)) {
+		t.Error("a 1 MiB event was logged whole")
+	}
+}
+
+// fetchServer answers GET /children/<id> with children, counting requests.
+func fetchServer(t *testing.T, status int, body string) (*httptest.Server, *atomic.Int64) {
+	var n atomic.Int64
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		w.WriteHeader(status)
+		fmt.Fprint(w, body)
+	}))
+	t.Cleanup(s.Close)
+	return s, &n
+}
+
+func TestFetchRule(t *testing.T) {
+	s, _ := fetchServer(t, 200, `[{"processId":634876914,"productId":"5ab7e7dc00000040"},{"processId":1.50,"productId":"b","x":[1]}]`)
+	fr := rule("children", `^trt/(?P<product_id>\w+)$`, mk("trt/${child.processId}/${child.productId}", "trt/${child.processId}/todo", ""))
+	fr.Fetch = []config.Fetcher{{URL: s.URL + "/children/${product_id}", Returns: "child"}}
+	h := newHarness(t, []config.Rule{fr, rule("plain", `^trt/`, mk("", "plain", ""))},
+		fetch.New(config.FetchSettings{Timeout: 5e9, Retries: 0, MaxBody: 1 << 20}, nil), nil)
+	h.start()
+	h.push("trt/abc")
+	h.waitHandled(1)
+	if got := h.list("trt/634876914/todo"); !equal(got, []string{"trt/634876914/5ab7e7dc00000040"}) {
+		t.Errorf("trt/634876914/todo = %q", got)
+	}
+	if got := h.list("trt/1.50/todo"); !equal(got, []string{"trt/1.50/b"}) {
+		t.Errorf("trt/1.50/todo = %q", got)
+	}
+	if got := h.list("plain"); !equal(got, []string{"trt/abc"}) {
+		t.Errorf("plain = %q", got)
+	}
+}
+
+// TestFetchFailureDeadLetters: a permanent fetch failure sends the event to
+// the dead-letter list with the reason, and none of its tasks is pushed.
+func TestFetchFailureDeadLetters(t *testing.T) {
+	s, n := fetchServer(t, 404, `no`)
+	fr := rule("children", `^trt/(?P<id>\w+)$`, mk("", "out", ""))
+	fr.Fetch = []config.Fetcher{{URL: s.URL + "/children/${id}", Returns: "child"}}
+	h := newHarness(t, []config.Rule{rule("plain", `.`, mk("", "plain", "")), fr},
+		fetch.New(config.FetchSettings{Timeout: 5e9, Retries: 2, MaxBody: 1 << 20}, nil), nil)
+	h.start()
+	h.push("trt/abc")
+	h.waitHandled(1)
+	dead := h.list("in/dead")
+	if len(dead) != 1 {
+		t.Fatalf("dead = %q", dead)
+	}
+	var e DeadEntry
+	if err := json.Unmarshal([]byte(dead[0]), &e); err != nil {
+		t.Fatal(err)
+	}
+	if e.Event != "trt/abc" || !strings.Contains(e.Reason, "404") || !strings.Contains(e.Reason, `rule "children"`) {
+		t.Errorf("dead entry %+v", e)
+	}
+	if got := h.list("plain"); len(got) != 0 {
+		t.Errorf("a task of a dead-lettered event was pushed: %q", got)
+	}
+	if n.Load() != 1 {
+		t.Errorf("a 404 was requested %d times, want 1 (permanent)", n.Load())
+	}
+}
