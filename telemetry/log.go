@@ -4,10 +4,13 @@
 package telemetry
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"strings"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // ParseLevel reads a RESC_LOG value: error, warn, info or debug, any case
@@ -30,4 +33,19 @@ func ParseLevel(s string) (slog.Level, error) {
 // NewLogger returns a text logger writing to w at level.
 func NewLogger(w io.Writer, level slog.Level) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// redisLogger sends go-redis' internal log lines (a failed dial, once per
+// attempt) to slog at debug level: outages are reported once, by the loops
+// that wait them out, not once per connection attempt.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, "go-redis: "+fmt.Sprintf(format, v...))
+}
+
+// RouteRedisLog makes go-redis log through log, at debug level. go-redis
+// has one process-wide logger, so this is for main to call once.
+func RouteRedisLog(log *slog.Logger) {
+	redis.SetLogger(redisLogger{log: log})
 }

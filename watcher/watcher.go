@@ -139,7 +139,7 @@ func New(cfg config.Watcher, rs *rules.Ruleset, rdb Redis, f Fetcher, opts Optio
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	log := opts.Logger.With("queue", cfg.InputQueue, "replica", opts.Replica)
+	log := opts.Logger.With("queue", cfg.InputQueue)
 	return &Watcher{
 		cfg:    cfg,
 		rules:  rs,

@@ -62,6 +62,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		return &exitError{code: 2, msg: err.Error()}
 	}
 	log := telemetry.NewLogger(stderr, level)
+	telemetry.RouteRedisLog(log)
 
 	l, err := load(pos[0])
 	if err != nil {
@@ -110,7 +111,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return nil // interrupted before Redis answered: nothing was taken
 	}
-	if dialect.Legacy {
+	if dialect.Legacy && emb == nil {
 		log.Warn("this Redis does not run #!lua scripts (Redis < 7 or the embedded server): scripts run without the out-of-memory guard", "dialect", dialect.String())
 	}
 
