@@ -83,7 +83,7 @@ func (w *Watcher) commitBatch(work context.Context, batch []*item) (leftover []s
 				retry = append(retry, it)
 				continue
 			}
-			if w.handleReply(it, reply) {
+			if w.handleReply(work, it, reply) {
 				retry = append(retry, it) // bad destination: now dead-letter it
 			}
 		}
@@ -187,7 +187,7 @@ func (w *Watcher) deadEntry(it *item, now time.Time) string {
 
 // handleReply reads commit.lua's reply for it; it reports whether it must
 // be sent again (a bad destination is dead-lettered by a second call).
-func (w *Watcher) handleReply(it *item, reply []any) (again bool) {
+func (w *Watcher) handleReply(ctx context.Context, it *item, reply []any) (again bool) {
 	code, _ := reply[0].(int64)
 	switch code {
 	case codeCommitted:
@@ -196,7 +196,7 @@ func (w *Watcher) handleReply(it *item, reply []any) (again bool) {
 		w.stats.Committed.Add(1)
 		w.stats.TasksPushed.Add(pushed)
 		w.stats.TasksDeduped.Add(deduped)
-		if w.log.Enabled(context.Background(), slog.LevelInfo) {
+		if w.log.Enabled(ctx, slog.LevelInfo) {
 			for _, t := range it.tasks {
 				w.log.Info("-> task", "event", short(it.event), "rule", t.Rule, "task", short(t.Task), "to", t.Queue, "set", t.Set)
 			}

@@ -41,7 +41,7 @@ func (s *syncBuffer) String() string {
 
 // harness is one watcher on its own redis-server.
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *redistest.Server
 	rdb    *redis.Client
 	w      *Watcher
@@ -52,7 +52,7 @@ type harness struct {
 
 // newHarness compiles a watcher of input queue "in" with the given rules and
 // creates it; start runs it.
-func newHarness(t *testing.T, rs []config.Rule, f Fetcher, mod func(*config.Watcher, *Options)) *harness {
+func newHarness(t testing.TB, rs []config.Rule, f Fetcher, mod func(*config.Watcher, *Options)) *harness {
 	t.Helper()
 	srv := redistest.Start(t)
 	rdb := srv.Client()
@@ -113,7 +113,7 @@ func (h *harness) stop() error {
 }
 
 // eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {

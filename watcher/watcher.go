@@ -220,7 +220,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 
 	// Shutdown, second phase: whatever could not finish goes back to the
 	// input queue, with a fresh context since ctx and work are done.
-	w.handBack(leftover)
+	w.handBack(ctx, leftover)
 	return nil
 }
 
@@ -417,12 +417,13 @@ func (w *Watcher) replayTaken(ctx context.Context) error {
 
 // handBack moves events this replica could not finish back to the input
 // queue, oldest first, fenced like a commit: an event no longer in the taken
-// list is not moved.
-func (w *Watcher) handBack(events []string) {
+// list is not moved. ctx is done by now: it runs on a fresh context of ten
+// seconds.
+func (w *Watcher) handBack(ctx context.Context, events []string) {
 	if len(events) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	const chunk = 1000
 	for start := 0; start < len(events); start += chunk {
