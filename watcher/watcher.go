@@ -81,7 +81,8 @@ type Options struct {
 	// Dialect is the server's script dialect (script.Detect).
 	Dialect script.Dialect
 	// BlockTimeout is how long one BLMOVE waits for an event; it bounds how
-	// long Run takes to notice its context is done. Default 1 s.
+	// long Run takes to notice its context is done. Default and minimum 1 s
+	// (go-redis sends whole seconds).
 	BlockTimeout time.Duration
 	// DrainTimeout is how long in-flight events may take to finish once
 	// Run's context is done; what is left then is handed back to the input
@@ -127,9 +128,7 @@ func New(cfg config.Watcher, rs *rules.Ruleset, rdb Redis, f Fetcher, opts Optio
 	cfg.Concurrency = orDefault(cfg.Concurrency, config.DefaultConcurrency)
 	cfg.FetchConcurrency = orDefault(cfg.FetchConcurrency, config.DefaultFetchConcurrency)
 	cfg.BatchSize = min(orDefault(cfg.BatchSize, config.DefaultBatchSize), cfg.Concurrency)
-	if opts.BlockTimeout <= 0 {
-		opts.BlockTimeout = time.Second
-	}
+	opts.BlockTimeout = max(opts.BlockTimeout, time.Second)
 	if opts.DrainTimeout <= 0 {
 		opts.DrainTimeout = 30 * time.Second
 	}
