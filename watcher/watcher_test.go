@@ -59,7 +59,7 @@ func TestDedupAndRequeue(t *testing.T) {
 	}
 	// The worker's protocol: take the task, remove it from the set.
 	ctx := context.Background()
-	if _, err := h.rdb.BRPopLPush(ctx, "trt/p/todo", "trt/p/todo/taken", 0).Result(); err != nil {
+	if err := h.rdb.Do(ctx, "BRPOPLPUSH", "trt/p/todo", "trt/p/todo/taken", 0).Err(); err != nil { // resc workers use BRPOPLPUSH
 		t.Fatal(err)
 	}
 	h.rdb.ZRem(ctx, "trt/p/todo-set", "trt/p/1")
