@@ -146,6 +146,10 @@ type Fetcher struct {
 type Maker struct {
 	// Index is the position in make[] (0 for a single object), for messages.
 	Index int
+	// Path locates the entry as the file wrote it, for messages:
+	// "watchers[0].rules[1].make" for a single object, "...make[2]" in an
+	// array, with the alias the file used (todo, makers) if any.
+	Path string
 	// Name is name, optional, for documentation and logs.
 	Name string
 	// Task is task, a pattern; default "${input_task}". Given, it must not

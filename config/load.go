@@ -32,6 +32,28 @@ func Load(path string) (*Config, error) {
 // by its extension, and names the file in Config.Path and the problems.
 // CRLF line endings and a leading UTF-8 byte order mark are accepted.
 func LoadBytes(path string, data []byte) (*Config, error) {
+	c, err := loadBytes(path, data)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// LoadPartial is Load for `resc check`, which reports the problems of the
+// rules too: with problems in the content it also returns the Config built
+// from the values that were valid (invalid ones left at their zero value),
+// so that the caller can compile the rules and report their problems with
+// the others. The Config is nil when the file could not be read or parsed.
+// Never run a partial Config.
+func LoadPartial(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, Problems{readProblem(path, err)}
+	}
+	return loadBytes(path, data)
+}
+
+func loadBytes(path string, data []byte) (*Config, error) {
 	hjsonFormat, ok := isHjson(path)
 	if !ok {
 		return nil, Problems{{
@@ -49,10 +71,10 @@ func LoadBytes(path string, data []byte) (*Config, error) {
 	}
 	l := newLoader(path)
 	c := l.config(root)
-	if len(l.problems) > 0 {
-		return nil, l.problems
-	}
 	c.Warnings = l.warnings
+	if len(l.problems) > 0 {
+		return c, l.problems
+	}
 	return c, nil
 }
 

@@ -536,7 +536,7 @@ func (l *loader) makers(path, rule string, v any) []Maker {
 
 // maker walks one make entry, at path.
 func (l *loader) maker(path, rule string, i int, o *object) Maker {
-	m := Maker{Index: i, Task: DefaultTask}
+	m := Maker{Index: i, Path: path, Task: DefaultTask}
 	l.walk(path, rule, o, []field{
 		{name: "name", set: func(p string, v any) {
 			m.Name, _ = l.str(p, rule, v)

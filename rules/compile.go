@@ -135,7 +135,7 @@ func (c *compiler) compileRule(cr *config.Rule) *Rule {
 		nsField := ""
 		mixed := false
 		for _, f := range fields {
-			field := fmt.Sprintf("make[%d].%s", cm.Index, f.name)
+			field := makePath(c.watcher, c.rule, cm) + "." + f.name
 			p, used := c.compilePattern(field, f.text, &sc, false)
 			*f.dst = p
 			r.needLoc = r.needLoc || p.groups
@@ -252,4 +252,13 @@ func regexpMessage(on string, err error) string {
 		return fmt.Sprintf("invalid regular expression at byte %d: %s: `%s`", at, se.Code, se.Expr)
 	}
 	return fmt.Sprintf("invalid regular expression: %s: `%s`", se.Code, se.Expr)
+}
+
+// makePath is where a make entry is, relative to its rule: as the file wrote
+// it when the loader recorded that, else "make[i]".
+func makePath(watcher, rule int, cm *config.Maker) string {
+	if cm.Path != "" {
+		return strings.TrimPrefix(cm.Path, config.RulePath(watcher, rule, "")+".")
+	}
+	return fmt.Sprintf("make[%d]", cm.Index)
 }

@@ -17,17 +17,27 @@ type loaded struct {
 }
 
 // load loads and compiles the configuration at path, reporting every
-// problem of both steps together.
+// problem of both steps together: the rules of a file with structural
+// problems are compiled too, and their problems reported unless the loader
+// already reported one at the same place.
 func load(path string) (*loaded, error) {
-	cfg, err := config.Load(path)
-	if err != nil {
+	cfg, err := config.LoadPartial(path)
+	var problems config.Problems
+	if err != nil && (cfg == nil || !errors.As(err, &problems)) {
 		return nil, err
 	}
+	reported := make(map[string]bool, len(problems))
+	for _, p := range problems {
+		reported[p.Path] = true
+	}
 	l := &loaded{cfg: cfg}
-	var problems config.Problems
 	for _, w := range cfg.Watchers {
 		rs, ps := rules.Compile(path, w)
-		problems = append(problems, ps...)
+		for _, p := range ps {
+			if !reported[p.Path] {
+				problems = append(problems, p)
+			}
+		}
 		l.rules = append(l.rules, rs)
 	}
 	if len(problems) > 0 {

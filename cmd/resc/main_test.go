@@ -1,0 +1,734 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/resc-go/resc/internal/redistest"
+)
+
+// The tests of this file run the commands in-process through runMain; the
+// ones of process_test.go run the built binary.
+
+// writeConfig writes content to a file name in a new temporary directory and
+// returns its path.
+func writeConfig(t *testing.T, name, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// runCmd runs the command line args in-process.
+func runCmd(t *testing.T, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	err = runMain(t.Context(), args, &out, &errb)
+	return out.String(), errb.String(), err
+}
+
+// exitCode is the exit code main gives err: 0 for nil, the code of an
+// *exitError, 1 for any other error.
+func exitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	return 1
+}
+
+// clearEnv empties the environment variables the commands read, so that the
+// environment of whoever runs the tests cannot change their outcome.
+func clearEnv(t *testing.T) {
+	for _, name := range []string{"RESC_REPLICA_ID", "RESC_REDIS_URL", "RESC_HTTP_ADDR", "RESC_EMBEDDED", "RESC_DRAIN_TIMEOUT", "RESC_LOG"} {
+		t.Setenv(name, "")
+	}
+}
+
+// silentRedis is a TCP listener standing for a Redis server that must not be
+// contacted: assertNoConnection fails the test if anything connected to it.
+func silentRedis(t *testing.T) (url string, assertNoConnection func()) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return "redis://" + ln.Addr().String() + "/0", func() {
+		t.Helper()
+		// A connection made earlier waits in the backlog: Accept returns it
+		// at once. Nothing is pending when it times out.
+		_ = ln.(*net.TCPListener).SetDeadline(time.Now().Add(100 * time.Millisecond))
+		c, err := ln.Accept()
+		if err == nil {
+			c.Close()
+			t.Fatalf("something connected to the Redis URL %s: no connection was expected", url)
+		}
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("accept: %v", err)
+		}
+	}
+}
+
+// readmeConfig is resc's README example plus a rule with several make
+// entries, as Hjson.
+const readmeConfig = `# resc's README example
+redis: {
+  url: "REDIS_URL"
+}
+watchers: [
+  {
+    input_queue: global/done
+    rules: [
+      {
+        name: acquisitions
+        on: "^acq/(?P<process_id>\\d+)/(?P<product_id>\\d+)$"
+        make: {
+          task: trt/${process_id}/${product_id}
+          queue: trt/${process_id}/todo
+          set: trt/${process_id}/todo-set
+        }
+      }
+      {
+        name: audit
+        on: "^acq/"
+        make: [
+          { queue: "audit" }
+          { task: "seen ${input_task}", queue: "log" }
+        ]
+      }
+    ]
+  }
+  {
+    input_queue: images
+    rules: [
+      {
+        name: thumbnail
+        on: "^image/(?P<id>\\w+)$"
+        make: { task: "thumb/${id}", queue: "thumb/todo" }
+      }
+    ]
+  }
+]
+`
+
+func TestCheckGood(t *testing.T) {
+	path := writeConfig(t, "resc.hjson", strings.ReplaceAll(readmeConfig, "REDIS_URL", "redis://127.0.0.1:6379/0"))
+	stdout, stderr, err := runCmd(t, "check", path)
+	if err != nil {
+		t.Fatalf("check: %v; stderr:\n%s", err, stderr)
+	}
+	if want := path + ": ok: 2 watcher(s), 3 rule(s)\n"; stdout != want {
+		t.Errorf("stdout = %q, want %q", stdout, want)
+	}
+	if stderr != "" {
+		t.Errorf("stderr = %q, want nothing", stderr)
+	}
+}
+
+func TestCheckGoodJSONOneWatcher(t *testing.T) {
+	// CRLF line endings, as resc accepts them.
+	cfg := strings.Join([]string{
+		`{`,
+		`  "redis": {"url": "redis://127.0.0.1:6379/"},`,
+		`  "watchers": [{"input_queue": "in", "rules": [`,
+		`    {"name": "a", "on": "^a/(?P<x>\\d+)$", "make": {"task": "t/${x}", "queue": "q"}},`,
+		`    {"on": "^b$", "make": [{"queue": "q1"}, {"queue": "q2"}]}`,
+		`  ]}]`,
+		`}`,
+	}, "\r\n")
+	path := writeConfig(t, "resc.json", cfg)
+	stdout, stderr, err := runCmd(t, "check", path)
+	if err != nil {
+		t.Fatalf("check: %v; stderr:\n%s", err, stderr)
+	}
+	if want := path + ": ok: 1 watcher(s), 2 rule(s)\n"; stdout != want {
+		t.Errorf("stdout = %q, want %q", stdout, want)
+	}
+}
+
+func TestCheckWarning(t *testing.T) {
+	cfg := `{
+  redis: { url: "redis://127.0.0.1:6379/" }
+  task_set: old-set
+  watchers: [
+    {
+      input_queue: in
+      rules: [ { on: "^a$", make: { queue: "q" } } ]
+    }
+  ]
+}`
+	path := writeConfig(t, "old.hjson", cfg)
+	stdout, stderr, err := runCmd(t, "check", path)
+	if err != nil {
+		t.Fatalf("check: %v; stderr:\n%s", err, stderr)
+	}
+	if want := path + ": ok: 1 watcher(s), 1 rule(s)\n"; stdout != want {
+		t.Errorf("stdout = %q, want %q", stdout, want)
+	}
+	if want := "warning: " + path + ": task_set: task_set is ignored"; !strings.HasPrefix(stderr, want) {
+		t.Errorf("stderr = %q, want it to start with %q", stderr, want)
+	}
+}
+
+// rule is one rule of a broken configuration, in Hjson.
+func rule(name, on, make string) string {
+	return fmt.Sprintf("      {\n        name: %s\n        on: %q\n        make: %s\n      }\n", name, on, make)
+}
+
+// watcherCfg is a watcher of a broken configuration, in Hjson.
+func watcherCfg(extra string, rules ...string) string {
+	return "  {\n    input_queue: in\n" + extra + "    rules: [\n" + strings.Join(rules, "") + "    ]\n  }\n"
+}
+
+func hjsonCfg(watchers ...string) string {
+	return "redis: { url: \"redis://127.0.0.1:6379/0\" }\nwatchers: [\n" + strings.Join(watchers, "") + "]\n"
+}
+
+func TestCheckBroken(t *testing.T) {
+	badRegex := rule("bad-re", `^acq/(?P<id>\d+`, `{ queue: "q" }`)
+	undefinedVar := rule("undef", `^x/(?P<id>\d+)$`, `{ task: "t/${nope}", queue: "q" }`)
+	missingQueue := rule("noqueue", `^y$`, `{ task: "t" }`)
+	good := rule("good", `^z$`, `{ queue: "q" }`)
+	tests := []struct {
+		name    string
+		file    string // file name, for its extension
+		content string
+		// want are the problem lines, in order, with FILE for the file's
+		// path; each is a prefix of its line.
+		want []string
+	}{
+		{
+			name:    "bad regex",
+			file:    "c.hjson",
+			content: hjsonCfg(watcherCfg("", good, badRegex)),
+			want:    []string{"FILE: watchers[0].rules[1].on (rule \"bad-re\"): invalid regular expression at byte 0: missing closing ): `^acq/(?P<id>\\d+`"},
+		},
+		{
+			name:    "undefined variable",
+			file:    "c.hjson",
+			content: hjsonCfg(watcherCfg("", undefinedVar)),
+			want:    []string{`FILE: watchers[0].rules[0].make.task (rule "undef"): unknown variable ${nope}: defined are input_task, id`},
+		},
+		{
+			name:    "missing queue",
+			file:    "c.hjson",
+			content: hjsonCfg(watcherCfg("", missingQueue)),
+			want:    []string{`FILE: watchers[0].rules[0].make.queue (rule "noqueue"): is required`},
+		},
+		{
+			name:    "unknown key",
+			file:    "c.hjson",
+			content: hjsonCfg(watcherCfg("    colour: blue\n", good)),
+			want:    []string{`FILE: watchers[0].colour: unknown key "colour"`},
+		},
+		{
+			name:    "unknown extension",
+			file:    "c.yaml",
+			content: hjsonCfg(watcherCfg("", good)),
+			want:    []string{`FILE: unknown file extension ".yaml": use .json or .hjson`},
+		},
+		{
+			name:    "JSON syntax error",
+			file:    "c.json",
+			content: `{"watchers": [}`,
+			want:    []string{`FILE: syntax error at line 1, column `},
+		},
+		{
+			name:    "empty file",
+			file:    "c.json",
+			content: " \n",
+			want:    []string{`FILE: the file is empty`},
+		},
+		{
+			name: "several structural problems",
+			file: "c.hjson",
+			content: hjsonCfg(
+				watcherCfg("    colour: blue\n", missingQueue),
+				"  {\n    rules: [\n"+good+"    ]\n  }\n",
+			),
+			// In file order: colour comes before the rules.
+			want: []string{
+				`FILE: watchers[0].colour: unknown key "colour"`,
+				`FILE: watchers[0].rules[0].make.queue (rule "noqueue"): is required`,
+				`FILE: watchers[1].input_queue: is required`,
+			},
+		},
+		{
+			name: "several rule problems, two watchers",
+			file: "c.hjson",
+			content: hjsonCfg(
+				watcherCfg("", badRegex, good, undefinedVar),
+				strings.Replace(watcherCfg("", rule("late", `^(?P<a>x)$`, `{ queue: "q/${a}/${b}/${c}" }`)), "input_queue: in", "input_queue: in2", 1),
+			),
+			want: []string{
+				"FILE: watchers[0].rules[0].on (rule \"bad-re\"): invalid regular expression",
+				`FILE: watchers[0].rules[2].make.task (rule "undef"): unknown variable ${nope}`,
+				`FILE: watchers[1].rules[0].make.queue (rule "late"): unknown variable ${b}: defined are input_task, a`,
+				`FILE: watchers[1].rules[0].make.queue (rule "late"): unknown variable ${c}: defined are input_task, a`,
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeConfig(t, tt.file, tt.content)
+			stdout, stderr, err := runCmd(t, "check", path)
+			assertProblems(t, err, stderr, path, tt.want)
+			if stdout != "" {
+				t.Errorf("stdout = %q, want nothing", stdout)
+			}
+		})
+	}
+}
+
+// assertProblems checks that err is the exit error of a bad configuration
+// and that stderr lists exactly the problems want (prefixes of the lines,
+// FILE standing for path), in order.
+func assertProblems(t *testing.T, err error, stderr, path string, want []string) {
+	t.Helper()
+	var ee *exitError
+	if !errors.As(err, &ee) || ee.code != 1 {
+		t.Fatalf("err = %#v, want an *exitError with code 1; stderr:\n%s", err, stderr)
+	}
+	if wantMsg := fmt.Sprintf("%d problem(s) in the configuration", len(want)); ee.msg != wantMsg {
+		t.Errorf("exit message = %q, want %q", ee.msg, wantMsg)
+	}
+	lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
+	if len(lines) != len(want) {
+		t.Fatalf("stderr has %d line(s), want %d:\n%s", len(lines), len(want), stderr)
+	}
+	for i, w := range want {
+		w = strings.Replace(w, "FILE", path, 1)
+		if !strings.HasPrefix(lines[i], w) {
+			t.Errorf("problem %d:\n got %s\nwant %s...", i, lines[i], w)
+		}
+	}
+}
+
+// TestCheckBrokenMixed is a configuration with a structural problem (found
+// by config.Load) and a rule problem (found by rules.Compile): `check` must
+// list both, the contract being every problem at once.
+func TestCheckBrokenMixed(t *testing.T) {
+	content := hjsonCfg(watcherCfg("    colour: blue\n", rule("bad-re", `^acq/(?P<id>\d+`, `{ queue: "q" }`)))
+	path := writeConfig(t, "c.hjson", content)
+	_, stderr, err := runCmd(t, "check", path)
+	assertProblems(t, err, stderr, path, []string{
+		`FILE: watchers[0].colour: unknown key "colour"`,
+		`FILE: watchers[0].rules[0].on (rule "bad-re"): invalid regular expression`,
+	})
+}
+
+func TestCheckMissingFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "nowhere.hjson")
+	_, stderr, err := runCmd(t, "check", path)
+	assertProblems(t, err, stderr, path, []string{"FILE: cannot read the file: no such file or directory"})
+}
+
+func TestCheckUsage(t *testing.T) {
+	for _, args := range [][]string{{"check"}, {"check", "a.json", "b.json"}, {"check", "--bogus", "a.json"}} {
+		_, _, err := runCmd(t, args...)
+		if got := exitCode(err); got != 2 {
+			t.Errorf("%q: exit code %d (%v), want 2", args, got, err)
+		}
+	}
+}
+
+func TestExplain(t *testing.T) {
+	url, assertNoConnection := silentRedis(t)
+	path := writeConfig(t, "resc.hjson", strings.ReplaceAll(readmeConfig, "REDIS_URL", url))
+
+	stdout, stderr, err := runCmd(t, "explain", path, "acq/12/345", "image/x", "nothing")
+	if err != nil {
+		t.Fatalf("explain: %v; stderr:\n%s", err, stderr)
+	}
+	want := `event "acq/12/345"
+  on global/done:
+    rule "acquisitions" matches
+      vars: input_task="acq/12/345" process_id="12" product_id="345"
+      task "trt/12/345" -> queue "trt/12/todo" (deduplicated by set "trt/12/todo-set")
+    rule "audit" matches
+      vars: input_task="acq/12/345"
+      task "acq/12/345" -> queue "audit"
+      task "seen acq/12/345" -> queue "log"
+  on images: no rule matches
+event "image/x"
+  on global/done: no rule matches
+  on images:
+    rule "thumbnail" matches
+      vars: input_task="image/x" id="x"
+      task "thumb/x" -> queue "thumb/todo"
+event "nothing"
+  on global/done: no rule matches
+  on images: no rule matches
+`
+	if stdout != want {
+		t.Errorf("stdout:\n%s\nwant:\n%s", stdout, want)
+	}
+	if stderr != "" {
+		t.Errorf("stderr = %q, want nothing", stderr)
+	}
+	assertNoConnection() // a dry run: Redis is never contacted
+}
+
+func TestExplainQueue(t *testing.T) {
+	path := writeConfig(t, "resc.hjson", strings.ReplaceAll(readmeConfig, "REDIS_URL", "redis://127.0.0.1:6379/0"))
+	want := `event "image/x"
+  on images:
+    rule "thumbnail" matches
+      vars: input_task="image/x" id="x"
+      task "thumb/x" -> queue "thumb/todo"
+`
+	// The flag before or after the configuration.
+	for _, args := range [][]string{
+		{"explain", "--queue", "images", path, "image/x"},
+		{"explain", path, "--queue=images", "image/x"},
+	} {
+		stdout, stderr, err := runCmd(t, args...)
+		if err != nil {
+			t.Fatalf("%q: %v; stderr:\n%s", args, err, stderr)
+		}
+		if stdout != want {
+			t.Errorf("%q: stdout:\n%s\nwant:\n%s", args, stdout, want)
+		}
+	}
+
+	stdout, _, err := runCmd(t, "explain", "--queue", "nope", path, "image/x")
+	var ee *exitError
+	if !errors.As(err, &ee) || ee.code != 2 || ee.msg != "no watcher has input queue nope" {
+		t.Errorf("unknown queue: err = %#v, want code 2 and \"no watcher has input queue nope\"", err)
+	}
+	if stdout != "" {
+		t.Errorf("unknown queue: stdout = %q, want nothing", stdout)
+	}
+}
+
+func TestExplainUsage(t *testing.T) {
+	path := writeConfig(t, "resc.hjson", strings.ReplaceAll(readmeConfig, "REDIS_URL", "redis://127.0.0.1:6379/0"))
+	for _, args := range [][]string{{"explain"}, {"explain", path}, {"explain", "--bogus", path, "x"}} {
+		_, _, err := runCmd(t, args...)
+		if got := exitCode(err); got != 2 {
+			t.Errorf("%q: exit code %d (%v), want 2", args, got, err)
+		}
+	}
+	// A broken configuration is reported as by check.
+	bad := writeConfig(t, "bad.hjson", hjsonCfg(watcherCfg("    colour: blue\n", rule("r", "^a$", `{ queue: "q" }`))))
+	_, stderr, err := runCmd(t, "explain", bad, "a")
+	assertProblems(t, err, stderr, bad, []string{`FILE: watchers[0].colour: unknown key "colour"`})
+}
+
+// fetchConfig has a rule enriched by a fetch from base.
+const fetchConfig = `{
+  redis: { url: "REDIS_URL" }
+  watchers: [
+    {
+      input_queue: products
+      rules: [
+        {
+          name: enrich
+          on: "^prod/(?P<id>\\d+)$"
+          fetch: [ { url: "BASE/p/${id}", returns: "p" } ]
+          make: {
+            task: "made/${id}/${p.name}/${p.price}"
+            queue: "made/${p.kind}"
+          }
+        }
+        {
+          name: plain
+          on: "^prod/"
+          make: { queue: "all" }
+        }
+      ]
+    }
+  ]
+}
+`
+
+func TestExplainFetch(t *testing.T) {
+	var calls atomic.Int64
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/p/7":
+			fmt.Fprint(w, `{"name": "widget", "kind": "tool", "price": 12.50, "tags": ["ignored"]}`)
+		case "/p/8":
+			fmt.Fprint(w, `[{"name": "a", "kind": "k1", "price": 1}, {"name": "b", "kind": "k2", "price": 2e3}]`)
+		case "/p/9":
+			fmt.Fprint(w, `[]`)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(api.Close)
+	url, assertNoConnection := silentRedis(t)
+	cfg := strings.ReplaceAll(strings.ReplaceAll(fetchConfig, "REDIS_URL", url), "BASE", api.URL)
+	path := writeConfig(t, "fetch.hjson", cfg)
+
+	t.Run("without --fetch", func(t *testing.T) {
+		stdout, stderr, err := runCmd(t, "explain", path, "prod/7")
+		if err != nil {
+			t.Fatalf("explain: %v; stderr:\n%s", err, stderr)
+		}
+		want := `event "prod/7"
+  on products:
+    rule "enrich" matches
+      vars: input_task="prod/7" id="7"
+      fetch GET ` + api.URL + `/p/7 (not called: use --fetch)
+    rule "plain" matches
+      vars: input_task="prod/7"
+      task "prod/7" -> queue "all"
+`
+		if stdout != want {
+			t.Errorf("stdout:\n%s\nwant:\n%s", stdout, want)
+		}
+		if n := calls.Load(); n != 0 {
+			t.Errorf("the fetch URL was called %d time(s) without --fetch", n)
+		}
+	})
+
+	t.Run("with --fetch", func(t *testing.T) {
+		stdout, stderr, err := runCmd(t, "explain", "--fetch", path, "prod/7", "prod/8", "prod/9")
+		if err != nil {
+			t.Fatalf("explain: %v; stderr:\n%s", err, stderr)
+		}
+		want := `event "prod/7"
+  on products:
+    rule "enrich" matches
+      vars: input_task="prod/7" id="7"
+      fetch GET ` + api.URL + `/p/7: 1 result(s)
+      task "made/7/widget/12.50" -> queue "made/tool"
+    rule "plain" matches
+      vars: input_task="prod/7"
+      task "prod/7" -> queue "all"
+event "prod/8"
+  on products:
+    rule "enrich" matches
+      vars: input_task="prod/8" id="8"
+      fetch GET ` + api.URL + `/p/8: 2 result(s)
+      task "made/8/a/1" -> queue "made/k1"
+      task "made/8/b/2e3" -> queue "made/k2"
+    rule "plain" matches
+      vars: input_task="prod/8"
+      task "prod/8" -> queue "all"
+event "prod/9"
+  on products:
+    rule "enrich" matches
+      vars: input_task="prod/9" id="9"
+      fetch GET ` + api.URL + `/p/9: 0 result(s)
+      makes no task
+    rule "plain" matches
+      vars: input_task="prod/9"
+      task "prod/9" -> queue "all"
+`
+		if stdout != want {
+			t.Errorf("stdout:\n%s\nwant:\n%s", stdout, want)
+		}
+		if n := calls.Load(); n != 3 {
+			t.Errorf("the fetch URLs were called %d time(s), want 3", n)
+		}
+	})
+
+	t.Run("failing fetch", func(t *testing.T) {
+		stdout, stderr, err := runCmd(t, "explain", path, "--fetch", "prod/404")
+		if err != nil {
+			t.Fatalf("explain: %v; stderr:\n%s", err, stderr)
+		}
+		lines := strings.Split(stdout, "\n")
+		if len(lines) < 5 {
+			t.Fatalf("stdout:\n%s\nwant at least 5 lines", stdout)
+		}
+		fail := lines[4]
+		if !strings.HasPrefix(fail, "      fetch GET "+api.URL+"/p/404 failed: ") ||
+			!strings.Contains(fail, "404") ||
+			!strings.HasSuffix(fail, "(the event would go to the dead-letter list)") {
+			t.Errorf("fetch line = %q, want the URL, the status and the dead-letter list", fail)
+		}
+		if strings.Contains(stdout, "task ") {
+			t.Errorf("an event whose fetch fails makes no task; stdout:\n%s", stdout)
+		}
+	})
+	assertNoConnection()
+}
+
+func TestVersionHelpAndUnknown(t *testing.T) {
+	for _, arg := range []string{"--version", "-version", "version"} {
+		stdout, _, err := runCmd(t, arg)
+		if err != nil || stdout != "resc-go dev\n" {
+			t.Errorf("%s: stdout %q, err %v; want \"resc-go dev\\n\"", arg, stdout, err)
+		}
+	}
+
+	stdout, _, err := runCmd(t, "--help")
+	if err != nil || !strings.HasPrefix(stdout, "usage:\n") {
+		t.Errorf("--help: stdout %q, err %v; want the usage", stdout, err)
+	}
+
+	_, stderr, err := runCmd(t)
+	if got := exitCode(err); got != 2 {
+		t.Errorf("no arguments: exit code %d (%v), want 2", got, err)
+	}
+	if !strings.HasPrefix(stderr, "usage:\n") {
+		t.Errorf("no arguments: stderr %q, want the usage", stderr)
+	}
+
+	for _, args := range [][]string{{"frobnicate", "x"}, {"--bogus"}, {"frobnicate", "--x"}} {
+		_, stderr, err := runCmd(t, args...)
+		var ee *exitError
+		if !errors.As(err, &ee) || ee.code != 2 {
+			t.Errorf("%q: err = %#v, want code 2", args, err)
+			continue
+		}
+		if want := fmt.Sprintf("unknown command %q", args[0]); ee.msg != want {
+			t.Errorf("%q: message %q, want %q", args, ee.msg, want)
+		}
+		if !strings.HasPrefix(stderr, "usage:\n") {
+			t.Errorf("%q: stderr %q, want the usage", args, stderr)
+		}
+	}
+}
+
+func TestPush(t *testing.T) {
+	clearEnv(t)
+	srv := redistest.Start(t)
+	rdb := srv.Client()
+
+	stdout, stderr, err := runCmd(t, "push", "--redis-url", srv.URL(), "in", "a", "b")
+	if err != nil {
+		t.Fatalf("push: %v; stderr:\n%s", err, stderr)
+	}
+	if want := "pushed 2 event(s) to in (length now 2)\n"; stdout != want {
+		t.Errorf("stdout = %q, want %q", stdout, want)
+	}
+	// The URL after the events, and from the environment.
+	if _, stderr, err := runCmd(t, "push", "in", "c", "--redis-url", srv.URL()); err != nil {
+		t.Fatalf("push: %v; stderr:\n%s", err, stderr)
+	}
+	t.Setenv("RESC_REDIS_URL", srv.URL())
+	if _, stderr, err := runCmd(t, "push", "in", "d"); err != nil {
+		t.Fatalf("push with RESC_REDIS_URL: %v; stderr:\n%s", err, stderr)
+	}
+	got, err := rdb.LRange(t.Context(), "in", 0, -1).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// LPUSH: the newest at the head, where BRPOPLPUSH takes last.
+	if want := []string{"d", "c", "b", "a"}; !slices.Equal(got, want) {
+		t.Errorf("LRANGE in = %q, want %q", got, want)
+	}
+
+	for _, args := range [][]string{{"push", "in"}, {"push"}, {"push", "--redis-url", "http://x", "in", "e"}} {
+		_, _, err := runCmd(t, args...)
+		if got := exitCode(err); got != 2 {
+			t.Errorf("%q: exit code %d (%v), want 2", args, got, err)
+		}
+	}
+
+	srv.Stop()
+	_, _, err = runCmd(t, "push", "in", "e")
+	if err == nil || exitCode(err) != 1 || !strings.HasPrefix(err.Error(), "LPUSH in: ") {
+		t.Errorf("push to a stopped server: err = %v, want \"LPUSH in: ...\" with exit code 1", err)
+	}
+}
+
+// TestRunRefusesBadArguments checks what `run` refuses before it connects
+// anywhere.
+func TestRunRefusesBadArguments(t *testing.T) {
+	clearEnv(t)
+	url, assertNoConnection := silentRedis(t)
+	good := writeConfig(t, "resc.hjson", strings.ReplaceAll(readmeConfig, "REDIS_URL", url))
+	tests := []struct {
+		args    []string
+		code    int
+		message string // prefix of the exit error's message
+	}{
+		{[]string{"run"}, 2, "usage: resc run [flags] CONFIG"},
+		{[]string{"run", good, good}, 2, "usage: resc run [flags] CONFIG"},
+		{[]string{"run", "--bogus", good}, 2, ""},
+		{[]string{"run", "--drain-timeout", "0s", good}, 2, `bad drain timeout "0s"`},
+		{[]string{"run", good, "--drain-timeout=soon"}, 2, `bad drain timeout "soon"`},
+		{[]string{"run", good, "--replica-id", "a/b"}, 2, `replica id "a/b"`},
+		{[]string{"run", "--replica-id", "a b", good}, 2, `replica id "a b"`},
+		{[]string{"run", "--replica-id", strings.Repeat("x", 201), good}, 2, "replica id longer than 200 bytes"},
+		{[]string{"run", "--embedded=sometimes", "--replica-id", "r", good}, 2, `bad --embedded "sometimes"`},
+		{[]string{"run", "--redis-url", "http://x/", "--replica-id", "r", "--http-addr", "off", good}, 2, `bad Redis URL "http://x/"`},
+		{[]string{"run", filepath.Join(t.TempDir(), "missing.json")}, 1, "1 problem(s) in the configuration"},
+	}
+	for _, tt := range tests {
+		_, stderr, err := runCmd(t, tt.args...)
+		var ee *exitError
+		if !errors.As(err, &ee) || ee.code != tt.code || !strings.HasPrefix(ee.msg, tt.message) {
+			t.Errorf("%q: err = %#v, want code %d and a message starting with %q; stderr:\n%s", tt.args, err, tt.code, tt.message, stderr)
+		}
+	}
+	t.Run("bad RESC_LOG", func(t *testing.T) {
+		t.Setenv("RESC_LOG", "loud")
+		_, _, err := runCmd(t, "run", good)
+		if got := exitCode(err); got != 2 {
+			t.Errorf("RESC_LOG=loud: exit code %d (%v), want 2", got, err)
+		}
+	})
+	assertNoConnection()
+}
+
+// TestParseInterleaved checks that flags parse before, between and after the
+// positional arguments, as in `resc run CONFIG --replica-id x`.
+func TestParseInterleaved(t *testing.T) {
+	tests := []struct {
+		args    []string
+		pos     []string
+		replica string
+		drain   string
+		fetch   bool
+	}{
+		{args: []string{"CONFIG"}, pos: []string{"CONFIG"}},
+		{args: []string{"CONFIG", "--replica-id", "x"}, pos: []string{"CONFIG"}, replica: "x"},
+		{args: []string{"--replica-id", "x", "CONFIG"}, pos: []string{"CONFIG"}, replica: "x"},
+		{args: []string{"CONFIG", "--replica-id=x", "--drain-timeout", "5s"}, pos: []string{"CONFIG"}, replica: "x", drain: "5s"},
+		{args: []string{"-drain-timeout", "1s", "CONFIG", "-replica-id", "y"}, pos: []string{"CONFIG"}, replica: "y", drain: "1s"},
+		{args: []string{"CONFIG", "e1", "--fetch", "e2"}, pos: []string{"CONFIG", "e1", "e2"}, fetch: true},
+		{args: []string{"CONFIG", "--", "--replica-id", "x"}, pos: []string{"CONFIG", "--replica-id", "x"}},
+		{args: []string{"--fetch", "--", "-e"}, pos: []string{"-e"}, fetch: true},
+		{args: nil, pos: nil},
+	}
+	for _, tt := range tests {
+		fs := flag.NewFlagSet("run", flag.ContinueOnError)
+		replica := fs.String("replica-id", "", "")
+		drain := fs.String("drain-timeout", "", "")
+		fetch := fs.Bool("fetch", false, "")
+		pos, err := parseInterleaved(fs, tt.args)
+		if err != nil {
+			t.Errorf("%q: %v", tt.args, err)
+			continue
+		}
+		if !slices.Equal(pos, tt.pos) || *replica != tt.replica || *drain != tt.drain || *fetch != tt.fetch {
+			t.Errorf("%q: positional %q, replica-id %q, drain-timeout %q, fetch %v; want %q, %q, %q, %v",
+				tt.args, pos, *replica, *drain, *fetch, tt.pos, tt.replica, tt.drain, tt.fetch)
+		}
+	}
+
+	for _, args := range [][]string{{"CONFIG", "--unknown"}, {"CONFIG", "--replica-id"}} {
+		fs := flag.NewFlagSet("run", flag.ContinueOnError)
+		fs.SetOutput(new(bytes.Buffer))
+		fs.String("replica-id", "", "")
+		if pos, err := parseInterleaved(fs, args); err == nil {
+			t.Errorf("%q: positional %q and no error, want an error", args, pos)
+		}
+	}
+}
