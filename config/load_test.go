@@ -201,6 +201,29 @@ func TestLoadFileWithCRLF(t *testing.T) {
 
 func assertConfig(t *testing.T, got, want *Config) {
 	t.Helper()
+	// Maker.Path is checked apart (TestMakerPath): here only that it
+	// locates the entry inside its rule, then it is left out.
+	if got != nil {
+		for _, w := range got.Watchers {
+			for _, r := range w.Rules {
+				for i := range r.Make {
+					if prefix := RulePath(w.Index, r.Index, ""); !strings.HasPrefix(r.Make[i].Path, prefix+".") {
+						t.Errorf("make entry path %q is not inside %s", r.Make[i].Path, prefix)
+					}
+					r.Make[i].Path = ""
+				}
+			}
+		}
+	}
+	if want != nil {
+		for _, w := range want.Watchers {
+			for _, r := range w.Rules {
+				for i := range r.Make {
+					r.Make[i].Path = ""
+				}
+			}
+		}
+	}
 	if !reflect.DeepEqual(got, want) {
 		g, _ := json.MarshalIndent(got, "", "  ")
 		w, _ := json.MarshalIndent(want, "", "  ")
@@ -743,4 +766,22 @@ func FuzzLoad(f *testing.F) {
 		c, err = LoadBytes("conf.hjson", data)
 		check("conf.hjson", c, err)
 	})
+}
+
+func TestMakerPath(t *testing.T) {
+	data := `{redis: {url: "redis://h/"}, watchers: [{input_queue: "in", rules: [
+		{on: "a", make: {queue: "q"}},
+		{on: "b", todo: {queue: "q"}},
+		{on: "c", makers: [{queue: "q"}, {queue: "r"}]}
+	]}]}`
+	c, err := LoadBytes("c.hjson", []byte(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := c.Watchers[0].Rules
+	got := []string{rs[0].Make[0].Path, rs[1].Make[0].Path, rs[2].Make[0].Path, rs[2].Make[1].Path}
+	want := []string{"watchers[0].rules[0].make", "watchers[0].rules[1].todo", "watchers[0].rules[2].makers[0]", "watchers[0].rules[2].makers[1]"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("paths %q, want %q", got, want)
+	}
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -58,7 +60,7 @@ func (w *Watcher) commitBatch(work context.Context, batch []*item) (leftover []s
 		pending = append(pending, it)
 	}
 	now := w.opts.Now()
-	failures := 0
+	failures, noScripts := 0, 0
 	for len(pending) > 0 {
 		pipe := w.rdb.Pipeline()
 		cmds := make([]*redis.Cmd, len(pending))
@@ -73,18 +75,27 @@ func (w *Watcher) commitBatch(work context.Context, batch []*item) (leftover []s
 		for i, cmd := range cmds {
 			it := pending[i]
 			reply, err := cmd.Slice()
-			if err != nil {
-				if script.IsNoScript(err) {
-					noScript = true
-				} else {
-					failed = true
+			switch {
+			case err == nil:
+				if w.handleReply(work, it, reply) {
+					retry = append(retry, it) // bad destination: now dead-letter it
+				}
+			case script.IsNoScript(err):
+				noScript = true
+				retry = append(retry, it)
+			case isOutage(err):
+				failed = true
+				if work.Err() == nil {
 					w.outage.Fail(err)
 				}
 				retry = append(retry, it)
-				continue
-			}
-			if w.handleReply(work, it, reply) {
-				retry = append(retry, it) // bad destination: now dead-letter it
+			default:
+				// The script itself failed on this event: not an outage, and
+				// retrying forever would stall the watcher behind it.
+				failed = true
+				if w.scriptFailed(it, err) {
+					retry = append(retry, it)
+				}
 			}
 		}
 		if !failed {
@@ -95,10 +106,18 @@ func (w *Watcher) commitBatch(work context.Context, batch []*item) (leftover []s
 			break
 		}
 		if noScript {
+			// A second NOSCRIPT round in a row (a proxy spreading
+			// connections over several servers?) waits like a failure.
+			noScripts++
+			failed = failed || noScripts > 1
 			if err := commitScript.Load(work, w.opts.Dialect, w.rdb); err != nil {
 				failed = true
-				w.outage.Fail(err)
+				if work.Err() == nil {
+					w.outage.Fail(err)
+				}
 			}
+		} else {
+			noScripts = 0
 		}
 		if failed {
 			failures++
@@ -117,11 +136,48 @@ func (w *Watcher) commitBatch(work context.Context, batch []*item) (leftover []s
 	return leftover
 }
 
-// badDestination refuses what commit.lua's type checks cannot catch: a
-// queue or set pattern that produced an empty name (Redis would accept ""
-// as a key, nobody would read it), and one key used both as a queue and as
-// a set by the tasks of one event (the first write would change its type
-// after the check). It returns "" when all is well.
+// maxScriptErrors is how many times an event's commit may fail with a
+// script error before it is dead-lettered instead.
+const maxScriptErrors = 3
+
+// scriptFailed counts a script error of it's commit; it reports whether to
+// try again: as a commit up to maxScriptErrors times, then as a
+// dead-letter, then never (the event stays in the taken list, logged).
+func (w *Watcher) scriptFailed(it *item, err error) (again bool) {
+	it.scriptErrors++
+	if it.scriptErrors < maxScriptErrors {
+		return true
+	}
+	if it.dead == "" {
+		w.log.Error("commit script keeps failing on this event: dead-lettering it", "event", short(it.event), "err", err)
+		it.dead, it.scriptErrors = "commit script failed: "+err.Error(), 0
+		return true
+	}
+	w.log.Error("cannot commit nor dead-letter this event: it stays in the taken list", "event", short(it.event), "taken", w.taken, "err", err)
+	return false
+}
+
+// isOutage tells a Redis that cannot answer now (network errors, timeouts,
+// a server loading, busy, read-only or out of memory), which is waited out,
+// from an error of the script itself.
+func isOutage(err error) bool {
+	var re redis.Error
+	if !errors.As(err, &re) {
+		return true
+	}
+	msg := re.Error()
+	for _, p := range [...]string{"LOADING", "BUSY", "READONLY", "MASTERDOWN", "OOM", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS"} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// badDestination refuses what Redis would accept but nobody could use: a
+// queue or set pattern that produced an empty name (Redis takes "" as a
+// key). It returns "" when all is well. Keys used both as a queue and as a
+// set are refused by commit.lua itself, which sees every key.
 func badDestination(it *item) string {
 	for _, t := range it.tasks {
 		if t.Queue == "" {
@@ -129,18 +185,6 @@ func badDestination(it *item) string {
 		}
 		if t.Set == "" && t.HasSet {
 			return fmt.Sprintf("rule %q made task %q with an empty set name", t.Rule, t.Task)
-		}
-	}
-	if len(it.tasks) < 2 {
-		return ""
-	}
-	queues := make(map[string]bool, len(it.tasks))
-	for _, t := range it.tasks {
-		queues[t.Queue] = true
-	}
-	for _, t := range it.tasks {
-		if t.HasSet && queues[t.Set] {
-			return fmt.Sprintf("key %q is both a queue and a set of this event's tasks", t.Set)
 		}
 	}
 	return ""
@@ -188,7 +232,13 @@ func (w *Watcher) deadEntry(it *item, now time.Time) string {
 // handleReply reads commit.lua's reply for it; it reports whether it must
 // be sent again (a bad destination is dead-lettered by a second call).
 func (w *Watcher) handleReply(ctx context.Context, it *item, reply []any) (again bool) {
-	code, _ := reply[0].(int64)
+	code := int64(0)
+	if len(reply) >= 3 {
+		code, _ = reply[0].(int64)
+	}
+	if code == codeBadDestination && len(reply) < 4 {
+		code = 0
+	}
 	switch code {
 	case codeCommitted:
 		pushed, _ := reply[1].(int64)

@@ -3,7 +3,8 @@
 --
 -- Redis does not roll back a script, so it checks before it writes:
 --   1. every destination has the right type (queue: list or none, set:
---      zset or none, dead-letter list: list or none); when one has not,
+--      zset or none, dead-letter list: list or none) and no key is both a
+--      queue and a set; when one has not,
 --      it writes nothing and says which (the caller then dead-letters the
 --      event with mode 'dead', fenced like a commit);
 --   2. the event is still in this replica's taken list: LREM from the tail,
@@ -54,18 +55,35 @@ if mode == 'dead' then
   return {4, 0, 0}
 end
 
--- 1. validate every destination
+-- 1. validate every destination. A key used as a queue by one task and as
+-- a set by another (or by the same task) would change type at the first
+-- write: refused too. Each key's type is read once.
+local role = {}
+local function check(key, want)
+  local had = role[key]
+  if had == nil then
+    local t = type_of(key)
+    if t ~= want and t ~= 'none' then
+      return (want == 'list' and 'queue ' or 'set ') .. key .. ' is a ' .. t ..
+        (want == 'list' and ', not a list' or ', not a sorted set')
+    end
+    role[key] = want
+  elseif had ~= want then
+    return 'key ' .. key .. ' is both a queue and a set of this event\'s tasks'
+  end
+  return nil
+end
 local k = 3
 for i = 7, #ARGV, 2 do
-  local qt = type_of(KEYS[k])
-  if qt ~= 'list' and qt ~= 'none' then
-    return {3, 0, 0, 'queue ' .. KEYS[k] .. ' is a ' .. qt .. ', not a list'}
+  local why = check(KEYS[k], 'list')
+  if why then
+    return {3, 0, 0, why}
   end
   k = k + 1
   if ARGV[i + 1] == '1' then
-    local st = type_of(KEYS[k])
-    if st ~= 'zset' and st ~= 'none' then
-      return {3, 0, 0, 'set ' .. KEYS[k] .. ' is a ' .. st .. ', not a sorted set'}
+    why = check(KEYS[k], 'zset')
+    if why then
+      return {3, 0, 0, why}
     end
     k = k + 1
   end

@@ -119,6 +119,23 @@ func TestCommitScript(t *testing.T) {
 			lists:  kv{"in/taken/r1": {"ev"}, "q1": nil},
 		},
 		{
+			name:   "one key as queue and set of one task: nothing written",
+			before: func(ctx context.Context, c *redis.Client) { c.LPush(ctx, "in/taken/r1", "ev") },
+			item:   item{event: "ev", tasks: []rules.Task{{Task: "t1", Queue: "same", Set: "same", HasSet: true}}},
+			code:   codeBadDestination,
+			reason: "key same is both a queue and a set of this event's tasks",
+			lists:  kv{"in/taken/r1": {"ev"}, "same": nil},
+		},
+		{
+			name:   "one key as a set, then as a queue: nothing written",
+			before: func(ctx context.Context, c *redis.Client) { c.LPush(ctx, "in/taken/r1", "ev") },
+			item:   item{event: "ev", tasks: []rules.Task{{Task: "t1", Queue: "q1", Set: "k", HasSet: true}, {Task: "t2", Queue: "k"}}},
+			code:   codeBadDestination,
+			reason: "key k is both a queue and a set of this event's tasks",
+			lists:  kv{"in/taken/r1": {"ev"}, "q1": nil},
+			zsets:  kv{"k": nil},
+		},
+		{
 			name:   "dead-letter: moved with its entry",
 			before: func(ctx context.Context, c *redis.Client) { c.LPush(ctx, "in/taken/r1", "ev") },
 			item:   item{event: "ev", dead: "because"},

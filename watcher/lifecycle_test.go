@@ -169,3 +169,74 @@ func TestRedisRestart(t *testing.T) {
 		t.Errorf("recovery not logged:\n%s", logs)
 	}
 }
+
+// TestStrandedEventsReplayed: a take that fails may have moved events into
+// the taken list without the replica knowing them (a lost reply); after a
+// failed take the replica replays its taken list once nothing is in flight.
+func TestStrandedEventsReplayed(t *testing.T) {
+	h := newHarness(t, []config.Rule{acqRule}, nil, nil)
+	ctx := context.Background()
+	// Stranded events, and an input queue that makes every take fail.
+	h.rdb.LPush(ctx, h.w.TakenList(), "acq/p/1", "acq/p/2")
+	h.start()
+	eventually(t, "start replay", func() bool { return h.w.Stats().HandedBack.Load() == 2 })
+	h.waitHandled(2)
+	// Now strand two more: the input becomes a string (takes fail), and
+	// events appear in the taken list as a lost reply would leave them.
+	h.rdb.Set(ctx, "in", "not a list", 0)
+	eventually(t, "take failure logged", func() bool { return strings.Contains(h.logs.String(), "redis unavailable") })
+	h.rdb.LPush(ctx, h.w.TakenList(), "acq/p/3", "acq/p/4")
+	h.rdb.Del(ctx, "in")
+	h.waitHandled(4)
+	if got := h.list("trt/p/todo"); !equal(got, []string{"trt/p/4", "trt/p/3", "trt/p/2", "trt/p/1"}) {
+		t.Errorf("trt/p/todo = %q", got)
+	}
+	if got := h.list(h.w.TakenList()); len(got) != 0 {
+		t.Errorf("taken = %q, want empty", got)
+	}
+}
+
+// TestScriptErrorDoesNotStall: an event whose commit fails with an error of
+// the script itself (here its taken list is not a list) is tried a few
+// times, then left alone with an error log: the batch completes.
+func TestScriptErrorDoesNotStall(t *testing.T) {
+	h := newHarness(t, nil, nil, nil)
+	ctx := context.Background()
+	h.rdb.HSet(ctx, h.w.TakenList(), "f", "v")
+	done := make(chan []string, 1)
+	go func() {
+		done <- h.w.commitBatch(ctx, []*item{{event: "ev", tasks: nil}})
+	}()
+	select {
+	case left := <-done:
+		if len(left) != 0 {
+			t.Errorf("leftover %q", left)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("commitBatch stalled on a script error")
+	}
+	logs := h.logs.String()
+	for _, want := range []string{"dead-lettering it", "cannot commit nor dead-letter"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("no %q in logs:\n%s", want, logs)
+		}
+	}
+	if strings.Contains(logs, "redis unavailable") {
+		t.Errorf("a script error was taken for an outage:\n%s", logs)
+	}
+}
+
+func TestIsOutage(t *testing.T) {
+	srv := newHarness(t, nil, nil, nil)
+	ctx := context.Background()
+	srv.rdb.Set(ctx, "s", "x", 0)
+	scriptErr := srv.rdb.Eval(ctx, "return redis.call('LPUSH', KEYS[1], 'x')", []string{"s"}).Err()
+	if scriptErr == nil || isOutage(scriptErr) {
+		t.Errorf("a WRONGTYPE inside a script: isOutage = true (%v)", scriptErr)
+	}
+	srv.srv.Stop()
+	netErr := srv.rdb.Ping(ctx).Err()
+	if netErr == nil || !isOutage(netErr) {
+		t.Errorf("a stopped server: isOutage = false (%v)", netErr)
+	}
+}

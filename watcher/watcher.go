@@ -175,6 +175,8 @@ type item struct {
 	// abandoned events could not be finished before the drain timeout; they
 	// are handed back to the input queue.
 	abandoned bool
+	// scriptErrors counts the commit script's own errors on this event.
+	scriptErrors int
 }
 
 // Run replays this replica's taken list, then takes and handles events
@@ -230,7 +232,16 @@ func (w *Watcher) takeLoop(ctx, work context.Context, slots chan struct{}, ready
 	// block timeout later; it is handled like any other.
 	defer w.log.Info("stopped taking")
 	attempt := 0
+	// stranded is set by a failed take: the server may have moved events
+	// into the taken list and lost the reply.
+	stranded := false
 	for ctx.Err() == nil {
+		if stranded {
+			if err := w.replayStranded(ctx, slots); err != nil {
+				return
+			}
+			stranded = false
+		}
 		// Hold at least one slot, and as many more as are free, up to a batch.
 		select {
 		case slots <- struct{}{}:
@@ -256,6 +267,7 @@ func (w *Watcher) takeLoop(ctx, work context.Context, slots chan struct{}, ready
 				return
 			}
 			w.outage.Fail(err)
+			stranded = true
 			attempt++
 			if !backoff.Sleep(ctx, backoff.Delay(attempt)) {
 				return
@@ -268,6 +280,28 @@ func (w *Watcher) takeLoop(ctx, work context.Context, slots chan struct{}, ready
 			w.dispatch(work, ev, ready, fetchSlots, fetches)
 		}
 	}
+}
+
+// replayStranded moves back to the input queue the events a failed take may
+// have left in the taken list without this replica knowing them. It first
+// holds every slot, so that nothing is in flight: whatever the taken list
+// holds then is stranded.
+func (w *Watcher) replayStranded(ctx context.Context, slots chan struct{}) error {
+	held := 0
+	defer func() {
+		for range held {
+			<-slots
+		}
+	}()
+	for held < cap(slots) {
+		select {
+		case slots <- struct{}{}:
+			held++
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return w.replayTaken(ctx)
 }
 
 // take takes up to n events: without blocking when the queue has some, else
@@ -409,7 +443,7 @@ func (w *Watcher) replayTaken(ctx context.Context) error {
 	}
 	if total > 0 {
 		w.stats.HandedBack.Add(total)
-		w.log.Warn("replayed events left in this replica's taken list by an earlier run", "taken", w.taken, "events", total)
+		w.log.Warn("replayed events left in this replica's taken list (by an earlier run, or by a take whose reply was lost)", "taken", w.taken, "events", total)
 	}
 	return nil
 }

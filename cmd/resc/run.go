@@ -103,6 +103,10 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	// Each watcher holds one connection in BLMOVE and one per commit
 	// pipeline at least; leave room for both and for /readyz.
 	opts.PoolSize = max(opts.PoolSize, 10+4*len(l.cfg.Watchers))
+	// No silent retries inside go-redis: a take or commit whose reply was
+	// lost must surface, so that the watcher replays what it may have left
+	// in its taken list; the loops retry with their own backoff.
+	opts.MaxRetries = -1
 	rdb := redis.NewClient(opts)
 	defer rdb.Close()
 

@@ -51,7 +51,8 @@ func (d Dialect) String() string {
 
 // Detect asks the server whether it runs "#!lua" scripts.
 func Detect(ctx context.Context, c redis.Scripter) (Dialect, error) {
-	err := c.Eval(ctx, shebang+"\nreturn 1", nil).Err()
+	// no-writes: the probe must work on a server out of memory or read-only.
+	err := c.Eval(ctx, shebang+" flags=no-writes\nreturn 1", nil).Err()
 	if err == nil {
 		return Dialect{}, nil
 	}
