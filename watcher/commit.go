@@ -47,11 +47,11 @@ type DeadEntry struct {
 // commitBatch commits a batch of ready events in one pipeline, retrying
 // with backoff through Redis errors until work is done. It returns the
 // events it could not commit (abandoned, or still failing when work ended).
-func (w *Watcher) commitBatch(work context.Context, batch []*item) (leftover []string) {
+func (w *Watcher) commitBatch(work context.Context, batch []*item) (leftover []*item) {
 	pending := make([]*item, 0, len(batch))
 	for _, it := range batch {
 		if it.abandoned {
-			leftover = append(leftover, it.event)
+			leftover = append(leftover, it)
 			continue
 		}
 		if it.dead == "" {
@@ -126,10 +126,7 @@ func (w *Watcher) commitBatch(work context.Context, batch []*item) (leftover []s
 				// handed back. A commit that did run although its reply was
 				// lost removed its event already, and the fenced hand-back
 				// then moves nothing.
-				for _, it := range pending {
-					leftover = append(leftover, it.event)
-				}
-				return leftover
+				return append(leftover, pending...)
 			}
 		}
 	}

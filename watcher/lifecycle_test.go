@@ -203,14 +203,14 @@ func TestScriptErrorDoesNotStall(t *testing.T) {
 	h := newHarness(t, nil, nil, nil)
 	ctx := context.Background()
 	h.rdb.HSet(ctx, h.w.TakenList(), "f", "v")
-	done := make(chan []string, 1)
+	done := make(chan []*item, 1)
 	go func() {
 		done <- h.w.commitBatch(ctx, []*item{{event: "ev", tasks: nil}})
 	}()
 	select {
 	case left := <-done:
 		if len(left) != 0 {
-			t.Errorf("leftover %q", left)
+			t.Errorf("%d left over", len(left))
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("commitBatch stalled on a script error")
@@ -238,5 +238,26 @@ func TestIsOutage(t *testing.T) {
 	netErr := srv.rdb.Ping(ctx).Err()
 	if netErr == nil || !isOutage(netErr) {
 		t.Errorf("a stopped server: isOutage = false (%v)", netErr)
+	}
+}
+
+// TestHandBackKeepsOrder: events handed back at the drain timeout return in
+// the order they were taken, the oldest taken next, whatever order their
+// work was abandoned in.
+func TestHandBackKeepsOrder(t *testing.T) {
+	url, entered, _ := heldServer(t)
+	h := newHarness(t, []config.Rule{heldRule(url)}, fetcher(), func(_ *config.Watcher, o *Options) {
+		o.DrainTimeout = 50 * time.Millisecond
+	})
+	h.start()
+	for _, ev := range []string{"f/1", "f/2", "f/3", "f/4"} {
+		h.push(ev)
+		<-entered
+	}
+	if err := h.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := h.list("in"), []string{"f/4", "f/3", "f/2", "f/1"}; !equal(got, want) {
+		t.Errorf("in = %q, want %q (f/1, the oldest, at the end taken next)", got, want)
 	}
 }

@@ -24,10 +24,12 @@
 package watcher
 
 import (
+	"cmp"
 	"context"
 	_ "embed"
 	"errors"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -177,6 +179,8 @@ type item struct {
 	abandoned bool
 	// scriptErrors counts the commit script's own errors on this event.
 	scriptErrors int
+	// seq is the order in which this replica took the event.
+	seq uint64
 }
 
 // Run replays this replica's taken list, then takes and handles events
@@ -212,7 +216,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 		fetches.Wait()
 		return nil
 	})
-	var leftover []string
+	var leftover []*item
 	g.Go(func() error {
 		leftover = w.commitLoop(work, ready, slots)
 		return nil
@@ -327,7 +331,7 @@ func (w *Watcher) take(ctx context.Context, n int) ([]string, error) {
 // dispatch applies the rules to ev and sends it to the committer, at once
 // when no matching rule fetches, else from a goroutine once fetched.
 func (w *Watcher) dispatch(work context.Context, ev string, ready chan<- *item, fetchSlots chan struct{}, fetches *sync.WaitGroup) {
-	w.stats.Taken.Add(1)
+	seq := uint64(w.stats.Taken.Add(1))
 	matches := w.rules.Match(ev)
 	if w.log.Enabled(work, slog.LevelInfo) {
 		w.log.Info("<- event", "event", short(ev), "matching_rules", len(matches))
@@ -337,7 +341,7 @@ func (w *Watcher) dispatch(work context.Context, ev string, ready chan<- *item, 
 		needsFetch = needsFetch || matches[i].Rule().HasFetch()
 	}
 	if !needsFetch {
-		it := &item{event: ev}
+		it := &item{event: ev, seq: seq}
 		for i := range matches {
 			it.tasks = matches[i].Make(nil, it.tasks)
 		}
@@ -347,7 +351,9 @@ func (w *Watcher) dispatch(work context.Context, ev string, ready chan<- *item, 
 	fetches.Add(1)
 	go func() {
 		defer fetches.Done()
-		ready <- w.fetchAndMake(work, ev, matches, fetchSlots)
+		it := w.fetchAndMake(work, ev, matches, fetchSlots)
+		it.seq = seq
+		ready <- it
 	}()
 }
 
@@ -391,7 +397,7 @@ func (w *Watcher) fetchAndMake(work context.Context, ev string, matches []rules.
 
 // commitLoop commits ready events in batches until ready is closed. It
 // returns the events it could not commit before work was done.
-func (w *Watcher) commitLoop(work context.Context, ready <-chan *item, slots chan struct{}) (leftover []string) {
+func (w *Watcher) commitLoop(work context.Context, ready <-chan *item, slots chan struct{}) (leftover []*item) {
 	batch := make([]*item, 0, w.cfg.BatchSize)
 	for it := range ready {
 		batch = append(batch[:0], it)
@@ -452,9 +458,15 @@ func (w *Watcher) replayTaken(ctx context.Context) error {
 // queue, oldest first, fenced like a commit: an event no longer in the taken
 // list is not moved. ctx is done by now: it runs on a fresh context of ten
 // seconds.
-func (w *Watcher) handBack(ctx context.Context, events []string) {
-	if len(events) == 0 {
+func (w *Watcher) handBack(ctx context.Context, items []*item) {
+	if len(items) == 0 {
 		return
+	}
+	// Oldest taken first, whatever order their work ended in.
+	slices.SortFunc(items, func(a, b *item) int { return cmp.Compare(a.seq, b.seq) })
+	events := make([]string, len(items))
+	for i, it := range items {
+		events[i] = it.event
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()

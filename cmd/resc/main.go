@@ -3,7 +3,7 @@
 //
 // Usage:
 //
-//	resc CONFIG                      run (resc's form)
+//	resc CONFIG [flags]              run (resc's form)
 //	resc run [flags] CONFIG          run
 //	resc check CONFIG                validate, listing every problem
 //	resc explain [--fetch] CONFIG EVENT...   dry run, no Redis write
@@ -18,6 +18,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"syscall"
 )
 
@@ -35,6 +37,10 @@ func (e *exitError) Error() string { return e.msg }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The first signal starts the graceful stop; a second one, during the
+	// drain, kills the process at once (what is in flight stays in the
+	// taken list and is replayed when the replica starts again).
+	context.AfterFunc(ctx, stop)
 	err := runMain(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
@@ -51,7 +57,7 @@ func main() {
 }
 
 const usage = `usage:
-  resc CONFIG                                  run the service (resc's form)
+  resc CONFIG [flags]                          run the service (resc's form)
   resc run [flags] CONFIG                      run the service
   resc check CONFIG                            validate CONFIG, listing every problem
   resc explain [--fetch] [--queue Q] CONFIG EVENT...
@@ -93,9 +99,23 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	case "push":
 		return cmdPush(ctx, args[1:], stdout, stderr)
 	}
-	if len(args) == 1 && args[0] != "" && args[0][0] != '-' {
-		return cmdRun(ctx, args, stderr) // resc CONFIG
+	if looksLikeConfig(args[0]) {
+		return cmdRun(ctx, args, stderr) // resc CONFIG [flags]
 	}
 	fmt.Fprint(stderr, usage)
 	return &exitError{code: 2, msg: fmt.Sprintf("unknown command %q", args[0])}
+}
+
+// looksLikeConfig tells resc's form `resc CONFIG` from a mistyped command:
+// a configuration has a .json or .hjson extension, or is an existing file.
+func looksLikeConfig(arg string) bool {
+	if arg == "" || arg[0] == '-' {
+		return false
+	}
+	switch strings.ToLower(filepath.Ext(arg)) {
+	case ".json", ".hjson":
+		return true
+	}
+	st, err := os.Stat(arg)
+	return err == nil && st.Mode().IsRegular()
 }

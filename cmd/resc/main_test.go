@@ -732,3 +732,19 @@ func TestParseInterleaved(t *testing.T) {
 		}
 	}
 }
+
+func TestLooksLikeConfig(t *testing.T) {
+	dir := t.TempDir()
+	plain := filepath.Join(dir, "resc.conf")
+	if err := os.WriteFile(plain, []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for arg, want := range map[string]bool{
+		"conf.json": true, "x/CONF.HJSON": true, plain: true,
+		"frobnicate": false, "--replica-id": false, "": false, dir: false,
+	} {
+		if got := looksLikeConfig(arg); got != want {
+			t.Errorf("looksLikeConfig(%q) = %v, want %v", arg, got, want)
+		}
+	}
+}

@@ -5,9 +5,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/resc-go/resc/telemetry"
 )
 
 // cmdPush is `resc push [--redis-url URL] QUEUE EVENT...`: LPUSH, for trying
@@ -27,6 +30,8 @@ func cmdPush(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return &exitError{code: 2, msg: fmt.Sprintf("bad Redis URL %q: %v", *url, err)}
 	}
+	telemetry.RouteRedisLog(slog.New(slog.DiscardHandler)) // its dial errors come back below
+	opts.MaxRetries = -1
 	c := redis.NewClient(opts)
 	defer c.Close()
 	events := make([]any, len(pos)-1)

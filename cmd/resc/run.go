@@ -111,6 +111,25 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	defer rdb.Close()
 
 	log = log.With("replica", f.replica)
+	// Health first: /healthz answers while Redis is still awaited, and a
+	// bad address fails at once.
+	var srv *telemetry.Server
+	if f.httpAddr != "off" {
+		if srv, err = telemetry.Listen(f.httpAddr, func(ctx context.Context) error { return rdb.Ping(ctx).Err() }, log); err != nil {
+			return &exitError{code: 1, msg: err.Error()}
+		}
+	}
+	srvCtx, stopSrv := context.WithCancel(ctx)
+	srvDone := make(chan error, 1)
+	if srv != nil {
+		go func() { srvDone <- srv.Run(srvCtx) }()
+	} else {
+		srvDone <- nil
+	}
+	defer func() {
+		stopSrv()
+		<-srvDone
+	}()
 	dialect, err := detectDialect(ctx, rdb, log)
 	if err != nil {
 		return nil // interrupted before Redis answered: nothing was taken
@@ -121,13 +140,6 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 
 	fetcher := fetch.New(l.cfg.Fetch, log)
 	g, gctx := errgroup.WithContext(ctx)
-	if f.httpAddr != "off" {
-		srv, err := telemetry.Listen(f.httpAddr, func(ctx context.Context) error { return rdb.Ping(ctx).Err() }, log)
-		if err != nil {
-			return &exitError{code: 1, msg: err.Error()}
-		}
-		g.Go(func() error { return srv.Run(gctx) })
-	}
 	for i, wc := range l.cfg.Watchers {
 		w := watcher.New(wc, l.rules[i], rdb, fetcher, watcher.Options{
 			Replica:         f.replica,
