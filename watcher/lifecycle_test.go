@@ -2,6 +2,7 @@ package watcher
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -259,5 +260,39 @@ func TestHandBackKeepsOrder(t *testing.T) {
 	}
 	if got, want := h.list("in"), []string{"f/4", "f/3", "f/2", "f/1"}; !equal(got, want) {
 		t.Errorf("in = %q, want %q (f/1, the oldest, at the end taken next)", got, want)
+	}
+}
+
+// TestFenceStopsAtOnce: a lost lease stops the watcher without draining:
+// the fetch in flight is cancelled, nothing is pushed or handed back, the
+// event stays in the taken list for the leader to replay.
+func TestFenceStopsAtOnce(t *testing.T) {
+	url, entered, _ := heldServer(t)
+	lease, loseLease := context.WithCancel(context.Background())
+	h := newHarness(t, []config.Rule{heldRule(url)}, fetcher(), func(_ *config.Watcher, o *Options) {
+		o.Fence = lease
+		o.DrainTimeout = time.Hour // a drain would hang the test
+	})
+	h.start()
+	h.push("f/a")
+	<-entered
+	loseLease()
+	select {
+	case err := <-h.done:
+		if !errors.Is(err, ErrFenced) {
+			t.Fatalf("Run = %v, want ErrFenced", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not stop when the lease was lost")
+	}
+	h.cancel = nil
+	if got := h.list(h.w.TakenList()); !equal(got, []string{"f/a"}) {
+		t.Errorf("taken = %q, want the event left for the leader", got)
+	}
+	if got := h.list("in"); len(got) != 0 {
+		t.Errorf("in = %q, want nothing handed back", got)
+	}
+	if got := h.list("out"); len(got) != 0 {
+		t.Errorf("out = %q, want nothing pushed", got)
 	}
 }

@@ -94,6 +94,10 @@ type Options struct {
 	Now func() time.Time
 	// Logger; default slog.Default().
 	Logger *slog.Logger
+	// Fence, when not nil, is the replica's lease (package cluster): once it
+	// is done the watcher stops at once, without draining (see Run). Nil
+	// means no lease.
+	Fence context.Context
 }
 
 // Stats are counters of a watcher since it started.
@@ -183,25 +187,48 @@ type item struct {
 	seq uint64
 }
 
+// ErrFenced is returned by Run when Options.Fence ended it.
+var ErrFenced = errors.New("watcher: fenced: this replica's lease was lost")
+
 // Run replays this replica's taken list, then takes and handles events
 // until ctx is done. Then it stops taking, lets in-flight events finish for
 // up to the drain timeout, hands back to the input queue what is left, and
 // returns nil. It returns an error only when ctx is done before the start
-// replay could run (the taken list is left as it is).
+// replay could run (the taken list is left as it is), or ErrFenced.
+//
+// When Options.Fence is done (the replica lost its lease: others may soon
+// consider it dead and replay its taken list), Run stops taking and cancels
+// in-flight work at once, hands nothing back (the taken list is left to
+// whoever replays it) and returns ErrFenced. Commits already sent may still
+// land; the fence of commit.lua keeps them exactly-once.
 func (w *Watcher) Run(ctx context.Context) error {
-	if err := w.replayTaken(ctx); err != nil {
+	fence := w.opts.Fence
+	if fence == nil {
+		fence = context.WithoutCancel(ctx) // never done
+	}
+	takeCtx, cancelTake := context.WithCancel(ctx)
+	defer cancelTake()
+	defer context.AfterFunc(fence, cancelTake)()
+	if err := w.replayTaken(takeCtx); err != nil {
+		if fence.Err() != nil {
+			return ErrFenced
+		}
 		return err
 	}
 	w.log.Info("watching", "taken", w.taken, "rules", len(w.rules.Rules()))
 
-	// work outlives ctx by the drain timeout: in-flight events finish with it.
+	// work outlives ctx by the drain timeout: in-flight events finish with
+	// it. A lost lease ends it at once.
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
-	stop := context.AfterFunc(ctx, func() {
+	defer context.AfterFunc(ctx, func() {
 		w.log.Info("stopping: no more taking, draining in-flight events", "drain_timeout", w.opts.DrainTimeout)
 		time.AfterFunc(w.opts.DrainTimeout, cancelWork)
-	})
-	defer stop()
+	})()
+	defer context.AfterFunc(fence, func() {
+		w.log.Warn("lease lost: stopping at once; in-flight events stay in the taken list for the leader to replay", "taken", w.taken)
+		cancelWork()
+	})()
 
 	// slots bounds the events held at once: taking one needs a slot, its
 	// commit frees it. ready never blocks: it has room for every slot.
@@ -212,7 +239,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 	g.Go(func() error {
 		defer close(ready)
 		var fetches sync.WaitGroup
-		w.takeLoop(ctx, work, slots, ready, &fetches)
+		w.takeLoop(takeCtx, work, slots, ready, &fetches)
 		fetches.Wait()
 		return nil
 	})
@@ -223,6 +250,9 @@ func (w *Watcher) Run(ctx context.Context) error {
 	})
 	_ = g.Wait()
 
+	if fence.Err() != nil {
+		return ErrFenced
+	}
 	// Shutdown, second phase: whatever could not finish goes back to the
 	// input queue, with a fresh context since ctx and work are done.
 	w.handBack(ctx, leftover)
