@@ -1,0 +1,263 @@
+package recovery
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"log/slog"
+	"sort"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/resc-go/resc/internal/redistest"
+	"github.com/resc-go/resc/internal/script"
+)
+
+// t0 is the start of the injected clock of the tests.
+var t0 = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+
+// ms is t0 plus d in Unix ms.
+func ms(d time.Duration) int64 { return t0.Add(d).UnixMilli() }
+
+// clock is an injected clock that tests move by hand.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: t0} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// fakeLive is a Liveness of a fixed set of live replicas; it counts calls.
+type fakeLive struct {
+	mu    sync.Mutex
+	alive map[string]bool
+	calls int
+}
+
+func newFakeLive(alive ...string) *fakeLive {
+	f := &fakeLive{alive: map[string]bool{}}
+	for _, id := range alive {
+		f.alive[id] = true
+	}
+	return f
+}
+
+func (f *fakeLive) Alive(_ context.Context, ids []string) ([]bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	out := make([]bool, len(ids))
+	for i, id := range ids {
+		out[i] = f.alive[id]
+	}
+	return out, nil
+}
+
+func (f *fakeLive) Calls() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls
+}
+
+// syncBuffer is a log sink read while the recoverer writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// env is a redis-server, a client and a recoverer of input queue "in"
+// (taken queue "in/taken") with the test clock and prefix "p:".
+type env struct {
+	t    *testing.T
+	srv  *redistest.Server
+	rdb  *redis.Client
+	clk  *clock
+	live *fakeLive
+	logs *syncBuffer
+	r    *Recoverer
+}
+
+func newEnv(t *testing.T, s Settings, watched []Watched, live *fakeLive) *env {
+	t.Helper()
+	srv := redistest.Start(t)
+	e := &env{t: t, srv: srv, rdb: srv.Client(), clk: newClock(), live: live, logs: &syncBuffer{}}
+	if watched == nil {
+		watched = []Watched{{InputQueue: "in", TakenQueue: "in/taken"}}
+	}
+	if s.Prefix == "" {
+		s.Prefix = "p:"
+	}
+	if s.Now == nil {
+		s.Now = e.clk.Now
+	}
+	if e.live == nil {
+		e.live = newFakeLive()
+	}
+	d, err := script.Detect(context.Background(), e.rdb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e.r = New(e.rdb, d, watched, e.live, s, log)
+	return e
+}
+
+// Redis contents, by key, for "before" and "after" tables.
+type (
+	list []string          // head first
+	zset []string          // "score member", by score then member
+	hash map[string]string // field -> value
+	db   map[string]any    // key -> list, zset or hash
+)
+
+func (e *env) load(d db) {
+	e.t.Helper()
+	ctx := context.Background()
+	for k, v := range d {
+		var err error
+		switch v := v.(type) {
+		case list:
+			err = e.rdb.RPush(ctx, k, toAny(v)...).Err()
+		case zset:
+			for _, sm := range v {
+				score, member, _ := cutSpace(sm)
+				f, _ := strconv.ParseFloat(score, 64)
+				if err = e.rdb.ZAdd(ctx, k, redis.Z{Score: f, Member: member}).Err(); err != nil {
+					break
+				}
+			}
+		case hash:
+			err = e.rdb.HSet(ctx, k, map[string]string(v)).Err()
+		case string:
+			err = e.rdb.Set(ctx, k, v, 0).Err()
+		}
+		if err != nil {
+			e.t.Fatalf("loading %s: %v", k, err)
+		}
+	}
+}
+
+func cutSpace(s string) (string, string, bool) {
+	for i := range len(s) {
+		if s[i] == ' ' {
+			return s[:i], s[i+1:], true
+		}
+	}
+	return s, "", false
+}
+
+func toAny(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}
+
+// dump reads every key of the server. JSON objects in lists are written
+// back with sorted keys so that they compare whatever order cjson chose.
+func (e *env) dump() db {
+	e.t.Helper()
+	ctx := context.Background()
+	keys, err := e.rdb.Keys(ctx, "*").Result()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	out := db{}
+	for _, k := range keys {
+		typ := e.rdb.Type(ctx, k).Val()
+		switch typ {
+		case "list":
+			l := e.rdb.LRange(ctx, k, 0, -1).Val()
+			for i, s := range l {
+				l[i] = canonicalJSON(s)
+			}
+			out[k] = list(l)
+		case "zset":
+			var z zset
+			for _, m := range e.rdb.ZRangeWithScores(ctx, k, 0, -1).Val() {
+				z = append(z, strconv.FormatFloat(m.Score, 'f', -1, 64)+" "+m.Member.(string))
+			}
+			out[k] = z
+		case "hash":
+			out[k] = hash(e.rdb.HGetAll(ctx, k).Val())
+		case "string":
+			out[k] = e.rdb.Get(ctx, k).Val()
+		default:
+			e.t.Fatalf("key %s of type %s", k, typ)
+		}
+	}
+	return out
+}
+
+func canonicalJSON(s string) string {
+	var m map[string]any
+	if len(s) == 0 || s[0] != '{' || json.Unmarshal([]byte(s), &m) != nil {
+		return s
+	}
+	b, _ := json.Marshal(m) // map keys sorted
+	return string(b)
+}
+
+// deadJSON is a dead-letter entry as dump shows it.
+func deadJSON(event, queue, replica string, count int, at time.Time) string {
+	m := map[string]any{
+		"event": event, "queue": queue, "replica": replica, "count": count,
+		"reason": "replayed " + strconv.Itoa(count) + " times: it may crash replicas (poison event)",
+		"time":   at.UTC().Format(time.RFC3339),
+	}
+	if !utf8.ValidString(event) {
+		m["event_base64"] = base64.StdEncoding.EncodeToString([]byte(event))
+	}
+	b, _ := json.Marshal(m)
+	return canonicalJSON(string(b))
+}
+
+// poll waits until cond holds, failing the test after 10 s.
+func poll(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// sorted returns a sorted copy of ss.
+func sorted(ss []string) []string {
+	out := append([]string(nil), ss...)
+	sort.Strings(out)
+	return out
+}

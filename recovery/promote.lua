@@ -1,0 +1,56 @@
+#!lua
+-- promote.lua: moves up to ARGV[2] events whose replay delay is over from
+-- the delay schedule of an input queue to the right end of that queue, the
+-- end replicas take from. Safe to run from any number of replicas at once:
+-- each member leaves the schedule by ZREM inside this script, once.
+--
+-- Due members are read latest first and each is pushed to the right end, so
+-- the earliest due ends rightmost and is taken first; the next call moves
+-- earlier members still, to the right of these: events come back in due
+-- order (no order among members due at the same millisecond).
+--
+-- A member is "<time>-<n>:<event>"; the event is what follows the first
+-- ':'. A member without ':' (not written by replay.lua) is pushed whole.
+--
+-- KEYS[1]  the delay schedule
+-- KEYS[2]  the input queue
+-- ARGV[1]  now, Unix ms: members scored up to it are due
+-- ARGV[2]  the most events to move, >= 1
+--
+-- Returns {code, promoted}:
+--   1  done
+--   2  the delay schedule is not a sorted set; nothing was written
+--   3  the input queue is not a list; nothing was written
+--   4  bad argument; nothing was written
+
+local sched, input = KEYS[1], KEYS[2]
+local now, max = tonumber(ARGV[1]), tonumber(ARGV[2])
+if not (now and max) or max < 1 then
+  return {4, 0}
+end
+
+local function type_of(key)
+  local t = redis.call('TYPE', key)
+  return t.ok or t
+end
+local st = type_of(sched)
+if st == 'none' then
+  return {1, 0}
+elseif st ~= 'zset' then
+  return {2, 0}
+end
+local it = type_of(input)
+if it ~= 'list' and it ~= 'none' then
+  return {3, 0}
+end
+
+local due = redis.call('ZREVRANGEBYSCORE', sched, ARGV[1], '-inf', 'LIMIT', 0, max)
+local promoted = 0
+for _, m in ipairs(due) do
+  if redis.call('ZREM', sched, m) == 1 then
+    local p = string.find(m, ':', 1, true)
+    redis.call('RPUSH', input, p and string.sub(m, p + 1) or m)
+    promoted = promoted + 1
+  end
+end
+return {1, promoted}

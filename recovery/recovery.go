@@ -1,0 +1,401 @@
+// Package recovery runs the leader-only loops of a resc-go cluster: it
+// replays the taken lists of dead replicas (orphan lists) back into their
+// input queues, counts how often each event was replayed after a crash,
+// delays the replays of an event that keeps crashing replicas, and sends it
+// to the dead-letter list past a maximum.
+//
+// Every ScanInterval, the leader looks for the taken lists
+// "<taken_queue>/<replica-id>" of each watcher (SCAN, glob characters of
+// the queue name escaped), asks Liveness which replicas are alive, and
+// replays the lists of the others, including replicas that never
+// registered or whose registration expired. It also promotes the delayed
+// events that are due (Promote, which any replica may run).
+//
+// Guarantees:
+//   - Each entry of an orphan list moves exactly once: it leaves the list
+//     inside an atomic script (replay.lua) that puts it in exactly one of the
+//     input queue, the delay schedule or the dead-letter list. Two leaders
+//     that briefly coexist may both run the script on the same list; the
+//     entries are then shared between them, never duplicated nor lost.
+//   - A replica that was presumed dead but comes back (a zombie) commits
+//     nothing of what was replayed: its fenced commit (package watcher)
+//     finds the event gone from its taken list.
+//   - Order is kept within an orphan list: its entries reach the consuming
+//     end of the input queue oldest rightmost, taken first. Delayed events
+//     come back in due order.
+//   - Nothing is dropped: an event past MaxReplays goes to
+//     "<input_queue>/dead" as a JSON entry (see DeadEntry's format below).
+//
+// Non-guarantees:
+//   - Replay counts are per event text (SHA1 of the event): identical
+//     events share one count. A crash counts once per orphan list and
+//     leader pass, whatever the number of identical copies in that list.
+//     Two coexisting leaders replaying the same list may count one crash
+//     twice.
+//   - Counts are not cleared when an event is finally handled (the commit
+//     of package watcher does not know them): a count is forgotten
+//     CountTTL after the last replay of that event, and cleared when the
+//     event is dead-lettered (so a requeue from the dead list starts
+//     afresh). An identical event arriving again within CountTTL and
+//     orphaned by an ordinary crash may therefore be delayed, or even
+//     dead-lettered, earlier than a fresh one.
+//   - Due times are written with the leader's clock and compared with the
+//     promoting replica's clock: clock skew between replicas shifts the
+//     replay delay by as much.
+//   - A replica id must not contain '/': a key "<taken_queue>/a/b" is not
+//     taken for a taken list (it may belong to another watcher whose queue
+//     name starts with "<taken_queue>/").
+//   - On Redis Cluster, the keys of one script (taken list, input queue,
+//     dead list, and the delay schedule and counts under the prefix) must
+//     share a hash slot (hash tags).
+//
+// Dead-letter entries are JSON objects with the fields of package
+// watcher's DeadEntry (event, event_base64 when the event is not valid
+// UTF-8, queue, reason, replica: the dead owner, time in RFC 3339 UTC) plus
+// count, the number of replays made. The JSON is built inside the script
+// (cjson, with its own UTF-8 check and base64), so that the entry moves in
+// the same atomic step as every other.
+package recovery
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/resc-go/resc/config"
+	"github.com/resc-go/resc/internal/backoff"
+	"github.com/resc-go/resc/internal/keyspace"
+	"github.com/resc-go/resc/internal/script"
+)
+
+// Defaults of Settings.
+const (
+	DefaultScanInterval   = time.Second
+	DefaultMaxReplays     = 3
+	DefaultReplayDelay    = time.Second
+	DefaultMaxReplayDelay = 30 * time.Second
+	DefaultCountTTL       = 24 * time.Hour
+	DefaultBatchSize      = 1000
+)
+
+// Liveness tells live replicas from dead ones. Package cluster implements
+// it: a replica is alive while its heartbeat key exists.
+type Liveness interface {
+	// Alive reports, for each id, whether that replica is alive; an id that
+	// never registered is not.
+	Alive(ctx context.Context, replicaIDs []string) ([]bool, error)
+}
+
+// Watched is one watcher of the configuration.
+type Watched struct {
+	InputQueue string
+	// TakenQueue is the taken_queue; "" means "<input_queue>/taken".
+	TakenQueue string
+}
+
+// Settings tune a Recoverer. A zero field means its default.
+type Settings struct {
+	// Prefix of the internal keys (replay counts, delay schedules).
+	// Default config.DefaultKeyPrefix ("resc:").
+	Prefix string
+	// ScanInterval is how often Run looks for orphan lists and promotes due
+	// events. Default 1 s.
+	ScanInterval time.Duration
+	// MaxReplays is how many times an event found in the taken list of a
+	// dead replica is replayed; found once more, it goes to the dead-letter
+	// list. Default 3; a negative value means no replay at all (every
+	// orphaned event is dead-lettered).
+	MaxReplays int
+	// ReplayDelay is the delay before the 2nd replay of an event (the 1st
+	// is immediate), doubling at each further replay. Default 1 s.
+	ReplayDelay time.Duration
+	// MaxReplayDelay caps the replay delay. Default 30 s.
+	MaxReplayDelay time.Duration
+	// CountTTL is how long a replay count is remembered after the last
+	// replay of its event. It must outlast the time an event may wait in
+	// the input queue, else a poison event gets a fresh budget. Default
+	// 24 h.
+	CountTTL time.Duration
+	// BatchSize is the most entries one script call moves (orphan replay,
+	// promotion). Default 1000.
+	BatchSize int
+	// Now is the clock of due times, count ages and dead-letter times.
+	// Default time.Now.
+	Now func() time.Time
+}
+
+// WithDefaults returns s with every zero field set to its default.
+func (s Settings) WithDefaults() Settings {
+	if s.Prefix == "" {
+		s.Prefix = config.DefaultKeyPrefix
+	}
+	if s.ScanInterval <= 0 {
+		s.ScanInterval = DefaultScanInterval
+	}
+	if s.MaxReplays == 0 {
+		s.MaxReplays = DefaultMaxReplays
+	}
+	if s.ReplayDelay <= 0 {
+		s.ReplayDelay = DefaultReplayDelay
+	}
+	if s.MaxReplayDelay <= 0 {
+		s.MaxReplayDelay = DefaultMaxReplayDelay
+	}
+	if s.CountTTL <= 0 {
+		s.CountTTL = DefaultCountTTL
+	}
+	if s.BatchSize <= 0 {
+		s.BatchSize = DefaultBatchSize
+	}
+	if s.Now == nil {
+		s.Now = time.Now
+	}
+	return s
+}
+
+// Redis is what a Recoverer needs of a go-redis client.
+type Redis interface {
+	redis.Scripter
+	ScanType(ctx context.Context, cursor uint64, match string, count int64, keyType string) *redis.ScanCmd
+}
+
+// Recoverer replays orphan taken lists and promotes delayed replays. Create
+// it with New; Run it while leading. Safe for concurrent use.
+type Recoverer struct {
+	rdb     Redis
+	dialect script.Dialect
+	watched []Watched
+	live    Liveness
+	s       Settings
+	log     *slog.Logger
+	outage  *backoff.Outage
+	// excluded are keys that a taken-list pattern may match but that are
+	// not taken lists: the input queues, taken queues and dead lists of
+	// every watcher.
+	excluded map[string]bool
+	badKeys  badKeys
+	// instance and passes make the pass tags of replay.lua unique, whatever
+	// the clock says: a random id of this Recoverer and a pass number.
+	instance string
+	passes   atomic.Uint64
+}
+
+// New returns a Recoverer of the watched queues; log may be nil
+// (slog.Default()).
+func New(rdb Redis, d script.Dialect, watched []Watched, live Liveness, s Settings, log *slog.Logger) *Recoverer {
+	if log == nil {
+		log = slog.Default()
+	}
+	s = s.WithDefaults()
+	if s.MaxReplays < 0 {
+		s.MaxReplays = 0
+	}
+	ws := make([]Watched, len(watched))
+	excluded := make(map[string]bool, 3*len(watched))
+	for i, w := range watched {
+		if w.TakenQueue == "" {
+			w.TakenQueue = w.InputQueue + "/taken"
+		}
+		ws[i] = w
+		excluded[w.InputQueue] = true
+		excluded[w.TakenQueue] = true
+		excluded[keyspace.DeadList(w.InputQueue)] = true
+	}
+	log = log.With("component", "recovery")
+	return &Recoverer{
+		rdb:      rdb,
+		dialect:  d,
+		watched:  ws,
+		live:     live,
+		s:        s,
+		log:      log,
+		outage:   backoff.NewOutage(log, "redis"),
+		excluded: excluded,
+		badKeys:  badKeys{m: map[string]bool{}},
+		instance: rand.Text()[:10],
+	}
+}
+
+// Run replays orphan lists and promotes due replays every ScanInterval,
+// starting at once, while leaderCtx is not done; the caller passes its
+// leadership context, cancelled when leadership is lost. Redis and
+// Liveness failures are waited out with backoff (logged once per outage).
+// Run returns nil once leaderCtx is done: losing leadership is no error.
+func (r *Recoverer) Run(leaderCtx context.Context) error {
+	ctx := leaderCtx
+	attempt := 0
+	for ctx.Err() == nil {
+		err := r.scan(ctx)
+		if err == nil {
+			_, err = r.Promote(ctx)
+		}
+		wait := r.s.ScanInterval
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			r.outage.Fail(err)
+			attempt++
+			// Retry with backoff, but never later than the next pass.
+			wait = min(wait, backoff.Delay(attempt))
+		} else {
+			r.outage.OK()
+			attempt = 0
+		}
+		if !backoff.Sleep(ctx, wait) {
+			break
+		}
+	}
+	return nil
+}
+
+// scan runs one leader pass: it finds the orphan lists of every watcher and
+// replays them. A key that has the wrong type is logged (once until it is
+// fixed) and skipped; other errors (Redis, Liveness) end the pass and are
+// returned. Run calls it every ScanInterval.
+func (r *Recoverer) scan(ctx context.Context) error {
+	type orphan struct {
+		list, replica string
+		w             Watched
+	}
+	var found []orphan
+	ids := map[string]bool{}
+	for _, w := range r.watched {
+		lists, err := r.takenLists(ctx, w.TakenQueue)
+		if err != nil {
+			return err
+		}
+		for list, id := range lists {
+			found = append(found, orphan{list, id, w})
+			ids[id] = true
+		}
+	}
+	if len(found) == 0 {
+		return nil
+	}
+	idList := make([]string, 0, len(ids))
+	for id := range ids {
+		idList = append(idList, id)
+	}
+	alive, err := r.live.Alive(ctx, idList)
+	if err != nil {
+		return err
+	}
+	if len(alive) != len(idList) {
+		return fmt.Errorf("recovery: Liveness.Alive answered %d values for %d replicas", len(alive), len(idList))
+	}
+	for i, id := range idList {
+		ids[id] = alive[i]
+	}
+	pass := "@" + r.instance + "/" + strconv.FormatUint(r.passes.Add(1), 10)
+	for _, o := range found {
+		if ids[o.replica] {
+			continue
+		}
+		st, err := r.replayList(ctx, o.w, o.list, o.replica, o.replica+pass)
+		if err != nil {
+			if r.skip(err, o.list) {
+				continue
+			}
+			return err
+		}
+		if st.total() == 0 {
+			continue // emptied meanwhile (another leader, or the replica's own start)
+		}
+		level := slog.LevelInfo
+		if st.dead > 0 {
+			level = slog.LevelWarn
+		}
+		r.log.Log(ctx, level, "replayed the taken list of a dead replica",
+			"replica", o.replica, "list", o.list, "queue", o.w.InputQueue,
+			"events", st.replayed, "delayed", st.delayed, "dead_lettered", st.dead)
+	}
+	return nil
+}
+
+// takenLists returns the taken lists of takenQueue found by SCAN, each with
+// its replica id.
+func (r *Recoverer) takenLists(ctx context.Context, takenQueue string) (map[string]string, error) {
+	prefix := takenQueue + "/"
+	pattern := escapeGlob(prefix) + "*"
+	lists := map[string]string{}
+	var cursor uint64
+	for {
+		keys, next, err := r.rdb.ScanType(ctx, cursor, pattern, 1000, "list").Result()
+		if err != nil {
+			return nil, err
+		}
+		for _, k := range keys {
+			id, ok := strings.CutPrefix(k, prefix)
+			if !ok || id == "" || strings.Contains(id, "/") || r.excluded[k] {
+				continue
+			}
+			lists[k] = id
+		}
+		if next == 0 {
+			return lists, nil
+		}
+		cursor = next
+	}
+}
+
+// escapeGlob escapes the characters special to Redis' glob-style patterns.
+func escapeGlob(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '*', '?', '[', ']', '\\':
+			b.WriteByte('\\')
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// Promote moves the delayed replays that are due to the consuming end of
+// their input queue, in due order, and returns how many it moved. Any
+// replica may call it, as often as it likes: each event moves once. A
+// schedule or queue of the wrong type is logged and skipped; other errors
+// end the call.
+func (r *Recoverer) Promote(ctx context.Context) (int, error) {
+	total := 0
+	now := r.s.Now().UnixMilli()
+	for _, w := range r.watched {
+		sched := delaySchedule(r.s.Prefix, w.InputQueue)
+		for {
+			n, err := r.promote(ctx, sched, w.InputQueue, now)
+			total += n
+			if err != nil {
+				if r.skip(err, sched) {
+					break
+				}
+				return total, err
+			}
+			if n < r.s.BatchSize {
+				break
+			}
+		}
+	}
+	return total, nil
+}
+
+// skip reports whether err concerns one key only (a wrong type), in which
+// case it is logged once until that key works again.
+func (r *Recoverer) skip(err error, key string) bool {
+	var te *TypeError
+	if !errors.As(err, &te) {
+		return false
+	}
+	if r.badKeys.add(key) {
+		r.log.Error("cannot recover: a key has the wrong type; skipped until fixed", "key", te.Key, "err", err)
+	}
+	return true
+}

@@ -1,0 +1,206 @@
+#!lua
+-- replay.lua: replays up to ARGV[1] entries of the taken list of a dead
+-- replica (an orphan list), atomically. Each entry leaves the taken list by
+-- LPOP inside this script, so it moves exactly once even when two leaders
+-- run this script on the same list at the same time: an entry is either
+-- still in the list or gone to exactly one destination.
+--
+-- Entries are taken from the head of the taken list (the newest: replicas
+-- take with LMOVE RIGHT LEFT) and pushed to the right end of the input
+-- queue, the end replicas take from. The oldest entry so ends rightmost: it
+-- is taken first and the entries keep their relative order, across calls
+-- too (each call moves older entries than the previous one, to the right
+-- of them).
+--
+-- For each entry, its crash replay count (KEYS[5], field sha1(event)) is
+-- read; a count older than ARGV[6] ms is forgotten; it is incremented once
+-- per pass tag (ARGV[7]), so identical events of one orphan list count one
+-- crash, not one each. Then, with n the new count:
+--   n == 1               RPUSH to the input queue (taken next)
+--   1 < n <= ARGV[3]     ZADD to the delay schedule, due at
+--                        now + ARGV[4] * 2^(n-2) ms, capped at ARGV[5] ms
+--   n > ARGV[3]          LPUSH a JSON entry to the dead-letter list and
+--                        forget the count
+--
+-- Redis does not roll back a script: every key's type is checked before
+-- anything is written.
+--
+-- KEYS[1]  the orphan taken list "<taken_queue>/<replica-id>"
+-- KEYS[2]  the input queue
+-- KEYS[3]  the delay schedule of the input queue
+-- KEYS[4]  the dead-letter list "<input_queue>/dead"
+-- KEYS[5]  the replay counts of the input queue
+--
+-- ARGV[1]  the most entries to move, >= 1
+-- ARGV[2]  now, Unix ms
+-- ARGV[3]  max replays (0: every entry goes to the dead-letter list)
+-- ARGV[4]  the delay of the 2nd replay, ms
+-- ARGV[5]  the longest delay, ms
+-- ARGV[6]  how long a count is remembered after its last replay, ms (>= 1)
+-- ARGV[7]  the pass tag: one per orphan list per leader pass
+-- ARGV[8]  the dead replica's id (dead-letter entries)
+-- ARGV[9]  the input queue's name (dead-letter entries)
+-- ARGV[10] now in RFC 3339 (dead-letter entries)
+--
+-- Returns {code, replayed, delayed, dead_lettered, left}, left being the
+-- length of the taken list after the call:
+--   1  done (also when the taken list does not exist)
+--   2  the taken list is not a list; nothing was written
+--   3  the input queue is not a list; nothing was written
+--   4  the delay schedule is not a sorted set; nothing was written
+--   5  the dead-letter list is not a list; nothing was written
+--   6  the replay counts are not a hash; nothing was written
+--   7  bad argument; nothing was written
+
+local taken, input, sched, dead, counts = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local max_entries, now = tonumber(ARGV[1]), tonumber(ARGV[2])
+local max_replays, delay0, max_delay = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local ttl, tag = tonumber(ARGV[6]), ARGV[7]
+local replica, queue, time = ARGV[8], ARGV[9], ARGV[10]
+
+if not (max_entries and now and max_replays and delay0 and max_delay and ttl and time)
+    or max_entries < 1 or max_replays < 0 or delay0 < 0 or max_delay < 0 or ttl < 1 then
+  return {7, 0, 0, 0, 0}
+end
+
+local function type_of(key)
+  local t = redis.call('TYPE', key)
+  return t.ok or t
+end
+local function is(key, want)
+  local t = type_of(key)
+  return t == want or t == 'none'
+end
+
+local tt = type_of(taken)
+if tt == 'none' then
+  return {1, 0, 0, 0, 0}
+elseif tt ~= 'list' then
+  return {2, 0, 0, 0, 0}
+end
+if not is(input, 'list') then return {3, 0, 0, 0, 0} end
+if not is(sched, 'zset') then return {4, 0, 0, 0, 0} end
+if not is(dead, 'list') then return {5, 0, 0, 0, 0} end
+if not is(counts, 'hash') then return {6, 0, 0, 0, 0} end
+
+-- utf8 returns s and true when s is valid UTF-8 (Go's rules: no overlong
+-- form, no surrogate, nothing above U+10FFFF); else a copy of s with each
+-- invalid byte replaced by U+FFFD, as Go's encoding/json does, and false.
+local function utf8(s)
+  local out, n, i, start, valid = {}, #s, 1, 1, true
+  while i <= n do
+    local c = string.byte(s, i)
+    local len = 0
+    if c < 0x80 then len = 1
+    elseif c >= 0xC2 and c <= 0xDF then len = 2
+    elseif c >= 0xE0 and c <= 0xEF then len = 3
+    elseif c >= 0xF0 and c <= 0xF4 then len = 4
+    end
+    local ok = len > 0 and i + len - 1 <= n
+    if ok and len > 1 then
+      local lo, hi = 0x80, 0xBF
+      if c == 0xE0 then lo = 0xA0 elseif c == 0xED then hi = 0x9F
+      elseif c == 0xF0 then lo = 0x90 elseif c == 0xF4 then hi = 0x8F end
+      local c2 = string.byte(s, i + 1)
+      ok = c2 >= lo and c2 <= hi
+      for j = i + 2, i + len - 1 do
+        local cj = string.byte(s, j)
+        ok = ok and cj >= 0x80 and cj <= 0xBF
+      end
+    end
+    if ok then
+      i = i + len
+    else
+      valid = false
+      out[#out + 1] = string.sub(s, start, i - 1)
+      out[#out + 1] = '\239\191\189'
+      i = i + 1
+      start = i
+    end
+  end
+  if valid then
+    return s, true
+  end
+  out[#out + 1] = string.sub(s, start)
+  return table.concat(out), false
+end
+
+local alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'
+local function b64char(v)
+  return string.sub(alphabet, v + 1, v + 1)
+end
+local function base64(s)
+  local out = {}
+  for i = 1, #s, 3 do
+    local a, b, c = string.byte(s, i, i + 2)
+    local v = a * 65536 + (b or 0) * 256 + (c or 0)
+    out[#out + 1] = b64char(math.floor(v / 262144) % 64) .. b64char(math.floor(v / 4096) % 64) ..
+      (b and b64char(math.floor(v / 64) % 64) or '=') .. (c and b64char(v % 64) or '=')
+  end
+  return table.concat(out)
+end
+
+local function dead_entry(event, replays)
+  local text, valid = utf8(event)
+  local e = {
+    event = text,
+    queue = (utf8(queue)),
+    reason = 'replayed ' .. replays .. ' times: it may crash replicas (poison event)',
+    replica = (utf8(replica)),
+    time = time,
+    count = replays,
+  }
+  if not valid then
+    e.event_base64 = base64(event)
+  end
+  return cjson.encode(e)
+end
+
+local replayed, delayed, lettered, seq, counted = 0, 0, 0, 0, false
+for _ = 1, max_entries do
+  local event = redis.call('LPOP', taken)
+  if not event then
+    break
+  end
+  local field = redis.sha1hex(event)
+  local n, same_pass = 0, false
+  local v = redis.call('HGET', counts, field)
+  if v then
+    local c, last, t = string.match(v, '^(%d+) (%d+) (.*)$')
+    if c and now - tonumber(last) <= ttl then
+      n, same_pass = tonumber(c), t == tag
+    end
+  end
+  if not same_pass then
+    n = n + 1
+  end
+  if n > max_replays then
+    redis.call('HDEL', counts, field)
+    redis.call('LPUSH', dead, dead_entry(event, n - 1))
+    lettered = lettered + 1
+  else
+    redis.call('HSET', counts, field, n .. ' ' .. string.format('%d', now) .. ' ' .. tag)
+    counted = true
+    if n == 1 then
+      redis.call('RPUSH', input, event)
+      replayed = replayed + 1
+    else
+      local delay = delay0
+      for _ = 3, n do
+        delay = delay * 2
+        if delay >= max_delay then break end
+      end
+      local due = string.format('%d', now + math.min(delay, max_delay))
+      -- Identical events must stay distinct members: the member carries
+      -- now and a number, bumped until no member has it.
+      repeat
+        seq = seq + 1
+      until redis.call('ZADD', sched, 'NX', due, string.format('%d', now) .. '-' .. seq .. ':' .. event) == 1
+      delayed = delayed + 1
+    end
+  end
+end
+if counted then
+  redis.call('PEXPIRE', counts, string.format('%d', ttl))
+end
+return {1, replayed, delayed, lettered, redis.call('LLEN', taken)}

@@ -1,0 +1,154 @@
+package recovery
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/resc-go/resc/internal/keyspace"
+	"github.com/resc-go/resc/internal/script"
+)
+
+var (
+	//go:embed replay.lua
+	replaySrc    string
+	replayScript = script.New(replaySrc)
+
+	//go:embed promote.lua
+	promoteSrc    string
+	promoteScript = script.New(promoteSrc)
+)
+
+// Errors of the scripts, each wrapped in a *TypeError naming the key.
+var (
+	ErrTakenType    = errors.New("recovery: the taken list is not a list")
+	ErrInputType    = errors.New("recovery: the input queue is not a list")
+	ErrScheduleType = errors.New("recovery: the delay schedule is not a sorted set")
+	ErrDeadType     = errors.New("recovery: the dead-letter list is not a list")
+	ErrCountsType   = errors.New("recovery: the replay counts are not a hash")
+)
+
+// errBadArgument is a script refusing its arguments: a bug of this package.
+var errBadArgument = errors.New("recovery: script refused its arguments")
+
+// TypeError is a key of the wrong type: the script wrote nothing. Unwrap
+// gives one of the Err*Type sentinels.
+type TypeError struct {
+	Key string
+	Err error
+}
+
+func (e *TypeError) Error() string { return e.Err.Error() + ": " + strconv.Quote(e.Key) }
+func (e *TypeError) Unwrap() error { return e.Err }
+
+// replayStats counts what a replay did with the entries it moved.
+type replayStats struct {
+	replayed, delayed, dead int64
+}
+
+func (s replayStats) total() int64 { return s.replayed + s.delayed + s.dead }
+
+// replayList moves every entry of the orphan taken list, one script call
+// per batch, until the list is empty.
+func (r *Recoverer) replayList(ctx context.Context, w Watched, list, replica, tag string) (replayStats, error) {
+	var st replayStats
+	for {
+		b, left, err := r.replayBatch(ctx, w, list, replica, tag, r.s.Now())
+		st.replayed += b.replayed
+		st.delayed += b.delayed
+		st.dead += b.dead
+		if err != nil {
+			return st, err
+		}
+		r.badKeys.remove(list)
+		if left == 0 || b.total() == 0 {
+			return st, nil
+		}
+	}
+}
+
+// replayBatch runs replay.lua once (see its header).
+func (r *Recoverer) replayBatch(ctx context.Context, w Watched, list, replica, tag string, now time.Time) (replayStats, int64, error) {
+	keys := []string{list, w.InputQueue, delaySchedule(r.s.Prefix, w.InputQueue), keyspace.DeadList(w.InputQueue), replayCounts(r.s.Prefix, w.InputQueue)}
+	reply, err := replayScript.Run(ctx, r.dialect, r.rdb, keys,
+		r.s.BatchSize, now.UnixMilli(), r.s.MaxReplays,
+		r.s.ReplayDelay.Milliseconds(), r.s.MaxReplayDelay.Milliseconds(), r.s.CountTTL.Milliseconds(),
+		tag, replica, w.InputQueue, now.UTC().Format(time.RFC3339)).Int64Slice()
+	if err != nil {
+		return replayStats{}, 0, err
+	}
+	if len(reply) != 5 {
+		return replayStats{}, 0, fmt.Errorf("recovery: unexpected reply of replay.lua: %v", reply)
+	}
+	var bad error
+	switch reply[0] {
+	case 1:
+		return replayStats{reply[1], reply[2], reply[3]}, reply[4], nil
+	case 2:
+		bad = &TypeError{keys[0], ErrTakenType}
+	case 3:
+		bad = &TypeError{keys[1], ErrInputType}
+	case 4:
+		bad = &TypeError{keys[2], ErrScheduleType}
+	case 5:
+		bad = &TypeError{keys[3], ErrDeadType}
+	case 6:
+		bad = &TypeError{keys[4], ErrCountsType}
+	case 7:
+		bad = errBadArgument
+	default:
+		bad = fmt.Errorf("recovery: unexpected reply of replay.lua: %v", reply)
+	}
+	return replayStats{}, 0, bad
+}
+
+// promote runs promote.lua once (see its header).
+func (r *Recoverer) promote(ctx context.Context, sched, input string, nowMs int64) (int, error) {
+	reply, err := promoteScript.Run(ctx, r.dialect, r.rdb, []string{sched, input}, nowMs, r.s.BatchSize).Int64Slice()
+	if err != nil {
+		return 0, err
+	}
+	if len(reply) != 2 {
+		return 0, fmt.Errorf("recovery: unexpected reply of promote.lua: %v", reply)
+	}
+	switch reply[0] {
+	case 1:
+		r.badKeys.remove(sched)
+		return int(reply[1]), nil
+	case 2:
+		return 0, &TypeError{sched, ErrScheduleType}
+	case 3:
+		return 0, &TypeError{input, ErrInputType}
+	case 4:
+		return 0, errBadArgument
+	}
+	return 0, fmt.Errorf("recovery: unexpected reply of promote.lua: %v", reply)
+}
+
+// badKeys remembers the keys already logged as having the wrong type, so
+// that each is logged once until it works again.
+type badKeys struct {
+	mu sync.Mutex
+	m  map[string]bool
+}
+
+// add reports whether key was not known yet.
+func (b *badKeys) add(key string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.m[key] {
+		return false
+	}
+	b.m[key] = true
+	return true
+}
+
+func (b *badKeys) remove(key string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.m, key)
+}

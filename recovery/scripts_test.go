@@ -1,0 +1,437 @@
+package recovery
+
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/resc-go/resc/internal/redistest"
+	"github.com/resc-go/resc/internal/script"
+)
+
+func sha(ev string) string {
+	h := sha1.Sum([]byte(ev))
+	return hex.EncodeToString(h[:])
+}
+
+// count is a replay counts value.
+func count(n int, at int64, tag string) string {
+	return fmt.Sprintf("%d %d %s", n, at, tag)
+}
+
+// TestScriptsLoad checks that every script loads on a real server under
+// the hash the code uses, in the #!lua form on Redis 7.
+func TestScriptsLoad(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client()
+	ctx := context.Background()
+	d, err := script.Detect(ctx, rdb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Legacy {
+		t.Fatalf("redis-server 7 reported as legacy: %v", d)
+	}
+	for name, s := range map[string]*script.Script{"replay": replayScript, "promote": promoteScript} {
+		if err := s.Load(ctx, d, rdb); err != nil {
+			t.Fatalf("%s.lua does not load: %v", name, err)
+		}
+		ok, err := rdb.ScriptExists(ctx, s.Hash(d)).Result()
+		if err != nil || !ok[0] {
+			t.Fatalf("%s.lua not known by its hash %s: %v %v", name, s.Hash(d), ok, err)
+		}
+	}
+}
+
+// TestReplayScript runs replay.lua's branches: Redis before, call, Redis
+// after. The call replays "in/taken/r1" of input queue "in" at t0 with pass
+// tag "T"; MaxReplays 3, delays 1 s doubling up to 30 s, CountTTL 1 h.
+func TestReplayScript(t *testing.T) {
+	const (
+		taken  = "in/taken/r1"
+		counts = "p:replays:in"
+		sched  = "p:delayed:in"
+	)
+	now := ms(0)
+	old := ms(-time.Minute)
+	at := func(d time.Duration, member string) string {
+		return strconv.FormatInt(ms(d), 10) + " " + member
+	}
+	bad := "\xffq\"\x00/\xe2\x82"
+	tests := []struct {
+		name   string
+		set    func(*Settings)
+		before db
+		want   replayStats
+		left   int64
+		err    error
+		after  db // nil: same as before
+	}{
+		{
+			name:   "first replay: to the consuming end, oldest rightmost",
+			before: db{taken: list{"c", "b", "a"}, "in": list{"x"}},
+			want:   replayStats{replayed: 3},
+			after: db{"in": list{"x", "c", "b", "a"}, counts: hash{
+				sha("a"): count(1, now, "T"), sha("b"): count(1, now, "T"), sha("c"): count(1, now, "T")}},
+		},
+		{
+			name:   "second replay: delayed by ReplayDelay",
+			before: db{taken: list{"e"}, counts: hash{sha("e"): count(1, old, "old")}},
+			want:   replayStats{delayed: 1},
+			after:  db{sched: zset{at(time.Second, fmt.Sprint(now, "-1:e"))}, counts: hash{sha("e"): count(2, now, "T")}},
+		},
+		{
+			name:   "third replay: delay doubled",
+			before: db{taken: list{"e"}, counts: hash{sha("e"): count(2, old, "old")}},
+			want:   replayStats{delayed: 1},
+			after:  db{sched: zset{at(2*time.Second, fmt.Sprint(now, "-1:e"))}, counts: hash{sha("e"): count(3, now, "T")}},
+		},
+		{
+			name:   "delay capped at MaxReplayDelay",
+			set:    func(s *Settings) { s.MaxReplays = 20 },
+			before: db{taken: list{"e"}, counts: hash{sha("e"): count(9, old, "old")}},
+			want:   replayStats{delayed: 1},
+			after:  db{sched: zset{at(30*time.Second, fmt.Sprint(now, "-1:e"))}, counts: hash{sha("e"): count(10, now, "T")}},
+		},
+		{
+			name:   "past MaxReplays: dead-lettered, count forgotten",
+			before: db{taken: list{"e", "f"}, "in/dead": list{"older"}, counts: hash{sha("e"): count(3, old, "old")}},
+			want:   replayStats{replayed: 1, dead: 1},
+			after: db{"in": list{"f"}, "in/dead": list{deadJSON("e", "in", "r1", 3, t0), "older"},
+				counts: hash{sha("f"): count(1, now, "T")}},
+		},
+		{
+			name:   "dead-lettered event not UTF-8: replaced as Go does, exact bytes in base64",
+			before: db{taken: list{bad}, counts: hash{sha(bad): count(3, old, "old")}},
+			want:   replayStats{dead: 1},
+			after:  db{"in/dead": list{deadJSON(bad, "in", "r1", 3, t0)}},
+		},
+		{
+			name:   "MaxReplays negative: dead-lettered at once",
+			set:    func(s *Settings) { s.MaxReplays = -1 },
+			before: db{taken: list{"e"}},
+			want:   replayStats{dead: 1},
+			after:  db{"in/dead": list{deadJSON("e", "in", "r1", 0, t0)}},
+		},
+		{
+			name:   "count older than CountTTL forgotten",
+			before: db{taken: list{"e"}, counts: hash{sha("e"): count(3, ms(-2*time.Hour), "old")}},
+			want:   replayStats{replayed: 1},
+			after:  db{"in": list{"e"}, counts: hash{sha("e"): count(1, now, "T")}},
+		},
+		{
+			name:   "identical events of one pass count one crash",
+			before: db{taken: list{"e", "e", "e"}},
+			want:   replayStats{replayed: 3},
+			after:  db{"in": list{"e", "e", "e"}, counts: hash{sha("e"): count(1, now, "T")}},
+		},
+		{
+			name:   "a count of this pass is not incremented again",
+			before: db{taken: list{"e"}, counts: hash{sha("e"): count(1, now, "T")}},
+			want:   replayStats{replayed: 1},
+			after:  db{"in": list{"e"}, counts: hash{sha("e"): count(1, now, "T")}},
+		},
+		{
+			name: "identical delayed events stay distinct, also beside another leader's member",
+			before: db{taken: list{"e", "e"}, counts: hash{sha("e"): count(1, old, "old")},
+				sched: zset{at(time.Second, fmt.Sprint(now, "-1:e"))}},
+			want: replayStats{delayed: 2},
+			after: db{counts: hash{sha("e"): count(2, now, "T")}, sched: zset{
+				at(time.Second, fmt.Sprint(now, "-1:e")), at(time.Second, fmt.Sprint(now, "-2:e")), at(time.Second, fmt.Sprint(now, "-3:e"))}},
+		},
+		{
+			name:   "batch: the newest BatchSize entries, the rest left",
+			set:    func(s *Settings) { s.BatchSize = 2 },
+			before: db{taken: list{"d", "c", "b", "a"}},
+			want:   replayStats{replayed: 2},
+			left:   2,
+			after: db{taken: list{"b", "a"}, "in": list{"d", "c"},
+				counts: hash{sha("c"): count(1, now, "T"), sha("d"): count(1, now, "T")}},
+		},
+		{
+			name:   "no taken list: nothing to do",
+			before: db{"in": list{"x"}},
+		},
+		{
+			name:   "taken list not a list",
+			before: db{taken: "s"},
+			err:    ErrTakenType,
+		},
+		{
+			name:   "input queue not a list",
+			before: db{taken: list{"e"}, "in": "s"},
+			err:    ErrInputType,
+		},
+		{
+			name:   "delay schedule not a sorted set",
+			before: db{taken: list{"e"}, sched: list{"x"}},
+			err:    ErrScheduleType,
+		},
+		{
+			name:   "dead-letter list not a list",
+			before: db{taken: list{"e"}, "in/dead": hash{"a": "b"}},
+			err:    ErrDeadType,
+		},
+		{
+			name:   "replay counts not a hash",
+			before: db{taken: list{"e"}, counts: list{"x"}},
+			err:    ErrCountsType,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := Settings{MaxReplays: 3, ReplayDelay: time.Second, MaxReplayDelay: 30 * time.Second, CountTTL: time.Hour, BatchSize: 10}
+			if tt.set != nil {
+				tt.set(&s)
+			}
+			e := newEnv(t, s, nil, nil)
+			e.load(tt.before)
+			got, left, err := e.r.replayBatch(context.Background(), e.r.watched[0], taken, "r1", "T", t0)
+			if !errors.Is(err, tt.err) {
+				t.Fatalf("error %v, want %v", err, tt.err)
+			}
+			var te *TypeError
+			if tt.err != nil && !errors.As(err, &te) {
+				t.Fatalf("error %v is not a *TypeError", err)
+			}
+			if got != tt.want || left != tt.left {
+				t.Errorf("stats %+v left %d, want %+v left %d", got, left, tt.want, tt.left)
+			}
+			want := tt.after
+			if want == nil {
+				want = tt.before
+			}
+			if after := e.dump(); !reflect.DeepEqual(after, want) {
+				t.Errorf("Redis after:\n got %#v\nwant %#v", after, want)
+			}
+			if tt.want.replayed+tt.want.delayed > 0 {
+				if ttl := e.rdb.PTTL(context.Background(), counts).Val(); ttl <= 0 || ttl > time.Hour {
+					t.Errorf("replay counts TTL %v, want about CountTTL (1h)", ttl)
+				}
+			}
+		})
+	}
+}
+
+// TestDeadEntryNotUTF8 decodes a dead-letter entry of an event that is not
+// UTF-8 as a consumer would: event as Go's JSON would write it, exact bytes
+// in event_base64.
+func TestDeadEntryNotUTF8(t *testing.T) {
+	events := []string{"\xff", "a\xe2\x82", "\xed\xa0\x80x", "\xf4\x90\x80\x80", "\xc0\xaf", "ok é ✓ 𝄞", "\x00\"\\/\n\t"}
+	e := newEnv(t, Settings{MaxReplays: -1}, nil, nil)
+	ctx := context.Background()
+	for _, ev := range events {
+		e.rdb.LPush(ctx, "in/taken/r1", ev)
+		if _, _, err := e.r.replayBatch(ctx, e.r.watched[0], "in/taken/r1", "r1", "T", t0); err != nil {
+			t.Fatal(err)
+		}
+		raw := e.rdb.LIndex(ctx, "in/dead", 0).Val()
+		var got struct {
+			Event       string `json:"event"`
+			EventBase64 string `json:"event_base64"`
+			Queue       string `json:"queue"`
+			Reason      string `json:"reason"`
+			Replica     string `json:"replica"`
+			Time        string `json:"time"`
+			Count       *int   `json:"count"`
+		}
+		if err := json.Unmarshal([]byte(raw), &got); err != nil || !utf8.ValidString(raw) {
+			t.Fatalf("entry of %q is not valid JSON in UTF-8: %v: %q", ev, err, raw)
+		}
+		goJSON, _ := json.Marshal(ev)
+		var want string
+		_ = json.Unmarshal(goJSON, &want)
+		if got.Event != want {
+			t.Errorf("event %q written as %q, want %q", ev, got.Event, want)
+		}
+		if utf8.ValidString(ev) != (got.EventBase64 == "") {
+			t.Errorf("event %q: event_base64 %q", ev, got.EventBase64)
+		}
+		if got.EventBase64 != "" {
+			if b, err := base64.StdEncoding.DecodeString(got.EventBase64); err != nil || string(b) != ev {
+				t.Errorf("event %q: event_base64 %q decodes to %q, %v", ev, got.EventBase64, b, err)
+			}
+		}
+		if got.Queue != "in" || got.Replica != "r1" || got.Time != "2026-11-23T12:00:00Z" || got.Count == nil || *got.Count != 0 || got.Reason == "" {
+			t.Errorf("entry %+v", got)
+		}
+	}
+}
+
+// TestPromoteScript runs promote.lua's branches: Redis before, call at t0,
+// Redis after.
+func TestPromoteScript(t *testing.T) {
+	const sched = "p:delayed:in"
+	at := func(d time.Duration, member string) string {
+		return strconv.FormatInt(ms(d), 10) + " " + member
+	}
+	tests := []struct {
+		name   string
+		batch  int
+		before db
+		want   int
+		err    error
+		after  db // nil: same as before
+	}{
+		{
+			name:   "due events to the consuming end, earliest rightmost; others kept",
+			before: db{"in": list{"x"}, sched: zset{at(-2*time.Second, "1-1:early"), at(0, "1-2:now"), at(-time.Second, "1-1:late"), at(time.Millisecond, "1-1:future")}},
+			want:   3,
+			after:  db{"in": list{"x", "now", "late", "early"}, sched: zset{at(time.Millisecond, "1-1:future")}},
+		},
+		{
+			name:   "batch: the latest due first, earlier ones next call",
+			batch:  2,
+			before: db{sched: zset{at(-3*time.Second, "1-1:e1"), at(-2*time.Second, "1-1:e2"), at(-time.Second, "1-1:e3")}},
+			want:   2,
+			after:  db{"in": list{"e3", "e2"}, sched: zset{at(-3*time.Second, "1-1:e1")}},
+		},
+		{
+			name:   "event text keeps its colons; a member without one is pushed whole",
+			before: db{sched: zset{at(-2*time.Second, "1-1:a:b:"), at(-time.Second, "foreign")}},
+			want:   2,
+			after:  db{"in": list{"foreign", "a:b:"}},
+		},
+		{
+			name:   "no schedule",
+			before: db{"in": list{"x"}},
+		},
+		{
+			name:   "schedule not a sorted set",
+			before: db{sched: list{"1-1:e"}},
+			err:    ErrScheduleType,
+		},
+		{
+			name:   "input queue not a list",
+			before: db{sched: zset{at(-time.Second, "1-1:e")}, "in": "s"},
+			err:    ErrInputType,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, Settings{BatchSize: tt.batch}, nil, nil)
+			e.load(tt.before)
+			got, err := e.r.promote(context.Background(), sched, "in", ms(0))
+			if !errors.Is(err, tt.err) {
+				t.Fatalf("error %v, want %v", err, tt.err)
+			}
+			if got != tt.want {
+				t.Errorf("promoted %d, want %d", got, tt.want)
+			}
+			want := tt.after
+			if want == nil {
+				want = tt.before
+			}
+			if after := e.dump(); !reflect.DeepEqual(after, want) {
+				t.Errorf("Redis after:\n got %#v\nwant %#v", after, want)
+			}
+		})
+	}
+}
+
+// TestReplayTwoLeaders runs replay.lua from two leaders at once on the
+// same orphan list, many times: every entry ends in exactly one place.
+func TestReplayTwoLeaders(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	const rounds, entries = 30, 300
+	for round := range rounds {
+		input := "in" + strconv.Itoa(round)
+		w := Watched{InputQueue: input, TakenQueue: input + "/taken"}
+		taken := w.TakenQueue + "/r1"
+		seed := srv.Client()
+		var want []string
+		for i := range entries {
+			ev := "e" + strconv.Itoa(i)
+			switch i % 5 {
+			case 0:
+				ev = "dup" // identical events
+			case 1:
+				ev = "delayed" + strconv.Itoa(i) // counted before: delayed
+				seed.HSet(ctx, replayCounts("p:", input), sha(ev), count(1, ms(-time.Minute), "old"))
+			case 2:
+				ev = "dead" + strconv.Itoa(i) // counted to the max: dead-lettered
+				seed.HSet(ctx, replayCounts("p:", input), sha(ev), count(3, ms(-time.Minute), "old"))
+			}
+			want = append(want, ev)
+			seed.LPush(ctx, taken, ev)
+		}
+		var (
+			wg    sync.WaitGroup
+			total [2]replayStats
+			errs  [2]error
+		)
+		for l := range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				d, _ := script.Detect(ctx, seed)
+				// Each leader has its own connection, batch size and pass
+				// tag, and both use the same clock: identical delayed
+				// events must still stay distinct.
+				r := New(srv.Client(), d, []Watched{w}, newFakeLive(), Settings{Prefix: "p:", BatchSize: 3 + 4*l, Now: func() time.Time { return t0 }}, nil)
+				for {
+					st, left, err := r.replayBatch(ctx, w, taken, "r1", "leader"+strconv.Itoa(l), t0)
+					if err != nil {
+						errs[l] = err
+						return
+					}
+					total[l].replayed += st.replayed
+					total[l].delayed += st.delayed
+					total[l].dead += st.dead
+					if left == 0 {
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if err := errors.Join(errs[:]...); err != nil {
+			t.Fatal(err)
+		}
+		if n := total[0].total() + total[1].total(); n != entries {
+			t.Fatalf("round %d: %d entries moved, want %d (%+v)", round, n, entries, total)
+		}
+		var got []string
+		got = append(got, seed.LRange(ctx, input, 0, -1).Val()...)
+		for _, m := range seed.ZRange(ctx, delaySchedule("p:", input), 0, -1).Val() {
+			_, ev, _ := cutColon(m)
+			got = append(got, ev)
+		}
+		for _, raw := range seed.LRange(ctx, input+"/dead", 0, -1).Val() {
+			var d struct{ Event string }
+			if err := json.Unmarshal([]byte(raw), &d); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, d.Event)
+		}
+		if !reflect.DeepEqual(sorted(got), sorted(want)) {
+			t.Fatalf("round %d: entries after the race differ from before: %d vs %d", round, len(got), len(want))
+		}
+		if n := seed.Exists(ctx, taken).Val(); n != 0 {
+			t.Fatalf("round %d: taken list still exists", round)
+		}
+		if total[0].total() == 0 || total[1].total() == 0 {
+			t.Logf("round %d: one leader moved nothing (%+v)", round, total)
+		}
+	}
+}
+
+func cutColon(m string) (string, string, bool) {
+	for i := range len(m) {
+		if m[i] == ':' {
+			return m[:i], m[i+1:], true
+		}
+	}
+	return "", m, false
+}
