@@ -6,6 +6,7 @@ package redistest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -94,9 +95,23 @@ func (s *Server) start() error {
 	defer c.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
+		select {
+		case werr := <-exited:
+			return fmt.Errorf("redis-server exited: %v; log: %s", werr, s.logTail())
+		default:
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		err := c.Ping(ctx).Err()
+		if err == nil {
+			// The port may be another process's server (ours failed to
+			// bind and has not exited yet): only ours counts.
+			err = checkPID(ctx, c, cmd.Process.Pid)
+		}
 		cancel()
+		if errors.Is(err, errNotOurs) {
+			_ = cmd.Process.Kill()
+			return fmt.Errorf("redis-server exited: port %d answered by another server", s.port)
+		}
 		if err == nil {
 			s.mu.Lock()
 			s.cmd = cmd
@@ -179,4 +194,23 @@ func waitClosed(addr string) {
 		_ = c.Close()
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+var errNotOurs = errors.New("redistest: the server on this port is not the one started")
+
+// checkPID asks the server its process id and compares it with ours.
+func checkPID(ctx context.Context, c *redis.Client, pid int) error {
+	info, err := c.Info(ctx, "server").Result()
+	if err != nil {
+		return err
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "process_id:"); ok {
+			if v != strconv.Itoa(pid) {
+				return errNotOurs
+			}
+			return nil
+		}
+	}
+	return errors.New("redistest: no process_id in INFO server")
 }

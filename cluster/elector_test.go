@@ -1,0 +1,309 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/resc-go/resc/internal/keyspace"
+)
+
+// candidate is one elector run by a test, with a callback that holds its
+// leadership until the leadership context is done.
+type candidate struct {
+	id      string
+	el      *Elector
+	cancel  context.CancelFunc
+	done    chan error
+	leads   atomic.Int32 // times it was handed leadership
+	mu      sync.Mutex
+	current context.Context // the latest leadership context
+}
+
+// race counts the callbacks running at once among a test's candidates.
+type race struct {
+	active, most atomic.Int32
+}
+
+func (e *env) candidate(id string, r *race) *candidate {
+	e.t.Helper()
+	el, err := NewElector(e.rdb, e.s, id, e.log)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &candidate{id: id, el: el, cancel: cancel, done: make(chan error, 1)}
+	go func() {
+		c.done <- el.Run(ctx, func(lctx context.Context) {
+			n := r.active.Add(1)
+			for m := r.most.Load(); n > m && !r.most.CompareAndSwap(m, n); m = r.most.Load() {
+			}
+			c.mu.Lock()
+			c.current = lctx
+			c.mu.Unlock()
+			c.leads.Add(1)
+			<-lctx.Done()
+			r.active.Add(-1)
+		})
+	}()
+	e.t.Cleanup(func() { c.stop(e.t) })
+	return c
+}
+
+// stop cancels Run's context and waits for Run to return.
+func (c *candidate) stop(t *testing.T) {
+	c.cancel()
+	select {
+	case err, ok := <-c.done:
+		if ok && err != nil {
+			t.Errorf("%s: Run: %v", c.id, err)
+		}
+		if ok {
+			close(c.done)
+		}
+	case <-time.After(5 * time.Second):
+		t.Errorf("%s: Run did not return within 5s", c.id)
+	}
+}
+
+func (c *candidate) leadership() context.Context {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.current
+}
+
+func leaders(cs []*candidate) []*candidate {
+	var out []*candidate
+	for _, c := range cs {
+		if c.el.IsLeader() {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func TestNewElectorRefusesBadInput(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	if _, err := NewElector(e.rdb, e.s, "", e.log); err == nil {
+		t.Error("no id: no error")
+	}
+	bad := e.s
+	bad.LeaderTTL = -1
+	if _, err := NewElector(e.rdb, bad, "r1", e.log); err == nil {
+		t.Error("bad settings: no error")
+	}
+}
+
+// TestOneLeaderOfThree: exactly one of three electors leads, and keeps
+// leading; when its context is cancelled it releases the lock and another
+// takes over within LeaderTTL + HeartbeatInterval.
+func TestOneLeaderOfThree(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	r := &race{}
+	var cs []*candidate
+	for i := range 3 {
+		cs = append(cs, e.candidate(fmt.Sprintf("r%d", i+1), r))
+	}
+	var first *candidate
+	eventually(t, 2*e.s.LeaderTTL, "one leader, its callback running", func() bool {
+		ls := leaders(cs)
+		if len(ls) == 1 && ls[0].leadership() != nil {
+			first = ls[0]
+		}
+		return first != nil
+	})
+
+	// Leadership holds, and stays single, over several extends.
+	until := time.Now().Add(3 * e.s.LeaderTTL)
+	for time.Now().Before(until) {
+		if ls := leaders(cs); len(ls) != 1 || ls[0] != first {
+			t.Fatalf("leaders %v, want only %s", ls, first.id)
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval
+	}
+	if got, err := Leader(ctx, e.rdb, e.s.Prefix); err != nil || got != first.id {
+		t.Errorf("Leader() = %q, %v; want %s", got, err, first.id)
+	}
+	if n := first.leads.Load(); n != 1 {
+		t.Errorf("the leader was handed leadership %d times, want once", n)
+	}
+
+	lctx := first.leadership()
+	first.stop(t)
+	stopped := time.Now()
+	if lctx.Err() == nil {
+		t.Error("the stopped leader's leadership context is live")
+	}
+	var next *candidate
+	eventually(t, e.s.LeaderTTL+e.s.HeartbeatInterval+200*time.Millisecond, "another leader", func() bool {
+		ls := leaders(cs)
+		if len(ls) == 1 && ls[0] != first {
+			next = ls[0]
+		}
+		return next != nil
+	})
+	took := time.Since(stopped)
+	t.Logf("new leader after %v (LeaderTTL %v + interval %v)", took, e.s.LeaderTTL, e.s.HeartbeatInterval)
+	if took > e.s.LeaderTTL+e.s.HeartbeatInterval {
+		t.Errorf("took over after %v, want within LeaderTTL + HeartbeatInterval", took)
+	}
+	if got, err := Leader(ctx, e.rdb, e.s.Prefix); err != nil || got != next.id {
+		t.Errorf("Leader() = %q, %v; want %s", got, err, next.id)
+	}
+	if m := r.most.Load(); m != 1 {
+		t.Errorf("%d leader callbacks ran at once", m)
+	}
+
+	// The last ones stop: the lock is released, Leader() reports none.
+	for _, c := range cs {
+		c.stop(t)
+	}
+	if got, err := Leader(ctx, e.rdb, e.s.Prefix); err != nil || got != "" {
+		t.Errorf("Leader() after every elector stopped = %q, %v; want none", got, err)
+	}
+}
+
+// TestLeaderThatDiedWithoutReleasing: a lock left by a crashed leader is
+// taken over once it expires.
+func TestLeaderThatDiedWithoutReleasing(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	if err := e.rdb.Set(ctx, keyspace.Leader(e.s.Prefix), "crashed#x", e.s.LeaderTTL).Err(); err != nil {
+		t.Fatal(err)
+	}
+	crashed := time.Now()
+	if got, _ := Leader(ctx, e.rdb, e.s.Prefix); got != "crashed" {
+		t.Errorf("Leader() = %q, want crashed", got)
+	}
+	c := e.candidate("r1", &race{})
+	eventually(t, e.s.LeaderTTL+e.s.HeartbeatInterval+200*time.Millisecond, "leads after the old lock expired", c.el.IsLeader)
+	took := time.Since(crashed)
+	if took < e.s.LeaderTTL-10*time.Millisecond {
+		t.Errorf("led after %v, before the old lock expired", took)
+	}
+}
+
+// TestLeadershipLost: a leader whose extend is refused (the lock was taken)
+// or fails (Redis stopped) has its leadership context cancelled, well
+// before the lock could expire.
+func TestLeadershipLost(t *testing.T) {
+	t.Parallel()
+	t.Run("lock taken", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t)
+		ctx := context.Background()
+		c := e.candidate("r1", &race{})
+		eventually(t, time.Second, "leads", func() bool { return c.leadership() != nil })
+		lctx := c.leadership()
+		key := keyspace.Leader(e.s.Prefix)
+		if err := e.rdb.Del(ctx, key).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.rdb.Set(ctx, key, "other#y", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		taken := time.Now()
+		lost := waitDone(t, lctx, e.s.LeaderTTL, "leadership lost after the lock was taken")
+		if d := lost.Sub(taken); d > e.s.LeaderTTL/3+100*time.Millisecond {
+			t.Errorf("noticed after %v, want within one extend period (%v)", d, e.s.LeaderTTL/3)
+		}
+		if cause := context.Cause(lctx); !errors.Is(cause, ErrLeadershipLost) {
+			t.Errorf("cause %v, want ErrLeadershipLost", cause)
+		}
+		eventually(t, time.Second, "IsLeader turns false", func() bool { return !c.el.IsLeader() })
+		// The release did not remove the other's lock.
+		if got := e.rdb.Get(ctx, key).Val(); got != "other#y" {
+			t.Errorf("lock %q, want the other's", got)
+		}
+		// Nobody else leads while the other holds it.
+		if c.leads.Load() != 1 || c.el.IsLeader() {
+			t.Errorf("led again while another holds the lock")
+		}
+	})
+	t.Run("redis stopped", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t)
+		c := e.candidate("r1", &race{})
+		eventually(t, time.Second, "leads", func() bool { return c.leadership() != nil })
+		lctx := c.leadership()
+		e.srv.Stop()
+		stopped := time.Now()
+		lost := waitDone(t, lctx, 2*e.s.LeaderTTL, "leadership lost after Redis stopped")
+		// The lock lives LeaderTTL past the last extend sent, which was
+		// before the stop.
+		if d := lost.Sub(stopped); d >= e.s.LeaderTTL {
+			t.Errorf("leadership lost %v after Redis stopped, want before the lock's TTL (%v)", d, e.s.LeaderTTL)
+		}
+		if cause := context.Cause(lctx); !errors.Is(cause, ErrLeadershipLost) {
+			t.Errorf("cause %v, want ErrLeadershipLost", cause)
+		}
+		if c.el.IsLeader() {
+			t.Error("IsLeader after the leadership was lost")
+		}
+		e.srv.Restart()
+		eventually(t, 3*time.Second, "leads again once Redis is back", func() bool { return c.leads.Load() == 2 })
+	})
+}
+
+// TestLeaderCallbackReturns: a callback that returns ends leadership and
+// releases the lock; the elector tries again one interval later.
+func TestLeaderCallbackReturns(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	el, err := NewElector(e.rdb, e.s, "r1", e.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := make(chan context.Context, 10)
+	done := make(chan error, 1)
+	go func() {
+		done <- el.Run(ctx, func(lctx context.Context) { calls <- lctx })
+	}()
+	first := <-calls
+	second := <-calls // the lock was released, and taken again
+	if first.Err() == nil || second == first {
+		t.Error("a returned callback's leadership context is still live")
+	}
+	if err := el.Run(ctx, func(context.Context) {}); err == nil {
+		t.Error("second Run: no error")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+}
+
+func TestLeaderValue(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	key := keyspace.Leader(e.s.Prefix)
+	for _, tc := range []struct{ value, want string }{
+		{"", ""}, // no key
+		{"r1#abc", "r1"},
+		{"host#1#abc", "host#1"},
+		{"by-hand", "by-hand"},
+	} {
+		if tc.value != "" {
+			if err := e.rdb.Set(ctx, key, tc.value, 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got, err := Leader(ctx, e.rdb, e.s.Prefix); err != nil || got != tc.want {
+			t.Errorf("value %q: Leader() = %q, %v; want %q", tc.value, got, err, tc.want)
+		}
+	}
+	if v := lockValue("a#b"); len(v) < len("a#b#")+8 {
+		t.Errorf("lockValue: %q", v)
+	}
+}

@@ -1,0 +1,27 @@
+#!lua
+-- heartbeat.lua: renews a replica's registration, only if the replica key
+-- still holds this registration's token.
+--
+-- KEYS[1]  the replica key (STRING: the token of the live registration)
+-- KEYS[2]  the replica info key (STRING: JSON)
+-- ARGV[1]  this registration's token
+-- ARGV[2]  the new TTL of both keys, milliseconds (dead-after)
+--
+-- Returns
+--    1  renewed
+--    0  nothing written: the key expired or holds another token (the
+--       registration is lost)
+--   -2  nothing written: ARGV[2] is not valid
+
+local ttl = tonumber(ARGV[2])
+if not ttl or ttl < 1 or ttl ~= math.floor(ttl) then
+  return -2
+end
+-- TYPE first: GET on a key of another type is an error, and such a key is
+-- not this registration's either.
+if redis.call('TYPE', KEYS[1]).ok ~= 'string' or redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 0
+end
+redis.call('PEXPIRE', KEYS[1], ttl)
+redis.call('PEXPIRE', KEYS[2], ttl)
+return 1

@@ -1,0 +1,147 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/resc-go/resc/internal/redistest"
+	"github.com/resc-go/resc/internal/script"
+)
+
+// TestMain silences go-redis' own log: it prints a line per failed dial,
+// which the tests that stop Redis cause on purpose.
+func TestMain(m *testing.M) {
+	redis.SetLogger(quiet{})
+	os.Exit(m.Run())
+}
+
+type quiet struct{}
+
+func (quiet) Printf(context.Context, string, ...any) {}
+
+// syncBuffer is a log sink the test reads while the code under test writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// env is one redis-server of a test, with a client configured as resc
+// configures its own (no silent retries) that honours context deadlines.
+type env struct {
+	t    *testing.T
+	srv  *redistest.Server
+	rdb  *redis.Client
+	d    script.Dialect
+	s    Settings
+	logs *syncBuffer
+	log  *slog.Logger
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	srv := redistest.Start(t)
+	rdb := redis.NewClient(&redis.Options{
+		Addr:                  srv.Addr(),
+		MaxRetries:            -1,
+		DialTimeout:           100 * time.Millisecond,
+		ContextTimeoutEnabled: true,
+	})
+	t.Cleanup(func() { _ = rdb.Close() })
+	d, err := script.Detect(context.Background(), rdb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Legacy {
+		t.Fatal("redis-server runs no #!lua scripts: Redis 7 expected")
+	}
+	s := TestSettings()
+	// Each test its own prefix, though each has its own server too.
+	s.Prefix = "t-" + strings.NewReplacer("/", "-", " ", "-").Replace(t.Name()) + ":"
+	logs := &syncBuffer{}
+	return &env{t: t, srv: srv, rdb: rdb, d: d, s: s.WithDefaults(), logs: logs,
+		log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+}
+
+func (e *env) info(id string, lists ...string) Info {
+	return Info{ID: id, Host: "h", PID: 42, Version: "test", Started: time.Unix(1700000000, 0).UTC(), TakenLists: lists}
+}
+
+// register registers id with lists, failing the test on an error.
+func (e *env) register(id string, opts RegisterOptions, lists ...string) *Membership {
+	e.t.Helper()
+	opts.Dialect = e.d
+	m, err := Register(context.Background(), e.rdb, e.s, e.info(id, lists...), opts, e.log)
+	if err != nil {
+		e.t.Fatalf("Register(%q): %v", id, err)
+	}
+	return m
+}
+
+// run runs m.Run until the end of the test (or stop is called) and
+// returns a function that stops it and returns Run's error.
+func run(t *testing.T, m *Membership) (stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case err = <-done:
+			case <-time.After(5 * time.Second):
+				t.Error("Membership.Run did not return within 5s of its context being done")
+			}
+		})
+		return err
+	}
+	t.Cleanup(func() { _ = stop() })
+	return stop
+}
+
+// eventually polls cond every 5 ms until it holds or within passes.
+func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v: %s", within, what)
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval, not a synchronisation
+	}
+}
+
+// waitDone waits for ctx to be done, up to within, and returns when it was
+// noticed.
+func waitDone(t *testing.T, ctx context.Context, within time.Duration, what string) time.Time {
+	t.Helper()
+	select {
+	case <-ctx.Done():
+		return time.Now()
+	case <-time.After(within):
+		t.Fatalf("not within %v: %s", within, what)
+		return time.Time{}
+	}
+}

@@ -1,0 +1,434 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/resc-go/resc/config"
+	"github.com/resc-go/resc/internal/keyspace"
+)
+
+// Liveness is what package recovery asks of the cluster (its Liveness
+// interface, restated here: the two packages do not import each other).
+var _ interface {
+	Alive(ctx context.Context, replicaIDs []string) ([]bool, error)
+} = (*Liveness)(nil)
+
+func TestSettingsValidate(t *testing.T) {
+	t.Parallel()
+	if got := (Settings{}).WithDefaults(); got != (Settings{Prefix: config.DefaultKeyPrefix, HeartbeatInterval: time.Second, DeadAfter: 5 * time.Second, LeaderTTL: 4 * time.Second}) {
+		t.Errorf("defaults: %+v", got)
+	}
+	for _, tc := range []struct {
+		name string
+		s    Settings
+		want []string // substrings, one per problem
+	}{
+		{name: "defaults", s: Settings{}},
+		{name: "test preset", s: TestSettings()},
+		{name: "heartbeat too slow", s: Settings{HeartbeatInterval: 2500 * time.Millisecond}, want: []string{"HeartbeatInterval (2.5s) must be below half of DeadAfter (5s)"}},
+		{name: "every problem", s: Settings{HeartbeatInterval: time.Microsecond, DeadAfter: time.Microsecond, LeaderTTL: -time.Second},
+			want: []string{"HeartbeatInterval is 1µs", "DeadAfter is 1µs", "LeaderTTL is -1s", "below half of DeadAfter"}},
+		{name: "negative", s: Settings{HeartbeatInterval: -1}, want: []string{"HeartbeatInterval is -1ns"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.s.Validate()
+			if len(tc.want) == 0 {
+				if err != nil {
+					t.Fatalf("Validate: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("Validate: no error")
+			}
+			if n := strings.Count(err.Error(), "\n") + 1; n != len(tc.want) {
+				t.Errorf("%d problems, want %d: %v", n, len(tc.want), err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("%q missing from %v", w, err)
+				}
+			}
+		})
+	}
+	if s := TestSettings(); s.leaseFor() != 300*time.Millisecond {
+		t.Errorf("lease of the test preset: %v, want 300ms", s.leaseFor())
+	}
+}
+
+func TestRegisterRefusesBadInput(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	if _, err := Register(ctx, e.rdb, e.s, Info{}, RegisterOptions{Dialect: e.d}, e.log); err == nil || !strings.Contains(err.Error(), "Info.ID") {
+		t.Errorf("no id: %v", err)
+	}
+	if _, err := Register(ctx, e.rdb, e.s, e.info("a/b"), RegisterOptions{Dialect: e.d}, e.log); err == nil || !strings.Contains(err.Error(), "'/'") {
+		t.Errorf("id with a slash: %v", err)
+	}
+	bad := e.s
+	bad.HeartbeatInterval = bad.DeadAfter
+	if _, err := Register(ctx, e.rdb, bad, e.info("r1"), RegisterOptions{Dialect: e.d}, e.log); err == nil {
+		t.Error("bad settings: no error")
+	}
+	if ds := e.dump(); len(ds) != 0 {
+		t.Errorf("written: %v", ds)
+	}
+}
+
+// TestRegisterHeartbeatDeregister follows a registration's whole life: the
+// heartbeat keeps it alive well past DeadAfter, and Deregister removes
+// every trace of it.
+func TestRegisterHeartbeatDeregister(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	start := time.Now()
+	m := e.register("r1", RegisterOptions{Now: func() time.Time { return time.Unix(1800000000, 0) }}, "q/taken/r1", "z/taken/r1")
+	lease := m.Lease()
+	stop := run(t, m)
+
+	want := dataset{
+		keyspace.Replica(e.s.Prefix, "r1"):     m.token,
+		keyspace.ReplicaInfo(e.s.Prefix, "r1"): m.infoJSON,
+		keyspace.Replicas(e.s.Prefix):          map[string]float64{"r1": 1800000000},
+		keyspace.Owners(e.s.Prefix):            map[string]string{"q/taken/r1": "r1", "z/taken/r1": "r1"},
+	}
+	if ds := e.dump(); !reflect.DeepEqual(ds, want) {
+		t.Fatalf("after Register:\n got %v\nwant %v", ds, want)
+	}
+	// Three DeadAfters: the key would have expired twice without the
+	// heartbeat. Check it at every turn.
+	for time.Since(start) < 3*e.s.DeadAfter {
+		if d := e.pttl(keyspace.Replica(e.s.Prefix, "r1")); d <= 0 {
+			t.Fatalf("replica key PTTL %v after %v", d, time.Since(start))
+		}
+		if lease.Err() != nil {
+			t.Fatalf("lease lost while Redis is up: %v", context.Cause(lease))
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval
+	}
+	if ds := e.dump(); !reflect.DeepEqual(ds, want) {
+		t.Fatalf("after heartbeats:\n got %v\nwant %v", ds, want)
+	}
+
+	// Shutdown order: stop the heartbeat (which ends the lease), then
+	// deregister with a fresh context.
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if !errors.Is(context.Cause(lease), ErrStopped) {
+		t.Errorf("lease cause after Run returned: %v, want ErrStopped", context.Cause(lease))
+	}
+	if _, err := m.WaitLease(ctx); !errors.Is(err, ErrStopped) {
+		t.Errorf("WaitLease after Run returned: %v, want ErrStopped", err)
+	}
+	dctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if err := m.Deregister(dctx); err != nil {
+		t.Fatalf("Deregister: %v", err)
+	}
+	if ds := e.dump(); len(ds) != 0 {
+		t.Errorf("left after Deregister: %v", ds)
+	}
+	if err := m.Deregister(dctx); !errors.Is(err, ErrNotRegistered) {
+		t.Errorf("second Deregister: %v, want ErrNotRegistered", err)
+	}
+	if err := m.Run(ctx); err == nil {
+		t.Error("second Run: no error")
+	}
+}
+
+func TestIDInUse(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	m := e.register("r1", RegisterOptions{})
+	run(t, m)
+	before := e.dump()
+
+	_, err := Register(ctx, e.rdb, e.s, e.info("r1", "other/r1"), RegisterOptions{Dialect: e.d}, e.log)
+	if !errors.Is(err, ErrIDInUse) {
+		t.Fatalf("second Register: %v, want ErrIDInUse", err)
+	}
+	var inUse *IDInUseError
+	if !errors.As(err, &inUse) || inUse.ID != "r1" || inUse.ExpiresIn <= 0 || inUse.ExpiresIn > e.s.DeadAfter {
+		t.Fatalf("error %#v, want an *IDInUseError for r1 expiring within DeadAfter", err)
+	}
+	if !strings.Contains(err.Error(), `cluster: replica id "r1" is in use by a live replica`) {
+		t.Errorf("message: %v", err)
+	}
+	if after := e.dump(); !reflect.DeepEqual(after, before) {
+		t.Errorf("the refused registration wrote:\n got %v\nwant %v", after, before)
+	}
+	if m.Lease().Err() != nil {
+		t.Errorf("the live replica lost its lease: %v", context.Cause(m.Lease()))
+	}
+}
+
+// TestWaitForExpiry: a replica restarted under the id of a crashed one
+// waits for the old heartbeat to expire; it is refused if the old one is
+// still alive.
+func TestWaitForExpiry(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	old := e.register("r1", RegisterOptions{})
+	stopOld := run(t, old)
+
+	// While the old one heartbeats, waiting ends in ErrIDInUse after
+	// DeadAfter + HeartbeatInterval.
+	start := time.Now()
+	_, err := Register(ctx, e.rdb, e.s, e.info("r1"), RegisterOptions{Dialect: e.d, WaitForExpiry: true}, e.log)
+	waited := time.Since(start)
+	if !errors.Is(err, ErrIDInUse) {
+		t.Fatalf("Register against a live replica: %v, want ErrIDInUse", err)
+	}
+	if bound := e.s.DeadAfter + e.s.HeartbeatInterval; waited < bound-10*time.Millisecond || waited > bound+300*time.Millisecond {
+		t.Errorf("gave up after %v, want about %v", waited, bound)
+	}
+
+	// The old one crashes (stops heartbeating, no deregistration).
+	if err := stopOld(); err != nil {
+		t.Fatal(err)
+	}
+	crashed := time.Now()
+	m, err := Register(ctx, e.rdb, e.s, e.info("r1"), RegisterOptions{Dialect: e.d, WaitForExpiry: true}, e.log)
+	if err != nil {
+		t.Fatalf("Register after the old one stopped: %v", err)
+	}
+	if took := time.Since(crashed); took > e.s.DeadAfter+200*time.Millisecond {
+		t.Errorf("took over after %v, want within DeadAfter (%v)", took, e.s.DeadAfter)
+	}
+	if got := e.rdb.Get(ctx, keyspace.Replica(e.s.Prefix, "r1")).Val(); got != m.token || got == old.token {
+		t.Errorf("replica key %q, want the new token %q", got, m.token)
+	}
+	if m.Lease().Err() != nil {
+		t.Error("new registration without a live lease")
+	}
+	if !strings.Contains(e.logs.String(), "waiting for it to expire") {
+		t.Error("the wait was not logged")
+	}
+}
+
+// TestLeaseFencesBeforeDeadAfter stops Redis: the lease must end strictly
+// before DeadAfter has passed since the last renewal that succeeded was
+// sent (when another replica could first see this one dead), and the
+// membership comes back with a new lease once Redis is back.
+func TestLeaseFencesBeforeDeadAfter(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	m := e.register("r1", RegisterOptions{}, "q/taken/r1")
+	registered := m.renewed
+	run(t, m)
+	lease := m.Lease()
+	eventually(t, time.Second, "a heartbeat renewed the registration", func() bool {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return m.renewed.After(registered)
+	})
+
+	e.srv.Stop()
+	stopped := time.Now()
+	lost := waitDone(t, lease, 2*e.s.DeadAfter, "lease lost after Redis stopped")
+	m.mu.Lock()
+	last := m.renewed
+	m.mu.Unlock()
+	sinceRenewal := lost.Sub(last)
+	t.Logf("lease lost %v after the last renewal sent, %v after Redis stopped (DeadAfter %v, lease %v)",
+		sinceRenewal, lost.Sub(stopped), e.s.DeadAfter, e.s.leaseFor())
+	if sinceRenewal < e.s.leaseFor() || sinceRenewal >= e.s.DeadAfter {
+		t.Errorf("lease lost %v after the last renewal, want in [%v, %v)", sinceRenewal, e.s.leaseFor(), e.s.DeadAfter)
+	}
+	if cause := context.Cause(lease); !errors.Is(cause, ErrLeaseLost) {
+		t.Errorf("cause %v, want ErrLeaseLost", cause)
+	}
+
+	e.srv.Restart() // empty dataset: the registration is gone
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	fresh, err := m.WaitLease(ctx)
+	if err != nil {
+		t.Fatalf("WaitLease after the restart: %v", err)
+	}
+	if fresh == lease || fresh.Err() != nil {
+		t.Fatal("WaitLease returned the lost lease")
+	}
+	if got := e.rdb.Get(ctx, keyspace.Replica(e.s.Prefix, "r1")).Val(); got != m.token {
+		t.Errorf("replica key %q after re-registration, want the new token", got)
+	}
+	if owners, err := Owners(ctx, e.rdb, e.s.Prefix); err != nil || owners["q/taken/r1"] != "r1" {
+		t.Errorf("owners after re-registration: %v %v", owners, err)
+	}
+	logs := e.logs.String()
+	for _, w := range []string{"redis unavailable", "redis available again", "lease lost: work must stop", "registered again"} {
+		if n := strings.Count(logs, w); n != 1 {
+			t.Errorf("%q logged %d times, want once:\n%s", w, n, logs)
+		}
+	}
+}
+
+// TestLeaseLostOnTakeover: the heartbeat notices within one interval that
+// the key was deleted (then registers again) or taken by another
+// registration (then Run fails: this process is the stale one).
+func TestLeaseLostOnTakeover(t *testing.T) {
+	t.Parallel()
+	// How late a heartbeat may notice beyond its interval: the round trip
+	// and the scheduling of a loaded test machine.
+	const slack = 100 * time.Millisecond
+	t.Run("deleted", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t)
+		ctx := context.Background()
+		m := e.register("r1", RegisterOptions{})
+		run(t, m)
+		lease := m.Lease()
+		key := keyspace.Replica(e.s.Prefix, "r1")
+		if err := e.rdb.Del(ctx, key).Err(); err != nil {
+			t.Fatal(err)
+		}
+		deleted := time.Now()
+		lost := waitDone(t, lease, time.Second, "lease lost after the key was deleted")
+		if d := lost.Sub(deleted); d > e.s.HeartbeatInterval+slack {
+			t.Errorf("noticed after %v, want within one interval (%v)", d, e.s.HeartbeatInterval)
+		}
+		if !errors.Is(context.Cause(lease), ErrLeaseLost) {
+			t.Errorf("cause %v", context.Cause(lease))
+		}
+		wctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		if _, err := m.WaitLease(wctx); err != nil {
+			t.Fatalf("no new lease: %v", err)
+		}
+		if got := e.rdb.Get(ctx, key).Val(); got != m.token {
+			t.Errorf("key %q, want the new token", got)
+		}
+	})
+	t.Run("taken", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t)
+		ctx := context.Background()
+		m := e.register("r1", RegisterOptions{})
+		rctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		done := make(chan error, 1)
+		go func() { done <- m.Run(rctx) }()
+		lease := m.Lease()
+		if err := e.rdb.Set(ctx, keyspace.Replica(e.s.Prefix, "r1"), "someone-else", 10*e.s.DeadAfter).Err(); err != nil {
+			t.Fatal(err)
+		}
+		taken := time.Now()
+		lost := waitDone(t, lease, time.Second, "lease lost after the key was taken")
+		if d := lost.Sub(taken); d > e.s.HeartbeatInterval+slack {
+			t.Errorf("noticed after %v, want within one interval (%v)", d, e.s.HeartbeatInterval)
+		}
+		select {
+		case err := <-done:
+			if !errors.Is(err, ErrIDInUse) {
+				t.Errorf("Run: %v, want ErrIDInUse", err)
+			}
+		case <-time.After(2 * time.Second):
+			t.Fatal("Run did not return")
+		}
+		if _, err := m.WaitLease(ctx); !errors.Is(err, ErrStopped) {
+			t.Errorf("WaitLease: %v, want ErrStopped", err)
+		}
+		if err := m.Deregister(ctx); !errors.Is(err, ErrNotRegistered) {
+			t.Errorf("Deregister of a taken registration: %v, want ErrNotRegistered", err)
+		}
+		if got := e.rdb.Get(ctx, keyspace.Replica(e.s.Prefix, "r1")).Val(); got != "someone-else" {
+			t.Errorf("the other registration was touched: %q", got)
+		}
+	})
+}
+
+func TestReplicas(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	at := func(sec int64) RegisterOptions {
+		return RegisterOptions{Now: func() time.Time { return time.Unix(sec, 0) }}
+	}
+	alive := e.register("alive", at(100), "q/taken/alive")
+	run(t, alive)
+	// dead registers but never heartbeats: it expires after DeadAfter.
+	dead := e.register("dead", at(200), "q/taken/dead")
+	deadLease := dead.Lease()
+
+	eventually(t, 2*e.s.DeadAfter, "the replica without heartbeat is dead", func() bool {
+		rs, err := Replicas(ctx, e.rdb, e.s.Prefix)
+		return err == nil && len(rs) == 2 && !rs[1].Alive
+	})
+	if deadLease.Err() == nil {
+		t.Error("the replica without heartbeat still has a lease while dead")
+	}
+	rs, err := Replicas(ctx, e.rdb, e.s.Prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, d := rs[0], rs[1]
+	wantInfo := e.info("alive", "q/taken/alive")
+	wantInfo.DeadAfter = e.s.DeadAfter
+	if a.ID != "alive" || !a.Alive || !a.Registered.Equal(time.Unix(100, 0)) || !reflect.DeepEqual(a.Info, wantInfo) || a.InfoErr != nil {
+		t.Errorf("alive: %+v", a)
+	}
+	if a.TTL <= 0 || a.TTL > e.s.DeadAfter || a.HeartbeatAge < 0 || a.HeartbeatAge >= e.s.DeadAfter || a.HeartbeatAge+a.TTL != e.s.DeadAfter {
+		t.Errorf("alive: TTL %v, heartbeat age %v", a.TTL, a.HeartbeatAge)
+	}
+	if d.ID != "dead" || d.Alive || d.TTL != 0 || d.HeartbeatAge != 0 || !reflect.DeepEqual(d.Info, Info{}) || !d.Registered.Equal(time.Unix(200, 0)) {
+		t.Errorf("dead: %+v", d)
+	}
+	live := NewLiveness(e.rdb, e.s.Prefix)
+	if got, err := live.Alive(ctx, []string{"dead", "alive", "never-registered"}); err != nil || !reflect.DeepEqual(got, []bool{false, true, false}) {
+		t.Errorf("Alive: %v %v", got, err)
+	}
+	if got, err := live.Alive(ctx, nil); err != nil || len(got) != 0 {
+		t.Errorf("Alive(nil): %v %v", got, err)
+	}
+	owners, err := Owners(ctx, e.rdb, e.s.Prefix)
+	if err != nil || !reflect.DeepEqual(owners, map[string]string{"q/taken/alive": "alive", "q/taken/dead": "dead"}) {
+		t.Errorf("Owners: %v %v", owners, err)
+	}
+
+	// A corrupt info key is reported on its replica, not for the listing.
+	if err := e.rdb.Set(ctx, keyspace.ReplicaInfo(e.s.Prefix, "alive"), "{", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	rs, err = Replicas(ctx, e.rdb, e.s.Prefix)
+	if err != nil || len(rs) != 2 || rs[0].InfoErr == nil || !rs[0].Alive {
+		t.Errorf("with a corrupt info: %+v, %v", rs, err)
+	}
+
+	// An empty registry, and Redis down.
+	if rs, err := Replicas(ctx, e.rdb, "nothing-here:"); err != nil || len(rs) != 0 {
+		t.Errorf("empty registry: %v %v", rs, err)
+	}
+	e.srv.Stop()
+	if _, err := Replicas(ctx, e.rdb, e.s.Prefix); err == nil {
+		t.Error("Replicas with Redis down: no error")
+	}
+	if _, err := Owners(ctx, e.rdb, e.s.Prefix); err == nil {
+		t.Error("Owners with Redis down: no error")
+	}
+	if _, err := live.Alive(ctx, []string{"alive"}); err == nil {
+		t.Error("Alive with Redis down: no error")
+	}
+}
+
+func TestWaitLeaseHonoursContext(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	m := e.register("r1", RegisterOptions{})
+	// No Run: the lease runs out and nobody registers again.
+	waitDone(t, m.Lease(), time.Second, "lease without heartbeat ends")
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := m.WaitLease(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("WaitLease: %v, want the context's error", err)
+	}
+}

@@ -1,0 +1,109 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/resc-go/resc/config"
+)
+
+// Defaults of Settings.
+const (
+	DefaultHeartbeatInterval = time.Second
+	DefaultDeadAfter         = 5 * time.Second
+	DefaultLeaderTTL         = 4 * time.Second
+)
+
+// Settings are the cluster timings, shared by every replica of a
+// deployment. A zero field means its default.
+type Settings struct {
+	// Prefix is the prefix of the registry and leader keys (package
+	// keyspace). Default config.DefaultKeyPrefix ("resc:").
+	Prefix string
+
+	// HeartbeatInterval is how often a replica renews its heartbeat, and
+	// how often an elector that does not lead tries to. Default 1 s. It
+	// must be below DeadAfter/2: a replica stops working (its lease ends)
+	// DeadAfter - 2*HeartbeatInterval after the last renewal it sent that
+	// succeeded, which leaves it two heartbeats to react before the
+	// others may consider it dead.
+	HeartbeatInterval time.Duration
+
+	// DeadAfter is the TTL of a replica's heartbeat key: a replica whose
+	// key was not renewed for that long has expired and is dead to the
+	// others, who then replay its taken lists. Default 5 s. Shorter means
+	// faster recovery and more false deaths on a slow network or a paused
+	// process (harmless to correctness: the fenced commit refuses a
+	// zombie's work, but its events are handled again elsewhere).
+	DeadAfter time.Duration
+
+	// LeaderTTL is the expiry of the leader lock. The leader extends it
+	// every LeaderTTL/3; when the leader dies without releasing it, the
+	// next leader is elected within LeaderTTL + HeartbeatInterval.
+	// Default 4 s.
+	LeaderTTL time.Duration
+}
+
+// WithDefaults returns s with every zero field set to its default.
+func (s Settings) WithDefaults() Settings {
+	if s.Prefix == "" {
+		s.Prefix = config.DefaultKeyPrefix
+	}
+	if s.HeartbeatInterval == 0 {
+		s.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if s.DeadAfter == 0 {
+		s.DeadAfter = DefaultDeadAfter
+	}
+	if s.LeaderTTL == 0 {
+		s.LeaderTTL = DefaultLeaderTTL
+	}
+	return s
+}
+
+// TestSettings are short timings for tests: heartbeat every 100 ms, dead
+// after 500 ms, leader lock of 400 ms. Prefix is left to the caller.
+func TestSettings() Settings {
+	return Settings{
+		HeartbeatInterval: 100 * time.Millisecond,
+		DeadAfter:         500 * time.Millisecond,
+		LeaderTTL:         400 * time.Millisecond,
+	}
+}
+
+// Validate reports every problem of s with its defaults applied: negative
+// durations, durations below a millisecond (Redis TTLs count
+// milliseconds), and a heartbeat interval of DeadAfter/2 or more.
+func (s Settings) Validate() error {
+	s = s.WithDefaults()
+	var errs []error
+	for _, f := range []struct {
+		name string
+		d    time.Duration
+	}{
+		{"HeartbeatInterval", s.HeartbeatInterval},
+		{"DeadAfter", s.DeadAfter},
+		{"LeaderTTL", s.LeaderTTL},
+	} {
+		if f.d < time.Millisecond {
+			errs = append(errs, fmt.Errorf("cluster: %s is %v: it must be at least 1ms (zero means the default)", f.name, f.d))
+		}
+	}
+	if s.HeartbeatInterval >= s.DeadAfter/2 {
+		errs = append(errs, fmt.Errorf("cluster: HeartbeatInterval (%v) must be below half of DeadAfter (%v): a replica needs two heartbeats of margin to stop working before the others consider it dead",
+			s.HeartbeatInterval, s.DeadAfter))
+	}
+	return errors.Join(errs...)
+}
+
+// leaseFor is how long a lease lasts after the last renewal that was sent
+// and succeeded: DeadAfter minus two heartbeat intervals of margin.
+func (s Settings) leaseFor() time.Duration {
+	return s.DeadAfter - 2*s.HeartbeatInterval
+}
+
+// ms is d in whole milliseconds, rounded up: a TTL is never shorter than d.
+func ms(d time.Duration) int64 {
+	return int64((d + time.Millisecond - 1) / time.Millisecond)
+}

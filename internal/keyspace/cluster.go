@@ -1,0 +1,44 @@
+package keyspace
+
+// Keys of the cluster layer (package cluster): the replica registry, the
+// heartbeats and the leader lock. They all live under the internal prefix
+// (config.DefaultKeyPrefix, "resc:", unless key_prefix says otherwise). On
+// Redis Cluster, a prefix with a hash tag (e.g. "{resc}:") keeps them in
+// one slot, which the registry scripts need.
+
+// Replica is a replica's liveness key (STRING holding the random token of
+// the registration that owns the id, with a TTL of dead-after renewed by
+// every heartbeat): "<prefix>replica:<id>". The replica is alive exactly as
+// long as this key exists; no clock is compared.
+func Replica(prefix, id string) string {
+	return prefix + "replica:" + id
+}
+
+// ReplicaInfo is a replica's description (STRING holding a JSON object:
+// id, host, pid, version, start time, taken lists), with the same TTL as
+// its Replica key: "<prefix>replica-info:<id>".
+func ReplicaInfo(prefix, id string) string {
+	return prefix + "replica-info:" + id
+}
+
+// Replicas is the registry (ZSET of replica ids, scored by their latest
+// registration time in Unix seconds): "<prefix>replicas". A member whose
+// Replica key has expired is a dead replica not yet cleaned up.
+func Replicas(prefix string) string {
+	return prefix + "replicas"
+}
+
+// Owners maps taken lists to the replica that registered them (HASH, field
+// the taken list, value the replica id): "<prefix>owners". A taken list
+// whose owner is dead belongs to a replica that died; a taken list absent
+// from it belongs to a replica that never registered.
+func Owners(prefix string) string {
+	return prefix + "owners"
+}
+
+// Leader is the leader lock (STRING, a redsync mutex holding
+// "<replica-id>#<random>", with a TTL of the leader lock TTL):
+// "<prefix>leader".
+func Leader(prefix string) string {
+	return prefix + "leader"
+}
