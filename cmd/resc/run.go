@@ -17,10 +17,13 @@ import (
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/resc-go/resc/cluster"
 	"github.com/resc-go/resc/fetch"
 	"github.com/resc-go/resc/internal/backoff"
 	"github.com/resc-go/resc/internal/embedded"
+	"github.com/resc-go/resc/internal/keyspace"
 	"github.com/resc-go/resc/internal/script"
+	"github.com/resc-go/resc/recovery"
 	"github.com/resc-go/resc/telemetry"
 	"github.com/resc-go/resc/watcher"
 )
@@ -33,6 +36,7 @@ type runFlags struct {
 	httpAddr     string
 	embedded     string
 	drainTimeout time.Duration
+	replicaGiven bool // the id was set by flag or environment
 }
 
 // cmdRun is `resc run [flags] CONFIG` and `resc CONFIG`: it runs every
@@ -71,6 +75,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	for _, w := range l.cfg.Warnings {
 		log.Warn("configuration: "+w.Message, "path", w.Path)
 	}
+	f.replicaGiven = f.replica != ""
 	if f.replica == "" {
 		f.replica = defaultReplicaID()
 	} else if err := checkReplicaID(f.replica); err != nil {
@@ -139,24 +144,123 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 
 	fetcher := fetch.New(l.cfg.Fetch, log)
-	g, gctx := errgroup.WithContext(ctx)
+
+	// Join the cluster: the registration's lease fences the watchers.
+	cs := cluster.Settings{Prefix: l.cfg.KeyPrefix}.WithDefaults()
+	if err := cs.Validate(); err != nil {
+		return &exitError{code: 2, msg: err.Error()}
+	}
+	info := cluster.Info{ID: f.replica, PID: os.Getpid(), Version: version, Started: time.Now()}
+	info.Host, _ = os.Hostname()
+	watched := make([]recovery.Watched, len(l.cfg.Watchers))
 	for i, wc := range l.cfg.Watchers {
-		w := watcher.New(wc, l.rules[i], rdb, fetcher, watcher.Options{
-			Replica:         f.replica,
-			ListenerChannel: l.cfg.ListenerChannel,
-			Dialect:         dialect,
-			DrainTimeout:    f.drainTimeout,
-			Logger:          log,
+		info.TakenLists = append(info.TakenLists, keyspace.TakenList(wc.TakenQueue, f.replica))
+		watched[i] = recovery.Watched{InputQueue: wc.InputQueue, TakenQueue: wc.TakenQueue}
+	}
+	member, err := register(ctx, rdb, cs, info, cluster.RegisterOptions{
+		Dialect: dialect,
+		// A restart under the same id after a crash waits for the old
+		// registration to expire; a second live replica is refused.
+		WaitForExpiry: f.replicaGiven,
+	}, log)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return &exitError{code: 1, msg: err.Error()}
+	}
+	// The membership outlives the watchers: it is stopped (and the replica
+	// deregistered) only once they have handed back what they held.
+	memberCtx, stopMember := context.WithCancel(context.WithoutCancel(ctx))
+	memberDone := make(chan error, 1)
+	go func() { memberDone <- member.Run(memberCtx) }()
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		// A stale replica (its id taken over by a live one) must stop.
+		select {
+		case err := <-memberDone:
+			memberDone <- err
+			if err != nil {
+				return fmt.Errorf("cluster membership: %w", err)
+			}
+		case <-gctx.Done():
+		}
+		return nil
+	})
+	elector, err := cluster.NewElector(rdb, cs, f.replica, log)
+	if err != nil {
+		stopMember()
+		return &exitError{code: 1, msg: err.Error()}
+	}
+	rec := recovery.New(rdb, dialect, watched, cluster.NewLiveness(rdb, cs.Prefix), recovery.Settings{Prefix: cs.Prefix}, log)
+	g.Go(func() error {
+		return elector.Run(gctx, func(leading context.Context) {
+			log.Warn("leader: replaying the taken lists of dead replicas")
+			_ = rec.Run(leading)
 		})
-		g.Go(func() error { return w.Run(gctx) })
+	})
+	for i, wc := range l.cfg.Watchers {
+		g.Go(func() error {
+			for {
+				lease, err := member.WaitLease(gctx)
+				if err != nil {
+					return nil // stopping
+				}
+				w := watcher.New(wc, l.rules[i], rdb, fetcher, watcher.Options{
+					Replica:         f.replica,
+					ListenerChannel: l.cfg.ListenerChannel,
+					Dialect:         dialect,
+					DrainTimeout:    f.drainTimeout,
+					Logger:          log,
+					Fence:           lease,
+				})
+				if err := w.Run(gctx); !errors.Is(err, watcher.ErrFenced) {
+					return err
+				}
+				// Fenced: wait for the membership to register again.
+			}
+		})
 	}
 	log.Warn("resc-go started", "version", version, "config", pos[0], "watchers", len(l.cfg.Watchers), "http", f.httpAddr)
+
+	// Shutdown, in order: the watchers stop taking, drain and hand back, and
+	// leadership is released (g); then the heartbeat stops and the replica
+	// deregisters, so that nobody waits for it to be declared dead.
 	err = g.Wait()
+	stopMember()
+	<-memberDone
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if derr := member.Deregister(dctx); derr != nil && !errors.Is(derr, cluster.ErrNotRegistered) {
+		log.Warn("deregistering", "err", derr)
+	}
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
 	log.Warn("resc-go stopped")
 	return nil
+}
+
+// register registers this replica, waiting out a Redis outage with backoff
+// (one log line per outage). A refusal (id in use, bad settings) is final.
+func register(ctx context.Context, rdb *redis.Client, cs cluster.Settings, info cluster.Info, opts cluster.RegisterOptions, log *slog.Logger) (*cluster.Membership, error) {
+	outage := backoff.NewOutage(log, "redis")
+	for attempt := 1; ; attempt++ {
+		m, err := cluster.Register(ctx, rdb, cs, info, opts, log)
+		if err == nil {
+			outage.OK()
+			return m, nil
+		}
+		var re redis.Error
+		if ctx.Err() != nil || errors.Is(err, cluster.ErrIDInUse) || errors.Is(err, cluster.ErrWrongType) || errors.As(err, &re) {
+			return nil, err
+		}
+		outage.Fail(err)
+		if !backoff.Sleep(ctx, backoff.Delay(attempt)) {
+			return nil, ctx.Err()
+		}
+	}
 }
 
 // detectDialect waits for Redis, with backoff and one log line per outage,
