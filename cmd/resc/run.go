@@ -115,6 +115,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	rdb := redis.NewClient(opts)
 	defer rdb.Close()
 
+	clusterLog := log // package cluster adds the replica id itself
 	log = log.With("replica", f.replica)
 	// Health first: /healthz answers while Redis is still awaited, and a
 	// bad address fails at once.
@@ -162,7 +163,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		// A restart under the same id after a crash waits for the old
 		// registration to expire; a second live replica is refused.
 		WaitForExpiry: f.replicaGiven,
-	}, log)
+	}, clusterLog)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -188,7 +189,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 		return nil
 	})
-	elector, err := cluster.NewElector(rdb, cs, f.replica, log)
+	elector, err := cluster.NewElector(rdb, cs, f.replica, clusterLog)
 	if err != nil {
 		stopMember()
 		return &exitError{code: 1, msg: err.Error()}
