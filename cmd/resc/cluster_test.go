@@ -4,8 +4,11 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/resc-go/resc/internal/redistest"
 )
@@ -80,4 +83,84 @@ func TestSecondReplicaSameIDRefused(t *testing.T) {
 		second.fatalf("no clear error")
 	}
 	first.stop(10 * time.Second)
+}
+
+// holderOf returns which of ids holds exactly one event in its taken list.
+func holderOf(t *testing.T, rdb interface {
+	LLen(context.Context, string) *redis.IntCmd
+}, ids ...string) string {
+	t.Helper()
+	for _, id := range ids {
+		if n, _ := rdb.LLen(context.Background(), "in/taken/"+id).Result(); n == 1 {
+			return id
+		}
+	}
+	return ""
+}
+
+// TestKilledLeaderRecovered (chaos, second scenario): the leader holds an
+// event and is killed with SIGKILL: the other replica becomes leader and
+// replays it; the task is made exactly once.
+func TestKilledLeaderRecovered(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	rdb := srv.Client()
+	ctx := context.Background()
+	api := newHeldAPI(t)
+	cfg := procConfig(t, srv.URL(), api.URL)
+	a := startResc(t, nil, "run", "--replica-id", "a", "--http-addr", "off", cfg)
+	a.waitLog(10*time.Second, "leader: replaying")
+	if err := rdb.LPush(ctx, "in", "prod/8").Err(); err != nil {
+		t.Fatal(err)
+	}
+	api.waitEntered(a, 10*time.Second)
+	b := startResc(t, nil, "run", "--replica-id", "b", "--http-addr", "off", cfg)
+	b.waitLog(10*time.Second, "resc-go started")
+	if h := holderOf(t, rdb, "a", "b"); h != "a" {
+		t.Fatalf("holder %q, want the leader a", h)
+	}
+	if err := a.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-a.done
+	killed := time.Now()
+	api.Release()
+	b.eventually(15*time.Second, "the dead leader's event handled by the new leader", listIs(t, rdb, "made/todo", "made/8/widget"))
+	t.Logf("recovered %v after the leader was killed", time.Since(killed).Round(10*time.Millisecond))
+	b.waitLog(time.Second, "leader: replaying")
+	b.stop(10 * time.Second)
+	assertList(t, rdb, "made/todo", "made/8/widget")
+	assertList(t, rdb, "in/taken/a")
+}
+
+// TestPausedReplicaCommitsNothing (chaos, third scenario): a replica
+// holding an event is paused with SIGSTOP until its event is replayed and
+// handled elsewhere, then resumed with SIGCONT: it pushes nothing (the
+// lease fences it, and the commit script would refuse it anyway).
+func TestPausedReplicaCommitsNothing(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	rdb := srv.Client()
+	ctx := context.Background()
+	api := newHeldAPI(t)
+	cfg := procConfig(t, srv.URL(), api.URL)
+	a := startResc(t, nil, "run", "--replica-id", "a", "--http-addr", "off", cfg)
+	a.waitLog(10*time.Second, "resc-go started")
+	if err := rdb.LPush(ctx, "in", "prod/9").Err(); err != nil {
+		t.Fatal(err)
+	}
+	api.waitEntered(a, 10*time.Second)
+	b := startResc(t, nil, "run", "--replica-id", "b", "--http-addr", "off", cfg)
+	b.waitLog(10*time.Second, "resc-go started")
+	a.signal(syscall.SIGSTOP)
+	api.Release() // a's answer waits in its socket; b's fetch answers at once
+	b.eventually(20*time.Second, "the paused replica's event handled elsewhere", listIs(t, rdb, "made/todo", "made/9/widget"))
+	a.signal(syscall.SIGCONT)
+	a.eventually(15*time.Second, "the resumed replica fenced and registered again", func() (bool, string) {
+		s := a.stderr.String()
+		return strings.Contains(s, "lease lost") && strings.Contains(s, "registered again"), "waiting for lease lost, registered again"
+	})
+	a.stop(10 * time.Second)
+	b.stop(10 * time.Second)
+	assertList(t, rdb, "made/todo", "made/9/widget")
 }
