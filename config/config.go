@@ -66,6 +66,9 @@ type Config struct {
 	// Fetch holds the fetch settings (key "fetch"), for every fetcher.
 	Fetch FetchSettings
 
+	// Cluster holds the cluster timings (key "cluster").
+	Cluster ClusterSettings
+
 	// Watchers are the watchers, in file order. At least one is required.
 	Watchers []Watcher
 
@@ -86,6 +89,31 @@ type FetchSettings struct {
 	// MaxBody is max_body_bytes, the largest response body read; a larger
 	// one is a permanent failure. Default 10 MiB; must be positive.
 	MaxBody int64
+}
+
+// ClusterSettings are the timings of the replica registry, the leader and
+// its recovery loop. Zero means the default, given here; how they relate
+// (heartbeat at most half of dead-after) is checked at start.
+type ClusterSettings struct {
+	// HeartbeatInterval is heartbeat_interval_ms. Default 1 s.
+	HeartbeatInterval time.Duration
+	// DeadAfter is dead_after_ms: a replica whose heartbeat is this old is
+	// dead and its taken lists are replayed. Default 5 s.
+	DeadAfter time.Duration
+	// LeaderTTL is leader_ttl_ms, the expiry of the leader lock, extended
+	// every third of it. Default 4 s.
+	LeaderTTL time.Duration
+	// ScanInterval is scan_interval_ms, how often the leader looks for the
+	// taken lists of dead replicas. Default 1 s.
+	ScanInterval time.Duration
+	// ReplayDelay is replay_delay_ms, the wait before the second replay of
+	// an event, doubling for each further one. Default 1 s.
+	ReplayDelay time.Duration
+	// MaxReplays is max_replays: an event replayed more times goes to the
+	// dead-letter list. Default 3 when MaxReplaysSet is false; 0 sends an
+	// orphaned event there at once.
+	MaxReplays    int
+	MaxReplaysSet bool
 }
 
 // Watcher is one entry of watchers[].

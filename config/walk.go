@@ -258,6 +258,9 @@ func (l *loader) config(root any) *Config {
 		{name: "fetch", set: func(p string, v any) {
 			l.fetchSettings(p, v, &c.Fetch)
 		}},
+		{name: "cluster", set: func(p string, v any) {
+			l.clusterSettings(p, v, &c.Cluster)
+		}},
 		{name: "watchers", required: true, set: func(p string, v any) {
 			c.Watchers = l.watchers(p, v)
 		}},
@@ -331,6 +334,35 @@ func (l *loader) fetchSettings(path string, v any, f *FetchSettings) {
 		{name: "max_body_bytes", set: func(p string, v any) {
 			if n, ok := l.positive(p, "", v, math.MaxInt64); ok {
 				f.MaxBody = n
+			}
+		}},
+	})
+}
+
+// clusterSettings walks the cluster object. Zero values stay zero: the
+// packages that use them apply their defaults and check how they relate.
+func (l *loader) clusterSettings(path string, v any, cs *ClusterSettings) {
+	o, ok := l.obj(path, "", v)
+	if !ok {
+		return
+	}
+	ms := func(dst *time.Duration) func(string, any) {
+		return func(p string, v any) {
+			if n, ok := l.positive(p, "", v, maxTimeoutMS); ok {
+				*dst = time.Duration(n) * time.Millisecond
+			}
+		}
+	}
+	l.walk(path, "", o, []field{
+		{name: "heartbeat_interval_ms", set: ms(&cs.HeartbeatInterval)},
+		{name: "dead_after_ms", set: ms(&cs.DeadAfter)},
+		{name: "leader_ttl_ms", set: ms(&cs.LeaderTTL)},
+		{name: "scan_interval_ms", set: ms(&cs.ScanInterval)},
+		{name: "replay_delay_ms", set: ms(&cs.ReplayDelay)},
+		{name: "max_replays", set: func(p string, v any) {
+			if n, ok := l.integer(p, "", v, 0, 1000, "an integer from 0 to 1000"); ok {
+				cs.MaxReplays = int(n)
+				cs.MaxReplaysSet = true
 			}
 		}},
 	})

@@ -164,3 +164,66 @@ func TestPausedReplicaCommitsNothing(t *testing.T) {
 	b.stop(10 * time.Second)
 	assertList(t, rdb, "made/todo", "made/9/widget")
 }
+
+// fastClusterConfig is procConfig with fast cluster timings.
+func fastClusterConfig(t *testing.T, redisURL, fetchBase, cluster string) string {
+	t.Helper()
+	return writeConfig(t, "fast.hjson", `{
+  redis: { url: "`+redisURL+`" }
+  cluster: {`+cluster+`}
+  watchers: [
+    {
+      input_queue: in
+      rules: [
+        {
+          name: enrich
+          on: "^prod/(?P<id>\\d+)$"
+          fetch: [ { url: "`+fetchBase+`/p/${id}", returns: "p" } ]
+          make: { task: "made/${id}/${p.name}", queue: "made/todo" }
+        }
+      ]
+    }
+  ]
+}
+`)
+}
+
+// TestClusterTimingsConfigurable: with dead_after_ms 600 and a scan every
+// 100 ms, a killed replica's event is back within about a second; timings
+// that do not fit together are refused at start.
+func TestClusterTimingsConfigurable(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	rdb := srv.Client()
+	ctx := context.Background()
+	api := newHeldAPI(t)
+	cfg := fastClusterConfig(t, srv.URL(), api.URL, "heartbeat_interval_ms: 100, dead_after_ms: 600, leader_ttl_ms: 400, scan_interval_ms: 100")
+	a := startResc(t, nil, "run", "--replica-id", "a", "--http-addr", "off", cfg)
+	a.waitLog(10*time.Second, "resc-go started")
+	if err := rdb.LPush(ctx, "in", "prod/5").Err(); err != nil {
+		t.Fatal(err)
+	}
+	api.waitEntered(a, 10*time.Second)
+	b := startResc(t, nil, "run", "--replica-id", "b", "--http-addr", "off", cfg)
+	b.waitLog(10*time.Second, "resc-go started")
+	if err := a.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-a.done
+	killed := time.Now()
+	api.Release()
+	b.eventually(10*time.Second, "the event recovered", listIs(t, rdb, "made/todo", "made/5/widget"))
+	if d := time.Since(killed); d > 3*time.Second {
+		t.Errorf("recovered after %v with dead_after_ms 600: the timings were not applied", d)
+	}
+	b.stop(10 * time.Second)
+
+	bad := fastClusterConfig(t, srv.URL(), api.URL, "heartbeat_interval_ms: 400, dead_after_ms: 500")
+	p := startResc(t, nil, "run", "--replica-id", "c", "--http-addr", "off", bad)
+	if code := p.wait(10 * time.Second); code != 2 {
+		p.fatalf("exit code %d for timings that do not fit, want 2", code)
+	}
+	if !strings.Contains(p.stderr.String(), "cluster:") {
+		p.fatalf("no cluster settings error")
+	}
+}

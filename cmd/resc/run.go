@@ -147,9 +147,19 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	fetcher := fetch.New(l.cfg.Fetch, log)
 
 	// Join the cluster: the registration's lease fences the watchers.
-	cs := cluster.Settings{Prefix: l.cfg.KeyPrefix}.WithDefaults()
+	cc := l.cfg.Cluster
+	cs := cluster.Settings{
+		Prefix:            l.cfg.KeyPrefix,
+		HeartbeatInterval: cc.HeartbeatInterval,
+		DeadAfter:         cc.DeadAfter,
+		LeaderTTL:         cc.LeaderTTL,
+	}.WithDefaults()
 	if err := cs.Validate(); err != nil {
-		return &exitError{code: 2, msg: err.Error()}
+		return &exitError{code: 2, msg: fmt.Sprintf("%s: cluster: %v", pos[0], err)}
+	}
+	rs := recovery.Settings{Prefix: cs.Prefix, ScanInterval: cc.ScanInterval, ReplayDelay: cc.ReplayDelay, MaxReplays: cc.MaxReplays}
+	if cc.MaxReplaysSet && cc.MaxReplays == 0 {
+		rs.MaxReplays = -1 // recovery's "no replay at all"
 	}
 	info := cluster.Info{ID: f.replica, PID: os.Getpid(), Version: version, Started: time.Now()}
 	info.Host, _ = os.Hostname()
@@ -194,7 +204,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		stopMember()
 		return &exitError{code: 1, msg: err.Error()}
 	}
-	rec := recovery.New(rdb, dialect, watched, cluster.NewLiveness(rdb, cs.Prefix), recovery.Settings{Prefix: cs.Prefix}, log)
+	rec := recovery.New(rdb, dialect, watched, cluster.NewLiveness(rdb, cs.Prefix), rs, log)
 	g.Go(func() error {
 		return elector.Run(gctx, func(leading context.Context) {
 			log.Warn("leader: replaying the taken lists of dead replicas")
