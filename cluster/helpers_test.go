@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"os"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/resc-go/resc/internal/redistest"
 	"github.com/resc-go/resc/internal/script"
+	"github.com/resc-go/resc/internal/testutil"
 )
 
 // TestMain silences go-redis' own log: it prints a line per failed dial,
@@ -27,24 +27,6 @@ type quiet struct{}
 
 func (quiet) Printf(context.Context, string, ...any) {}
 
-// syncBuffer is a log sink the test reads while the code under test writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // env is one redis-server of a test, with a client configured as resc
 // configures its own (no silent retries) that honours context deadlines.
 type env struct {
@@ -53,7 +35,7 @@ type env struct {
 	rdb  *redis.Client
 	d    script.Dialect
 	s    Settings
-	logs *syncBuffer
+	logs *testutil.Buffer
 	log  *slog.Logger
 }
 
@@ -77,7 +59,7 @@ func newEnv(t *testing.T) *env {
 	s := TestSettings()
 	// Each test its own prefix, though each has its own server too.
 	s.Prefix = "t-" + strings.NewReplacer("/", "-", " ", "-").Replace(t.Name()) + ":"
-	logs := &syncBuffer{}
+	logs := &testutil.Buffer{}
 	return &env{t: t, srv: srv, rdb: rdb, d: d, s: s.WithDefaults(), logs: logs,
 		log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 }

@@ -1,7 +1,6 @@
 package recovery
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/resc-go/resc/internal/redistest"
 	"github.com/resc-go/resc/internal/script"
+	"github.com/resc-go/resc/internal/testutil"
 )
 
 // t0 is the start of the injected clock of the tests.
@@ -77,24 +77,6 @@ func (f *fakeLive) Calls() int {
 	return f.calls
 }
 
-// syncBuffer is a log sink read while the recoverer writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // env is a redis-server, a client and a recoverer of input queue "in"
 // (taken queue "in/taken") with the test clock and prefix "p:".
 type env struct {
@@ -103,14 +85,14 @@ type env struct {
 	rdb  *redis.Client
 	clk  *clock
 	live *fakeLive
-	logs *syncBuffer
+	logs *testutil.Buffer
 	r    *Recoverer
 }
 
 func newEnv(t *testing.T, s Settings, watched []Watched, live *fakeLive) *env {
 	t.Helper()
 	srv := redistest.Start(t)
-	e := &env{t: t, srv: srv, rdb: srv.Client(), clk: newClock(), live: live, logs: &syncBuffer{}}
+	e := &env{t: t, srv: srv, rdb: srv.Client(), clk: newClock(), live: live, logs: &testutil.Buffer{}}
 	if watched == nil {
 		watched = []Watched{{InputQueue: "in", TakenQueue: "in/taken"}}
 	}

@@ -1,11 +1,9 @@
 package watcher
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +12,7 @@ import (
 	"github.com/resc-go/resc/config"
 	"github.com/resc-go/resc/internal/redistest"
 	"github.com/resc-go/resc/internal/script"
+	"github.com/resc-go/resc/internal/testutil"
 	"github.com/resc-go/resc/rules"
 )
 
@@ -21,31 +20,13 @@ import (
 // times come from it.
 var fixedNow = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 
-// syncBuffer is a log sink the test reads while the watcher writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // harness is one watcher on its own redis-server.
 type harness struct {
 	t      testing.TB
 	srv    *redistest.Server
 	rdb    *redis.Client
 	w      *Watcher
-	logs   *syncBuffer
+	logs   *testutil.Buffer
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -65,7 +46,7 @@ func newHarness(t testing.TB, rs []config.Rule, f Fetcher, mod func(*config.Watc
 			}
 		}
 	}
-	logs := &syncBuffer{}
+	logs := &testutil.Buffer{}
 	opts := Options{
 		Replica: "r1",
 		Now:     func() time.Time { return fixedNow },

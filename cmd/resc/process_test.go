@@ -20,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/resc-go/resc/internal/redistest"
+	"github.com/resc-go/resc/internal/testutil"
 )
 
 // The tests of this file run the resc binary, built once by TestMain, as a
@@ -54,31 +55,12 @@ func buildAndRun(m *testing.M) int {
 	return m.Run()
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent use, for the output of a
-// process that tests read while it runs.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // proc is a running resc process.
 type proc struct {
 	t      *testing.T
 	cmd    *exec.Cmd
-	stdout syncBuffer
-	stderr syncBuffer
+	stdout testutil.Buffer
+	stderr testutil.Buffer
 	done   chan struct{} // closed when the process has exited
 }
 
