@@ -98,6 +98,24 @@ func holderOf(t *testing.T, rdb interface {
 	return ""
 }
 
+// holdingPair starts replica a, which leads, lets it take event (its fetch
+// held by api), then starts replica b: a holds the event, b is idle.
+func holdingPair(t *testing.T, cfg string, rdb *redis.Client, api *heldAPI, event string) (a, b *proc) {
+	t.Helper()
+	a = startResc(t, nil, "run", "--replica-id", "a", "--http-addr", "off", cfg)
+	a.waitLog(10*time.Second, "leader: replaying")
+	if err := rdb.LPush(context.Background(), "in", event).Err(); err != nil {
+		t.Fatal(err)
+	}
+	api.waitEntered(a, 10*time.Second)
+	b = startResc(t, nil, "run", "--replica-id", "b", "--http-addr", "off", cfg)
+	b.waitLog(10*time.Second, "resc-go started")
+	if h := holderOf(t, rdb, "a", "b"); h != "a" {
+		t.Fatalf("holder %q, want the leader a", h)
+	}
+	return a, b
+}
+
 // TestKilledLeaderRecovered (chaos, second scenario): the leader holds an
 // event and is killed with SIGKILL: the other replica becomes leader and
 // replays it; the task is made exactly once.
@@ -105,20 +123,8 @@ func TestKilledLeaderRecovered(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
 	rdb := srv.Client()
-	ctx := context.Background()
 	api := newHeldAPI(t)
-	cfg := procConfig(t, srv.URL(), api.URL)
-	a := startResc(t, nil, "run", "--replica-id", "a", "--http-addr", "off", cfg)
-	a.waitLog(10*time.Second, "leader: replaying")
-	if err := rdb.LPush(ctx, "in", "prod/8").Err(); err != nil {
-		t.Fatal(err)
-	}
-	api.waitEntered(a, 10*time.Second)
-	b := startResc(t, nil, "run", "--replica-id", "b", "--http-addr", "off", cfg)
-	b.waitLog(10*time.Second, "resc-go started")
-	if h := holderOf(t, rdb, "a", "b"); h != "a" {
-		t.Fatalf("holder %q, want the leader a", h)
-	}
+	a, b := holdingPair(t, procConfig(t, srv.URL(), api.URL), rdb, api, "prod/8")
 	if err := a.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -141,17 +147,8 @@ func TestPausedReplicaCommitsNothing(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
 	rdb := srv.Client()
-	ctx := context.Background()
 	api := newHeldAPI(t)
-	cfg := procConfig(t, srv.URL(), api.URL)
-	a := startResc(t, nil, "run", "--replica-id", "a", "--http-addr", "off", cfg)
-	a.waitLog(10*time.Second, "resc-go started")
-	if err := rdb.LPush(ctx, "in", "prod/9").Err(); err != nil {
-		t.Fatal(err)
-	}
-	api.waitEntered(a, 10*time.Second)
-	b := startResc(t, nil, "run", "--replica-id", "b", "--http-addr", "off", cfg)
-	b.waitLog(10*time.Second, "resc-go started")
+	a, b := holdingPair(t, procConfig(t, srv.URL(), api.URL), rdb, api, "prod/9")
 	a.signal(syscall.SIGSTOP)
 	api.Release() // a's answer waits in its socket; b's fetch answers at once
 	b.eventually(20*time.Second, "the paused replica's event handled elsewhere", listIs(t, rdb, "made/todo", "made/9/widget"))
@@ -195,17 +192,9 @@ func TestClusterTimingsConfigurable(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
 	rdb := srv.Client()
-	ctx := context.Background()
 	api := newHeldAPI(t)
 	cfg := fastClusterConfig(t, srv.URL(), api.URL, "heartbeat_interval_ms: 100, dead_after_ms: 600, leader_ttl_ms: 400, scan_interval_ms: 100")
-	a := startResc(t, nil, "run", "--replica-id", "a", "--http-addr", "off", cfg)
-	a.waitLog(10*time.Second, "resc-go started")
-	if err := rdb.LPush(ctx, "in", "prod/5").Err(); err != nil {
-		t.Fatal(err)
-	}
-	api.waitEntered(a, 10*time.Second)
-	b := startResc(t, nil, "run", "--replica-id", "b", "--http-addr", "off", cfg)
-	b.waitLog(10*time.Second, "resc-go started")
+	a, b := holdingPair(t, cfg, rdb, api, "prod/5")
 	if err := a.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
