@@ -369,7 +369,7 @@ func (r *Recoverer) Promote(ctx context.Context) (int, error) {
 	total := 0
 	now := r.s.Now().UnixMilli()
 	for _, w := range r.watched {
-		sched := delaySchedule(r.s.Prefix, w.InputQueue)
+		sched := keyspace.DelaySchedule(r.s.Prefix, w.InputQueue)
 		for {
 			n, err := r.promote(ctx, sched, w.InputQueue, now)
 			total += n

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/resc-go/resc/internal/keyspace"
 )
 
 // run starts e.r.Run and stops it at the end of the test; the returned
@@ -118,7 +120,7 @@ func TestRunPoisonEvent(t *testing.T) {
 		}
 		poll(t, "taken list replayed", func() bool { return !e.exists("in/taken/" + replica) })
 	}
-	sched := delaySchedule("p:", "in")
+	sched := keyspace.DelaySchedule("p:", "in")
 	e.load(db{"in/taken/r1": list{"poison"}})
 	poll(t, "first replay", func() bool { return !e.exists("in/taken/r1") })
 
@@ -160,7 +162,7 @@ func TestRunPoisonEvent(t *testing.T) {
 	if len(e.list("in")) != 0 || e.rdb.ZCard(ctx, sched).Val() != 0 {
 		t.Error("dead-lettered event still in play")
 	}
-	if e.rdb.HLen(ctx, replayCounts("p:", "in")).Val() != 0 {
+	if e.rdb.HLen(ctx, keyspace.ReplayCounts("p:", "in")).Val() != 0 {
 		t.Error("count of a dead-lettered event not cleared")
 	}
 	if !strings.Contains(e.logs.String(), "level=WARN msg=\"replayed the taken list of a dead replica\" component=recovery replica=r4") {
@@ -201,7 +203,7 @@ func TestRunEscapesGlob(t *testing.T) {
 	after := e.dump()
 	delete(before, q+"/r1")
 	before[q] = list{"mine"}
-	delete(after, replayCounts("p:", q))
+	delete(after, keyspace.ReplayCounts("p:", q))
 	if !reflect.DeepEqual(after, before) {
 		t.Errorf("Redis after:\n got %#v\nwant %#v", after, before)
 	}

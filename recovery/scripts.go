@@ -73,7 +73,7 @@ func (r *Recoverer) replayList(ctx context.Context, w Watched, list, replica, ta
 
 // replayBatch runs replay.lua once (see its header).
 func (r *Recoverer) replayBatch(ctx context.Context, w Watched, list, replica, tag string, now time.Time) (replayStats, int64, error) {
-	keys := []string{list, w.InputQueue, delaySchedule(r.s.Prefix, w.InputQueue), keyspace.DeadList(w.InputQueue), replayCounts(r.s.Prefix, w.InputQueue)}
+	keys := []string{list, w.InputQueue, keyspace.DelaySchedule(r.s.Prefix, w.InputQueue), keyspace.DeadList(w.InputQueue), keyspace.ReplayCounts(r.s.Prefix, w.InputQueue)}
 	reply, err := replayScript.Run(ctx, r.dialect, r.rdb, keys,
 		r.s.BatchSize, now.UnixMilli(), r.s.MaxReplays,
 		r.s.ReplayDelay.Milliseconds(), r.s.MaxReplayDelay.Milliseconds(), r.s.CountTTL.Milliseconds(),

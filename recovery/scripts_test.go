@@ -17,6 +17,8 @@ import (
 
 	"github.com/resc-go/resc/internal/redistest"
 	"github.com/resc-go/resc/internal/script"
+
+	"github.com/resc-go/resc/internal/keyspace"
 )
 
 func sha(ev string) string {
@@ -358,10 +360,10 @@ func TestReplayTwoLeaders(t *testing.T) {
 				ev = "dup" // identical events
 			case 1:
 				ev = "delayed" + strconv.Itoa(i) // counted before: delayed
-				seed.HSet(ctx, replayCounts("p:", input), sha(ev), count(1, ms(-time.Minute), "old"))
+				seed.HSet(ctx, keyspace.ReplayCounts("p:", input), sha(ev), count(1, ms(-time.Minute), "old"))
 			case 2:
 				ev = "dead" + strconv.Itoa(i) // counted to the max: dead-lettered
-				seed.HSet(ctx, replayCounts("p:", input), sha(ev), count(3, ms(-time.Minute), "old"))
+				seed.HSet(ctx, keyspace.ReplayCounts("p:", input), sha(ev), count(3, ms(-time.Minute), "old"))
 			}
 			want = append(want, ev)
 			seed.LPush(ctx, taken, ev)
@@ -404,7 +406,7 @@ func TestReplayTwoLeaders(t *testing.T) {
 		}
 		var got []string
 		got = append(got, seed.LRange(ctx, input, 0, -1).Val()...)
-		for _, m := range seed.ZRange(ctx, delaySchedule("p:", input), 0, -1).Val() {
+		for _, m := range seed.ZRange(ctx, keyspace.DelaySchedule("p:", input), 0, -1).Val() {
 			_, ev, _ := cutColon(m)
 			got = append(got, ev)
 		}
