@@ -6,6 +6,8 @@
 // default "resc:".
 package keyspace
 
+import "strings"
+
 // TakenList is the list (LIST) of events one replica has taken from an
 // input queue and not yet committed: "<taken_queue>/<replica-id>".
 func TakenList(takenQueue, replica string) string {
@@ -16,4 +18,28 @@ func TakenList(takenQueue, replica string) string {
 // queue: "<input_queue>/dead".
 func DeadList(inputQueue string) string {
 	return inputQueue + "/dead"
+}
+
+// globEscaper escapes the characters special to Redis' glob-style
+// patterns (SCAN MATCH, KEYS).
+var globEscaper = strings.NewReplacer(`\`, `\\`, `*`, `\*`, `?`, `\?`, `[`, `\[`, `]`, `\]`)
+
+// TakenListPattern is the SCAN MATCH pattern of the taken lists of a taken
+// queue, "<taken_queue>/*" with the glob characters of the queue name
+// escaped. It matches more than taken lists (see TakenListReplica).
+func TakenListPattern(takenQueue string) string {
+	return globEscaper.Replace(takenQueue) + "/*"
+}
+
+// TakenListReplica returns the replica id of key when key is a taken list
+// "<taken_queue>/<replica-id>" of takenQueue: an id is not empty and has
+// no '/' (a replica id never has one). A key of another watcher whose
+// queue name starts with "<taken_queue>/" may pass too: callers exclude
+// the queues of their configuration.
+func TakenListReplica(takenQueue, key string) (replica string, ok bool) {
+	id, ok := strings.CutPrefix(key, takenQueue+"/")
+	if !ok || id == "" || strings.Contains(id, "/") {
+		return "", false
+	}
+	return id, true
 }
