@@ -1,0 +1,215 @@
+// Package deadletter reads the dead-letter lists "<input_queue>/dead" and
+// puts their events back into play (requeue) or removes them (drop): the
+// operator's side of the dead letters that package watcher (failed
+// fetches, bad destinations) and package recovery (poison events) write.
+//
+// Entries are JSON objects (Entry). A list may also hold what a human
+// pushed by hand: such an entry is kept as it is (Record.Entry is nil) and
+// requeued only when the caller asks for its text to be pushed as the
+// event.
+//
+// Guarantees:
+//   - Requeue is one atomic script per entry (requeue.lua): the entry
+//     leaves the dead-letter list and its event enters the input queue in
+//     the same step, or nothing is written. An entry requeued twice, or
+//     requeued by one operator while another drops it, is pushed at most
+//     once: the later call finds no entry (ErrGone).
+//   - The event pushed is the exact bytes of the original event
+//     (event_base64 when the event is not valid UTF-8).
+//   - Requeue clears the event's crash replay count, so that an event
+//     dead-lettered as poison gets its full allowance of replays again.
+//
+// Non-guarantees:
+//   - Identical entries (same event, reason, replica and second) are
+//     interchangeable: requeuing or dropping one removes the oldest copy.
+//   - Read is a snapshot; the list may change right after. Positions count
+//     from the oldest entry, so new dead letters (pushed at the head) do
+//     not move them; removing an entry moves every newer one down by one.
+//   - Requeue pushes with LPUSH, as producers do: the event is taken after
+//     the events already waiting in the input queue.
+package deadletter
+
+import (
+	"context"
+	_ "embed"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/resc-go/resc/internal/keyspace"
+	"github.com/resc-go/resc/internal/script"
+	"github.com/resc-go/resc/watcher"
+)
+
+var (
+	//go:embed requeue.lua
+	requeueSrc    string
+	requeueScript = script.New(requeueSrc)
+)
+
+// Outcomes of Requeue and Drop.
+var (
+	// ErrGone: the entry is no longer in the dead-letter list (requeued or
+	// dropped meanwhile); nothing was written.
+	ErrGone = errors.New("deadletter: the entry is no longer in the dead-letter list")
+
+	// ErrDeadType, ErrInputType and ErrCountsType: a key has the wrong
+	// Redis type; nothing was written. The error names the key.
+	ErrDeadType   = errors.New("deadletter: the dead-letter list is not a list")
+	ErrInputType  = errors.New("deadletter: the input queue is not a list")
+	ErrCountsType = errors.New("deadletter: the replay counts are not a hash")
+)
+
+// Entry is a dead-letter entry as resc-go writes it: package watcher's
+// DeadEntry (event, event_base64, queue, reason, replica, time), plus
+// Count in the entries of package recovery.
+type Entry struct {
+	watcher.DeadEntry
+	// Count is the number of crash replays made, in the entries of a
+	// poison event (package recovery); nil in the others.
+	Count *int `json:"count,omitempty"`
+}
+
+// Parse reads a stored entry. It reports false when stored is not a
+// dead-letter entry: not a JSON object, no string "event", a field of
+// another type, or an event_base64 that is not base64.
+func Parse(stored string) (*Entry, bool) {
+	var e struct {
+		Entry
+		Event *string `json:"event"`
+	}
+	if err := json.Unmarshal([]byte(stored), &e); err != nil || e.Event == nil {
+		return nil, false
+	}
+	e.Entry.Event = *e.Event
+	if e.EventBase64 != "" {
+		if _, err := base64.StdEncoding.DecodeString(e.EventBase64); err != nil {
+			return nil, false
+		}
+	}
+	return &e.Entry, true
+}
+
+// Record is one stored entry of a dead-letter list.
+type Record struct {
+	// Position is the entry's place counted from the oldest, 1 (the tail
+	// of the list).
+	Position int64
+	// Stored is the entry exactly as stored.
+	Stored string
+	// Entry is the parsed entry; nil when Stored is not a dead-letter
+	// entry (something pushed by hand).
+	Entry *Entry
+}
+
+// Event returns the exact bytes of the record's event: the decoded
+// event_base64 when there is one, else the event; for a record that is
+// not a dead-letter entry, its stored text.
+func (r Record) Event() string {
+	if r.Entry == nil {
+		return r.Stored
+	}
+	if r.Entry.EventBase64 != "" {
+		b, _ := base64.StdEncoding.DecodeString(r.Entry.EventBase64) // checked by Parse
+		return string(b)
+	}
+	return r.Entry.Event
+}
+
+// Reader is what Read needs of a go-redis client.
+type Reader interface {
+	TxPipeline() redis.Pipeliner
+}
+
+// Read returns the length of the dead-letter list of inputQueue and its
+// newest limit entries (every entry when limit <= 0), oldest first, read
+// together in one MULTI. A missing list is empty; a key of another type is
+// an error wrapping ErrDeadType.
+func Read(ctx context.Context, rdb Reader, inputQueue string, limit int64) (length int64, records []Record, err error) {
+	key := keyspace.DeadList(inputQueue)
+	stop := int64(-1)
+	if limit > 0 {
+		stop = limit - 1
+	}
+	pipe := rdb.TxPipeline()
+	llen := pipe.LLen(ctx, key)
+	lrange := pipe.LRange(ctx, key, 0, stop)
+	if _, err := pipe.Exec(ctx); err != nil {
+		if isWrongType(err) {
+			return 0, nil, fmt.Errorf("%w: %q", ErrDeadType, key)
+		}
+		return 0, nil, fmt.Errorf("deadletter: reading %q: %w", key, err)
+	}
+	length = llen.Val()
+	stored := lrange.Val() // newest first
+	records = make([]Record, len(stored))
+	for i, s := range stored {
+		r := &records[len(stored)-1-i]
+		r.Position, r.Stored = length-int64(i), s
+		r.Entry, _ = Parse(s)
+	}
+	return length, records, nil
+}
+
+// Requeue removes one copy of the entry stored (the oldest) from the
+// dead-letter list of inputQueue, LPUSHes event (the exact event bytes,
+// Record.Event) to inputQueue and clears the event's replay count under
+// prefix, in one atomic script. It returns ErrGone when no such entry is
+// left, an error wrapping ErrDeadType, ErrInputType or ErrCountsType when
+// a key has the wrong type (nothing written in both cases), and the Redis
+// error when Redis did not answer: the entry may then have been requeued
+// or not (calling Requeue again is safe: it returns ErrGone if it was).
+func Requeue(ctx context.Context, d script.Dialect, rdb redis.Scripter, prefix, inputQueue, stored, event string) error {
+	keys := []string{keyspace.DeadList(inputQueue), inputQueue, keyspace.ReplayCounts(prefix, inputQueue)}
+	code, err := requeueScript.Run(ctx, d, rdb, keys, stored, event).Int64()
+	if err != nil {
+		return fmt.Errorf("deadletter: requeue: %w", err)
+	}
+	switch code {
+	case 1:
+		return nil
+	case 2:
+		return ErrGone
+	case 3:
+		return fmt.Errorf("%w: %q", ErrDeadType, keys[0])
+	case 4:
+		return fmt.Errorf("%w: %q", ErrInputType, keys[1])
+	case 5:
+		return fmt.Errorf("%w: %q", ErrCountsType, keys[2])
+	}
+	return fmt.Errorf("deadletter: unexpected reply of requeue.lua: %d", code)
+}
+
+// Remover is what Drop needs of a go-redis client.
+type Remover interface {
+	LRem(ctx context.Context, key string, count int64, value any) *redis.IntCmd
+}
+
+// Drop removes one copy of the entry stored (the oldest) from the
+// dead-letter list of inputQueue, with one LREM. It returns ErrGone when
+// no such entry is left, and an error wrapping ErrDeadType when the key is
+// not a list.
+func Drop(ctx context.Context, rdb Remover, inputQueue, stored string) error {
+	key := keyspace.DeadList(inputQueue)
+	n, err := rdb.LRem(ctx, key, -1, stored).Result()
+	if err != nil {
+		if isWrongType(err) {
+			return fmt.Errorf("%w: %q", ErrDeadType, key)
+		}
+		return fmt.Errorf("deadletter: drop from %q: %w", key, err)
+	}
+	if n == 0 {
+		return ErrGone
+	}
+	return nil
+}
+
+// isWrongType reports whether err is Redis' WRONGTYPE reply.
+func isWrongType(err error) bool {
+	var re redis.Error
+	return errors.As(err, &re) && strings.HasPrefix(re.Error(), "WRONGTYPE")
+}
