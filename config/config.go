@@ -23,6 +23,11 @@ const (
 	DefaultFetchTimeout     = 10 * time.Second
 	DefaultFetchRetries     = 3
 	DefaultFetchMaxBody     = 10 << 20
+	DefaultFetchBackoffMin  = 100 * time.Millisecond
+	DefaultFetchBackoffMax  = 2 * time.Second
+	DefaultBreakerFailures  = 5
+	DefaultBreakerOpen      = 10 * time.Second
+	DefaultBreakerHalfOpen  = 1
 	DefaultTask             = "${input_task}"
 )
 
@@ -32,6 +37,8 @@ const (
 	MaxConcurrency = 100000
 	// MaxBatchSize bounds batch_size.
 	MaxBatchSize = 10000
+	// MaxBreakerCount bounds breaker_failures and breaker_half_open_requests.
+	MaxBreakerCount = 1000000
 )
 
 // Config is a loaded configuration with its defaults applied.
@@ -63,7 +70,8 @@ type Config struct {
 	// disables the server.
 	HTTPAddr string
 
-	// Fetch holds the fetch settings (key "fetch"), for every fetcher.
+	// Fetch holds the top-level fetch settings (key "fetch"); each fetcher
+	// has its own in Fetcher.Settings, these with its keys over them.
 	Fetch FetchSettings
 
 	// Cluster holds the cluster timings (key "cluster").
@@ -77,9 +85,14 @@ type Config struct {
 	Warnings []Problem
 }
 
-// FetchSettings configure the HTTP client of fetch rules.
+// FetchSettings configure the HTTP fetches of fetch rules: the top-level
+// fetch object, and each fetcher's own keys overriding it (Fetcher.Settings).
+//
+// Zero means the default for every field but Retries and BreakerFailures,
+// whose zero means none: the configuration loader fills in the defaults, and
+// so does package fetch for settings built by hand.
 type FetchSettings struct {
-	// Timeout is timeout_ms, the limit of one HTTP request, including
+	// Timeout is timeout_ms, the limit of one HTTP attempt, including
 	// reading the body. Default 10 s; must be positive.
 	Timeout time.Duration
 	// Retries is retries, how many times a transient failure (connection
@@ -89,6 +102,42 @@ type FetchSettings struct {
 	// MaxBody is max_body_bytes, the largest response body read; a larger
 	// one is a permanent failure. Default 10 MiB; must be positive.
 	MaxBody int64
+	// BackoffMin is backoff_min_ms: the wait before retry n (from 0) is
+	// drawn between half and all of BackoffMin·2ⁿ, capped at BackoffMax.
+	// Default 100 ms; must be positive.
+	BackoffMin time.Duration
+	// BackoffMax is backoff_max_ms, the longest wait before a retry; it
+	// caps the wait a Retry-After header asks for too, so that a server
+	// cannot park a fetch for an hour. Default 2 s; must be positive and at
+	// least BackoffMin.
+	BackoffMax time.Duration
+	// BreakerFailures is breaker_failures: after this many fetches to one
+	// host (scheme, host and port) failing in a row, the host's circuit
+	// breaker opens and fetches to it fail at once, without a request,
+	// for BreakerOpen. Default 5; 0 means no circuit breaker.
+	BreakerFailures int
+	// BreakerOpen is breaker_open_ms, how long an open breaker refuses
+	// fetches before it lets probes through (half-open). Default 10 s; must
+	// be positive.
+	BreakerOpen time.Duration
+	// BreakerHalfOpen is breaker_half_open_requests, how many probe fetches
+	// a half-open breaker lets through at once; that many successes in a
+	// row close it, one failure opens it again. Default 1; must be positive.
+	BreakerHalfOpen int
+}
+
+// DefaultFetchSettings are the fetch settings of a file without fetch keys.
+func DefaultFetchSettings() FetchSettings {
+	return FetchSettings{
+		Timeout:         DefaultFetchTimeout,
+		Retries:         DefaultFetchRetries,
+		MaxBody:         DefaultFetchMaxBody,
+		BackoffMin:      DefaultFetchBackoffMin,
+		BackoffMax:      DefaultFetchBackoffMax,
+		BreakerFailures: DefaultBreakerFailures,
+		BreakerOpen:     DefaultBreakerOpen,
+		BreakerHalfOpen: DefaultBreakerHalfOpen,
+	}
 }
 
 // ClusterSettings are the timings of the replica registry, the leader and
@@ -162,12 +211,27 @@ type Rule struct {
 
 // Fetcher is one entry of a rule's fetch[].
 type Fetcher struct {
+	// Path locates the entry as the file wrote it, for messages:
+	// "watchers[0].rules[1].fetch[0]", with the alias fetchers if the file
+	// used it.
+	Path string
 	// URL is url, a pattern. Required.
 	URL string
 	// Returns is returns, the namespace of the result's variables
 	// (${returns.key}). Required, a word (^\w+$), and distinct among the
 	// fetchers of a rule.
 	Returns string
+	// Raw is escape: false. By default (escape: true, Raw false) each
+	// variable's value is escaped for the part of the URL it lands in;
+	// Raw inserts the values as they are, as resc did.
+	Raw bool
+	// Settings are the fetch settings of this fetcher: the top-level fetch
+	// settings, with the keys this entry gives (timeout_ms, retries,
+	// max_body_bytes, backoff_min_ms, backoff_max_ms, breaker_failures,
+	// breaker_open_ms, breaker_half_open_requests) overriding them. Load
+	// fills it in; the zero value (a Fetcher built by hand) means the fetch
+	// client's own settings.
+	Settings FetchSettings
 }
 
 // Maker is one make entry of a rule.

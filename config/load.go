@@ -18,7 +18,9 @@ import (
 // and the Warnings on deprecated resc keys. Otherwise the Config is nil and
 // the error is a Problems listing every problem found, in file order: a file
 // that cannot be read (errors.Is(err, fs.ErrNotExist) works through it), a
-// syntax error with its line and column, or every problem of the content.
+// syntax error with its line and column, or every problem of the content
+// (those that depend on two keys, like a backoff_min_ms above the
+// backoff_max_ms it inherits, come last).
 // redis.url may be missing (the command line can give it): the caller checks.
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)

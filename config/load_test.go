@@ -21,7 +21,7 @@ const (
 )
 
 // defaultFetch is the FetchSettings of a file without fetch.
-var defaultFetch = FetchSettings{Timeout: DefaultFetchTimeout, Retries: DefaultFetchRetries, MaxBody: DefaultFetchMaxBody}
+var defaultFetch = DefaultFetchSettings()
 
 // watcher is a Watcher with the default extensions.
 func watcher(i int, input, taken string, rules ...Rule) Watcher {
@@ -88,7 +88,7 @@ func rescExamples() map[string]*Config {
 				Rule{
 					Name:  "TRT of the children",
 					On:    trtOn,
-					Fetch: []Fetcher{{URL: childsURL, Returns: "child"}},
+					Fetch: []Fetcher{{URL: childsURL, Returns: "child", Settings: defaultFetch}},
 					Make: []Maker{{
 						Task:  "trt/${child.processId}/${child.productId}",
 						Queue: "trt/${child.processId}/todo",
@@ -201,16 +201,24 @@ func TestLoadFileWithCRLF(t *testing.T) {
 
 func assertConfig(t *testing.T, got, want *Config) {
 	t.Helper()
-	// Maker.Path is checked apart (TestMakerPath): here only that it
-	// locates the entry inside its rule, then it is left out.
+	// Maker.Path and Fetcher.Path are checked apart (TestMakerPath,
+	// TestFetcherSettings): here only that they locate the entry inside its
+	// rule, then they are left out.
 	if got != nil {
 		for _, w := range got.Watchers {
 			for _, r := range w.Rules {
+				prefix := RulePath(w.Index, r.Index, "") + "."
 				for i := range r.Make {
-					if prefix := RulePath(w.Index, r.Index, ""); !strings.HasPrefix(r.Make[i].Path, prefix+".") {
+					if !strings.HasPrefix(r.Make[i].Path, prefix) {
 						t.Errorf("make entry path %q is not inside %s", r.Make[i].Path, prefix)
 					}
 					r.Make[i].Path = ""
+				}
+				for i := range r.Fetch {
+					if !strings.HasPrefix(r.Fetch[i].Path, prefix) {
+						t.Errorf("fetcher path %q is not inside %s", r.Fetch[i].Path, prefix)
+					}
+					r.Fetch[i].Path = ""
 				}
 			}
 		}
@@ -220,6 +228,9 @@ func assertConfig(t *testing.T, got, want *Config) {
 			for _, r := range w.Rules {
 				for i := range r.Make {
 					r.Make[i].Path = ""
+				}
+				for i := range r.Fetch {
+					r.Fetch[i].Path = ""
 				}
 			}
 		}
@@ -260,7 +271,11 @@ func TestLoadDefaultsAndExtensions(t *testing.T) {
 			RedisURL:  "rediss://user:pw@redis.example:6380/2",
 			KeyPrefix: "myapp:resc:",
 			HTTPAddr:  "off",
-			Fetch:     FetchSettings{Timeout: 2500 * time.Millisecond, Retries: 0, MaxBody: 1024},
+			Fetch: func() FetchSettings {
+				f := DefaultFetchSettings()
+				f.Timeout, f.Retries, f.MaxBody = 2500*time.Millisecond, 0, 1024
+				return f
+			}(),
 			Watchers: []Watcher{{
 				InputQueue: "in", TakenQueue: "in/mine",
 				Concurrency: 100000, FetchConcurrency: 1, BatchSize: 10000,
@@ -283,7 +298,7 @@ func TestLoadDefaultsAndExtensions(t *testing.T) {
 			{"name":"r1","on":"^b$","todo":[{"queue":"q1"},{"queue":"q2"}]}
 		]}]}`,
 		want: config("c.json", "", "", watcher(0, "in", "in/taken",
-			Rule{Name: "r0", On: "^a$", Fetch: []Fetcher{{URL: "u", Returns: "x"}},
+			Rule{Name: "r0", On: "^a$", Fetch: []Fetcher{{URL: "u", Returns: "x", Settings: defaultFetch}},
 				Make: []Maker{{Task: DefaultTask, Queue: "q0"}}},
 			Rule{Index: 1, Name: "r1", On: "^b$",
 				Make: []Maker{{Task: DefaultTask, Queue: "q1"}, {Index: 1, Task: DefaultTask, Queue: "q2"}}},
@@ -479,6 +494,52 @@ func TestLoadProblems(t *testing.T) {
 			{"fetch", "", "must be an object, not null"},
 			{"watchers", "", "must not be empty"},
 		}},
+		{"backoff and breaker settings", "",
+			`{"fetch":{"backoff_min_ms":0,"backoff_max_ms":-1,"breaker_failures":-1,"breaker_open_ms":"1","breaker_half_open_requests":0},"watchers":[]}`, []want{
+				{"fetch.backoff_min_ms", "", "must be a positive integer, not 0"},
+				{"fetch.backoff_max_ms", "", "must be a positive integer, not -1"},
+				{"fetch.breaker_failures", "", "must be an integer >= 0, not -1"},
+				{"fetch.breaker_open_ms", "", "must be a positive integer, not a string"},
+				{"fetch.breaker_half_open_requests", "", "must be a positive integer, not 0"},
+				{"watchers", "", "must not be empty"},
+			}},
+		{"breaker counts too large", "",
+			`{"fetch":{"breaker_failures":1000001,"breaker_half_open_requests":4294967296},"watchers":[]}`, []want{
+				{"fetch.breaker_failures", "", "must be at most 1000000, not 1000001"},
+				{"fetch.breaker_half_open_requests", "", "must be at most 1000000, not 4294967296"},
+				{"watchers", "", "must not be empty"},
+			}},
+		{"backoff_min_ms above the default backoff_max_ms, reported last", "",
+			`{"fetch":{"backoff_min_ms":5000},"watchers":[]}`, []want{
+				{"watchers", "", "must not be empty"},
+				{"fetch.backoff_min_ms", "", "must be at most backoff_max_ms (2000), not 5000"},
+			}},
+		{"backoff_max_ms below the default backoff_min_ms", "",
+			`{"fetch":{"backoff_max_ms":50},"watchers":[]}`, []want{
+				{"watchers", "", "must not be empty"},
+				{"fetch.backoff_max_ms", "", "must be at least backoff_min_ms (100), not 50"},
+			}},
+		{"fetcher settings of the wrong type", "",
+			inRule(`{"name":"r","on":"^a$","fetch":[{"url":"u","returns":"x","timeout_ms":0,"escape":"no","retries":1.5,"breaker_open":1,"max_body_bytes":null}],"make":{"queue":"q"}}`), []want{
+				{r0 + ".fetch[0].timeout_ms", "r", "must be a positive integer, not 0"},
+				{r0 + ".fetch[0].escape", "r", "must be a boolean, not a string"},
+				{r0 + ".fetch[0].retries", "r", "must be an integer >= 0, not 1.5"},
+				{r0 + ".fetch[0].breaker_open", "r", `unknown key "breaker_open"`},
+				{r0 + ".fetch[0].max_body_bytes", "r", "must be a positive integer, not null"},
+			}},
+		{"fetcher backoff against the top-level one given after the watchers", "",
+			`{"watchers":[{"input_queue":"in","rules":[{"name":"r","on":"^a$","fetchers":[
+				{"url":"u","returns":"x","backoff_max_ms":200},
+				{"url":"v","returns":"y","backoff_min_ms":50},
+				{"url":"w","returns":"z","backoff_min_ms":700,"backoff_max_ms":600}
+			],"make":{"queue":"q"}}]}],"fetch":{"backoff_min_ms":500}}`, []want{
+				{r0 + ".fetchers[0].backoff_max_ms", "r", "must be at least backoff_min_ms (500), not 200"},
+				{r0 + ".fetchers[2].backoff_min_ms", "r", "must be at most backoff_max_ms (600), not 700"},
+			}},
+		{"top-level backoff wrong, fetchers that give none not reported again", "",
+			`{"fetch":{"backoff_min_ms":3000,"backoff_max_ms":1000},"watchers":[{"input_queue":"in","rules":[{"on":"^a$","fetch":[{"url":"u","returns":"x"}],"make":{"queue":"q"}}]}]}`, []want{
+				{"fetch.backoff_min_ms", "", "must be at most backoff_max_ms (1000), not 3000"},
+			}},
 
 		// Watchers.
 		{"input_queue missing, rules missing", "", inWatcher(`{}`), []want{
@@ -783,6 +844,47 @@ func TestMakerPath(t *testing.T) {
 	want := []string{"watchers[0].rules[0].make", "watchers[0].rules[1].todo", "watchers[0].rules[2].makers[0]", "watchers[0].rules[2].makers[1]"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("paths %q, want %q", got, want)
+	}
+}
+
+// TestFetcherSettings: each fetcher has the top-level fetch settings with
+// its own keys over them, whichever comes first in the file.
+func TestFetcherSettings(t *testing.T) {
+	data := `{
+		redis: {url: "redis://h/"}
+		watchers: [{input_queue: "in", rules: [{
+			on: "^a$"
+			fetchers: [
+				{url: "http://h/1", returns: "a"}
+				{url: "http://h/2", returns: "b", escape: false, timeout_ms: 250, retries: 0, breaker_failures: 0}
+				{url: "http://h/3", returns: "c", escape: true, max_body_bytes: 10, backoff_min_ms: 1, backoff_max_ms: 9,
+				 breaker_open_ms: 100, breaker_half_open_requests: 3}
+			]
+			make: {queue: "q"}
+		}]}]
+		fetch: {timeout_ms: 5000, retries: 7, backoff_max_ms: 4000, breaker_failures: 2}
+	}`
+	c, err := LoadBytes("c.hjson", []byte(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	global := DefaultFetchSettings()
+	global.Timeout, global.Retries, global.BackoffMax, global.BreakerFailures = 5*time.Second, 7, 4*time.Second, 2
+	if c.Fetch != global {
+		t.Errorf("Fetch = %+v, want %+v", c.Fetch, global)
+	}
+	second, third := global, global
+	second.Timeout, second.Retries, second.BreakerFailures = 250*time.Millisecond, 0, 0
+	third.MaxBody, third.BackoffMin, third.BackoffMax = 10, time.Millisecond, 9*time.Millisecond
+	third.BreakerOpen, third.BreakerHalfOpen = 100*time.Millisecond, 3
+	p := RulePath(0, 0, "fetchers")
+	want := []Fetcher{
+		{Path: p + "[0]", URL: "http://h/1", Returns: "a", Settings: global},
+		{Path: p + "[1]", URL: "http://h/2", Returns: "b", Raw: true, Settings: second},
+		{Path: p + "[2]", URL: "http://h/3", Returns: "c", Settings: third},
+	}
+	if got := c.Watchers[0].Rules[0].Fetch; !reflect.DeepEqual(got, want) {
+		t.Errorf("fetchers\n%+v\nwant\n%+v", got, want)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -36,10 +37,14 @@ type loader struct {
 	redisURL, redisURLPath string
 	// inputs and takens map the queues of the watchers met to their index.
 	inputs, takens map[string]int
+	// fetchKeys maps the path of the top-level fetch object and of each
+	// fetcher to the fetch settings it gives, applied once the whole file
+	// is read (fetchSettings).
+	fetchKeys map[string]*fetchKeys
 }
 
 func newLoader(file string) *loader {
-	return &loader{file: file, inputs: map[string]int{}, takens: map[string]int{}}
+	return &loader{file: file, inputs: map[string]int{}, takens: map[string]int{}, fetchKeys: map[string]*fetchKeys{}}
 }
 
 // add records a problem.
@@ -231,11 +236,7 @@ func (l *loader) config(root any) *Config {
 	c := &Config{
 		Path:      l.file,
 		KeyPrefix: DefaultKeyPrefix,
-		Fetch: FetchSettings{
-			Timeout: DefaultFetchTimeout,
-			Retries: DefaultFetchRetries,
-			MaxBody: DefaultFetchMaxBody,
-		},
+		Fetch:     DefaultFetchSettings(),
 	}
 	o, ok := root.(*object)
 	if !ok {
@@ -256,7 +257,9 @@ func (l *loader) config(root any) *Config {
 			c.HTTPAddr, _ = l.str(p, "", v)
 		}},
 		{name: "fetch", set: func(p string, v any) {
-			l.fetchSettings(p, v, &c.Fetch)
+			if o, ok := l.obj(p, "", v); ok {
+				l.walk(p, "", o, l.fetchFields(p, ""))
+			}
 		}},
 		{name: "cluster", set: func(p string, v any) {
 			l.clusterSettings(p, v, &c.Cluster)
@@ -271,6 +274,7 @@ func (l *loader) config(root any) *Config {
 		}},
 	})
 	c.RedisURL = l.redisURL
+	l.fetchSettings(c)
 	return c
 }
 
@@ -314,29 +318,90 @@ func hasRedisScheme(u string) bool {
 	return false
 }
 
-// fetchSettings walks the top-level fetch object into f.
-func (l *loader) fetchSettings(path string, v any, f *FetchSettings) {
-	o, ok := l.obj(path, "", v)
-	if !ok {
-		return
+// fetchKeys are the fetch settings that the top-level fetch object or a
+// fetcher gives, kept until the whole file is read: a fetcher's settings are
+// the top-level ones with its own over them, and the top-level fetch object
+// may come after the watchers.
+type fetchKeys struct {
+	path, rule string
+	keys       []string               // the keys given, with a valid value
+	changes    []func(*FetchSettings) // what each of them sets
+}
+
+// fetchFields are the fields of the fetch settings keys in the object at
+// path (the top-level fetch, or a fetcher of rule): each valid value is kept
+// in l.fetchKeys[path].
+func (l *loader) fetchFields(path, rule string) []field {
+	fk := &fetchKeys{path: path, rule: rule}
+	l.fetchKeys[path] = fk
+	keep := func(key string, change func(*FetchSettings)) {
+		fk.keys = append(fk.keys, key)
+		fk.changes = append(fk.changes, change)
 	}
-	l.walk(path, "", o, []field{
-		{name: "timeout_ms", set: func(p string, v any) {
-			if n, ok := l.positive(p, "", v, maxTimeoutMS); ok {
-				f.Timeout = time.Duration(n) * time.Millisecond
+	ms := func(key string, dst func(*FetchSettings) *time.Duration) field {
+		return field{name: key, set: func(p string, v any) {
+			if n, ok := l.positive(p, rule, v, maxTimeoutMS); ok {
+				keep(key, func(f *FetchSettings) { *dst(f) = time.Duration(n) * time.Millisecond })
 			}
-		}},
-		{name: "retries", set: func(p string, v any) {
-			if n, ok := l.integer(p, "", v, 0, math.MaxInt32, "an integer >= 0"); ok {
-				f.Retries = int(n)
+		}}
+	}
+	count := func(key string, lo, hi int64, want string, dst func(*FetchSettings) *int) field {
+		return field{name: key, set: func(p string, v any) {
+			if n, ok := l.integer(p, rule, v, lo, hi, want); ok {
+				keep(key, func(f *FetchSettings) { *dst(f) = int(n) })
 			}
-		}},
+		}}
+	}
+	return []field{
+		ms("timeout_ms", func(f *FetchSettings) *time.Duration { return &f.Timeout }),
+		count("retries", 0, math.MaxInt32, "an integer >= 0", func(f *FetchSettings) *int { return &f.Retries }),
 		{name: "max_body_bytes", set: func(p string, v any) {
-			if n, ok := l.positive(p, "", v, math.MaxInt64); ok {
-				f.MaxBody = n
+			if n, ok := l.positive(p, rule, v, math.MaxInt64); ok {
+				keep("max_body_bytes", func(f *FetchSettings) { f.MaxBody = n })
 			}
 		}},
-	})
+		ms("backoff_min_ms", func(f *FetchSettings) *time.Duration { return &f.BackoffMin }),
+		ms("backoff_max_ms", func(f *FetchSettings) *time.Duration { return &f.BackoffMax }),
+		count("breaker_failures", 0, MaxBreakerCount, "an integer >= 0", func(f *FetchSettings) *int { return &f.BreakerFailures }),
+		ms("breaker_open_ms", func(f *FetchSettings) *time.Duration { return &f.BreakerOpen }),
+		count("breaker_half_open_requests", 1, MaxBreakerCount, "a positive integer", func(f *FetchSettings) *int { return &f.BreakerHalfOpen }),
+	}
+}
+
+// fetchSettings sets the top-level fetch settings and those of each
+// fetcher, now that the whole file is read.
+func (l *loader) fetchSettings(c *Config) {
+	c.Fetch = l.fetchKeys["fetch"].over(l, DefaultFetchSettings())
+	for i := range c.Watchers {
+		for j := range c.Watchers[i].Rules {
+			fs := c.Watchers[i].Rules[j].Fetch
+			for k := range fs {
+				fs[k].Settings = l.fetchKeys[fs[k].Path].over(l, c.Fetch)
+			}
+		}
+	}
+}
+
+// over returns base with the keys of fk set, and reports backoff bounds that
+// contradict each other at the key of fk that makes them so (when fk gives
+// neither, base itself was reported). A nil fk gives nothing.
+func (fk *fetchKeys) over(l *loader, base FetchSettings) FetchSettings {
+	if fk == nil {
+		return base
+	}
+	for _, change := range fk.changes {
+		change(&base)
+	}
+	if base.BackoffMin > base.BackoffMax {
+		minMS, maxMS := base.BackoffMin.Milliseconds(), base.BackoffMax.Milliseconds()
+		switch {
+		case slices.Contains(fk.keys, "backoff_min_ms"):
+			l.add(join(fk.path, "backoff_min_ms"), fk.rule, fmt.Sprintf("must be at most backoff_max_ms (%d), not %d", maxMS, minMS))
+		case slices.Contains(fk.keys, "backoff_max_ms"):
+			l.add(join(fk.path, "backoff_max_ms"), fk.rule, fmt.Sprintf("must be at least backoff_min_ms (%d), not %d", minMS, maxMS))
+		}
+	}
+	return base
 }
 
 // clusterSettings walks the cluster object. Zero values stay zero: the
@@ -504,15 +569,22 @@ func (l *loader) fetchers(path, rule string, v any) []Fetcher {
 			continue
 		}
 		p := index(path, i)
-		var f Fetcher
-		l.walk(p, rule, o, []field{
+		f := Fetcher{Path: p}
+		l.walk(p, rule, o, append([]field{
 			{name: "url", required: true, set: func(p string, v any) {
 				f.URL, _ = l.nonEmpty(p, rule, v)
 			}},
 			{name: "returns", required: true, set: func(p string, v any) {
 				f.Returns = l.returns(p, rule, v, returns, i)
 			}},
-		})
+			{name: "escape", set: func(p string, v any) {
+				if b, ok := v.(bool); ok {
+					f.Raw = !b
+				} else {
+					l.wrongType(p, rule, "a boolean", v)
+				}
+			}},
+		}, l.fetchFields(p, rule)...))
 		fs = append(fs, f)
 	}
 	return fs
