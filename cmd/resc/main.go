@@ -8,6 +8,7 @@
 //	resc check CONFIG                validate, listing every problem
 //	resc explain [--fetch] CONFIG EVENT...   dry run, no Redis write
 //	resc push [--redis-url URL] QUEUE EVENT...   LPUSH events (for trying)
+//	resc status [--json] CONFIG      replicas, leader, queue lengths
 //	resc --version
 package main
 
@@ -63,6 +64,7 @@ const usage = `usage:
   resc explain [--fetch] [--queue Q] CONFIG EVENT...
                                                show what each EVENT would produce (no Redis write)
   resc push [--redis-url URL] QUEUE EVENT...   push events with LPUSH (for trying it out)
+  resc status [--json] CONFIG                  replicas, leader and queue lengths (read-only)
   resc --version
 
 run flags (each also read from the environment):
@@ -72,6 +74,8 @@ run flags (each also read from the environment):
   --embedded MODE      RESC_EMBEDDED     never (default), auto (an in-memory server when the loopback
                                          Redis of CONFIG is not reachable; for trying only), always
   --drain-timeout D    RESC_DRAIN_TIMEOUT  how long in-flight events may finish on SIGTERM (default 30s)
+status flags:
+  --redis-url URL      RESC_REDIS_URL    as for run
 environment:
   RESC_LOG             error, warn (default), info or debug
 `
@@ -98,6 +102,8 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return cmdExplain(ctx, args[1:], stdout, stderr)
 	case "push":
 		return cmdPush(ctx, args[1:], stdout, stderr)
+	case "status":
+		return cmdStatus(ctx, args[1:], stdout, stderr)
 	}
 	if looksLikeConfig(args[0]) {
 		return cmdRun(ctx, args, stderr) // resc CONFIG [flags]
