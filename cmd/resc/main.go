@@ -9,6 +9,7 @@
 //	resc explain [--fetch] CONFIG EVENT...   dry run, no Redis write
 //	resc push [--redis-url URL] QUEUE EVENT...   LPUSH events (for trying)
 //	resc status [--json] CONFIG      replicas, leader, queue lengths
+//	resc dead list|requeue|drop [flags] CONFIG   the dead-letter lists
 //	resc --version
 package main
 
@@ -65,6 +66,11 @@ const usage = `usage:
                                                show what each EVENT would produce (no Redis write)
   resc push [--redis-url URL] QUEUE EVENT...   push events with LPUSH (for trying it out)
   resc status [--json] CONFIG                  replicas, leader and queue lengths (read-only)
+  resc dead list [--queue Q] [--json] [--limit N] CONFIG
+                                               the entries of a dead-letter list, numbered
+  resc dead requeue|drop [--queue Q] (--index N... | --all | --match REGEXP) [--dry-run] CONFIG
+                                               push entries back to the input queue, or remove them
+                                               (requeue --raw: also entries pushed by hand)
   resc --version
 
 run flags (each also read from the environment):
@@ -74,8 +80,9 @@ run flags (each also read from the environment):
   --embedded MODE      RESC_EMBEDDED     never (default), auto (an in-memory server when the loopback
                                          Redis of CONFIG is not reachable; for trying only), always
   --drain-timeout D    RESC_DRAIN_TIMEOUT  how long in-flight events may finish on SIGTERM (default 30s)
-status flags:
+status and dead flags:
   --redis-url URL      RESC_REDIS_URL    as for run
+  --queue Q                              dead: the watcher's input queue (required when CONFIG has several)
 environment:
   RESC_LOG             error, warn (default), info or debug
 `
@@ -104,6 +111,8 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return cmdPush(ctx, args[1:], stdout, stderr)
 	case "status":
 		return cmdStatus(ctx, args[1:], stdout, stderr)
+	case "dead":
+		return cmdDead(ctx, args[1:], stdout, stderr)
 	}
 	if looksLikeConfig(args[0]) {
 		return cmdRun(ctx, args, stderr) // resc CONFIG [flags]

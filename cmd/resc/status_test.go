@@ -320,7 +320,7 @@ func TestStatusEmpty(t *testing.T) {
 	}
 }
 
-// TestOpsUnreachable: status exits 1 within seconds, with one
+// TestOpsUnreachable: status and dead exit 1 within seconds, with one
 // line, when Redis is not there or does not answer.
 func TestOpsUnreachable(t *testing.T) {
 	clearEnv(t)
@@ -333,7 +333,7 @@ func TestOpsUnreachable(t *testing.T) {
 	t.Cleanup(func() { ln.Close() })
 	silent := "redis://" + ln.Addr().String() + "/0"
 	for _, tc := range []struct{ name, url string }{{"closed port", closed}, {"no answer", silent}} {
-		for _, args := range [][]string{{"status"}} {
+		for _, args := range [][]string{{"status"}, {"dead", "list", "--queue", "in"}, {"dead", "requeue", "--queue", "in", "--all"}} {
 			t.Run(tc.name+"/"+strings.Join(args, " "), func(t *testing.T) {
 				t.Parallel()
 				var stdout, stderr bytes.Buffer
@@ -358,12 +358,13 @@ func TestOpsUnreachable(t *testing.T) {
 	}
 }
 
-// TestOpsRefuseBadArguments: what status refuses before they
+// TestOpsRefuseBadArguments: what status and dead refuse before they
 // connect anywhere, with exit code 2 and the usage.
 func TestOpsRefuseBadArguments(t *testing.T) {
 	clearEnv(t)
 	url, assertNoConnection := silentRedis(t)
 	cfg := opsConfig(t, url)
+	one := writeConfig(t, "one.json", `{"redis": {"url": "`+url+`"}, "watchers": [{"input_queue": "in", "rules": [{"on": "x", "make": {"queue": "q"}}]}]}`)
 	noURL := writeConfig(t, "nourl.json", `{"watchers": [{"input_queue": "in", "rules": [{"on": "x", "make": {"queue": "q"}}]}]}`)
 	tests := []struct {
 		args    []string
@@ -374,6 +375,26 @@ func TestOpsRefuseBadArguments(t *testing.T) {
 		{[]string{"status", "--bogus", cfg}, ""},
 		{[]string{"status", "--redis-url", "http://x/", cfg}, `bad Redis URL "http://x/"`},
 		{[]string{"status", noURL}, "no Redis URL"},
+		{[]string{"dead"}, "dead: want list, requeue or drop"},
+		{[]string{"dead", "show", cfg}, `dead: unknown command "show"`},
+		{[]string{"dead", "list"}, "dead list: want one CONFIG"},
+		{[]string{"dead", "list", cfg}, `dead list: the configuration has 2 watchers: choose one with --queue ("in", "jobs")`},
+		{[]string{"dead", "list", "--queue", "nope", cfg}, `dead list: no watcher has input queue "nope"`},
+		{[]string{"dead", "list", "--limit", "-1", one}, "dead list: --limit -1"},
+		{[]string{"dead", "list", "--all", one}, ""},
+		{[]string{"dead", "list", "--redis-url", "http://x/", one}, `bad Redis URL "http://x/"`},
+		{[]string{"dead", "list", noURL}, "no Redis URL"},
+		{[]string{"dead", "requeue", one}, "dead requeue: choose the entries with one of --index, --all or --match"},
+		{[]string{"dead", "requeue", "--all", "--index", "1", one}, "dead requeue: choose the entries with one of"},
+		{[]string{"dead", "requeue", "--all", "--match", "x", one}, "dead requeue: choose the entries with one of"},
+		{[]string{"dead", "requeue", "--index", "0", one}, ""},
+		{[]string{"dead", "requeue", "--index", "x", one}, ""},
+		{[]string{"dead", "requeue", "--match", "(", one}, "dead requeue: --match: error parsing regexp"},
+		{[]string{"dead", "requeue", "--json", "--all", one}, ""},
+		{[]string{"dead", "requeue", "--all", cfg}, "dead requeue: the configuration has 2 watchers"},
+		{[]string{"dead", "drop", "--raw", "--all", one}, ""},
+		{[]string{"dead", "drop", "--all", "--limit", "3", one}, ""},
+		{[]string{"dead", "drop", one}, "dead drop: choose the entries with one of"},
 	}
 	for _, tt := range tests {
 		_, stderr, err := runCmd(t, tt.args...)

@@ -1,0 +1,347 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"unicode/utf8"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/resc-go/resc/config"
+	"github.com/resc-go/resc/deadletter"
+	"github.com/resc-go/resc/internal/keyspace"
+	"github.com/resc-go/resc/internal/script"
+)
+
+const deadUsage = `usage:
+  resc dead list    [--queue Q] [--redis-url URL] [--json] [--limit N] CONFIG
+  resc dead requeue [--queue Q] [--redis-url URL] (--index N... | --all | --match REGEXP) [--raw] [--dry-run] CONFIG
+  resc dead drop    [--queue Q] [--redis-url URL] (--index N... | --all | --match REGEXP) [--dry-run] CONFIG
+`
+
+// deadTarget is the dead-letter list a `resc dead` command works on.
+type deadTarget struct {
+	rdb    *redis.Client
+	input  string // the watcher's input queue
+	dead   string // its dead-letter list
+	prefix string
+}
+
+// deadFlags are the flags of every `resc dead` command.
+type deadFlags struct {
+	fs    *flag.FlagSet
+	queue string
+	url   string
+}
+
+func newDeadFlags(name string, stderr io.Writer) *deadFlags {
+	f := &deadFlags{fs: flag.NewFlagSet("dead "+name, flag.ContinueOnError)}
+	f.fs.SetOutput(stderr)
+	f.fs.Usage = func() {
+		fmt.Fprint(stderr, deadUsage)
+		f.fs.PrintDefaults()
+	}
+	f.fs.StringVar(&f.queue, "queue", "", "the input queue `Q` of the watcher (required when CONFIG has several)")
+	f.fs.StringVar(&f.url, "redis-url", os.Getenv("RESC_REDIS_URL"), "Redis `URL`, overriding the configuration's")
+	return f
+}
+
+// parse parses args, which must give CONFIG alone.
+func (f *deadFlags) parse(args []string) (config string, err error) {
+	pos, err := parseInterleaved(f.fs, args)
+	if err != nil {
+		return "", &exitError{code: 2}
+	}
+	if len(pos) != 1 {
+		return "", f.usage("want one CONFIG, got %d argument(s)", len(pos))
+	}
+	return pos[0], nil
+}
+
+// usage prints the usage and returns an exit error (code 2) of the message.
+func (f *deadFlags) usage(format string, args ...any) error {
+	f.fs.Usage()
+	return &exitError{code: 2, msg: f.fs.Name() + ": " + fmt.Sprintf(format, args...)}
+}
+
+// open loads the configuration, picks the watcher of --queue and
+// connects to Redis.
+func (f *deadFlags) open(ctx context.Context, path string, stderr io.Writer) (*deadTarget, error) {
+	l, err := load(path)
+	if err != nil {
+		return nil, reportLoad(stderr, err)
+	}
+	w, err := f.watcher(l.cfg)
+	if err != nil {
+		return nil, err
+	}
+	rdb, err := opsConnect(ctx, f.url, l.cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &deadTarget{rdb: rdb, input: w.InputQueue, dead: keyspace.DeadList(w.InputQueue), prefix: l.cfg.KeyPrefix}, nil
+}
+
+func (f *deadFlags) watcher(cfg *config.Config) (config.Watcher, error) {
+	if f.queue == "" {
+		if len(cfg.Watchers) == 1 {
+			return cfg.Watchers[0], nil
+		}
+		queues := make([]string, len(cfg.Watchers))
+		for i, w := range cfg.Watchers {
+			queues[i] = strconv.Quote(w.InputQueue)
+		}
+		return config.Watcher{}, f.usage("the configuration has %d watchers: choose one with --queue (%s)", len(cfg.Watchers), strings.Join(queues, ", "))
+	}
+	for _, w := range cfg.Watchers {
+		if w.InputQueue == f.queue {
+			return w, nil
+		}
+	}
+	return config.Watcher{}, f.usage("no watcher has input queue %q", f.queue)
+}
+
+// cmdDead is `resc dead list|requeue|drop [flags] CONFIG`.
+func cmdDead(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, deadUsage)
+		return &exitError{code: 2, msg: "dead: want list, requeue or drop"}
+	}
+	switch args[0] {
+	case "list":
+		return cmdDeadList(ctx, args[1:], stdout, stderr)
+	case "requeue", "drop":
+		return cmdDeadMove(ctx, args[0], args[1:], stdout, stderr)
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, deadUsage)
+		return nil
+	}
+	fmt.Fprint(stderr, deadUsage)
+	return &exitError{code: 2, msg: fmt.Sprintf("dead: unknown command %q: want list, requeue or drop", args[0])}
+}
+
+// deadListDoc is the output of `resc dead list --json` (README: "resc dead").
+type deadListDoc struct {
+	Queue    string          `json:"queue"`
+	DeadList string          `json:"dead_list"`
+	Length   int64           `json:"length"`
+	Entries  []deadListEntry `json:"entries"`
+}
+
+// deadListEntry is an entry of deadListDoc: the fields of the entry, or raw
+// (raw_base64 when it is not valid UTF-8) for what is not an entry.
+type deadListEntry struct {
+	Index int64 `json:"index"`
+	*deadletter.Entry
+	Raw       *string `json:"raw,omitempty"`
+	RawBase64 string  `json:"raw_base64,omitempty"`
+}
+
+// cmdDeadList is `resc dead list`: the entries, oldest first, numbered
+// from 1 (the oldest) as requeue and drop's --index take them.
+func cmdDeadList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	f := newDeadFlags("list", stderr)
+	asJSON := f.fs.Bool("json", false, "print one JSON document")
+	limit := f.fs.Int64("limit", 0, "show the `N` newest entries only (default: all)")
+	path, err := f.parse(args)
+	if err != nil {
+		return err
+	}
+	if *limit < 0 {
+		return f.usage("--limit %d: want a positive number", *limit)
+	}
+	t, err := f.open(ctx, path, stderr)
+	if err != nil {
+		return err
+	}
+	defer t.rdb.Close()
+	length, recs, err := deadletter.Read(ctx, t.rdb, t.input, *limit)
+	if err != nil {
+		return deadFailed(t.rdb, err)
+	}
+	if *asJSON {
+		doc := deadListDoc{Queue: t.input, DeadList: t.dead, Length: length, Entries: make([]deadListEntry, len(recs))}
+		for i, r := range recs {
+			doc.Entries[i] = deadListEntry{Index: r.Position, Entry: r.Entry}
+			if r.Entry == nil {
+				doc.Entries[i].Raw = &r.Stored
+				if !utf8.ValidString(r.Stored) {
+					doc.Entries[i].RawBase64 = base64.StdEncoding.EncodeToString([]byte(r.Stored))
+				}
+			}
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(doc)
+	}
+	fmt.Fprintf(stdout, "%s: %d entr%s", t.dead, length, plural(length, "y", "ies"))
+	if int64(len(recs)) < length {
+		fmt.Fprintf(stdout, ", the %d newest shown", len(recs))
+	}
+	fmt.Fprintln(stdout)
+	if len(recs) == 0 {
+		return nil
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "#\tTIME\tREPLICA\tREPLAYS\tEVENT\tREASON")
+	for _, r := range recs {
+		if r.Entry == nil {
+			fmt.Fprintf(tw, "%d\t-\t-\t-\t%s\t(not a dead-letter entry: pushed by hand?)\n", r.Position, printable(r.Stored))
+			continue
+		}
+		replays := "-"
+		if r.Entry.Count != nil {
+			replays = strconv.Itoa(*r.Entry.Count)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", r.Position, cell(r.Entry.Time), cell(r.Entry.Replica), replays, printable(r.Event()), cell(r.Entry.Reason))
+	}
+	return tw.Flush()
+}
+
+// indexes is the repeatable --index flag.
+type indexes []int64
+
+func (ix *indexes) String() string { return fmt.Sprint(*ix) }
+
+func (ix *indexes) Set(s string) error {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 1 {
+		return fmt.Errorf("want a position of `resc dead list`, 1 or more")
+	}
+	*ix = append(*ix, n)
+	return nil
+}
+
+// cmdDeadMove is `resc dead requeue` and `resc dead drop`.
+func cmdDeadMove(ctx context.Context, verb string, args []string, stdout, stderr io.Writer) error {
+	f := newDeadFlags(verb, stderr)
+	var ix indexes
+	f.fs.Var(&ix, "index", "the entry at position `N` of `resc dead list` (repeatable)")
+	all := f.fs.Bool("all", false, "every entry")
+	match := f.fs.String("match", "", "the entries whose event matches `REGEXP` (Go syntax, unanchored)")
+	dryRun := f.fs.Bool("dry-run", false, "print what would be done, write nothing")
+	raw := new(bool)
+	if verb == "requeue" {
+		f.fs.BoolVar(raw, "raw", false, "also requeue entries that are no dead-letter entries, pushing their text as the event")
+	}
+	path, err := f.parse(args)
+	if err != nil {
+		return err
+	}
+	chosen := 0
+	for _, given := range []bool{len(ix) > 0, *all, *match != ""} {
+		if given {
+			chosen++
+		}
+	}
+	if chosen != 1 {
+		return f.usage("choose the entries with one of --index, --all or --match")
+	}
+	var re *regexp.Regexp
+	if *match != "" {
+		if re, err = regexp.Compile(*match); err != nil {
+			return f.usage("--match: %v", err)
+		}
+	}
+	t, err := f.open(ctx, path, stderr)
+	if err != nil {
+		return err
+	}
+	defer t.rdb.Close()
+
+	var d script.Dialect
+	if verb == "requeue" && !*dryRun {
+		if d, err = script.Detect(ctx, t.rdb); err != nil {
+			return deadFailed(t.rdb, err)
+		}
+	}
+	length, recs, err := deadletter.Read(ctx, t.rdb, t.input, 0)
+	if err != nil {
+		return deadFailed(t.rdb, err)
+	}
+	var chosenRecs []deadletter.Record
+	switch {
+	case len(ix) > 0:
+		slices.Sort(ix)
+		for _, n := range slices.Compact(ix) {
+			if n > length {
+				return &exitError{code: 1, msg: fmt.Sprintf("%s has no entry #%d (it has %d): nothing done", t.dead, n, length)}
+			}
+			chosenRecs = append(chosenRecs, recs[n-1]) // recs[i] is #i+1
+		}
+	case *all:
+		chosenRecs = recs
+	default:
+		for _, r := range recs {
+			if re.MatchString(r.Event()) {
+				chosenRecs = append(chosenRecs, r)
+			}
+		}
+	}
+
+	// Oldest first: requeued events reach the input queue in their order.
+	done, skipped := 0, 0
+	past := map[string]string{"requeue": "requeued", "drop": "dropped"}[verb]
+	for _, r := range chosenRecs {
+		ev := printable(r.Event())
+		if verb == "requeue" && r.Entry == nil && !*raw {
+			fmt.Fprintf(stdout, "skipped #%d %s: not a dead-letter entry (--raw pushes its text as the event)\n", r.Position, ev)
+			skipped++
+			continue
+		}
+		if *dryRun {
+			fmt.Fprintf(stdout, "would %s #%d %s\n", verb, r.Position, ev)
+			done++
+			continue
+		}
+		if verb == "requeue" {
+			err = deadletter.Requeue(ctx, d, t.rdb, t.prefix, t.input, r.Stored, r.Event())
+		} else {
+			err = deadletter.Drop(ctx, t.rdb, t.input, r.Stored)
+		}
+		switch {
+		case err == nil:
+			fmt.Fprintf(stdout, "%s #%d %s\n", past, r.Position, ev)
+			done++
+		case errors.Is(err, deadletter.ErrGone):
+			fmt.Fprintf(stdout, "skipped #%d %s: no longer in %s (requeued or dropped meanwhile)\n", r.Position, ev, t.dead)
+			skipped++
+		default:
+			fmt.Fprintf(stdout, "%s %d, skipped %d, then stopped\n", past, done, skipped)
+			return deadFailed(t.rdb, err)
+		}
+	}
+	if *dryRun {
+		fmt.Fprintf(stdout, "dry run: would %s %d, skip %d; nothing written\n", verb, done, skipped)
+	} else {
+		fmt.Fprintf(stdout, "%s %d, skipped %d\n", past, done, skipped)
+	}
+	return nil
+}
+
+// deadFailed is the exit error of a dead-letter command that failed on
+// Redis: a key of the wrong type, or Redis not answering.
+func deadFailed(rdb *redis.Client, err error) error {
+	if redisAnswered(err) || errors.Is(err, deadletter.ErrDeadType) || errors.Is(err, deadletter.ErrInputType) || errors.Is(err, deadletter.ErrCountsType) {
+		return &exitError{code: 1, msg: err.Error()}
+	}
+	return redisFailed(rdb, err)
+}
+
+func plural(n int64, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
