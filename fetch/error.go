@@ -18,10 +18,16 @@ type Error struct {
 	// than 408 and 429, a body that is not the expected JSON or is too
 	// large, an invalid URL, a TLS certificate refused. A transient failure
 	// (connection error, timeout, 5xx, 408, 429) that outlived the retries,
-	// and a cancelled ctx, are not permanent.
+	// a fetch refused or stopped by an open circuit breaker (Err wraps
+	// ErrCircuitOpen), and a cancelled ctx, are not permanent.
 	Permanent bool
+	// Attempts is how many HTTP requests the fetch made: 0 when it made
+	// none (an invalid URL, an open circuit breaker).
+	Attempts int
 	// Err is the cause. It never repeats the URL.
 	Err error
+
+	cancelled bool // stopped by its ctx: the breaker does not count it
 }
 
 func (e *Error) Error() string {

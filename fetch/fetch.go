@@ -2,139 +2,258 @@
 //
 // A fetch is one HTTP GET, retried on transient failures (connection errors,
 // timeouts, 5xx, 408 and 429) with a jittered exponential backoff, through
-// github.com/hashicorp/go-retryablehttp. The response body, read through a
-// size limit, must be a JSON object or an array of objects; each object is
-// one result, whose string and number properties are its variables (numbers
-// written exactly as the JSON wrote them) and whose other properties are
-// ignored.
+// github.com/hashicorp/go-retryablehttp; a Retry-After header is honoured,
+// capped at the longest backoff. The retried call runs inside the circuit
+// breaker of its host (github.com/sony/gobreaker/v2): after a number of
+// fetches to a host failing in a row, fetches to it fail at once for a
+// while, without a request, then a probe decides whether it answers again.
+// The response body, read through a size limit, must be a JSON object or an
+// array of objects; each object is one result, whose string and number
+// properties are its variables (numbers written exactly as the JSON wrote
+// them) and whose other properties are ignored.
+//
+// Each fetch may carry its own settings (a fetcher's config.FetchSettings):
+// its timeout, retries, backoff, body limit and breaker settings apply to it
+// alone; fetchers with the same breaker settings share the breaker of a
+// host.
 //
 // Failures are *Error values, telling permanent failures (the event should
 // go to the dead-letter list) from transient ones that outlived the retries
-// (the event may be tried again later).
+// or met an open breaker (the event may be tried again later).
 package fetch
 
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
-	"net"
 	"net/http"
-	"net/url"
-	"time"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/hashicorp/go-retryablehttp"
+	"github.com/sony/gobreaker/v2"
 
 	"github.com/resc-go/resc/config"
-)
-
-// Backoff bounds: the wait before retry n (from 0) is drawn between half and
-// all of min·2ⁿ, capped at max.
-const (
-	retryWaitMin = 100 * time.Millisecond
-	retryWaitMax = 2 * time.Second
 )
 
 // userAgent is sent with every request.
 const userAgent = "resc-go"
 
+// maxIdleConnsPerHost is how many idle connections to one host are kept for
+// reuse. Fetch rules GET many URLs of the same few hosts at once: Go's
+// default of 2 would close most connections after each request and open new
+// ones under load. It does not limit how many connections are open at once,
+// which the watchers' fetch_concurrency does.
+const maxIdleConnsPerHost = 1024
+
 // Client fetches URLs. It is safe for concurrent use.
 type Client struct {
-	rc      *retryablehttp.Client
-	maxBody int64
-	log     *slog.Logger
+	transport http.RoundTripper // shared by every fetch, so are its connections
+	base      *policy           // the settings given to New
+	log       *slog.Logger
+
+	mu       sync.RWMutex
+	policies map[config.FetchSettings]*policy // by the settings as given
+	breakers map[breakerKey]*breaker
 }
 
-// New returns a client with settings s: Timeout limits each attempt
-// (including reading the body), Retries is how many times a transient
-// failure is retried, MaxBody the largest body read. Zero (or negative)
-// Timeout and MaxBody take config's defaults; a negative Retries is 0.
-// Retries are logged at debug level on log (nil: no log).
+// policy is a set of fetch settings, with the defaults applied, and the
+// HTTP client of its timeout.
+type policy struct {
+	s    config.FetchSettings
+	http *http.Client
+}
+
+// New returns a client whose settings are s, for the fetches that bring
+// none; a zero field of s takes config's default, but for Retries and
+// BreakerFailures whose zero means no retry and no breaker (see
+// config.FetchSettings). Breaker state changes are logged at warn level (a
+// breaker that opens or closes) and info level (half-open), retries at debug
+// level, on log (nil: no log).
 func New(s config.FetchSettings, log *slog.Logger) *Client {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if s.Timeout <= 0 {
-		s.Timeout = config.DefaultFetchTimeout
-	}
-	if s.MaxBody <= 0 {
-		s.MaxBody = config.DefaultFetchMaxBody
-	}
-	if s.Retries < 0 {
-		s.Retries = 0
-	}
 	transport := http.DefaultTransport.(*http.Transport).Clone()
-	// Fetch rules tend to GET many URLs of the same few hosts at once.
-	transport.MaxIdleConnsPerHost = 64
-	c := &Client{maxBody: s.MaxBody, log: log}
-	c.rc = &retryablehttp.Client{
-		HTTPClient:   &http.Client{Transport: transport, Timeout: s.Timeout},
-		Logger:       nil, // retries are logged by checkRetry, with URLs redacted
-		RetryWaitMin: retryWaitMin,
-		RetryWaitMax: retryWaitMax,
-		RetryMax:     s.Retries,
-		CheckRetry:   c.checkRetry,
-		Backoff:      jitteredBackoff,
-		ErrorHandler: giveUp,
+	transport.MaxIdleConns = 0 // no limit over all hosts
+	transport.MaxIdleConnsPerHost = maxIdleConnsPerHost
+	c := &Client{
+		transport: keepIdle{transport},
+		log:       log,
+		policies:  map[config.FetchSettings]*policy{},
+		breakers:  map[breakerKey]*breaker{},
 	}
+	c.base = c.newPolicy(s)
 	return c
 }
 
+// keepIdle hides the CloseIdleConnections method of the transport from
+// http.Client: retryablehttp closes its client's idle connections after
+// every fetch that fails, a 404 included, which on a shared transport would
+// close the connections of every host and make the next fetches dial again.
+// Idle connections are closed by the transport's IdleConnTimeout instead.
+type keepIdle struct{ http.RoundTripper }
+
+func (c *Client) newPolicy(s config.FetchSettings) *policy {
+	s = withDefaults(s)
+	return &policy{s: s, http: &http.Client{Transport: c.transport, Timeout: s.Timeout}}
+}
+
+// withDefaults fills in the zero fields of s that have a default, and makes
+// the others sensible: no negative count, a BackoffMax at least BackoffMin.
+func withDefaults(s config.FetchSettings) config.FetchSettings {
+	d := config.DefaultFetchSettings()
+	if s.Timeout <= 0 {
+		s.Timeout = d.Timeout
+	}
+	if s.MaxBody <= 0 {
+		s.MaxBody = d.MaxBody
+	}
+	if s.BackoffMin <= 0 {
+		s.BackoffMin = d.BackoffMin
+	}
+	if s.BackoffMax <= 0 {
+		s.BackoffMax = d.BackoffMax
+	}
+	s.BackoffMax = max(s.BackoffMax, s.BackoffMin)
+	if s.BreakerOpen <= 0 {
+		s.BreakerOpen = d.BreakerOpen
+	}
+	if s.BreakerHalfOpen <= 0 {
+		s.BreakerHalfOpen = d.BreakerHalfOpen
+	}
+	s.Retries = max(s.Retries, 0)
+	s.BreakerFailures = max(s.BreakerFailures, 0)
+	return s
+}
+
+// policy returns the policy of settings s, nil for the client's own.
+func (c *Client) policy(s *config.FetchSettings) *policy {
+	if s == nil {
+		return c.base
+	}
+	c.mu.RLock()
+	p := c.policies[*s]
+	c.mu.RUnlock()
+	if p != nil {
+		return p
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p = c.policies[*s]; p == nil {
+		p = c.newPolicy(*s)
+		c.policies[*s] = p
+	}
+	return p
+}
+
 // Fetch GETs rawURL and returns its results: one map per JSON object of the
-// body, from property name to value. Transient failures are retried as the
-// settings say, waiting between attempts; ctx bounds the whole fetch, retries
-// and waits included, and once it is done nothing is retried and the error
-// wraps ctx.Err(). Every error is an *Error.
-func (c *Client) Fetch(ctx context.Context, rawURL string) ([]map[string]string, error) {
+// body, from property name to value. s are the settings of this fetch (nil:
+// the client's own), not modified.
+//
+// Transient failures are retried as the settings say, waiting between
+// attempts; once ctx is done, or the host's breaker has opened, nothing is
+// retried. ctx bounds the whole fetch, retries and waits included; when it
+// is done the error wraps ctx.Err() and the breaker does not count the
+// fetch. While the host's breaker is open, Fetch fails at once, without a
+// request, with a transient error wrapping ErrCircuitOpen. Every error is
+// an *Error.
+func (c *Client) Fetch(ctx context.Context, rawURL string, s *config.FetchSettings) ([]map[string]string, error) {
+	p := c.policy(s)
 	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
 	if err != nil {
 		return nil, &Error{URL: rawURL, Permanent: true, Err: withoutURL(err)}
 	}
+	switch {
+	case req.URL.Scheme != "http" && req.URL.Scheme != "https":
+		return nil, &Error{URL: rawURL, Permanent: true, Err: fmt.Errorf("unsupported protocol scheme %q: want http or https", req.URL.Scheme)}
+	case req.URL.Host == "":
+		return nil, &Error{URL: rawURL, Permanent: true, Err: errors.New("no host in the URL")}
+	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", userAgent)
 
-	var results []map[string]string
-	req.SetResponseHandler(func(resp *http.Response) error {
-		// Called on a response that is not to be retried. An error it
-		// returns goes through checkRetry: read errors may be retried.
-		if resp.StatusCode < 200 || resp.StatusCode > 299 {
-			return &Error{Status: resp.StatusCode, Permanent: true, Err: statusError(resp.StatusCode)}
-		}
-		var err error
-		results, err = c.read(resp)
-		return err
-	})
-
-	resp, err := c.rc.Do(req)
-	if err != nil {
-		return nil, failure(ctx, rawURL, err)
+	f := &call{c: c, p: p, url: rawURL}
+	if p.s.BreakerFailures == 0 {
+		return f.do(req)
 	}
-	resp.Body.Close()
-	return results, nil
+	f.b = c.breaker(req.URL, &p.s)
+	results, err := f.b.cb.Execute(func() ([]map[string]string, error) { return f.do(req) })
+	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
+		return nil, &Error{URL: rawURL, Err: f.b.refused(err)}
+	}
+	return results, err
 }
 
-// read reads and parses the body of a 2xx response. A failure to read is
-// returned as is, for checkRetry to classify; the others are permanent.
-func (c *Client) read(resp *http.Response) ([]map[string]string, error) {
-	if resp.ContentLength > c.maxBody {
-		return nil, &Error{Permanent: true, Err: fmt.Errorf("response body of %d bytes exceeds the limit of %d bytes", resp.ContentLength, c.maxBody)}
+// call is one Fetch.
+type call struct {
+	c   *Client
+	p   *policy
+	b   *breaker // nil without a breaker
+	url string
+
+	attempts int   // HTTP requests made so far
+	last     error // the failure of the last attempt retried; nil for a status
+	results  []map[string]string
+}
+
+// do makes the retried request. Its error is nil or an *Error.
+func (f *call) do(req *retryablehttp.Request) ([]map[string]string, error) {
+	rc := &retryablehttp.Client{
+		HTTPClient:   f.p.http,
+		Logger:       nil, // retries are logged by checkRetry, with URLs redacted
+		RetryWaitMin: f.p.s.BackoffMin,
+		RetryWaitMax: f.p.s.BackoffMax,
+		RetryMax:     f.p.s.Retries,
+		CheckRetry:   f.checkRetry,
+		Backoff:      backoff,
+		ErrorHandler: giveUp,
+		PrepareRetry: f.prepareRetry,
+	}
+	req.SetResponseHandler(f.handle)
+	f.attempts = 1
+	resp, err := rc.Do(req)
+	if err != nil {
+		return nil, f.failure(req.Context(), err)
+	}
+	resp.Body.Close()
+	return f.results, nil
+}
+
+// handle is called by retryablehttp on a response that checkRetry did not
+// retry: with a retryable status, only when ctx is done or the breaker is
+// open. An error it returns goes through checkRetry: read errors may be
+// retried.
+func (f *call) handle(resp *http.Response) error {
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		permanent := !retryableStatus(resp.StatusCode)
+		return &Error{Status: resp.StatusCode, Permanent: permanent, Err: statusError(resp.StatusCode)}
+	}
+	var err error
+	f.results, err = read(resp, f.p.s.MaxBody)
+	return err
+}
+
+// read reads and parses the body of a 2xx response, at most maxBody bytes.
+// A failure to read is returned as is, for checkRetry to classify; the
+// others are permanent.
+func read(resp *http.Response, maxBody int64) ([]map[string]string, error) {
+	if resp.ContentLength > maxBody {
+		return nil, &Error{Permanent: true, Err: fmt.Errorf("response body of %d bytes exceeds the limit of %d bytes", resp.ContentLength, maxBody)}
 	}
 	var buf bytes.Buffer
 	if resp.ContentLength > 0 {
 		buf.Grow(int(resp.ContentLength) + bytes.MinRead)
 	}
-	if _, err := buf.ReadFrom(io.LimitReader(resp.Body, c.maxBody+1)); err != nil {
+	if _, err := buf.ReadFrom(io.LimitReader(resp.Body, maxBody+1)); err != nil {
 		return nil, fmt.Errorf("reading body: %w", err)
 	}
-	if int64(buf.Len()) > c.maxBody {
-		return nil, &Error{Permanent: true, Err: fmt.Errorf("response body exceeds the limit of %d bytes", c.maxBody)}
+	if int64(buf.Len()) > maxBody {
+		return nil, &Error{Permanent: true, Err: fmt.Errorf("response body exceeds the limit of %d bytes", maxBody)}
 	}
 	results, err := parse(buf.Bytes())
 	if err != nil {
@@ -228,143 +347,3 @@ func contentError(body []byte, format string, args ...any) error {
 }
 
 func statusError(code int) error { return fmt.Errorf("status %d", code) }
-
-// checkRetry is the retry policy: retry connection errors, timeouts, 5xx,
-// 408 and 429, nothing else, and nothing once ctx is done.
-func (c *Client) checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
-	if ctx.Err() != nil {
-		return false, ctx.Err()
-	}
-	if err != nil {
-		if !transient(err) {
-			return false, nil
-		}
-		if c.log.Enabled(ctx, slog.LevelDebug) {
-			c.log.DebugContext(ctx, "fetch failed, retrying", "url", requestURL(resp, err), "error", withoutURL(err).Error())
-		}
-		return true, nil
-	}
-	if !retryableStatus(resp.StatusCode) {
-		return false, nil
-	}
-	if c.log.Enabled(ctx, slog.LevelDebug) {
-		c.log.DebugContext(ctx, "fetch failed, retrying", "url", requestURL(resp, nil), "status", resp.StatusCode)
-	}
-	return true, nil
-}
-
-func retryableStatus(code int) bool {
-	return code >= 500 || code == http.StatusRequestTimeout || code == http.StatusTooManyRequests
-}
-
-// transient reports whether an error of the HTTP client or of reading the
-// body may go away on a new attempt: timeouts and connection errors.
-func transient(err error) bool {
-	var fe *Error
-	if errors.As(err, &fe) {
-		return !fe.Permanent
-	}
-	err = withoutURL(err) // *url.Error is a net.Error, whatever its cause
-	var (
-		verifyErr    *tls.CertificateVerificationError
-		authorityErr x509.UnknownAuthorityError
-		hostnameErr  x509.HostnameError
-		invalidErr   x509.CertificateInvalidError
-		recordErr    tls.RecordHeaderError
-	)
-	switch {
-	case errors.As(err, &verifyErr), errors.As(err, &authorityErr), errors.As(err, &hostnameErr),
-		errors.As(err, &invalidErr), errors.As(err, &recordErr):
-		return false // the server's certificate or protocol is wrong
-	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-		return true // connection closed early
-	}
-	var ne net.Error
-	return errors.As(err, &ne) // timeouts, dial, read and write errors, DNS
-}
-
-// withoutURL drops the *url.Error wrapper of err, whose text repeats the
-// URL unredacted.
-func withoutURL(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) && ue.Err != nil {
-		return ue.Err
-	}
-	return err
-}
-
-// requestURL is the redacted URL of a request, for logs.
-func requestURL(resp *http.Response, err error) string {
-	if resp != nil && resp.Request != nil {
-		return Redact(resp.Request.URL.String())
-	}
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return Redact(ue.URL)
-	}
-	return ""
-}
-
-// jitteredBackoff waits between half and all of min·2ⁿ before retry n,
-// capped at max.
-func jitteredBackoff(min, max time.Duration, attempt int, _ *http.Response) time.Duration {
-	d := max
-	if attempt < 32 {
-		if e := min << attempt; e > 0 && e < max {
-			d = e
-		}
-	}
-	return d/2 + rand.N(d/2+1)
-}
-
-// attemptsError is what giveUp passes to Fetch.
-type attemptsError struct {
-	attempts int
-	status   int   // of the last response, 0 without one
-	err      error // of the last attempt; nil when its status failed
-}
-
-func (e *attemptsError) Error() string { return "giving up" }
-
-// giveUp is the retryablehttp.ErrorHandler: it closes the last response and
-// reports what failed to Fetch.
-func giveUp(resp *http.Response, err error, attempts int) (*http.Response, error) {
-	status := 0
-	if resp != nil {
-		status = resp.StatusCode
-		io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10)) // to reuse the connection
-		resp.Body.Close()
-	}
-	return nil, &attemptsError{attempts: attempts, status: status, err: err}
-}
-
-// failure turns what retryablehttp returned into an *Error.
-func failure(ctx context.Context, rawURL string, err error) *Error {
-	if ctx.Err() != nil {
-		return &Error{URL: rawURL, Err: ctx.Err()}
-	}
-	ae, ok := err.(*attemptsError)
-	if !ok { // not expected: retryablehttp calls giveUp on every failure
-		return &Error{URL: rawURL, Err: withoutURL(err)}
-	}
-	var fe *Error
-	switch {
-	case errors.As(ae.err, &fe):
-		e := *fe
-		e.URL = rawURL
-		return &e
-	case ae.err == nil: // a retryable status, to the last attempt
-		return &Error{URL: rawURL, Status: ae.status, Err: fmt.Errorf("%s: %w", attempts(ae.attempts), statusError(ae.status))}
-	case transient(ae.err):
-		return &Error{URL: rawURL, Err: fmt.Errorf("%s: %w", attempts(ae.attempts), withoutURL(ae.err))}
-	default:
-		return &Error{URL: rawURL, Permanent: true, Err: withoutURL(ae.err)}
-	}
-}
-
-func attempts(n int) string {
-	if n == 1 {
-		return "giving up after 1 attempt"
-	}
-	return fmt.Sprintf("giving up after %d attempts", n)
-}

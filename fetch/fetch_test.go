@@ -17,17 +17,16 @@ import (
 	"github.com/resc-go/resc/config"
 )
 
-// newClient returns a client with short backoff waits, so that retries take
-// milliseconds.
+// newClient returns a client with settings s.
 func newClient(t *testing.T, s config.FetchSettings) *Client {
 	t.Helper()
-	c := New(s, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	c.rc.RetryWaitMin = time.Millisecond
-	c.rc.RetryWaitMax = 5 * time.Millisecond
-	return c
+	return New(s, slog.New(slog.NewTextHandler(io.Discard, nil)))
 }
 
-var settings = config.FetchSettings{Timeout: 5 * time.Second, Retries: 3, MaxBody: 1 << 20}
+// settings have short backoff waits, so that retries take milliseconds, and
+// no breaker.
+var settings = config.FetchSettings{Timeout: 5 * time.Second, Retries: 3, MaxBody: 1 << 20,
+	BackoffMin: time.Millisecond, BackoffMax: 5 * time.Millisecond}
 
 // server serves the replies in turn, the last one for every request after,
 // and counts the requests.
@@ -90,7 +89,7 @@ func TestFetchResults(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := serve(t, reply{200, tt.body})
-			got, err := newClient(t, settings).Fetch(t.Context(), s.URL+"/x?id=1")
+			got, err := newClient(t, settings).Fetch(t.Context(), s.URL+"/x?id=1", nil)
 			if err != nil {
 				t.Fatalf("Fetch: %v", err)
 			}
@@ -132,7 +131,7 @@ func TestFetchStatus(t *testing.T) {
 			st := settings
 			st.Retries = tt.retries
 			url := s.URL + "/item/7"
-			results, err := newClient(t, st).Fetch(t.Context(), url)
+			results, err := newClient(t, st).Fetch(t.Context(), url, nil)
 			if n := s.requests.Load(); n != tt.requests {
 				t.Errorf("%d requests, want %d", n, tt.requests)
 			}
@@ -149,8 +148,8 @@ func TestFetchStatus(t *testing.T) {
 			if results != nil {
 				t.Errorf("results %v with an error", results)
 			}
-			if fe.URL != url || fe.Status != tt.status || fe.Permanent != tt.permanent || IsPermanent(err) != tt.permanent {
-				t.Errorf("error %+v, want status %d, permanent %v", fe, tt.status, tt.permanent)
+			if fe.URL != url || fe.Status != tt.status || fe.Permanent != tt.permanent || IsPermanent(err) != tt.permanent || fe.Attempts != int(tt.requests) {
+				t.Errorf("error %+v, want status %d, permanent %v, %d attempts", fe, tt.status, tt.permanent, tt.requests)
 			}
 			if want := "fetch GET " + url + ": " + tt.msg; err.Error() != want {
 				t.Errorf("error text\n%s\nwant\n%s", err, want)
@@ -178,7 +177,7 @@ func TestFetchUnexpectedContent(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := serve(t, reply{200, tt.body})
-			_, err := newClient(t, settings).Fetch(t.Context(), s.URL)
+			_, err := newClient(t, settings).Fetch(t.Context(), s.URL, nil)
 			if !IsPermanent(err) || !errors.Is(err, ErrUnexpectedContent) {
 				t.Fatalf("error %v, want a permanent unexpected content", err)
 			}
@@ -215,7 +214,7 @@ func TestFetchMaxBody(t *testing.T) {
 			defer s.Close()
 			st := settings
 			st.MaxBody = 64
-			_, err := newClient(t, st).Fetch(t.Context(), s.URL)
+			_, err := newClient(t, st).Fetch(t.Context(), s.URL, nil)
 			if !IsPermanent(err) || !strings.Contains(err.Error(), tt.msg) {
 				t.Errorf("error %v, want permanent %q", err, tt.msg)
 			}
@@ -228,7 +227,7 @@ func TestFetchMaxBody(t *testing.T) {
 	s := serve(t, reply{200, body})
 	st := settings
 	st.MaxBody = int64(len(body))
-	if _, err := newClient(t, st).Fetch(t.Context(), s.URL); err != nil {
+	if _, err := newClient(t, st).Fetch(t.Context(), s.URL, nil); err != nil {
 		t.Errorf("body of exactly MaxBody: %v", err)
 	}
 }
@@ -258,7 +257,7 @@ func TestFetchCancelDuringRequest(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
-		_, err := newClient(t, settings).Fetch(ctx, s.URL)
+		_, err := newClient(t, settings).Fetch(ctx, s.URL, nil)
 		done <- err
 	}()
 	<-arrived
@@ -289,13 +288,13 @@ func TestFetchCancelDuringBackoff(t *testing.T) {
 		arrived <- struct{}{}
 	}))
 	defer s.Close()
-	c := newClient(t, settings)
-	c.rc.RetryWaitMin = time.Hour // the retry waits until ctx is cancelled
-	c.rc.RetryWaitMax = time.Hour
+	st := settings
+	st.BackoffMin, st.BackoffMax = time.Hour, time.Hour // the retry waits until ctx is cancelled
+	c := newClient(t, st)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
-		_, err := c.Fetch(ctx, s.URL)
+		_, err := c.Fetch(ctx, s.URL, nil)
 		done <- err
 	}()
 	<-arrived
@@ -331,7 +330,7 @@ func TestFetchTimeoutRetried(t *testing.T) {
 	defer s.Close()
 	st := settings
 	st.Timeout = 100 * time.Millisecond
-	results, err := newClient(t, st).Fetch(t.Context(), s.URL)
+	results, err := newClient(t, st).Fetch(t.Context(), s.URL, nil)
 	if err != nil || len(results) != 1 {
 		t.Fatalf("Fetch = %v, %v; want one result after a retry", results, err)
 	}
@@ -346,7 +345,7 @@ func TestFetchConnectionRefused(t *testing.T) {
 	s.Close() // nothing listens there any more
 	st := settings
 	st.Retries = 2
-	_, err := newClient(t, st).Fetch(t.Context(), url+"/x")
+	_, err := newClient(t, st).Fetch(t.Context(), url+"/x", nil)
 	if err == nil || IsPermanent(err) {
 		t.Fatalf("error %v, want a transient failure", err)
 	}
@@ -358,7 +357,7 @@ func TestFetchConnectionRefused(t *testing.T) {
 func TestFetchInvalidURL(t *testing.T) {
 	tests := []string{"http://h/%zz?token=secret", "ftp://h/x", "://nothing"}
 	for _, url := range tests {
-		_, err := newClient(t, settings).Fetch(t.Context(), url)
+		_, err := newClient(t, settings).Fetch(t.Context(), url, nil)
 		if !IsPermanent(err) {
 			t.Errorf("Fetch(%q): %v, want a permanent failure", url, err)
 		}
@@ -371,7 +370,7 @@ func TestFetchInvalidURL(t *testing.T) {
 func TestErrorRedacted(t *testing.T) {
 	s := serve(t, reply{404, ``})
 	url := strings.Replace(s.URL, "http://", "http://user:hunter2@", 1) + "/x?token=secret&id=7"
-	_, err := newClient(t, settings).Fetch(t.Context(), url)
+	_, err := newClient(t, settings).Fetch(t.Context(), url, nil)
 	want := "fetch GET " + strings.Replace(s.URL, "http://", "http://user:xxxxx@", 1) + "/x?token=xxxxx&id=xxxxx: status 404"
 	if err == nil || err.Error() != want {
 		t.Errorf("error %q, want %q", err, want)
@@ -403,8 +402,7 @@ func TestRetriesLogged(t *testing.T) {
 	s := serve(t, reply{503, ``}, reply{200, `{}`})
 	var buf bytes.Buffer
 	c := New(settings, slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	c.rc.RetryWaitMin, c.rc.RetryWaitMax = time.Millisecond, time.Millisecond
-	if _, err := c.Fetch(t.Context(), s.URL+"/x?token=secret"); err != nil {
+	if _, err := c.Fetch(t.Context(), s.URL+"/x?token=secret", nil); err != nil {
 		t.Fatal(err)
 	}
 	log := buf.String()
@@ -417,12 +415,12 @@ func TestJitteredBackoff(t *testing.T) {
 	const ms = time.Millisecond
 	for attempt, ceiling := range []time.Duration{100 * ms, 200 * ms, 400 * ms, 800 * ms, 1600 * ms, 2000 * ms, 2000 * ms} {
 		for range 100 {
-			if d := jitteredBackoff(100*ms, 2000*ms, attempt, nil); d < ceiling/2 || d > ceiling {
+			if d := jitteredBackoff(100*ms, 2000*ms, attempt); d < ceiling/2 || d > ceiling {
 				t.Fatalf("attempt %d: wait %v, want between %v and %v", attempt, d, ceiling/2, ceiling)
 			}
 		}
 	}
-	if d := jitteredBackoff(100*ms, 2000*ms, 200, nil); d < 1000*ms || d > 2000*ms {
+	if d := jitteredBackoff(100*ms, 2000*ms, 200); d < 1000*ms || d > 2000*ms {
 		t.Errorf("attempt 200: wait %v, want between 1 s and 2 s", d)
 	}
 }
@@ -431,7 +429,7 @@ func TestFetchDeadline(t *testing.T) {
 	s, _, requests := blocking(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
-	_, err := newClient(t, settings).Fetch(ctx, s.URL)
+	_, err := newClient(t, settings).Fetch(ctx, s.URL, nil)
 	if !errors.Is(err, context.DeadlineExceeded) || IsPermanent(err) {
 		t.Errorf("error %v, want a transient context.DeadlineExceeded", err)
 	}
@@ -453,7 +451,7 @@ func TestFetchTruncatedBodyRetried(t *testing.T) {
 		io.WriteString(w, `{"a": "b"}`)
 	}))
 	defer s.Close()
-	results, err := newClient(t, settings).Fetch(t.Context(), s.URL)
+	results, err := newClient(t, settings).Fetch(t.Context(), s.URL, nil)
 	if err != nil || len(results) != 1 || results[0]["a"] != "b" {
 		t.Fatalf("Fetch = %v, %v; want one result after a retry", results, err)
 	}

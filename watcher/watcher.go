@@ -63,7 +63,7 @@ var (
 // JSON object returned (keys without the rule's namespace). An error that
 // is not the context's sends the event to the dead-letter list.
 type Fetcher interface {
-	Fetch(ctx context.Context, url string) ([]map[string]string, error)
+	Fetch(ctx context.Context, url string, s *config.FetchSettings) ([]map[string]string, error)
 }
 
 // Redis is what the watcher needs of a go-redis client.
@@ -410,7 +410,7 @@ func (w *Watcher) fetchAndMake(work context.Context, ev string, matches []rules.
 		}
 		results := make([][]map[string]string, len(urls))
 		for j, u := range urls {
-			res, err := w.fetch.Fetch(work, u)
+			res, err := w.fetch.Fetch(work, u, nil) // the fetch client's settings
 			if err != nil {
 				if work.Err() != nil {
 					return &item{event: ev, abandoned: true}

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/resc-go/resc/config"
 	"github.com/resc-go/resc/rules"
 )
 
@@ -22,7 +23,7 @@ type Watcher struct {
 
 // Fetcher calls a fetch URL (see watcher.Fetcher).
 type Fetcher interface {
-	Fetch(ctx context.Context, url string) ([]map[string]string, error)
+	Fetch(ctx context.Context, url string, s *config.FetchSettings) ([]map[string]string, error)
 }
 
 // Explain writes what each event would do on each watcher to out. With a nil
@@ -63,7 +64,7 @@ func explainOne(ctx context.Context, b *strings.Builder, w Watcher, ev string, f
 					fmt.Fprintf(b, "      fetch GET %s (not called: use --fetch)\n", u)
 					continue
 				}
-				res, err := f.Fetch(ctx, u)
+				res, err := f.Fetch(ctx, u, nil)
 				if err != nil {
 					fmt.Fprintf(b, "      fetch GET %s failed: %v (the event would go to the dead-letter list)\n", u, err)
 					return

@@ -18,7 +18,7 @@ type fakeFetcher struct {
 	asked   []string
 }
 
-func (f *fakeFetcher) Fetch(_ context.Context, url string) ([]map[string]string, error) {
+func (f *fakeFetcher) Fetch(_ context.Context, url string, _ *config.FetchSettings) ([]map[string]string, error) {
 	f.asked = append(f.asked, url)
 	if err, ok := f.errs[url]; ok {
 		return nil, err
