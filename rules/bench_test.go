@@ -45,3 +45,23 @@ func benchmarkMatchMake(b *testing.B, rs *Ruleset, event string, want int) {
 		}
 	}
 }
+
+// BenchmarkFetchRequests is the fetch URL of an event: a rule whose fetcher
+// puts a group in the path and one in the query, the values needing no
+// escape (then escaping costs no allocation).
+func BenchmarkFetchRequests(b *testing.B) {
+	rs := mustCompile(b, config.Rule{
+		Name:  "children",
+		On:    `^trt/(?P<process_id>\d+)/(?P<product_id>\w+)$`,
+		Fetch: []config.Fetcher{{URL: "http://svc/products/${product_id}/children?process=${process_id}", Returns: "child"}},
+		Make:  []config.Maker{mk("trt/${child.processId}/${child.productId}", "trt/${child.processId}/todo", "")},
+	})
+	b.ReportAllocs()
+	for b.Loop() {
+		ms := rs.Match("trt/123/5ab7e7dc00000040")
+		reqs, err := ms[0].FetchRequests()
+		if err != nil || len(reqs) != 1 {
+			b.Fatal(reqs, err)
+		}
+	}
+}

@@ -112,8 +112,17 @@ func (c *compiler) compileRule(cr *config.Rule) *Rule {
 		sc.namespaces = append(sc.namespaces, ns)
 	}
 	for i := range cr.Fetch {
-		url, _ := c.compilePattern(fmt.Sprintf("fetch[%d].url", i), cr.Fetch[i].URL, &sc, true)
-		r.fetchers = append(r.fetchers, fetcher{url: url, returns: cr.Fetch[i].Returns})
+		cf := &cr.Fetch[i]
+		field := fmt.Sprintf("fetch[%d].url", i)
+		url, _ := c.compilePattern(field, cf.URL, &sc, true)
+		if !cf.Raw {
+			c.placeURL(field, &url)
+		}
+		f := fetcher{url: url, returns: cf.Returns}
+		if cf.Settings != (config.FetchSettings{}) {
+			f.settings = &cf.Settings
+		}
+		r.fetchers = append(r.fetchers, f)
 		r.needLoc = r.needLoc || url.groups
 	}
 
@@ -204,15 +213,79 @@ func (c *compiler) compilePattern(field, text string, sc *scope, url bool) (patt
 	return p, used
 }
 
+// placeURL sets the part of the URL each variable of the fetch URL p lands
+// in, from the literal text before it, and marks the path segments made of
+// variables only (see segment.dots). A variable before the "://" that ends
+// the scheme is a problem: no escaping could keep it from changing the
+// scheme and the host.
+func (c *compiler) placeURL(field string, p *pattern) {
+	part := partScheme
+	// The path segment being read: its variables from first, n of them,
+	// and whether it has literal text.
+	first, n, lit := 0, 0, false
+	endSegment := func() {
+		if part == partPath && n > 0 && !lit {
+			p.segs[first].dots = int32(n)
+		}
+		n, lit = 0, false
+	}
+	for i := range p.segs {
+		s := &p.segs[i]
+		if s.kind != segLit {
+			s.part = part
+			switch part {
+			case partScheme:
+				c.problem(field, "${%s} comes before the \"://\" that ends the scheme, where no escaping can keep it "+
+					"from changing the scheme and the host: write them out (http://${host}/... is fine), or give the fetcher "+
+					"\"escape\": false to insert values as they are", s.text)
+				return
+			case partPath:
+				if n == 0 {
+					first = i
+				}
+				n++
+			}
+			continue
+		}
+		text := s.text
+		if part == partScheme {
+			k := strings.Index(text, "://")
+			if k < 0 {
+				continue
+			}
+			part, text = partHost, text[k+len("://"):]
+		}
+		for j := 0; j < len(text); j++ {
+			switch ch := text[j]; {
+			case part == partFragment:
+				// The fragment lasts to the end.
+			case ch == '#':
+				endSegment()
+				part = partFragment
+			case part == partQuery:
+			case ch == '?':
+				endSegment()
+				part = partQuery
+			case ch == '/':
+				endSegment()
+				part = partPath
+			case part == partPath:
+				lit = true
+			}
+		}
+	}
+	endSegment()
+}
+
 // resolve returns the segment a variable stands for and, for a fetch
 // variable, the index of its fetcher (-1 otherwise); or a message saying why
 // the variable can never be defined.
 func (sc *scope) resolve(name string) (seg segment, ns int, msg string) {
 	if name == InputTask {
-		return segment{kind: segInput}, -1, ""
+		return segment{kind: segInput, text: name}, -1, ""
 	}
 	if g, ok := sc.groups[name]; ok {
-		return segment{kind: segGroup, group: g}, -1, ""
+		return segment{kind: segGroup, text: name, group: g}, -1, ""
 	}
 	// <returns>.<key>, the longest returns winning if several fit.
 	ns = -1

@@ -102,6 +102,19 @@ func TestCompileProblems(t *testing.T) {
 			want: []want{{"watchers[0].rules[0].fetch[0].url", "r", "unknown variable ${id}"}},
 		},
 		{
+			name: "variable before the scheme is over, reported once per URL",
+			rules: []config.Rule{{Name: "r", On: `(?P<id>\d+)`, Fetch: []config.Fetcher{
+				{URL: "${input_task}/items/${id}", Returns: "a"},
+				{URL: "http${id}://h/${id}", Returns: "b"},
+				{URL: "${id}", Returns: "c", Raw: true},
+			}, Make: []config.Maker{mk("", "q", "")}}},
+			want: []want{
+				{"watchers[0].rules[0].fetch[0].url", "r", `${input_task} comes before the "://" that ends the scheme, where no escaping can keep it from changing the scheme and the host: ` +
+					`write them out (http://${host}/... is fine), or give the fetcher "escape": false to insert values as they are`},
+				{"watchers[0].rules[0].fetch[1].url", "r", `${id} comes before the "://"`},
+			},
+		},
+		{
 			name: "make entry mixing two fetchers",
 			rules: []config.Rule{{Name: "r", On: `x`, Fetch: []config.Fetcher{
 				{URL: "http://h/a", Returns: "a"},
@@ -189,7 +202,9 @@ func TestCompileValid(t *testing.T) {
 		{"fetch variables of one fetcher across fields", config.Rule{On: `x`,
 			Fetch: []config.Fetcher{{URL: "u", Returns: "a"}, {URL: "v", Returns: "b"}},
 			Make:  []config.Maker{mk("${a.x}", "${a.y}", "${a.z}"), mk("${b.x}", "q", "${input_task}")}}},
-		{"group and namespace of the same name", config.Rule{On: `(?P<d>x)`, Fetch: []config.Fetcher{{URL: "${d}", Returns: "d"}}, Make: []config.Maker{mk("${d}${d.k}", "q", "")}}},
+		{"group and namespace of the same name", config.Rule{On: `(?P<d>x)`, Fetch: []config.Fetcher{{URL: "http://h/${d}", Returns: "d"}}, Make: []config.Maker{mk("${d}${d.k}", "q", "")}}},
+		{"variable anywhere in a raw URL", config.Rule{On: `(?P<d>x)`, Fetch: []config.Fetcher{{URL: "${d}", Returns: "r", Raw: true}}, Make: []config.Maker{mk("", "q", "")}}},
+		{"variable in the host", config.Rule{On: `(?P<d>x)`, Fetch: []config.Fetcher{{URL: "https://${d}.example:8${d}/", Returns: "r"}}, Make: []config.Maker{mk("", "q", "")}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

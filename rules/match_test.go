@@ -2,9 +2,12 @@ package rules
 
 import (
 	"fmt"
+	"net/url"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/resc-go/resc/config"
 )
@@ -132,7 +135,7 @@ func TestVars(t *testing.T) {
 		if got := ms[i].Vars(); !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("rule %q: Vars() = %q, want %q", tt.rule, got, tt.want)
 		}
-		if ms[i].Rule().HasFetch() || ms[i].FetchURLs() != nil {
+		if reqs, err := ms[i].FetchRequests(); ms[i].Rule().HasFetch() || reqs != nil || err != nil {
 			t.Errorf("rule %q: has fetch", tt.rule)
 		}
 	}
@@ -157,8 +160,9 @@ func TestFetch(t *testing.T) {
 		t.Fatalf("Match = %v, want one rule with fetch", ms)
 	}
 	m := &ms[0]
-	if got, want := m.FetchURLs(), []string{"http://h/a/42?k=obj", "http://h/b/obj/42"}; !reflect.DeepEqual(got, want) {
-		t.Errorf("FetchURLs() = %q, want %q", got, want)
+	want := []FetchRequest{{URL: "http://h/a/42?k=obj"}, {URL: "http://h/b/obj%2F42"}}
+	if got, err := m.FetchRequests(); err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("FetchRequests() = %+v, %v; want %+v", got, err, want)
 	}
 	tests := []struct {
 		name    string
@@ -232,5 +236,113 @@ func TestConcurrentUse(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// TestFetchURLEscaping: each value is escaped for the part of the URL it
+// lands in, unless the fetcher is raw.
+func TestFetchURLEscaping(t *testing.T) {
+	const on = `^(?P<v>.*?)(?:\|(?P<w>.*))?$` // v|w, or v alone
+	tests := []struct {
+		name  string
+		url   string
+		raw   bool
+		event string
+		want  string // the URL; "" when FetchRequests fails with err
+		err   string
+	}{
+		{"path segment", "http://h/items/${v}/children", false, "a/b?c#d", "http://h/items/a%2Fb%3Fc%23d/children", ""},
+		{"query value", "http://h/items?id=${v}&x=1", false, "a/b?c#d", "http://h/items?id=a%2Fb%3Fc%23d&x=1", ""},
+		{"query value with & and =", "http://h/s?q=${v}", false, "k=1&admin=true", "http://h/s?q=k%3D1%26admin%3Dtrue", ""},
+		{"space in path and query", "http://h/${v}?q=${v}", false, "a b+c", "http://h/a%20b+c?q=a+b%2Bc", ""},
+		{"fragment", "http://h/x#${v}", false, "a/b?c#d", "http://h/x#a%2Fb%3Fc%23d", ""},
+		{"slash in the query stays in the query", "http://h/x?a=1/${v}", false, "?b", "http://h/x?a=1/%3Fb", ""},
+		{"non-ASCII", "http://h/${v}?q=${v}", false, "été/東", "http://h/%C3%A9t%C3%A9%2F%E6%9D%B1?q=%C3%A9t%C3%A9%2F%E6%9D%B1", ""},
+		{"host", "http://${v}/x", false, "svc:8080", "http://svc:8080/x", ""},
+		{"host cannot take a path nor a query", "http://${v}/x", false, "evil.example/a?b#c@d", "http://evil.example%2Fa%3Fb%23c%40d/x", ""},
+		{"host, non-ASCII", "http://${v}.example/x", false, "café", "http://caf%C3%A9.example/x", ""},
+		{"raw", "http://h/${v}", true, "a/b?c#d", "http://h/a/b?c#d", ""},
+		{"raw dot segment", "http://h/items/${v}", true, "..", "http://h/items/..", ""},
+		{"dot segment", "http://h/items/${v}/x", false, "..", "", `fetch URL of "r": ${v} is "..", a path segment that would change the path`},
+		{"dot segment at the end", "http://h/items/${v}", false, ".", "", `${v} is "."`},
+		{"dot segment before the query", "http://h/${v}?a", false, "..", "", `${v} is ".."`},
+		{"dot segment of two variables", "http://h/a/${v}${w}/b", false, ".|.", "", `${v}${w} is ".."`},
+		{"three dots are a name", "http://h/a/${v}${w}", false, "..|.", "http://h/a/...", ""},
+		{"dots with literal text are a name", "http://h/a/${v}.json", false, ".", "http://h/a/..json", ""},
+		{"dots in the query are data", "http://h/a?p=${v}", false, "..", "http://h/a?p=..", ""},
+		{"empty path value", "http://h/a/${v}/b", false, "", "http://h/a//b", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rs := mustCompile(t, config.Rule{Name: "f", On: on,
+				Fetch: []config.Fetcher{{URL: tt.url, Returns: "r", Raw: tt.raw}},
+				Make:  []config.Maker{mk("${r.x}", "q", "")}})
+			ms := rs.Match(tt.event)
+			if len(ms) != 1 {
+				t.Fatalf("%d matches, want 1", len(ms))
+			}
+			reqs, err := ms[0].FetchRequests()
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) || reqs != nil {
+					t.Fatalf("FetchRequests() = %+v, %v; want an error containing %q", reqs, err, tt.err)
+				}
+				return
+			}
+			if err != nil || len(reqs) != 1 || reqs[0].URL != tt.want {
+				t.Fatalf("FetchRequests() = %+v, %v; want %q", reqs, err, tt.want)
+			}
+			// A value that does not fit in the host makes an invalid URL,
+			// refused by the fetch; every other URL parses.
+			_, err = url.Parse(reqs[0].URL)
+			if invalid := strings.HasPrefix(tt.name, "host cannot"); (err != nil) != invalid {
+				t.Errorf("url.Parse(%q): error %v, want one: %v", reqs[0].URL, err, invalid)
+			}
+		})
+	}
+}
+
+// TestFetchURLParts: what url.Parse makes of escaped URLs is what the rule
+// says, whatever the value.
+func TestFetchURLParts(t *testing.T) {
+	rs := mustCompile(t, config.Rule{Name: "f", On: `(?s)^(?P<v>.*)$`,
+		Fetch: []config.Fetcher{{URL: "http://h/items/${v}/c?id=${v}&x=1#${v}", Returns: "r"}},
+		Make:  []config.Maker{mk("", "q", "")}})
+	for _, v := range []string{"a/b?c#d", "../..", "%2F", "a b&c=d", "x#y?z", "東京", "\x00\n"} {
+		ms := rs.Match(v)
+		if len(ms) != 1 {
+			t.Fatalf("%q: %d matches, want 1", v, len(ms))
+		}
+		reqs, err := ms[0].FetchRequests()
+		if err != nil {
+			t.Fatalf("%q: %v", v, err)
+		}
+		u, err := url.Parse(reqs[0].URL)
+		if err != nil {
+			t.Fatalf("%q: url.Parse(%q): %v", v, reqs[0].URL, err)
+		}
+		q := u.Query()
+		if u.Host != "h" || u.Path != "/items/"+v+"/c" || q.Get("id") != v || q.Get("x") != "1" || len(q) != 2 || u.Fragment != v {
+			t.Errorf("%q: %q parses as host %q, path %q, query %q, fragment %q", v, reqs[0].URL, u.Host, u.Path, q, u.Fragment)
+		}
+		if segs := strings.Split(u.EscapedPath(), "/"); len(segs) != 4 {
+			t.Errorf("%q: path %q has %d segments, want 4", v, u.EscapedPath(), len(segs))
+		}
+	}
+}
+
+// TestFetchRequestSettings: a request carries its fetcher's settings, nil
+// for a fetcher without (built by hand).
+func TestFetchRequestSettings(t *testing.T) {
+	s := config.DefaultFetchSettings()
+	s.Timeout = time.Second
+	rs := mustCompile(t, config.Rule{Name: "f", On: `x`,
+		Fetch: []config.Fetcher{{URL: "http://h/a", Returns: "a"}, {URL: "http://h/b", Returns: "b", Settings: s}},
+		Make:  []config.Maker{mk("", "q", "")}})
+	reqs, err := rs.Match("x")[0].FetchRequests()
+	if err != nil || len(reqs) != 2 {
+		t.Fatalf("FetchRequests() = %v, %v", reqs, err)
+	}
+	if reqs[0].Settings != nil || reqs[1].Settings == nil || *reqs[1].Settings != s {
+		t.Errorf("settings %v and %v, want nil and %+v", reqs[0].Settings, reqs[1].Settings, s)
 	}
 }

@@ -1,6 +1,9 @@
 package rules
 
-import "strings"
+import (
+	"net/url"
+	"strings"
+)
 
 // InputTask is the variable holding the whole event.
 const InputTask = "input_task"
@@ -61,9 +64,75 @@ const (
 
 // segment is one resolved part of a compiled pattern.
 type segment struct {
-	kind  segKind
-	text  string // the literal text (segLit) or the property name (segFetch)
+	kind segKind
+	// part is, in a fetch URL that escapes, the part of the URL the
+	// segment lands in, which says how a variable's value is escaped.
+	part urlPart
+	// dots is, on the first variable of a path segment made of variables
+	// only, how many variables it is made of: their values together must
+	// not be "." or "..". 0 otherwise.
+	dots  int32
+	text  string // the literal text (segLit), the property name (segFetch), the variable name (others)
 	group int    // the capture group number (segGroup)
+}
+
+// urlPart is a part of a URL, as far as escaping is concerned.
+type urlPart uint8
+
+const (
+	partNone     urlPart = iota // not a URL, or one whose values are raw
+	partScheme                  // before "://": no variable allowed
+	partHost                    // the authority, up to the first "/", "?" or "#"
+	partPath                    // the path, up to the first "?" or "#"
+	partQuery                   // the query, up to the first "#"
+	partFragment                // the fragment
+)
+
+// escape returns v escaped for the part: a value cannot end its part nor
+// add one (a "/" in a path segment, a "&" or "#" in the query).
+func (part urlPart) escape(v string) string {
+	switch part {
+	case partPath, partFragment:
+		return url.PathEscape(v)
+	case partQuery:
+		return url.QueryEscape(v)
+	case partHost:
+		return hostEscape(v)
+	}
+	return v
+}
+
+// hostEscape escapes v for the authority of a URL: ASCII letters and digits
+// and "-._~:" stay, every other byte is percent-encoded. So a value cannot
+// end the host: a "/", "?", "#" or "@" becomes an escape that url.Parse
+// refuses in a host (the fetch fails as an invalid URL), while a non-ASCII
+// name becomes the escapes of its UTF-8 bytes, which url.Parse accepts as an
+// internationalized host name.
+func hostEscape(v string) string {
+	n := 0
+	for i := 0; i < len(v); i++ {
+		if !hostByte(v[i]) {
+			n++
+		}
+	}
+	if n == 0 {
+		return v
+	}
+	const hex = "0123456789ABCDEF"
+	b := make([]byte, 0, len(v)+2*n)
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; hostByte(c) {
+			b = append(b, c)
+		} else {
+			b = append(b, '%', hex[c>>4], hex[c&15])
+		}
+	}
+	return string(b)
+}
+
+func hostByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+		c == '-' || c == '.' || c == '_' || c == '~' || c == ':'
 }
 
 // pattern is a compiled pattern: its segments, resolved at compile time so
@@ -134,4 +203,36 @@ func (x *expansion) expand(p *pattern) string {
 	b.Grow(x.size(p))
 	x.write(&b, p)
 	return b.String()
+}
+
+// expandURL returns the expanded fetch URL p, each value escaped for the
+// part of the URL it lands in. When the values of a path segment made of
+// variables only are "." or "..", which would move the URL up or stay in
+// its path, it returns the variables of that segment instead.
+func (x *expansion) expandURL(p *pattern) (string, []segment) {
+	var b strings.Builder
+	b.Grow(x.size(p))
+	for i := range p.segs {
+		s := &p.segs[i]
+		if s.dots > 0 {
+			if run := p.segs[i : i+int(s.dots)]; x.dotSegment(run) {
+				return "", run
+			}
+		}
+		b.WriteString(s.part.escape(x.value(s)))
+	}
+	return b.String(), nil
+}
+
+// dotSegment tells whether the values of segs together are "." or "..".
+func (x *expansion) dotSegment(segs []segment) bool {
+	n := 0
+	for i := range segs {
+		v := x.value(&segs[i])
+		if strings.Trim(v, ".") != "" {
+			return false
+		}
+		n += len(v)
+	}
+	return n == 1 || n == 2
 }

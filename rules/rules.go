@@ -11,7 +11,17 @@
 // whole event), a named group of `on` (the text it captured; "" when the
 // group did not take part in the match), or <returns>.<key>, the property key
 // of a result of the fetcher whose returns is <returns>. Values are inserted
-// as they are, without any escaping, in fetch URLs too (as resc does).
+// as they are in task, queue and set names.
+//
+// In a fetch URL, each value is escaped for the part of the URL it lands in,
+// which is known at compile time from the literal text before it: in the
+// path as a path segment (url.PathEscape: "a/b?c" stays one segment), in the
+// query as a query component (url.QueryEscape), in the fragment as a path
+// segment, in the host so that it cannot end the host (see hostEscape). A
+// variable cannot come before the "://" that ends the scheme, and a path
+// segment made of variables only cannot be "." or "..": both would let an
+// event choose another resource than the rule says. A fetcher with Raw
+// (escape: false) inserts values as they are, as resc does.
 //
 // A rule with fetchers makes its tasks from the fetch results: each result of
 // each fetcher yields the make entries. A make entry that uses the variables
@@ -31,9 +41,12 @@
 package rules
 
 import (
+	"fmt"
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/resc-go/resc/config"
 )
 
 // Ruleset is the compiled rules of one watcher.
@@ -76,8 +89,9 @@ type group struct {
 }
 
 type fetcher struct {
-	url     pattern
-	returns string
+	url      pattern
+	returns  string
+	settings *config.FetchSettings // nil for the fetch client's own
 }
 
 type maker struct {
@@ -140,19 +154,43 @@ func (m *Match) Vars() []Var {
 	return vars
 }
 
-// FetchURLs returns the URL to GET for each fetcher of the rule, in order;
-// nil when the rule has none.
-func (m *Match) FetchURLs() []string {
+// FetchRequest is a fetch a match needs.
+type FetchRequest struct {
+	// URL is the URL to GET, with the values of its variables escaped (see
+	// the package doc).
+	URL string
+	// Settings are the fetch settings of the fetcher (config.Fetcher's),
+	// shared and not to be modified; nil when the configuration gave none
+	// (a config.Fetcher built by hand), for the fetch client's own.
+	Settings *config.FetchSettings
+}
+
+// FetchRequests returns the fetch of each fetcher of the rule, in order;
+// nil when the rule has none. The error says that the values of a path
+// segment made of variables only are "." or "..", which would move the URL
+// up or stay in its path: the event cannot be fetched, ever.
+func (m *Match) FetchRequests() ([]FetchRequest, error) {
 	r := m.rule
 	if len(r.fetchers) == 0 {
-		return nil
+		return nil, nil
 	}
 	x := expansion{event: m.event, loc: m.loc}
-	urls := make([]string, len(r.fetchers))
+	reqs := make([]FetchRequest, len(r.fetchers))
 	for i := range r.fetchers {
-		urls[i] = x.expand(&r.fetchers[i].url)
+		f := &r.fetchers[i]
+		u, dots := x.expandURL(&f.url)
+		if dots != nil {
+			var names, value strings.Builder
+			for i := range dots {
+				names.WriteString("${" + dots[i].text + "}")
+				value.WriteString(x.value(&dots[i]))
+			}
+			return nil, fmt.Errorf("fetch URL of %q: %s is %q, a path segment that would change the path",
+				f.returns, names.String(), value.String())
+		}
+		reqs[i] = FetchRequest{URL: u, Settings: f.settings}
 	}
-	return urls
+	return reqs, nil
 }
 
 // Make appends to dst the tasks the match makes, and returns the extended

@@ -60,8 +60,10 @@ var (
 )
 
 // Fetcher gets the results of a fetch rule's URL: one map of variables per
-// JSON object returned (keys without the rule's namespace). An error that
-// is not the context's sends the event to the dead-letter list.
+// JSON object returned (keys without the rule's namespace). s are the
+// settings of the fetcher (rules.FetchRequest.Settings; nil for the
+// Fetcher's own). An error that is not the context's sends the event to the
+// dead-letter list.
 type Fetcher interface {
 	Fetch(ctx context.Context, url string, s *config.FetchSettings) ([]map[string]string, error)
 }
@@ -400,17 +402,21 @@ func (w *Watcher) fetchAndMake(work context.Context, ev string, matches []rules.
 	it := &item{event: ev}
 	for i := range matches {
 		m := &matches[i]
-		urls := m.FetchURLs()
-		if len(urls) == 0 {
+		reqs, err := m.FetchRequests()
+		if err != nil {
+			w.log.Warn("fetch failed", "event", short(ev), "rule", m.Rule().Name(), "err", err)
+			return &item{event: ev, dead: "rule " + strconv.Quote(m.Rule().Name()) + ": " + err.Error()}
+		}
+		if len(reqs) == 0 {
 			it.tasks = m.Make(nil, it.tasks)
 			continue
 		}
 		if w.fetch == nil {
 			return &item{event: ev, dead: "rule " + strconv.Quote(m.Rule().Name()) + ": no fetcher configured"}
 		}
-		results := make([][]map[string]string, len(urls))
-		for j, u := range urls {
-			res, err := w.fetch.Fetch(work, u, nil) // the fetch client's settings
+		results := make([][]map[string]string, len(reqs))
+		for j, r := range reqs {
+			res, err := w.fetch.Fetch(work, r.URL, r.Settings)
 			if err != nil {
 				if work.Err() != nil {
 					return &item{event: ev, abandoned: true}

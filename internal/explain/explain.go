@@ -21,7 +21,8 @@ type Watcher struct {
 	Rules      *rules.Ruleset
 }
 
-// Fetcher calls a fetch URL (see watcher.Fetcher).
+// Fetcher calls a fetch URL with its fetcher's settings (see
+// watcher.Fetcher).
 type Fetcher interface {
 	Fetch(ctx context.Context, url string, s *config.FetchSettings) ([]map[string]string, error)
 }
@@ -55,21 +56,25 @@ func explainOne(ctx context.Context, b *strings.Builder, w Watcher, ev string, f
 			vars = append(vars, v.Name+"="+strconv.Quote(v.Value))
 		}
 		fmt.Fprintf(b, "      vars: %s\n", strings.Join(vars, " "))
-		urls := m.FetchURLs()
+		reqs, err := m.FetchRequests()
+		if err != nil {
+			fmt.Fprintf(b, "      %v (the event would go to the dead-letter list)\n", err)
+			return
+		}
 		var results [][]map[string]string
-		if len(urls) > 0 {
-			results = make([][]map[string]string, len(urls))
-			for j, u := range urls {
+		if len(reqs) > 0 {
+			results = make([][]map[string]string, len(reqs))
+			for j, r := range reqs {
 				if f == nil {
-					fmt.Fprintf(b, "      fetch GET %s (not called: use --fetch)\n", u)
+					fmt.Fprintf(b, "      fetch GET %s (not called: use --fetch)\n", r.URL)
 					continue
 				}
-				res, err := f.Fetch(ctx, u, nil)
+				res, err := f.Fetch(ctx, r.URL, r.Settings)
 				if err != nil {
-					fmt.Fprintf(b, "      fetch GET %s failed: %v (the event would go to the dead-letter list)\n", u, err)
+					fmt.Fprintf(b, "      fetch GET %s failed: %v (the event would go to the dead-letter list)\n", r.URL, err)
 					return
 				}
-				fmt.Fprintf(b, "      fetch GET %s: %d result(s)\n", u, len(res))
+				fmt.Fprintf(b, "      fetch GET %s: %d result(s)\n", r.URL, len(res))
 				results[j] = res
 			}
 			if f == nil {

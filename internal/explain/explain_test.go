@@ -180,3 +180,40 @@ func TestExplainWriteError(t *testing.T) {
 		t.Errorf("err = %v, want the writer's error", err)
 	}
 }
+
+// TestExplainEscapedURLs: explain shows, and fetches, the URLs with their
+// values escaped, and says when a value cannot be put in its URL.
+func TestExplainEscapedURLs(t *testing.T) {
+	w := compile(t, config.Watcher{
+		InputQueue: "in",
+		Rules: []config.Rule{{
+			Name:  "doc",
+			On:    `^doc/(?P<path>.+)$`,
+			Fetch: []config.Fetcher{{URL: "http://api/docs/${path}?v=${path}", Returns: "d"}},
+			Make:  []config.Maker{{Task: "${d.id}", Queue: "q"}},
+		}},
+	})
+	f := &fakeFetcher{}
+	var out strings.Builder
+	if err := explain.Explain(t.Context(), &out, []explain.Watcher{w}, []string{"doc/a/b?c d", "doc/.."}, f); err != nil {
+		t.Fatal(err)
+	}
+	want := `event "doc/a/b?c d"
+  on in:
+    rule "doc" matches
+      vars: input_task="doc/a/b?c d" path="a/b?c d"
+      fetch GET http://api/docs/a%2Fb%3Fc%20d?v=a%2Fb%3Fc+d: 0 result(s)
+      makes no task
+event "doc/.."
+  on in:
+    rule "doc" matches
+      vars: input_task="doc/.." path=".."
+      fetch URL of "d": ${path} is "..", a path segment that would change the path (the event would go to the dead-letter list)
+`
+	if got := out.String(); got != want {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+	if want := "http://api/docs/a%2Fb%3Fc%20d?v=a%2Fb%3Fc+d"; len(f.asked) != 1 || f.asked[0] != want {
+		t.Errorf("fetched %q, want only %q", f.asked, want)
+	}
+}
