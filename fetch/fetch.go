@@ -51,6 +51,10 @@ const userAgent = "resc-go"
 const maxIdleConnsPerHost = 1024
 
 // Client fetches URLs. It is safe for concurrent use.
+//
+// It keeps, for its whole life, one policy per distinct settings given to
+// Fetch and one breaker per host and breaker settings fetched: a URL pattern
+// with a variable in its host makes one breaker per host it ever names.
 type Client struct {
 	transport http.RoundTripper // shared by every fetch, so are its connections
 	base      *policy           // the settings given to New

@@ -17,7 +17,8 @@
 // which is known at compile time from the literal text before it: in the
 // path as a path segment (url.PathEscape: "a/b?c" stays one segment), in the
 // query as a query component (url.QueryEscape), in the fragment as a path
-// segment, in the host so that it cannot end the host (see hostEscape). A
+// segment, in the host so that it cannot end the host (a "/", "?", "#" or
+// "@" in the value makes the URL invalid, a permanent fetch failure). A
 // variable cannot come before the "://" that ends the scheme, and a path
 // segment made of variables only cannot be "." or "..": both would let an
 // event choose another resource than the rule says. A fetcher with Raw
