@@ -16,8 +16,11 @@ import (
 //	/healthz        200 while the process serves (liveness)
 //	/readyz         200 when ready says so, else 503 with the reason
 //	/debug/pprof/   Go profiles, for performance work
+//
+// and what Handle adds (/metrics).
 type Server struct {
 	ln    net.Listener
+	mux   *http.ServeMux
 	srv   *http.Server
 	log   *slog.Logger
 	ready func(context.Context) error
@@ -30,8 +33,8 @@ func Listen(addr string, ready func(context.Context) error, log *slog.Logger) (*
 	if err != nil {
 		return nil, fmt.Errorf("telemetry: http address %s: %w", addr, err)
 	}
-	s := &Server{ln: ln, log: log, ready: ready}
 	mux := http.NewServeMux()
+	s := &Server{ln: ln, mux: mux, log: log, ready: ready}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
@@ -44,6 +47,9 @@ func Listen(addr string, ready func(context.Context) error, log *slog.Logger) (*
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	return s, nil
 }
+
+// Handle serves h at pattern (e.g. "GET /metrics"); call it before Run.
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
 // Addr is the address the server listens on.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
