@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -14,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/resc-go/resc/internal/backoff"
+	"github.com/resc-go/resc/internal/keyspace"
 	"github.com/resc-go/resc/internal/script"
 )
 
@@ -24,6 +26,9 @@ const (
 	codeBadDestination = 3
 	codeDeadLettered   = 4
 	codeBadDeadList    = 5
+	codeRetryExhausted = 6
+	codeRetryScheduled = 7
+	codeBadRetryKeys   = 8
 )
 
 // DeadEntry is one entry of a dead-letter list "<input_queue>/dead", stored
@@ -42,6 +47,9 @@ type DeadEntry struct {
 	Replica string `json:"replica"`
 	// Time is when, in RFC 3339 UTC.
 	Time string `json:"time"`
+	// Attempts is, for an event whose fetch kept failing, how many times it
+	// was attempted.
+	Attempts int `json:"attempts,omitempty"`
 }
 
 // commitBatch commits a batch of ready events in one pipeline, retrying
@@ -65,10 +73,13 @@ func (w *Watcher) commitBatch(work context.Context, batch []*item) (leftover []*
 		pipe := w.rdb.Pipeline()
 		cmds := make([]*redis.Cmd, len(pending))
 		for i, it := range pending {
+			it.trace.startCommit(it.tasks, commitMode(it))
 			keys, args := w.scriptArgs(it, now)
 			cmds[i] = commitScript.EvalSha(work, w.opts.Dialect, pipe, keys, args...)
 		}
+		start := time.Now()
 		_, _ = pipe.Exec(work) // errors are read per command below
+		w.metrics.commitDone(work, time.Since(start))
 
 		retry := pending[:0:0]
 		noScript, failed := false, false
@@ -189,32 +200,69 @@ func badDestination(it *item) string {
 
 // scriptArgs lays out commit.lua's KEYS and ARGV for it (see its header).
 func (w *Watcher) scriptArgs(it *item, now time.Time) ([]string, []any) {
-	if it.dead != "" {
-		return []string{w.taken, w.dead}, []any{it.event, now.Unix(), w.opts.ListenerChannel, w.cfg.TakenQueue, "dead", w.deadEntry(it, now)}
+	traceTTL, traceKey := "", w.attempts // a placeholder key when not tracing
+	if it.trace != nil {
+		traceTTL = w.traceTTL
+		traceKey = keyspace.TraceContext(w.opts.Prefix, w.cfg.InputQueue, it.event)
 	}
-	keys := make([]string, 2, 2+2*len(it.tasks))
-	keys[0], keys[1] = w.taken, w.dead
-	args := make([]any, 6, 6+2*len(it.tasks))
-	args[0], args[1], args[2], args[3], args[4], args[5] = it.event, now.Unix(), w.opts.ListenerChannel, w.cfg.TakenQueue, "commit", ""
-	for _, t := range it.tasks {
+	mode, entry := commitMode(it), ""
+	if mode == "dead" {
+		entry = w.deadEntry(it, now)
+	}
+	keys := make([]string, 5, 5+3*len(it.tasks))
+	keys[0], keys[1], keys[2], keys[3], keys[4] = w.taken, w.dead, w.attempts, w.sched, traceKey
+	args := make([]any, 13, 13+3*len(it.tasks))
+	args[0], args[1], args[2], args[3], args[4], args[5], args[6], args[7] = it.event, now.Unix(), w.opts.ListenerChannel, w.cfg.TakenQueue, mode, entry, now.UnixMilli(), traceTTL
+	if mode == "retry" {
+		r := &w.opts.Retry
+		args[8], args[9], args[10], args[11], args[12] = r.Attempts, r.Delay.Milliseconds(), r.MaxDelay.Milliseconds(), r.AttemptsTTL.Milliseconds(), w.scheduleTag(it)
+		return keys, args
+	}
+	args[8], args[9], args[10], args[11], args[12] = "", "", "", "", ""
+	if mode == "dead" {
+		return keys, args
+	}
+	for i, t := range it.tasks {
 		keys = append(keys, t.Queue)
+		set := "0"
 		if t.HasSet {
 			keys = append(keys, t.Set)
-			args = append(args, t.Task, "1")
-		} else {
-			args = append(args, t.Task, "0")
+			set = "1"
 		}
+		tp := it.trace.taskParent(i)
+		if tp != "" {
+			keys = append(keys, keyspace.TraceContext(w.opts.Prefix, t.Queue, t.Task))
+		}
+		args = append(args, t.Task, set, tp)
 	}
 	return keys, args
 }
 
+// commitMode is commit.lua's mode for it.
+func commitMode(it *item) string {
+	switch {
+	case it.dead != "":
+		return "dead"
+	case it.retry != "":
+		return "retry"
+	}
+	return "commit"
+}
+
+// scheduleTag makes the delay schedule member of it unique: two replicas
+// may schedule the same event text in the same millisecond.
+func (w *Watcher) scheduleTag(it *item) string {
+	return strconv.FormatInt(w.opts.Now().UnixMilli(), 10) + "-f" + w.runTag + "-" + strconv.FormatUint(it.seq, 36)
+}
+
 func (w *Watcher) deadEntry(it *item, now time.Time) string {
 	e := DeadEntry{
-		Event:   it.event,
-		Queue:   w.cfg.InputQueue,
-		Reason:  it.dead,
-		Replica: w.opts.Replica,
-		Time:    now.UTC().Format(time.RFC3339),
+		Event:    it.event,
+		Queue:    w.cfg.InputQueue,
+		Reason:   it.dead,
+		Replica:  w.opts.Replica,
+		Time:     now.UTC().Format(time.RFC3339),
+		Attempts: it.attempts,
 	}
 	if !utf8.ValidString(it.event) {
 		e.EventBase64 = base64.StdEncoding.EncodeToString([]byte(it.event))
@@ -227,41 +275,62 @@ func (w *Watcher) deadEntry(it *item, now time.Time) string {
 }
 
 // handleReply reads commit.lua's reply for it; it reports whether it must
-// be sent again (a bad destination is dead-lettered by a second call).
+// be sent again (a bad destination is dead-lettered by a second call, and so
+// is an event whose fetch attempts are exhausted).
 func (w *Watcher) handleReply(ctx context.Context, it *item, reply []any) (again bool) {
 	code := int64(0)
-	if len(reply) >= 3 {
+	if len(reply) == 4 {
 		code, _ = reply[0].(int64)
 	}
-	if code == codeBadDestination && len(reply) < 4 {
-		code = 0
+	var n int64
+	var detail string
+	if code != 0 {
+		n, _ = reply[1].(int64)
+		detail, _ = reply[3].(string)
 	}
 	switch code {
 	case codeCommitted:
-		pushed, _ := reply[1].(int64)
 		deduped, _ := reply[2].(int64)
 		w.stats.Committed.Add(1)
-		w.stats.TasksPushed.Add(pushed)
+		w.stats.TasksPushed.Add(n)
 		w.stats.TasksDeduped.Add(deduped)
+		w.metrics.tasks(it.tasks, detail)
+		it.trace.committed(detail)
 		if w.log.Enabled(ctx, slog.LevelInfo) {
 			for _, t := range it.tasks {
 				w.log.Info("-> task", "event", short(it.event), "rule", t.Rule, "task", short(t.Task), "to", t.Queue, "set", t.Set)
 			}
-			w.log.Info("event done", "event", short(it.event), "pushed", pushed, "deduplicated", deduped)
+			w.log.Info("event done", "event", short(it.event), "pushed", n, "deduplicated", deduped)
 		}
 	case codeNotOwned:
 		w.stats.NotOwned.Add(1)
+		it.trace.end("not owned", "the event was replayed elsewhere: nothing pushed")
 		w.log.Warn("event no longer in this replica's taken list (replayed elsewhere): nothing pushed", "event", short(it.event), "taken", w.taken)
 	case codeBadDestination:
-		why, _ := reply[3].(string)
-		it.dead = why
+		it.dead = detail
 		return true
 	case codeDeadLettered:
 		w.stats.DeadLettered.Add(1)
+		it.trace.end("dead-lettered", it.dead)
 		w.log.Warn("event sent to the dead-letter list", "event", short(it.event), "dead", w.dead, "reason", it.dead)
 	case codeBadDeadList:
+		it.trace.end("left in the taken list", "the dead-letter list has the wrong type")
 		w.log.Error("the dead-letter list is not a list: event left in the taken list", "event", short(it.event), "dead", w.dead, "reason", it.dead)
+	case codeRetryScheduled:
+		w.stats.Retried.Add(1)
+		it.trace.end("scheduled again", "fetch failed (attempt "+strconv.FormatInt(n, 10)+"): "+it.retry)
+		due, _ := strconv.ParseInt(detail, 10, 64)
+		w.log.Warn("fetch failed: event scheduled again", "event", short(it.event), "attempt", n, "of", w.opts.Retry.Attempts,
+			"in", time.UnixMilli(due).Sub(w.opts.Now()).Round(time.Millisecond), "reason", it.retry)
+	case codeRetryExhausted:
+		it.attempts = int(n)
+		it.dead = fmt.Sprintf("fetch failed %d times, the last: %s", it.attempts, it.retry)
+		return true
+	case codeBadRetryKeys:
+		it.dead = detail + "; and the fetch failed: " + it.retry
+		return true
 	default:
+		it.trace.end("left in the taken list", "unexpected reply of the commit script")
 		w.log.Error("unexpected reply of the commit script: event left in the taken list", "event", short(it.event), "reply", fmt.Sprint(reply))
 	}
 	return false

@@ -14,45 +14,121 @@
 --      LPUSH only when the task was new to the set) and publishes resc's
 --      listener messages.
 --
+-- Modes (ARGV[5]):
+--   'commit'  as above
+--   'dead'    moves the event to the dead-letter list (fenced)
+--   'retry'   a fetch failed after its retries: the event leaves the taken
+--             list for the delay schedule of its input queue, due after a
+--             delay doubling with each attempt (KEYS[3] counts the attempts
+--             of each event, apart from recovery's crash replays); past the
+--             last attempt nothing is written and the caller dead-letters it
+-- 'commit' and 'dead' forget the event's attempts (and, when tracing, its
+-- trace context KEYS[5]); 'retry' keeps both for the next attempt.
+--
 -- KEYS[1]   this replica's taken list
 -- KEYS[2]   the dead-letter list of the input queue
--- KEYS[3..] for each task: its queue, then its set when it has one
+-- KEYS[3]   the fetch attempts of the input queue (HASH: field sha1(event),
+--           value "<attempts> <last attempt, Unix ms>")
+-- KEYS[4]   the delay schedule of the input queue (ZSET, promoted to the
+--           input queue by the leader when due)
+-- KEYS[5]   the event's trace context (STRING), used when ARGV[8] is set
+-- KEYS[6..] for each task: its queue, then its set when it has one, then
+--           its trace context key when it has one
 --
 -- ARGV[1]   the event
 -- ARGV[2]   now, Unix time in seconds (the score of new set members)
 -- ARGV[3]   listener channel, '' for none
 -- ARGV[4]   the taken_queue name written in listener messages
--- ARGV[5]   mode: 'commit' pushes the tasks, 'dead' dead-letters the event
--- ARGV[6]   with 'dead', the dead-letter entry (JSON); '' with 'commit'
--- ARGV[7..] with 'commit', for each task: the task, then '1' when it has a
---           set, else '0'
+-- ARGV[5]   mode: 'commit', 'dead' or 'retry'
+-- ARGV[6]   with 'dead', the dead-letter entry (JSON); '' otherwise
+-- ARGV[7]   now, Unix ms (attempt times, due times)
+-- ARGV[8]   how long a task's trace context lives, ms; '' when not tracing
+-- ARGV[9]   with 'retry': the most attempts (a failed attempt past it is
+--           dead-lettered)
+-- ARGV[10]  with 'retry': the delay after the first failed attempt, ms
+-- ARGV[11]  with 'retry': the longest delay, ms
+-- ARGV[12]  with 'retry': how long attempts are remembered after the last
+--           one, ms
+-- ARGV[13]  with 'retry': a prefix making the schedule member unique
+-- ARGV[14..] with 'commit', for each task: the task, '1' when it has a set
+--           else '0', its trace context ('' for none)
 --
--- Returns {code, pushed, deduplicated[, reason]}:
---   1  committed: the event left the taken list, its new tasks were pushed
+-- Returns {code, pushed, deduplicated, detail}:
+--   1  committed: the event left the taken list, its new tasks were
+--      pushed; detail has one character per task, '1' pushed, '0' skipped
+--      by its set
 --   2  not owned: the event is not in the taken list; nothing was written
---   3  bad destination: nothing was written; reason says which and why
+--   3  bad destination: nothing was written; detail says which and why
 --   4  dead-lettered as asked (mode 'dead')
 --   5  the dead-letter list has the wrong type; nothing was written
+--   6  retry: that was the last attempt (pushed = its number); nothing
+--      was written: the caller dead-letters the event
+--   7  retry: scheduled (pushed = this attempt, detail = due, Unix ms)
+--   8  retry: the schedule or the attempts have the wrong type; nothing
+--      was written; detail says which
 
-local taken, dead = KEYS[1], KEYS[2]
+local taken, dead, attempts, sched, trace_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local event, now, channel, taken_name = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local mode, dead_entry = ARGV[5], ARGV[6]
+local mode, dead_entry, now_ms, trace_ttl = ARGV[5], ARGV[6], tonumber(ARGV[7]), ARGV[8]
 
 local function type_of(key)
   local t = redis.call('TYPE', key)
   return t.ok or t
 end
 
+-- forget drops what 'retry' kept of the event once it is done with.
+local function forget()
+  if type_of(attempts) == 'hash' then
+    redis.call('HDEL', attempts, redis.sha1hex(event))
+  end
+  if trace_ttl ~= '' then
+    redis.call('DEL', trace_key)
+  end
+end
+
+if mode == 'retry' then
+  local max_attempts, delay0, max_delay = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
+  local ttl, tag = tonumber(ARGV[12]), ARGV[13]
+  local at, st = type_of(attempts), type_of(sched)
+  if at ~= 'hash' and at ~= 'none' then
+    return {8, 0, 0, 'fetch attempts ' .. attempts .. ' is a ' .. at .. ', not a hash'}
+  end
+  if st ~= 'zset' and st ~= 'none' then
+    return {8, 0, 0, 'delay schedule ' .. sched .. ' is a ' .. st .. ', not a sorted set'}
+  end
+  local field = redis.sha1hex(event)
+  local n = 1
+  local v = redis.call('HGET', attempts, field)
+  if v then
+    local count, last = string.match(v, '^(%d+) (%d+)$')
+    if count and now_ms - tonumber(last) <= ttl then
+      n = tonumber(count) + 1
+    end
+  end
+  if n >= max_attempts then
+    return {6, n, 0, ''}
+  end
+  if redis.call('LREM', taken, -1, event) ~= 1 then
+    return {2, 0, 0, ''}
+  end
+  redis.call('HSET', attempts, field, n .. ' ' .. now_ms)
+  redis.call('PEXPIRE', attempts, ttl)
+  local due = now_ms + math.min(delay0 * 2 ^ (n - 1), max_delay)
+  redis.call('ZADD', sched, due, tag .. ':' .. event)
+  return {7, n, 0, tostring(due)}
+end
+
 if mode == 'dead' then
   local dt = type_of(dead)
   if dt ~= 'list' and dt ~= 'none' then
-    return {5, 0, 0}
+    return {5, 0, 0, ''}
   end
   if redis.call('LREM', taken, -1, event) ~= 1 then
-    return {2, 0, 0}
+    return {2, 0, 0, ''}
   end
   redis.call('LPUSH', dead, dead_entry)
-  return {4, 0, 0}
+  forget()
+  return {4, 0, 0, ''}
 end
 
 -- 1. validate every destination. A key used as a queue by one task and as
@@ -73,8 +149,8 @@ local function check(key, want)
   end
   return nil
 end
-local k = 3
-for i = 7, #ARGV, 2 do
+local k = 6
+for i = 14, #ARGV, 3 do
   local why = check(KEYS[k], 'list')
   if why then
     return {3, 0, 0, why}
@@ -87,17 +163,21 @@ for i = 7, #ARGV, 2 do
     end
     k = k + 1
   end
+  if ARGV[i + 2] ~= '' then
+    k = k + 1 -- a trace context key: SET takes any type
+  end
 end
 
 -- 2. prove ownership
 if redis.call('LREM', taken, -1, event) ~= 1 then
-  return {2, 0, 0}
+  return {2, 0, 0, ''}
 end
 
 -- 3. write
 local pushed, deduped = 0, 0
-k = 3
-for i = 7, #ARGV, 2 do
+local detail = {}
+k = 6
+for i = 14, #ARGV, 3 do
   local task, queue = ARGV[i], KEYS[k]
   local new = true
   k = k + 1
@@ -105,6 +185,14 @@ for i = 7, #ARGV, 2 do
     new = redis.call('ZADD', KEYS[k], 'NX', now, task) == 1
     k = k + 1
   end
+  local tp = ARGV[i + 2]
+  if tp ~= '' then
+    if new then
+      redis.call('SET', KEYS[k], tp, 'PX', trace_ttl)
+    end
+    k = k + 1
+  end
+  detail[#detail + 1] = new and '1' or '0'
   if new then
     redis.call('LPUSH', queue, task)
     pushed = pushed + 1
@@ -118,4 +206,5 @@ end
 if channel ~= '' then
   redis.call('PUBLISH', channel, taken_name .. ' DONE ' .. event)
 end
-return {1, pushed, deduped}
+forget()
+return {1, pushed, deduped, table.concat(detail)}

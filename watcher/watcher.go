@@ -26,7 +26,9 @@ package watcher
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	_ "embed"
+	"encoding/hex"
 	"errors"
 	"log/slog"
 	"slices"
@@ -36,6 +38,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/resc-go/resc/config"
@@ -62,8 +66,9 @@ var (
 // Fetcher gets the results of a fetch rule's URL: one map of variables per
 // JSON object returned (keys without the rule's namespace). s are the
 // settings of the fetcher (rules.FetchRequest.Settings; nil for the
-// Fetcher's own). An error that is not the context's sends the event to the
-// dead-letter list.
+// Fetcher's own). An error that is not the context's schedules the event
+// again (Options.Retry) unless Options.Permanent says retrying cannot help:
+// then it goes to the dead-letter list at once.
 type Fetcher interface {
 	Fetch(ctx context.Context, url string, s *config.FetchSettings) ([]map[string]string, error)
 }
@@ -100,6 +105,74 @@ type Options struct {
 	// is done the watcher stops at once, without draining (see Run). Nil
 	// means no lease.
 	Fence context.Context
+	// Prefix is the configuration's key prefix of internal keys (fetch
+	// attempts, delay schedule, trace contexts). Default
+	// config.DefaultKeyPrefix.
+	Prefix string
+	// Retry schedules the events whose fetch failed.
+	Retry RetrySettings
+	// Permanent tells fetch errors that retrying cannot fix (a 404, a body
+	// that is not JSON): the event goes to the dead-letter list at once.
+	// Nil: every fetch error is retried.
+	Permanent func(error) bool
+	// TracerProvider traces events (see trace.go); nil traces nothing.
+	TracerProvider trace.TracerProvider
+	// TraceParent makes an event's stored trace context the parent of its
+	// consumer span; by default it is a link (OpenTelemetry messaging
+	// conventions).
+	TraceParent bool
+	// TraceContextTTL is how long the trace context stored with each task
+	// (and with each event taken without one) lives. Default 24 h.
+	TraceContextTTL time.Duration
+	// MeterProvider receives the watcher's metrics; nil counts nothing
+	// beyond Stats.
+	MeterProvider metric.MeterProvider
+}
+
+// RetrySettings schedule again, in Redis, an event whose fetch still failed
+// after the fetch client's own retries: the event leaves the taken list for
+// the delay schedule of its input queue, from where the leader promotes it
+// back to the input queue when due. Zero fields take the defaults.
+type RetrySettings struct {
+	// Attempts is how many times an event's fetches are attempted in all;
+	// the failure of the last attempt sends the event to the dead-letter
+	// list. Default 8.
+	Attempts int
+	// Delay is the wait after the first failed attempt, doubling after
+	// each further one. Default 5 s.
+	Delay time.Duration
+	// MaxDelay caps the wait. Default 10 min.
+	MaxDelay time.Duration
+	// AttemptsTTL is how long an event's attempts are remembered after
+	// its last failure. Default 24 h.
+	AttemptsTTL time.Duration
+}
+
+// Defaults of RetrySettings.
+const (
+	DefaultRetryAttempts   = 8
+	DefaultRetryDelay      = 5 * time.Second
+	DefaultRetryMaxDelay   = 10 * time.Minute
+	DefaultAttemptsTTL     = 24 * time.Hour
+	DefaultTraceContextTTL = 24 * time.Hour
+)
+
+// WithDefaults returns r with every zero field set to its default.
+func (r RetrySettings) WithDefaults() RetrySettings {
+	if r.Attempts <= 0 {
+		r.Attempts = DefaultRetryAttempts
+	}
+	if r.Delay <= 0 {
+		r.Delay = DefaultRetryDelay
+	}
+	if r.MaxDelay <= 0 {
+		r.MaxDelay = DefaultRetryMaxDelay
+	}
+	r.MaxDelay = max(r.MaxDelay, r.Delay)
+	if r.AttemptsTTL <= 0 {
+		r.AttemptsTTL = DefaultAttemptsTTL
+	}
+	return r
 }
 
 // Stats are counters of a watcher since it started.
@@ -110,6 +183,7 @@ type Stats struct {
 	TasksDeduped atomic.Int64 // tasks not pushed: already in their set
 	NotOwned     atomic.Int64 // commits refused: event no longer in the taken list
 	DeadLettered atomic.Int64 // events sent to the dead-letter list
+	Retried      atomic.Int64 // events scheduled again after a failed fetch
 	HandedBack   atomic.Int64 // events moved back to the input queue (start and stop)
 }
 
@@ -125,6 +199,13 @@ type Watcher struct {
 	dead   string
 	outage *backoff.Outage
 	stats  Stats
+
+	attempts string // fetch attempts of the input queue
+	sched    string // delay schedule of the input queue
+	runTag   string // makes this run's schedule members unique
+	tracer   trace.Tracer
+	traceTTL string // TraceContextTTL in ms, for commit.lua
+	metrics  *watcherMetrics
 }
 
 // New returns a watcher of cfg applying rs, reading and writing through rdb,
@@ -146,18 +227,48 @@ func New(cfg config.Watcher, rs *rules.Ruleset, rdb Redis, f Fetcher, opts Optio
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	log := opts.Logger.With("queue", cfg.InputQueue)
-	return &Watcher{
-		cfg:    cfg,
-		rules:  rs,
-		rdb:    rdb,
-		fetch:  f,
-		opts:   opts,
-		log:    log,
-		taken:  keyspace.TakenList(cfg.TakenQueue, opts.Replica),
-		dead:   keyspace.DeadList(cfg.InputQueue),
-		outage: backoff.NewOutage(log, "redis"),
+	if opts.Prefix == "" {
+		opts.Prefix = config.DefaultKeyPrefix
 	}
+	opts.Retry = opts.Retry.WithDefaults()
+	if opts.TraceContextTTL <= 0 {
+		opts.TraceContextTTL = DefaultTraceContextTTL
+	}
+	log := opts.Logger.With("queue", cfg.InputQueue)
+	w := &Watcher{
+		cfg:      cfg,
+		rules:    rs,
+		rdb:      rdb,
+		fetch:    f,
+		opts:     opts,
+		log:      log,
+		taken:    keyspace.TakenList(cfg.TakenQueue, opts.Replica),
+		dead:     keyspace.DeadList(cfg.InputQueue),
+		outage:   backoff.NewOutage(log, "redis"),
+		attempts: keyspace.FetchAttempts(opts.Prefix, cfg.InputQueue),
+		sched:    keyspace.DelaySchedule(opts.Prefix, cfg.InputQueue),
+		runTag:   randomTag(),
+		traceTTL: strconv.FormatInt(opts.TraceContextTTL.Milliseconds(), 10),
+	}
+	if opts.TracerProvider != nil {
+		w.tracer = opts.TracerProvider.Tracer(tracerName)
+	}
+	if opts.MeterProvider != nil {
+		commit, err := opts.MeterProvider.Meter(meterName).Float64Histogram("resc.commit.duration",
+			metric.WithUnit("s"), metric.WithDescription("Duration of one commit round trip (a pipeline of commit scripts)."),
+			metric.WithExplicitBucketBoundaries(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1))
+		if err != nil {
+			log.Warn("metrics: commit histogram", "err", err)
+		}
+		w.metrics = newWatcherMetrics(rs, cfg.InputQueue, commit)
+	}
+	return w
+}
+
+func randomTag() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 func orDefault(v, def int) int {
@@ -180,6 +291,14 @@ type item struct {
 	// dead, when not empty, is why the event goes to the dead-letter list
 	// instead of being committed.
 	dead string
+	// retry, when not empty, is why the event's fetch failed: it is
+	// scheduled again (or dead-lettered past its last attempt).
+	retry string
+	// attempts is how many times its fetch was attempted, when that is why
+	// it is dead-lettered.
+	attempts int
+	// trace is the event's trace; nil when not traced.
+	trace *eventTrace
 	// abandoned events could not be finished before the drain timeout; they
 	// are handed back to the input queue.
 	abandoned bool
@@ -207,6 +326,14 @@ func (w *Watcher) Run(ctx context.Context) error {
 	fence := w.opts.Fence
 	if fence == nil {
 		fence = context.WithoutCancel(ctx) // never done
+	}
+	if w.opts.MeterProvider != nil {
+		unregister, err := w.registerMetrics(w.opts.MeterProvider)
+		if err != nil {
+			w.log.Warn("metrics: cannot register the watcher's", "err", err)
+		} else {
+			defer unregister()
+		}
 	}
 	takeCtx, cancelTake := context.WithCancel(ctx)
 	defer cancelTake()
@@ -312,8 +439,23 @@ func (w *Watcher) takeLoop(ctx, work context.Context, slots chan struct{}, ready
 		}
 		attempt = 0
 		w.outage.OK()
-		for _, ev := range events {
-			w.dispatch(work, ev, ready, fetchSlots, fetches)
+		var infos []traceInfo
+		if w.tracer != nil {
+			infos = w.readTraceInfo(ctx, events)
+		}
+		var fresh []string // traced events taken without a stored context
+		for i, ev := range events {
+			var t *eventTrace
+			if infos != nil {
+				var store bool
+				if t, store = w.startTrace(work, ev, infos[i]); store {
+					fresh = append(fresh, ev, traceparent(t.ctx))
+				}
+			}
+			w.dispatch(work, ev, t, ready, fetchSlots, fetches)
+		}
+		if len(fresh) > 0 {
+			w.storeEventTraces(ctx, fresh)
 		}
 	}
 }
@@ -362,9 +504,10 @@ func (w *Watcher) take(ctx context.Context, n int) ([]string, error) {
 
 // dispatch applies the rules to ev and sends it to the committer, at once
 // when no matching rule fetches, else from a goroutine once fetched.
-func (w *Watcher) dispatch(work context.Context, ev string, ready chan<- *item, fetchSlots chan struct{}, fetches *sync.WaitGroup) {
+func (w *Watcher) dispatch(work context.Context, ev string, t *eventTrace, ready chan<- *item, fetchSlots chan struct{}, fetches *sync.WaitGroup) {
 	seq := uint64(w.stats.Taken.Add(1))
 	matches := w.rules.Match(ev)
+	w.metrics.matched(matches)
 	if w.log.Enabled(work, slog.LevelInfo) {
 		w.log.Info("<- event", "event", short(ev), "matching_rules", len(matches))
 	}
@@ -373,9 +516,12 @@ func (w *Watcher) dispatch(work context.Context, ev string, ready chan<- *item, 
 		needsFetch = needsFetch || matches[i].Rule().HasFetch()
 	}
 	if !needsFetch {
-		it := &item{event: ev, seq: seq}
+		it := &item{event: ev, seq: seq, trace: t}
 		for i := range matches {
+			n := len(it.tasks)
+			_, span := t.rule(matches[i].Rule())
 			it.tasks = matches[i].Make(nil, it.tasks)
+			endRule(span, len(it.tasks)-n, nil)
 		}
 		ready <- it
 		return
@@ -383,16 +529,17 @@ func (w *Watcher) dispatch(work context.Context, ev string, ready chan<- *item, 
 	fetches.Add(1)
 	go func() {
 		defer fetches.Done()
-		it := w.fetchAndMake(work, ev, matches, fetchSlots)
-		it.seq = seq
+		it := w.fetchAndMake(work, ev, t, matches, fetchSlots)
+		it.seq, it.trace = seq, t
 		ready <- it
 	}()
 }
 
 // fetchAndMake runs the fetches of ev's matching rules and makes its tasks.
-// A failed fetch sends the whole event to the dead-letter list: no task of
-// it is pushed, so none is pushed twice when it is requeued.
-func (w *Watcher) fetchAndMake(work context.Context, ev string, matches []rules.Match, fetchSlots chan struct{}) *item {
+// A failed fetch fails the whole event, so that no task of it is pushed
+// twice when it is attempted again: a transient failure schedules it again,
+// a permanent one (Options.Permanent) sends it to the dead-letter list.
+func (w *Watcher) fetchAndMake(work context.Context, ev string, t *eventTrace, matches []rules.Match, fetchSlots chan struct{}) *item {
 	select {
 	case fetchSlots <- struct{}{}:
 		defer func() { <-fetchSlots }()
@@ -402,33 +549,61 @@ func (w *Watcher) fetchAndMake(work context.Context, ev string, matches []rules.
 	it := &item{event: ev}
 	for i := range matches {
 		m := &matches[i]
+		rctx, span := t.rule(m.Rule())
+		if rctx == nil {
+			rctx = work
+		}
+		n := len(it.tasks)
 		reqs, err := m.FetchRequests()
 		if err != nil {
+			endRule(span, 0, err)
 			w.log.Warn("fetch failed", "event", short(ev), "rule", m.Rule().Name(), "err", err)
 			return &item{event: ev, dead: "rule " + strconv.Quote(m.Rule().Name()) + ": " + err.Error()}
 		}
 		if len(reqs) == 0 {
 			it.tasks = m.Make(nil, it.tasks)
+			endRule(span, len(it.tasks)-n, nil)
 			continue
 		}
 		if w.fetch == nil {
-			return &item{event: ev, dead: "rule " + strconv.Quote(m.Rule().Name()) + ": no fetcher configured"}
+			err := errors.New("no fetcher configured")
+			endRule(span, 0, err)
+			return &item{event: ev, dead: "rule " + strconv.Quote(m.Rule().Name()) + ": " + err.Error()}
 		}
 		results := make([][]map[string]string, len(reqs))
 		for j, r := range reqs {
-			res, err := w.fetch.Fetch(work, r.URL, r.Settings)
+			res, err := w.fetch.Fetch(rctx, r.URL, r.Settings)
 			if err != nil {
+				endRule(span, 0, err)
 				if work.Err() != nil {
 					return &item{event: ev, abandoned: true}
 				}
-				w.log.Warn("fetch failed", "event", short(ev), "rule", m.Rule().Name(), "err", err)
-				return &item{event: ev, dead: "rule " + strconv.Quote(m.Rule().Name()) + ": " + err.Error()}
+				why := "rule " + strconv.Quote(m.Rule().Name()) + ": " + err.Error()
+				if w.opts.Permanent != nil && w.opts.Permanent(err) {
+					w.log.Warn("fetch failed for good", "event", short(ev), "rule", m.Rule().Name(), "err", err)
+					return &item{event: ev, dead: why}
+				}
+				return &item{event: ev, retry: why}
 			}
 			results[j] = res
 		}
 		it.tasks = m.Make(results, it.tasks)
+		endRule(span, len(it.tasks)-n, nil)
 	}
 	return it
+}
+
+// storeEventTraces stores the trace contexts of events taken without one
+// (pairs of event and traceparent), so that a replay or a retry of the
+// event continues its trace. It never overwrites one.
+func (w *Watcher) storeEventTraces(ctx context.Context, pairs []string) {
+	pipe := w.rdb.Pipeline()
+	for i := 0; i < len(pairs); i += 2 {
+		pipe.SetNX(ctx, keyspace.TraceContext(w.opts.Prefix, w.cfg.InputQueue, pairs[i]), pairs[i+1], w.opts.TraceContextTTL)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && ctx.Err() == nil {
+		w.log.Debug("storing trace contexts", "err", err)
+	}
 }
 
 // commitLoop commits ready events in batches until ready is closed. It

@@ -201,7 +201,8 @@ func TestFetchFailureDeadLetters(t *testing.T) {
 	fr := rule("children", `^trt/(?P<id>\w+)$`, mk("", "out", ""))
 	fr.Fetch = []config.Fetcher{{URL: s.URL + "/children/${id}", Returns: "child"}}
 	h := newHarness(t, []config.Rule{rule("plain", `.`, mk("", "plain", "")), fr},
-		fetch.New(config.FetchSettings{Timeout: 5e9, Retries: 2, MaxBody: 1 << 20}, nil), nil)
+		fetch.New(config.FetchSettings{Timeout: 5e9, Retries: 2, MaxBody: 1 << 20}, nil),
+		func(_ *config.Watcher, o *Options) { o.Permanent = fetch.IsPermanent })
 	h.start()
 	h.push("trt/abc")
 	h.waitHandled(1)

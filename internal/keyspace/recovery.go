@@ -15,3 +15,20 @@ func ReplayCounts(prefix, inputQueue string) string {
 func DelaySchedule(prefix, inputQueue string) string {
 	return prefix + "delayed:" + inputQueue
 }
+
+// FetchAttempts holds how many times the fetches of each event of one input
+// queue failed after their retries (HASH: field the SHA1 hex of the event,
+// value "<attempts> <last attempt, Unix ms>"), apart from the crash replay
+// counts: "<prefix>fetch-attempts:<input_queue>".
+func FetchAttempts(prefix, inputQueue string) string {
+	return prefix + "fetch-attempts:" + inputQueue
+}
+
+// TraceContext holds the W3C traceparent of an item of a list (STRING, with
+// an expiry): of a task in its queue, written with the task, and of an
+// event in its input queue, written by whoever produced it (a worker, or a
+// replica taking it first) so that its trace survives replays:
+// "<prefix>trace:<list>:<item>".
+func TraceContext(prefix, list, item string) string {
+	return prefix + "trace:" + list + ":" + item
+}
