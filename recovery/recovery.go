@@ -186,7 +186,19 @@ type Recoverer struct {
 	// the clock says: a random id of this Recoverer and a pass number.
 	instance string
 	passes   atomic.Uint64
+	stats    Stats
 }
+
+// Stats count what a Recoverer did since it was created.
+type Stats struct {
+	Replayed     atomic.Int64 // events of dead replicas back in their input queue at once
+	Delayed      atomic.Int64 // events of dead replicas put in the delay schedule
+	DeadLettered atomic.Int64 // events replayed too often, sent to the dead-letter list
+	Promoted     atomic.Int64 // due events moved from a delay schedule to their input queue
+}
+
+// Stats returns the Recoverer's counters.
+func (r *Recoverer) Stats() *Stats { return &r.stats }
 
 // New returns a Recoverer of the watched queues; log may be nil
 // (slog.Default()).
@@ -310,6 +322,9 @@ func (r *Recoverer) scan(ctx context.Context) error {
 		if st.total() == 0 {
 			continue // emptied meanwhile (another leader, or the replica's own start)
 		}
+		r.stats.Replayed.Add(int64(st.replayed))
+		r.stats.Delayed.Add(int64(st.delayed))
+		r.stats.DeadLettered.Add(int64(st.dead))
 		level := slog.LevelInfo
 		if st.dead > 0 {
 			level = slog.LevelWarn
@@ -373,6 +388,7 @@ func (r *Recoverer) Promote(ctx context.Context) (int, error) {
 		for {
 			n, err := r.promote(ctx, sched, w.InputQueue, now)
 			total += n
+			r.stats.Promoted.Add(int64(n))
 			if err != nil {
 				if r.skip(err, sched) {
 					break

@@ -15,6 +15,7 @@ import (
 	"unicode"
 
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/resc-go/resc/cluster"
@@ -117,6 +118,25 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 
 	clusterLog := log // package cluster adds the replica id itself
 	log = log.With("replica", f.replica)
+	tel, err := telemetry.Setup(ctx, telemetry.Options{Version: version, Replica: f.replica}, log)
+	if err != nil {
+		return &exitError{code: 2, msg: err.Error()}
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := tel.Shutdown(sctx); err != nil {
+			log.Warn("flushing telemetry", "err", err)
+		}
+	}()
+	traceParent, err := traceParentMode(os.Getenv("RESC_TRACE_PARENT"))
+	if err != nil {
+		return &exitError{code: 2, msg: err.Error()}
+	}
+	var tracer trace.TracerProvider
+	if tel.Tracing() {
+		tracer = tel.TracerProvider()
+	}
 	// Health first: /healthz answers while Redis is still awaited, and a
 	// bad address fails at once.
 	var srv *telemetry.Server
@@ -124,6 +144,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		if srv, err = telemetry.Listen(f.httpAddr, func(ctx context.Context) error { return rdb.Ping(ctx).Err() }, log); err != nil {
 			return &exitError{code: 1, msg: err.Error()}
 		}
+		srv.Handle("GET /metrics", tel.Handler())
 	}
 	srvCtx, stopSrv := context.WithCancel(ctx)
 	srvDone := make(chan error, 1)
@@ -205,6 +226,9 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		return &exitError{code: 1, msg: err.Error()}
 	}
 	rec := recovery.New(rdb, dialect, watched, cluster.NewLiveness(rdb, cs.Prefix), rs, log)
+	if err := registerClusterMetrics(tel.MeterProvider(), elector, rec); err != nil {
+		log.Warn("metrics: cluster", "err", err)
+	}
 	g.Go(func() error {
 		return elector.Run(gctx, func(leading context.Context) {
 			log.Warn("leader: replaying the taken lists of dead replicas")
@@ -225,6 +249,11 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 					DrainTimeout:    f.drainTimeout,
 					Logger:          log,
 					Fence:           lease,
+					Prefix:          cs.Prefix,
+					Permanent:       fetch.IsPermanent,
+					TracerProvider:  tracer,
+					TraceParent:     traceParent,
+					MeterProvider:   tel.MeterProvider(),
 				})
 				if err := w.Run(gctx); !errors.Is(err, watcher.ErrFenced) {
 					return err
@@ -251,6 +280,19 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log.Warn("resc-go stopped")
 	return nil
+}
+
+// traceParentMode reads RESC_TRACE_PARENT: how an event's consumer span
+// continues the trace context stored for it, "link" (default, as the
+// OpenTelemetry messaging conventions advise) or "child".
+func traceParentMode(v string) (child bool, err error) {
+	switch strings.TrimSpace(v) {
+	case "", "link":
+		return false, nil
+	case "child":
+		return true, nil
+	}
+	return false, fmt.Errorf("bad RESC_TRACE_PARENT %q: use link or child", v)
 }
 
 // register registers this replica, waiting out a Redis outage with backoff
