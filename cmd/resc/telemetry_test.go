@@ -1,0 +1,103 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/resc-go/resc/internal/keyspace"
+	"github.com/resc-go/resc/internal/otlptest"
+	"github.com/resc-go/resc/internal/redistest"
+)
+
+// scrape returns the /metrics page at base.
+func scrape(t *testing.T, base string) string {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// TestTelemetryProcess: through the real binary, an event of a fetch rule
+// is traced to a real OTLP/HTTP receiver (process, rule, HTTP client,
+// commit and send spans in one trace), the task's trace context is stored
+// beside it, the fetched service receives the traceparent, and /metrics
+// counts it all.
+func TestTelemetryProcess(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	rdb := srv.Client()
+	recv := otlptest.Start(t)
+	api := newHeldAPI(t)
+	api.Release()
+	addr := freePort(t)
+	p := startResc(t, []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + recv.URL, "OTEL_SERVICE_NAME=resc-it", "OTEL_BSP_SCHEDULE_DELAY=100"},
+		"run", "--replica-id", "t1", "--http-addr", addr, procConfig(t, srv.URL(), api.URL))
+	p.waitLog(10*time.Second, "leader: replaying")
+	if err := rdb.LPush(t.Context(), "in", "prod/7", "acq/1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	p.eventually(10*time.Second, "the fetch rule's task", listIs(t, rdb, "made/todo", "made/7/widget"))
+	p.eventually(10*time.Second, "the plain rule's task", listIs(t, rdb, "trt/todo", "trt/1"))
+
+	base := "http://" + addr
+	metrics := scrape(t, base)
+	for _, want := range []string{
+		`resc_events_taken_total{queue="in"} 2`,
+		`resc_events_handled_total{queue="in"} 2`,
+		`resc_tasks_pushed_total{queue="made/todo"} 1`,
+		`resc_tasks_pushed_total{queue="trt/todo"} 1`,
+		`resc_rule_matches_total{queue="in",rule="enrich",rule_index="1"} 1`,
+		`resc_queue_length{list="input",queue="in"} 0`,
+		`resc_leader 1`,
+		`resc_commit_duration_seconds_count{queue="in"}`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("/metrics:\n%s", metrics)
+	}
+
+	tp := rdb.Get(t.Context(), keyspace.TraceContext("resc:", "made/todo", "made/7/widget")).Val()
+	m := regexp.MustCompile(`^00-([0-9a-f]{32})-([0-9a-f]{16})-01$`).FindStringSubmatch(tp)
+	if m == nil {
+		t.Fatalf("task trace context %q", tp)
+	}
+	p.stop(10 * time.Second) // flushes the spans
+	byName := map[string]otlptest.Span{}
+	for _, s := range recv.Spans() {
+		if s.TraceID == m[1] {
+			byName[s.Name] = s
+		}
+	}
+	process, ok := byName["process in"]
+	if !ok {
+		t.Fatalf("no process span in the task's trace; received %+v", recv.Spans())
+	}
+	if process.Service != "resc-it" || process.Attrs["resc.replica"] != "t1" || process.Attrs["messaging.destination.name"] != "in" {
+		t.Errorf("process span %+v", process)
+	}
+	send := byName["send made/todo"]
+	if send.SpanID != m[2] || send.ParentID != process.SpanID || send.Attrs["resc.dedup"] != "pushed" {
+		t.Errorf("send span %+v, want the stored context's span, child of process, pushed", send)
+	}
+	rule := byName["rule enrich"]
+	if rule.ParentID != process.SpanID {
+		t.Errorf("rule span %+v", rule)
+	}
+	if c := byName["commit"]; c.ParentID != process.SpanID {
+		t.Errorf("commit span %+v", c)
+	}
+	if h, ok := byName["GET"]; !ok || h.ParentID != rule.SpanID {
+		t.Errorf("HTTP client span %+v (ok %v), want a child of the rule span", h, ok)
+	}
+}
