@@ -32,10 +32,12 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/hashicorp/go-retryablehttp"
 	"github.com/sony/gobreaker/v2"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/resc-go/resc/config"
 )
@@ -63,6 +65,9 @@ type Client struct {
 	mu       sync.RWMutex
 	policies map[config.FetchSettings]*policy // by the settings as given
 	breakers map[breakerKey]*breaker
+
+	meter   metric.Meter   // nil without WithMeterProvider
+	metrics *clientMetrics // nil without a meter
 }
 
 // policy is a set of fetch settings, with the defaults applied, and the
@@ -77,8 +82,8 @@ type policy struct {
 // BreakerFailures whose zero means no retry and no breaker (see
 // config.FetchSettings). Breaker state changes are logged at warn level (a
 // breaker that opens or closes) and info level (half-open), retries at debug
-// level, on log (nil: no log).
-func New(s config.FetchSettings, log *slog.Logger) *Client {
+// level, on log (nil: no log). Options add traces and metrics.
+func New(s config.FetchSettings, log *slog.Logger, opts ...Option) *Client {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -90,6 +95,12 @@ func New(s config.FetchSettings, log *slog.Logger) *Client {
 		log:       log,
 		policies:  map[config.FetchSettings]*policy{},
 		breakers:  map[breakerKey]*breaker{},
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	if err := c.initMetrics(); err != nil {
+		log.Warn("fetch metrics", "err", err)
 	}
 	c.base = c.newPolicy(s)
 	return c
@@ -166,11 +177,11 @@ func (c *Client) policy(s *config.FetchSettings) *policy {
 // fetch. While the host's breaker is open, Fetch fails at once, without a
 // request, with a transient error wrapping ErrCircuitOpen. Every error is
 // an *Error.
-func (c *Client) Fetch(ctx context.Context, rawURL string, s *config.FetchSettings) ([]map[string]string, error) {
+func (c *Client) Fetch(ctx context.Context, rawURL string, s *config.FetchSettings) (results []map[string]string, err error) {
 	p := c.policy(s)
-	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
-	if err != nil {
-		return nil, &Error{URL: rawURL, Permanent: true, Err: withoutURL(err)}
+	req, rerr := retryablehttp.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	if rerr != nil {
+		return nil, &Error{URL: rawURL, Permanent: true, Err: withoutURL(rerr)}
 	}
 	switch {
 	case req.URL.Scheme != "http" && req.URL.Scheme != "https":
@@ -182,11 +193,15 @@ func (c *Client) Fetch(ctx context.Context, rawURL string, s *config.FetchSettin
 	req.Header.Set("User-Agent", userAgent)
 
 	f := &call{c: c, p: p, url: rawURL}
+	if c.metrics != nil {
+		start := time.Now()
+		defer func() { c.record(ctx, hostKey(req.URL), start, f.attempts, err) }()
+	}
 	if p.s.BreakerFailures == 0 {
 		return f.do(req)
 	}
 	f.b = c.breaker(req.URL, &p.s)
-	results, err := f.b.cb.Execute(func() ([]map[string]string, error) { return f.do(req) })
+	results, err = f.b.cb.Execute(func() ([]map[string]string, error) { return f.do(req) })
 	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
 		return nil, &Error{URL: rawURL, Err: f.b.refused(err)}
 	}

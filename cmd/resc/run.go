@@ -165,7 +165,11 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		log.Warn("this Redis does not run #!lua scripts (Redis < 7 or the embedded server): scripts run without the out-of-memory guard", "dialect", dialect.String())
 	}
 
-	fetcher := fetch.New(l.cfg.Fetch, log)
+	fetchOpts := []fetch.Option{fetch.WithMeterProvider(tel.MeterProvider())}
+	if tracer != nil {
+		fetchOpts = append(fetchOpts, fetch.WithTracerProvider(tracer))
+	}
+	fetcher := fetch.New(l.cfg.Fetch, log, fetchOpts...)
 
 	// Join the cluster: the registration's lease fences the watchers.
 	cc := l.cfg.Cluster
@@ -251,9 +255,14 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 					Fence:           lease,
 					Prefix:          cs.Prefix,
 					Permanent:       fetch.IsPermanent,
-					TracerProvider:  tracer,
-					TraceParent:     traceParent,
-					MeterProvider:   tel.MeterProvider(),
+					Retry: watcher.RetrySettings{
+						Attempts: l.cfg.Reschedule.Attempts,
+						Delay:    l.cfg.Reschedule.Delay,
+						MaxDelay: l.cfg.Reschedule.MaxDelay,
+					},
+					TracerProvider: tracer,
+					TraceParent:    traceParent,
+					MeterProvider:  tel.MeterProvider(),
 				})
 				if err := w.Run(gctx); !errors.Is(err, watcher.ErrFenced) {
 					return err

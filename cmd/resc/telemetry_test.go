@@ -3,6 +3,7 @@ package main
 import (
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"testing"
@@ -35,8 +36,15 @@ func TestTelemetryProcess(t *testing.T) {
 	srv := redistest.Start(t)
 	rdb := srv.Client()
 	recv := otlptest.Start(t)
-	api := newHeldAPI(t)
-	api.Release()
+	headers := make(chan string, 1)
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case headers <- r.Header.Get("Traceparent"):
+		default:
+		}
+		_, _ = io.WriteString(w, `{"name": "widget"}`)
+	}))
+	defer api.Close()
 	addr := freePort(t)
 	p := startResc(t, []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + recv.URL, "OTEL_SERVICE_NAME=resc-it", "OTEL_BSP_SCHEDULE_DELAY=100"},
 		"run", "--replica-id", "t1", "--http-addr", addr, procConfig(t, srv.URL(), api.URL))
@@ -97,7 +105,11 @@ func TestTelemetryProcess(t *testing.T) {
 	if c := byName["commit"]; c.ParentID != process.SpanID {
 		t.Errorf("commit span %+v", c)
 	}
-	if h, ok := byName["GET"]; !ok || h.ParentID != rule.SpanID {
+	h, ok := byName["HTTP GET"]
+	if !ok || h.ParentID != rule.SpanID {
 		t.Errorf("HTTP client span %+v (ok %v), want a child of the rule span", h, ok)
+	}
+	if got, want := <-headers, "00-"+m[1]+"-"+h.SpanID+"-01"; got != want {
+		t.Errorf("the fetched service received traceparent %q, want %q", got, want)
 	}
 }

@@ -1,0 +1,104 @@
+package fetch
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Option adds telemetry to a Client (New).
+type Option func(*Client)
+
+// WithTracerProvider traces every HTTP request as a client span (otelhttp)
+// in the trace of the ctx given to Fetch, and sends the W3C traceparent
+// header to the fetched service. Without it nothing is traced.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(c *Client) {
+		c.transport = otelhttp.NewTransport(c.transport,
+			otelhttp.WithTracerProvider(tp),
+			otelhttp.WithPropagators(propagation.TraceContext{}),
+			// No metrics from otelhttp: the client records its own, per
+			// host rather than per URL.
+			otelhttp.WithMeterProvider(noop.NewMeterProvider()),
+		)
+	}
+}
+
+// WithMeterProvider records the client's metrics (docs/telemetry.md):
+// resc.fetch.duration (per host and outcome, retries included),
+// resc.fetch.retries (per host) and resc.fetch.breaker.state (per host).
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(c *Client) { c.meter = mp.Meter("github.com/resc-go/resc/fetch") }
+}
+
+// clientMetrics are the instruments of a Client; nil without a meter.
+type clientMetrics struct {
+	duration metric.Float64Histogram
+	retries  metric.Int64Counter
+}
+
+func (c *Client) initMetrics() error {
+	if c.meter == nil {
+		return nil
+	}
+	d, err1 := c.meter.Float64Histogram("resc.fetch.duration", metric.WithUnit("s"),
+		metric.WithDescription("Duration of a fetch, its retries and waits included."),
+		metric.WithExplicitBucketBoundaries(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+	r, err2 := c.meter.Int64Counter("resc.fetch.retries", metric.WithDescription("HTTP requests retried after a transient failure."))
+	state, err3 := c.meter.Int64ObservableGauge("resc.fetch.breaker.state",
+		metric.WithDescription("State of the circuit breaker of each host fetched: 0 closed, 1 half-open, 2 open."))
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return err
+	}
+	c.metrics = &clientMetrics{duration: d, retries: r}
+	_, err := c.meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		c.mu.RLock()
+		defer c.mu.RUnlock()
+		for _, b := range c.breakers {
+			v := int64(0)
+			switch b.cb.State() {
+			case gobreaker.StateHalfOpen:
+				v = 1
+			case gobreaker.StateOpen:
+				v = 2
+			}
+			o.ObserveInt64(state, v, metric.WithAttributes(attribute.String("host", b.host)))
+		}
+		return nil
+	}, state)
+	return err
+}
+
+// record records a fetch that ended with err, its attempts made.
+func (c *Client) record(ctx context.Context, host string, start time.Time, attempts int, err error) {
+	m := c.metrics
+	if m == nil {
+		return
+	}
+	outcome := "ok"
+	var fe *Error
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrCircuitOpen) && attempts == 0:
+		outcome = "circuit_open"
+	case errors.As(err, &fe) && fe.cancelled:
+		outcome = "cancelled"
+	case IsPermanent(err):
+		outcome = "permanent_failure"
+	default:
+		outcome = "transient_failure"
+	}
+	h := attribute.String("host", host)
+	m.duration.Record(ctx, time.Since(start).Seconds(), metric.WithAttributes(h, attribute.String("outcome", outcome)))
+	if attempts > 1 {
+		m.retries.Add(ctx, int64(attempts-1), metric.WithAttributes(h))
+	}
+}
