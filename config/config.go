@@ -73,6 +73,9 @@ type Config struct {
 	// Fetch holds the top-level fetch settings (key "fetch"); each fetcher
 	// has its own in Fetcher.Settings, these with its keys over them.
 	Fetch FetchSettings
+	// Reschedule says how an event whose fetch failed for good (its
+	// retries spent) is attempted again (keys of the top-level "fetch").
+	Reschedule RescheduleSettings
 
 	// Cluster holds the cluster timings (key "cluster").
 	Cluster ClusterSettings
@@ -124,6 +127,23 @@ type FetchSettings struct {
 	// a half-open breaker lets through at once; that many successes in a
 	// row close it, one failure opens it again. Default 1; must be positive.
 	BreakerHalfOpen int
+}
+
+// RescheduleSettings schedule again an event whose fetch failed after its
+// retries: it waits in Redis (the delay schedule of its input queue) and is
+// attempted again, up to Attempts times in all. Zero means the default
+// (package watcher's).
+type RescheduleSettings struct {
+	// Attempts is fetch.attempts, how many times an event's fetches are
+	// attempted in all before it goes to the dead-letter list. Default 8;
+	// 1 to 1000.
+	Attempts int
+	// Delay is fetch.reschedule_delay_ms, the wait after the first failed
+	// attempt, doubling after each further one. Default 5 s.
+	Delay time.Duration
+	// MaxDelay is fetch.reschedule_max_delay_ms, the longest wait. Default
+	// 10 min.
+	MaxDelay time.Duration
 }
 
 // DefaultFetchSettings are the fetch settings of a file without fetch keys.

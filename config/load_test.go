@@ -503,6 +503,13 @@ func TestLoadProblems(t *testing.T) {
 				{"fetch.breaker_half_open_requests", "", "must be a positive integer, not 0"},
 				{"watchers", "", "must not be empty"},
 			}},
+		{"reschedule settings", "",
+			`{"fetch":{"attempts":0,"reschedule_delay_ms":-5,"reschedule_max_delay_ms":"x"},"watchers":[{"input_queue":"in","rules":[{"on":"a","fetch":[{"url":"http://h/","returns":"r","attempts":2}],"make":{"queue":"q"}}]}]}`, []want{
+				{"fetch.attempts", "", "must be an integer from 1 to 1000, not 0"},
+				{"fetch.reschedule_delay_ms", "", "must be a positive integer, not -5"},
+				{"fetch.reschedule_max_delay_ms", "", "must be a positive integer, not a string"},
+				{"watchers[0].rules[0].fetch[0].attempts", "", "unknown key"},
+			}},
 		{"breaker counts too large", "",
 			`{"fetch":{"breaker_failures":1000001,"breaker_half_open_requests":4294967296},"watchers":[]}`, []want{
 				{"fetch.breaker_failures", "", "must be at most 1000000, not 1000001"},
@@ -885,6 +892,16 @@ func TestFetcherSettings(t *testing.T) {
 	}
 	if got := c.Watchers[0].Rules[0].Fetch; !reflect.DeepEqual(got, want) {
 		t.Errorf("fetchers\n%+v\nwant\n%+v", got, want)
+	}
+}
+
+func TestRescheduleSettings(t *testing.T) {
+	c, err := LoadBytes("c.hjson", []byte(`{redis: {url: "redis://h/"}, fetch: {attempts: 3, reschedule_delay_ms: 100, reschedule_max_delay_ms: 900}, watchers: [{input_queue: "in", rules: [{on: "a", make: {queue: "q"}}]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (RescheduleSettings{Attempts: 3, Delay: 100 * time.Millisecond, MaxDelay: 900 * time.Millisecond}); c.Reschedule != want {
+		t.Errorf("Reschedule = %+v, want %+v", c.Reschedule, want)
 	}
 }
 

@@ -258,7 +258,7 @@ func (l *loader) config(root any) *Config {
 		}},
 		{name: "fetch", set: func(p string, v any) {
 			if o, ok := l.obj(p, "", v); ok {
-				l.walk(p, "", o, l.fetchFields(p, ""))
+				l.walk(p, "", o, append(l.fetchFields(p, ""), l.rescheduleFields(&c.Reschedule)...))
 			}
 		}},
 		{name: "cluster", set: func(p string, v any) {
@@ -365,6 +365,28 @@ func (l *loader) fetchFields(path, rule string) []field {
 		count("breaker_failures", 0, MaxBreakerCount, "an integer >= 0", func(f *FetchSettings) *int { return &f.BreakerFailures }),
 		ms("breaker_open_ms", func(f *FetchSettings) *time.Duration { return &f.BreakerOpen }),
 		count("breaker_half_open_requests", 1, MaxBreakerCount, "a positive integer", func(f *FetchSettings) *int { return &f.BreakerHalfOpen }),
+	}
+}
+
+// rescheduleFields are the keys of the top-level fetch object that only it
+// has: how an event whose fetch failed is scheduled again (per event, so not
+// per fetcher).
+func (l *loader) rescheduleFields(r *RescheduleSettings) []field {
+	ms := func(dst *time.Duration) func(string, any) {
+		return func(p string, v any) {
+			if n, ok := l.positive(p, "", v, maxTimeoutMS); ok {
+				*dst = time.Duration(n) * time.Millisecond
+			}
+		}
+	}
+	return []field{
+		{name: "attempts", set: func(p string, v any) {
+			if n, ok := l.integer(p, "", v, 1, 1000, "an integer from 1 to 1000"); ok {
+				r.Attempts = int(n)
+			}
+		}},
+		{name: "reschedule_delay_ms", set: ms(&r.Delay)},
+		{name: "reschedule_max_delay_ms", set: ms(&r.MaxDelay)},
 	}
 }
 

@@ -216,6 +216,9 @@ func (w *Watcher) scriptArgs(it *item, now time.Time) ([]string, []any) {
 	if mode == "retry" {
 		r := &w.opts.Retry
 		args[8], args[9], args[10], args[11], args[12] = r.Attempts, r.Delay.Milliseconds(), r.MaxDelay.Milliseconds(), r.AttemptsTTL.Milliseconds(), w.scheduleTag(it)
+		if it.busy {
+			args = append(args, "busy")
+		}
 		return keys, args
 	}
 	args[8], args[9], args[10], args[11], args[12] = "", "", "", "", ""
@@ -320,8 +323,12 @@ func (w *Watcher) handleReply(ctx context.Context, it *item, reply []any) (again
 		w.stats.Retried.Add(1)
 		it.trace.end("scheduled again", "fetch failed (attempt "+strconv.FormatInt(n, 10)+"): "+it.retry)
 		due, _ := strconv.ParseInt(detail, 10, 64)
-		w.log.Warn("fetch failed: event scheduled again", "event", short(it.event), "attempt", n, "of", w.opts.Retry.Attempts,
-			"in", time.UnixMilli(due).Sub(w.opts.Now()).Round(time.Millisecond), "reason", it.retry)
+		in := time.UnixMilli(due).Sub(w.opts.Now()).Round(time.Millisecond)
+		if it.busy {
+			w.log.Info("fetch host busy: event scheduled again", "event", short(it.event), "in", in, "reason", it.retry)
+		} else {
+			w.log.Warn("fetch failed: event scheduled again", "event", short(it.event), "attempt", n, "of", w.opts.Retry.Attempts, "in", in, "reason", it.retry)
+		}
 	case codeRetryExhausted:
 		it.attempts = int(n)
 		it.dead = fmt.Sprintf("fetch failed %d times, the last: %s", it.attempts, it.retry)

@@ -50,6 +50,8 @@
 -- ARGV[12]  with 'retry': how long attempts are remembered after the last
 --           one, ms
 -- ARGV[13]  with 'retry': a prefix making the schedule member unique
+-- ARGV[14]  with 'retry': 'busy' when the fetch did not fail but its host
+--           had no slot: scheduled after ARGV[10] ms, no attempt counted
 -- ARGV[14..] with 'commit', for each task: the task, '1' when it has a set
 --           else '0', its trace context ('' for none)
 --
@@ -95,6 +97,14 @@ if mode == 'retry' then
   end
   if st ~= 'zset' and st ~= 'none' then
     return {8, 0, 0, 'delay schedule ' .. sched .. ' is a ' .. st .. ', not a sorted set'}
+  end
+  if ARGV[14] == 'busy' then
+    if redis.call('LREM', taken, -1, event) ~= 1 then
+      return {2, 0, 0, ''}
+    end
+    local due = now_ms + delay0
+    redis.call('ZADD', sched, due, tag .. ':' .. event)
+    return {7, 0, 0, tostring(due)}
   end
   local field = redis.sha1hex(event)
   local n = 1

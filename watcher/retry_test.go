@@ -276,3 +276,50 @@ func TestCommitScriptRetryBranches(t *testing.T) {
 }
 
 func redisZ(m string) redis.Z { return redis.Z{Score: 1, Member: m} }
+
+// TestSlowHostDoesNotBlockOthers: with fetch_concurrency 1, a host that
+// does not answer holds one event in flight and one waiting; a third event
+// for it is scheduled again at once without counting an attempt, and an
+// event for another host is handled meanwhile.
+func TestSlowHostDoesNotBlockOthers(t *testing.T) {
+	release := make(chan struct{})
+	entered := make(chan struct{}, 8)
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered <- struct{}{}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		_, _ = w.Write([]byte(`{"name":"s"}`))
+	}))
+	defer slow.Close()
+	defer close(release)
+	fast, _ := fetchServer(t, 200, `{"name":"f"}`)
+	rs := func(name, prefix, base string) config.Rule {
+		r := rule(name, `^`+prefix+`/(?P<id>\w+)$`, mk("${id}/${c.name}", "out", ""))
+		r.Fetch = []config.Fetcher{{URL: base + "/x/${id}", Returns: "c"}}
+		return r
+	}
+	h := newHarness(t, []config.Rule{rs("slow", "s", slow.URL), rs("fast", "f", fast.URL)},
+		fetch.New(config.FetchSettings{Timeout: time.Minute, MaxBody: 1 << 20}, nil),
+		func(c *config.Watcher, o *Options) { c.FetchConcurrency = 1 })
+	h.start()
+	h.push("s/1")
+	<-entered // s/1 in flight
+	h.push("s/2", "s/3")
+	eventually(t, "an event for the busy host scheduled again", func() bool { return h.w.Stats().Retried.Load() == 1 })
+	h.push("f/1")
+	eventually(t, "the other host's event handled", func() bool { return equal(h.list("out"), []string{"1/f"}) })
+	ctx := context.Background()
+	if h.rdb.Exists(ctx, keyspace.FetchAttempts("resc:", "in")).Val() != 0 {
+		t.Error("a busy host counted as a failed attempt")
+	}
+	zs := h.rdb.ZRangeWithScores(ctx, keyspace.DelaySchedule("resc:", "in"), 0, -1).Val()
+	if len(zs) != 1 || !strings.HasSuffix(zs[0].Member.(string), ":s/3") || int64(zs[0].Score) != fixedNow.UnixMilli()+DefaultRetryDelay.Milliseconds() {
+		t.Errorf("schedule %v, want s/3 due after the retry delay", zs)
+	}
+	if taken := h.list(h.w.TakenList()); len(taken) != 2 {
+		t.Errorf("taken list %q, want s/1 and s/2 still held", taken)
+	}
+}

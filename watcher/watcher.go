@@ -294,6 +294,9 @@ type item struct {
 	// retry, when not empty, is why the event's fetch failed: it is
 	// scheduled again (or dead-lettered past its last attempt).
 	retry string
+	// busy: the retry is because the fetch's host was busy, not a failure
+	// (scheduled again without counting an attempt).
+	busy bool
 	// attempts is how many times its fetch was attempted, when that is why
 	// it is dead-lettered.
 	attempts int
@@ -390,7 +393,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 
 // takeLoop takes events while ctx is not done and dispatches them.
 func (w *Watcher) takeLoop(ctx, work context.Context, slots chan struct{}, ready chan<- *item, fetches *sync.WaitGroup) {
-	fetchSlots := make(chan struct{}, w.cfg.FetchConcurrency)
+	fetchSlots := newHostSlots(w.cfg.FetchConcurrency)
 	// A BLMOVE under way when ctx ends may still take one event, up to the
 	// block timeout later; it is handled like any other.
 	defer w.log.Info("stopped taking")
@@ -504,7 +507,7 @@ func (w *Watcher) take(ctx context.Context, n int) ([]string, error) {
 
 // dispatch applies the rules to ev and sends it to the committer, at once
 // when no matching rule fetches, else from a goroutine once fetched.
-func (w *Watcher) dispatch(work context.Context, ev string, t *eventTrace, ready chan<- *item, fetchSlots chan struct{}, fetches *sync.WaitGroup) {
+func (w *Watcher) dispatch(work context.Context, ev string, t *eventTrace, ready chan<- *item, fetchSlots *hostSlots, fetches *sync.WaitGroup) {
 	seq := uint64(w.stats.Taken.Add(1))
 	matches := w.rules.Match(ev)
 	w.metrics.matched(matches)
@@ -539,13 +542,7 @@ func (w *Watcher) dispatch(work context.Context, ev string, t *eventTrace, ready
 // A failed fetch fails the whole event, so that no task of it is pushed
 // twice when it is attempted again: a transient failure schedules it again,
 // a permanent one (Options.Permanent) sends it to the dead-letter list.
-func (w *Watcher) fetchAndMake(work context.Context, ev string, t *eventTrace, matches []rules.Match, fetchSlots chan struct{}) *item {
-	select {
-	case fetchSlots <- struct{}{}:
-		defer func() { <-fetchSlots }()
-	case <-work.Done():
-		return &item{event: ev, abandoned: true}
-	}
+func (w *Watcher) fetchAndMake(work context.Context, ev string, t *eventTrace, matches []rules.Match, fetchSlots *hostSlots) *item {
 	it := &item{event: ev}
 	for i := range matches {
 		m := &matches[i]
@@ -572,7 +569,18 @@ func (w *Watcher) fetchAndMake(work context.Context, ev string, t *eventTrace, m
 		}
 		results := make([][]map[string]string, len(reqs))
 		for j, r := range reqs {
+			release, err := fetchSlots.acquire(work, r.URL)
+			var busy *errHostBusy
+			switch {
+			case errors.As(err, &busy):
+				endRule(span, 0, err)
+				return &item{event: ev, retry: err.Error(), busy: true}
+			case err != nil:
+				endRule(span, 0, err)
+				return &item{event: ev, abandoned: true}
+			}
 			res, err := w.fetch.Fetch(rctx, r.URL, r.Settings)
+			release()
 			if err != nil {
 				endRule(span, 0, err)
 				if work.Err() != nil {
