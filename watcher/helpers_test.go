@@ -2,6 +2,7 @@ package watcher
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"strings"
 	"testing"
@@ -145,4 +146,19 @@ func mk(task, queue, set string) config.Maker {
 
 func equal(a, b []string) bool {
 	return strings.Join(a, "\x00") == strings.Join(b, "\x00") && len(a) == len(b)
+}
+
+// onlyDead returns the one entry of the dead-letter list of "in", failing
+// the test when there is not exactly one.
+func (h *harness) onlyDead() DeadEntry {
+	h.t.Helper()
+	dead := h.list("in/dead")
+	if len(dead) != 1 {
+		h.t.Fatalf("dead = %q, want one entry", dead)
+	}
+	var e DeadEntry
+	if err := json.Unmarshal([]byte(dead[0]), &e); err != nil {
+		h.t.Fatal(err)
+	}
+	return e
 }

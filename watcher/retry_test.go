@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha1"
 	"encoding/hex"
-	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -121,14 +120,7 @@ func TestFetchRetriesExhausted(t *testing.T) {
 	eventually(t, "the first retry", func() bool { return h.w.Stats().Retried.Load() == 1 })
 	h.promoteAll()
 	h.waitHandled(1)
-	dead := h.list("in/dead")
-	if len(dead) != 1 {
-		t.Fatalf("dead = %q", dead)
-	}
-	var e DeadEntry
-	if err := json.Unmarshal([]byte(dead[0]), &e); err != nil {
-		t.Fatal(err)
-	}
+	e := h.onlyDead()
 	if e.Event != "trt/abc" || e.Attempts != 2 || !strings.HasPrefix(e.Reason, "fetch failed 2 times, the last: rule \"children\"") || !strings.Contains(e.Reason, "503") {
 		t.Errorf("dead entry %+v", e)
 	}

@@ -206,14 +206,7 @@ func TestFetchFailureDeadLetters(t *testing.T) {
 	h.start()
 	h.push("trt/abc")
 	h.waitHandled(1)
-	dead := h.list("in/dead")
-	if len(dead) != 1 {
-		t.Fatalf("dead = %q", dead)
-	}
-	var e DeadEntry
-	if err := json.Unmarshal([]byte(dead[0]), &e); err != nil {
-		t.Fatal(err)
-	}
+	e := h.onlyDead()
 	if e.Event != "trt/abc" || !strings.Contains(e.Reason, "404") || !strings.Contains(e.Reason, `rule "children"`) {
 		t.Errorf("dead entry %+v", e)
 	}
