@@ -223,11 +223,19 @@ func freePort(t *testing.T) string {
 // makes made/N/<name> in made/todo, name being fetched from fetchBase/p/N).
 func procConfig(t *testing.T, redisURL, fetchBase string) string {
 	t.Helper()
-	return writeConfig(t, "resc.hjson", `{
-  redis: { url: "`+redisURL+`" }
+	return writeConfig(t, "resc.hjson", procConfigText(redisURL, fetchBase, "", ""))
+}
+
+// procConfigText is procConfig's text, with the top-level keys top and the
+// watcher keys watcherKeys added (one a line, or "").
+func procConfigText(redisURL, fetchBase, top, watcherKeys string) string {
+	return `{
+  redis: { url: "` + redisURL + `" }
+  ` + top + `
   watchers: [
     {
       input_queue: in
+      ` + watcherKeys + `
       rules: [
         {
           name: plain
@@ -237,14 +245,14 @@ func procConfig(t *testing.T, redisURL, fetchBase string) string {
         {
           name: enrich
           on: "^prod/(?P<id>\\d+)$"
-          fetch: [ { url: "`+fetchBase+`/p/${id}", returns: "p" } ]
+          fetch: [ { url: "` + fetchBase + `/p/${id}", returns: "p" } ]
           make: { task: "made/${id}/${p.name}", queue: "made/todo" }
         }
       ]
     }
   ]
 }
-`)
+`
 }
 
 // heldAPI is an HTTP server for fetch rules whose handler is held until
