@@ -6,7 +6,7 @@ LDFLAGS   := -s -w -X main.version=$(VERSION)
 CONFIG    ?= examples/demo.hjson
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: run test build lint vet bench clean
+.PHONY: run test chaos build lint vet bench clean
 
 ## run: start resc on the example configuration; without a reachable Redis at
 ## its URL, an embedded in-memory server is started instead (for trying only).
@@ -18,6 +18,19 @@ test:
 	./scripts/ensure-redis.sh
 	$(GO) vet ./...
 	$(GO) test -race -shuffle=on -count=1 -timeout 10m ./...
+
+## chaos: the long chaos runs, printing their figures: a soak of RESC_SOAK
+## (random SIGKILLs and SIGTERMs under load, fast cluster timings) and
+## RESC_RECOVERY_KILLS kills each of a replica and of the leader with the
+## default cluster settings (recovery p50/p99/max). `make test` runs them
+## short. Without -race: the figures are the product's, and the harness is
+## race-tested by `make test`; -parallel runs the recovery clusters at once.
+RESC_SOAK           ?= 3m
+RESC_RECOVERY_KILLS ?= 40
+chaos:
+	./scripts/ensure-redis.sh
+	RESC_SOAK=$(RESC_SOAK) RESC_RECOVERY_KILLS=$(RESC_RECOVERY_KILLS) \
+	  $(GO) test -count=1 -v -parallel 16 -timeout 60m -run '^(TestSoak|TestRecoveryTime)$$' ./cmd/resc/
 
 ## build: a static binary in bin/resc with the version stamped in.
 build:
