@@ -1,0 +1,15 @@
+// Package deploy holds the deployment files of resc-go, and the tests that
+// check them without Docker or Nomad:
+//
+//	Dockerfile              the images: resc (default target) and demo
+//	docker-compose.yml      the demo: Redis, Jaeger, three replicas, the
+//	                        demo API and workers (docs/deploy.md)
+//	resc.hjson              the configuration of the compose demo
+//	nomad/resc.nomad.hcl    a Nomad job: count replicas, rolling updates
+//	healthcheck/            the container health check (no shell in the image)
+//
+// The tests load the compose file with compose-go (as docker compose
+// does), the Nomad job with the HCL parser Nomad uses, and the Dockerfile
+// as text, and check what the files promise: replica ids, wiring, health
+// checks, grace periods above the drain timeout, a static non-root image.
+package deploy
