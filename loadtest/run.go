@@ -1,0 +1,621 @@
+package loadtest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/resc-go/resc/internal/keyspace"
+)
+
+// Modes of a run.
+const (
+	ModeThroughput = "throughput"
+	ModeRate       = "rate"
+	ModeIdle       = "idle"
+	ModeK6         = "k6"
+)
+
+// Options configure a run. Zero values take the defaults listed.
+type Options struct {
+	// Mode is ModeThroughput (default), ModeRate, ModeIdle or ModeK6.
+	Mode string
+	// Events is how many events the measurement pushes: throughput
+	// (default 200000), idle (default 200), rate when Duration is 0.
+	Events int
+	// Rate is the offered rate of ModeRate and ModeK6 in events/s
+	// (default 20000; ModeK6: 0 pushes as fast as k6 can).
+	Rate float64
+	// Duration, in ModeRate, pushes Rate×Duration events; in ModeK6 it is
+	// how long k6 pushes (default 10 s).
+	Duration time.Duration
+	// Gap is the pause between two events in ModeIdle (default 20 ms).
+	Gap time.Duration
+	// Replicas is the number of resc processes (default 1).
+	Replicas int
+	// NoSet makes the rule push its tasks without a dedup set, so that the
+	// checker sees duplicates. The default rule has a set, as resc's
+	// introductory example.
+	NoSet bool
+	// Listener turns the listener channel on.
+	Listener bool
+	// Observe is how latency sees a task: "pop" (default) or "listener"
+	// (implies Listener).
+	Observe string
+	// Feed is how ModeThroughput pushes: "preload" (default) or "live".
+	Feed string
+	// FetchDelay, when positive, gives the rule an HTTP fetch of a local
+	// service answering after that delay.
+	FetchDelay time.Duration
+	// Concurrency, FetchConcurrency and BatchSize set the watcher's keys
+	// of the same names; 0 leaves resc-go's defaults.
+	Concurrency, FetchConcurrency, BatchSize int
+	// NoBaseline skips the baseline (resc's algorithm).
+	NoBaseline bool
+	// BaselineEvents is how many events the baseline handles (default:
+	// the measurement's, at most 20000, or 300 with a fetch).
+	BaselineEvents int
+	// Warmup is how many events each system handles before the
+	// measurement (default 2000, 100 with a fetch; -1 for none).
+	Warmup int
+	// RSSInterval is how often replica memory is sampled (default 1 s).
+	RSSInterval time.Duration
+	// StallTimeout fails a run whose task count does not move for that
+	// long (default 30 s).
+	StallTimeout time.Duration
+	// RedisURL targets an existing Redis instead of starting a private
+	// one. Only keys under the run's prefix are written, and deleted at
+	// the end; nothing is flushed.
+	RedisURL string
+	// Resc is the resc binary; default: built with go build into a
+	// temporary directory.
+	Resc string
+	// PprofDir, when set, receives a CPU profile of the first replica
+	// taken during the measurement (PprofSeconds long, default 5) and,
+	// on a private Redis, its command statistics for the measurement.
+	PprofDir     string
+	PprofSeconds int
+	// K6 is the k6 binary of ModeK6 (default "k6" on PATH), K6Script its
+	// script (default loadtest/k6/push.js), K6Args more arguments of
+	// `k6 run`.
+	K6, K6Script string
+	K6Args       []string
+	// Log receives progress lines and k6's output; default io.Discard.
+	Log io.Writer
+}
+
+func (o *Options) defaults() error {
+	if o.Mode == "" {
+		o.Mode = ModeThroughput
+	}
+	if o.Replicas == 0 {
+		o.Replicas = 1
+	}
+	if o.Observe == "" {
+		o.Observe = "pop"
+	}
+	if o.Observe == "listener" {
+		o.Listener = true
+	}
+	if o.Feed == "" {
+		o.Feed = "preload"
+	}
+	switch o.Mode {
+	case ModeThroughput:
+		o.Events = cmpOr(o.Events, 200000)
+	case ModeIdle:
+		o.Events = cmpOr(o.Events, 200)
+		o.Gap = cmpOr(o.Gap, 20*time.Millisecond)
+	case ModeRate:
+		o.Rate = cmpOr(o.Rate, 20000)
+		if o.Duration > 0 {
+			o.Events = int(o.Rate * o.Duration.Seconds())
+		}
+		o.Events = cmpOr(o.Events, int(o.Rate)*10)
+	case ModeK6:
+		o.Duration = cmpOr(o.Duration, 10*time.Second)
+		o.K6 = cmpOr(o.K6, "k6")
+		o.K6Script = cmpOr(o.K6Script, "loadtest/k6/push.js")
+	default:
+		return fmt.Errorf("loadtest: unknown mode %q: want throughput, rate, idle or k6", o.Mode)
+	}
+	if o.BaselineEvents == 0 {
+		o.BaselineEvents = min(o.Events, 20000)
+		if o.FetchDelay > 0 {
+			o.BaselineEvents = min(o.Events, 300)
+		}
+		if o.Mode == ModeK6 {
+			o.BaselineEvents = 20000
+		}
+	}
+	if o.Warmup == 0 {
+		o.Warmup = 2000
+		if o.FetchDelay > 0 {
+			// A burst beyond the host's share of fetch slots (half the
+			// watcher's concurrency) is scheduled again 5 s later.
+			o.Warmup = 100
+		}
+	}
+	o.RSSInterval = cmpOr(o.RSSInterval, time.Second)
+	o.StallTimeout = cmpOr(o.StallTimeout, 30*time.Second)
+	o.PprofSeconds = cmpOr(o.PprofSeconds, 5)
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	var errs []error
+	if o.Events <= 0 && o.Mode != ModeK6 {
+		errs = append(errs, errors.New("events must be positive"))
+	}
+	if o.Replicas < 1 || o.Replicas > 100 {
+		errs = append(errs, errors.New("replicas must be 1 to 100"))
+	}
+	if o.Rate < 0 {
+		errs = append(errs, errors.New("rate must not be negative"))
+	}
+	if o.Observe != "pop" && o.Observe != "listener" {
+		errs = append(errs, fmt.Errorf("observe %q: want pop or listener", o.Observe))
+	}
+	if o.Feed != "preload" && o.Feed != "live" {
+		errs = append(errs, fmt.Errorf("feed %q: want preload or live", o.Feed))
+	}
+	return errors.Join(errs...)
+}
+
+func cmpOr[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// runner holds what a run shares.
+type runner struct {
+	o       Options
+	clk     clock
+	rdb     *redis.Client
+	url     string
+	private *privateRedis
+	dir     string
+	resc    string
+	prefix  string
+	fetch   *fetchServer
+	notes   []string
+}
+
+func (r *runner) logf(format string, args ...any) {
+	fmt.Fprintf(r.o.Log, "resc-load: "+format+"\n", args...)
+}
+
+func (r *runner) clientOptions() *redis.Options {
+	opts, _ := redis.ParseURL(r.url) // checked in Run
+	opts.PoolSize = 16
+	opts.MaxRetries = -1
+	return opts
+}
+
+// Run runs one load test as o says and returns its report. The report is
+// returned with an error too when the checker found a problem.
+func Run(ctx context.Context, o Options) (rep *Report, err error) {
+	if err := o.defaults(); err != nil {
+		return nil, err
+	}
+	r := &runner{o: o, clk: newClock()}
+	var id [4]byte
+	_, _ = rand.Read(id[:])
+	r.prefix = "lt/" + hex.EncodeToString(id[:]) + "/"
+	if r.dir, err = os.MkdirTemp("", "resc-load-"); err != nil {
+		return nil, fmt.Errorf("loadtest: %w", err)
+	}
+	defer os.RemoveAll(r.dir)
+
+	r.resc = o.Resc
+	if r.resc == "" {
+		r.logf("building resc")
+		if r.resc, err = buildResc(ctx, r.dir); err != nil {
+			return nil, err
+		}
+	}
+	if o.RedisURL != "" {
+		r.url = o.RedisURL
+	} else {
+		if r.private, err = startRedis(ctx); err != nil {
+			return nil, err
+		}
+		defer r.private.stop()
+		r.url = r.private.url()
+	}
+	if _, err := redis.ParseURL(r.url); err != nil {
+		return nil, fmt.Errorf("loadtest: bad Redis URL %q: %w", r.url, err)
+	}
+	r.rdb = redis.NewClient(r.clientOptions())
+	defer r.rdb.Close()
+	defer func() {
+		// Delete every key of the run, even when ctx is done.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if cerr := r.deleteKeys(cctx); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+	}()
+	if o.FetchDelay > 0 {
+		if r.fetch, err = startFetchServer(o.FetchDelay); err != nil {
+			return nil, err
+		}
+		defer func() { err = errors.Join(err, r.fetch.close(ctx)) }()
+	}
+	rep, err = r.run(ctx)
+	if err == nil && rep.Check != nil && !rep.Check.OK {
+		err = fmt.Errorf("loadtest: check %s", rep.Check)
+	}
+	return rep, err
+}
+
+func (r *runner) run(ctx context.Context) (*Report, error) {
+	o := r.o
+	rep := &Report{
+		Mode: o.Mode, Replicas: o.Replicas, Set: !o.NoSet, Listener: o.Listener,
+		Events: o.Events, Prefix: r.prefix,
+	}
+	if o.FetchDelay > 0 {
+		rep.FetchDelayMS = ms(o.FetchDelay)
+	}
+	switch o.Mode {
+	case ModeThroughput:
+		rep.Feed = o.Feed
+	case ModeRate:
+		rep.OfferedRate = o.Rate
+		rep.Observe = o.Observe
+	case ModeIdle:
+		rep.Observe = o.Observe
+		rep.GapMS = ms(o.Gap)
+	case ModeK6:
+		rep.OfferedRate = o.Rate
+	}
+	rep.Machine = r.machine(ctx)
+
+	shape := ruleShape{set: !o.NoSet, listener: o.Listener, concurrency: o.Concurrency, fetchConcurrency: o.FetchConcurrency, batchSize: o.BatchSize}
+	if r.fetch != nil {
+		shape.fetchURL = r.fetch.url
+	}
+	main := &target{name: "resc-go", k: newKeys(r.prefix)}
+	cfg, err := writeConfig(r.dir, "resc", r.url, main.k, shape)
+	if err != nil {
+		return nil, err
+	}
+	reps, err := r.startReplicas(ctx, cfg)
+	defer func() {
+		for _, rp := range reps {
+			if rp.running() {
+				_ = rp.stop(5 * time.Second)
+			}
+		}
+	}()
+	if err != nil {
+		return nil, err
+	}
+	main.alive = func() error {
+		for _, rp := range reps {
+			if !rp.running() {
+				return fmt.Errorf("loadtest: replica %s exited (code %d); stderr: %s", rp.id, rp.cmd.ProcessState.ExitCode(), rp.stderr.String())
+			}
+		}
+		return nil
+	}
+	r.logf("%d replica(s) registered; warm-up of %d events", len(reps), max(o.Warmup, 0))
+	if err := r.warmup(ctx, main, o.Warmup); err != nil {
+		return nil, err
+	}
+
+	// Memory sampling runs over the measurement only.
+	names, pids := make([]string, 0, len(reps)+1), make([]int, 0, len(reps)+1)
+	for _, rp := range reps {
+		names, pids = append(names, rp.id), append(pids, rp.pid())
+	}
+	if r.private != nil {
+		names, pids = append(names, "redis-server"), append(pids, r.private.pid())
+	}
+	sampler := newMemSampler(o.RSSInterval, names, pids)
+	sctx, stopSampler := context.WithCancel(ctx)
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		sampler.run(sctx)
+	}()
+	var profiled chan error
+	main.started = func() {
+		profiled = r.startProfile(ctx, reps[0])
+	}
+
+	r.logf("measuring %s: %s", main.name, rep.describe())
+	m, err := r.measure(ctx, main, o.Events, rep)
+	stopSampler()
+	<-sampled
+	if profiled != nil {
+		if perr := <-profiled; perr != nil {
+			r.notes = append(r.notes, perr.Error())
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	rep.Events = m.events
+	rep.Seconds = m.elapsed.Seconds()
+	rep.EventsPerSec = m.perSecond()
+	if m.lat != nil {
+		rep.Latency = m.lat.summary()
+	}
+	if m.lag != nil {
+		rep.ProducerLag = m.lag.summary()
+	}
+	rep.Memory = sampler.memory()
+	if m.tally == nil { // the listener observer leaves the tasks in the queue
+		m.tally = newTally(m.events)
+	}
+	if rep.Check, err = check(ctx, r.rdb, main.k, m.tally, append([]string{main.k.tasks}, m.lists...)...); err != nil {
+		return nil, err
+	}
+	rep.Check.Duplicates = o.NoSet
+	if err := r.redisStats(ctx); err != nil {
+		r.notes = append(r.notes, err.Error())
+	}
+
+	// Stop the replicas before the baseline: it gets the machine alone.
+	var stopErrs []error
+	for _, rp := range reps {
+		if err := rp.stop(30 * time.Second); err != nil {
+			stopErrs = append(stopErrs, err)
+		} else if strings.Contains(rp.stderr.String(), "level=ERROR") {
+			r.notes = append(r.notes, fmt.Sprintf("replica %s logged errors: %s", rp.id, lastLines(rp.stderr.String(), 5)))
+		}
+	}
+	if err := errors.Join(stopErrs...); err != nil {
+		return nil, err
+	}
+
+	if !o.NoBaseline {
+		if rep.Baseline, err = r.baseline(ctx, shape); err != nil {
+			return nil, err
+		}
+		rep.ratio()
+	}
+	rep.Notes = r.notes
+	return rep, nil
+}
+
+// measure runs the mode's measurement of n events on t.
+func (r *runner) measure(ctx context.Context, t *target, n int, rep *Report) (*measured, error) {
+	switch r.o.Mode {
+	case ModeRate:
+		return r.rate(ctx, t, n, r.o.Rate)
+	case ModeIdle:
+		return r.idle(ctx, t, n, r.o.Gap)
+	case ModeK6:
+		return r.k6(ctx, t, rep)
+	default:
+		return r.throughput(ctx, t, n, r.o.Feed)
+	}
+}
+
+// startReplicas starts o.Replicas processes lt-1..lt-N and waits until
+// each has registered (its liveness key exists) and so is taking events.
+func (r *runner) startReplicas(ctx context.Context, cfg string) ([]*replica, error) {
+	var reps []*replica
+	for i := 1; i <= r.o.Replicas; i++ {
+		addr := "off"
+		if r.o.PprofDir != "" {
+			port, err := freePort()
+			if err != nil {
+				return reps, err
+			}
+			addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		}
+		rp, err := startReplica(r.resc, "lt-"+strconv.Itoa(i), addr, cfg)
+		if err != nil {
+			return reps, err
+		}
+		reps = append(reps, rp)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	internal := newKeys(r.prefix).internal
+	for _, rp := range reps {
+		for {
+			n, err := r.rdb.Exists(ctx, keyspace.Replica(internal, rp.id)).Result()
+			if err == nil && n == 1 {
+				break
+			}
+			if !rp.running() {
+				return reps, fmt.Errorf("loadtest: replica %s exited at start (code %d): %s", rp.id, rp.cmd.ProcessState.ExitCode(), rp.stderr.String())
+			}
+			if time.Now().After(deadline) {
+				return reps, fmt.Errorf("loadtest: replica %s did not register within 30s (%v): %s", rp.id, err, rp.stderr.String())
+			}
+			sleep(ctx, 10*time.Millisecond)
+			if ctx.Err() != nil {
+				return reps, ctx.Err()
+			}
+		}
+	}
+	return reps, nil
+}
+
+// baseline measures resc's algorithm on its own keys, in the same mode
+// (ModeRate and ModeK6: its throughput, as it cannot hold their rates).
+func (r *runner) baseline(ctx context.Context, shape ruleShape) (*BaselineReport, error) {
+	t := &target{name: "baseline", k: newKeys(r.prefix + "base/")}
+	shape.listener = true // resc always publishes
+	cfg, err := writeConfig(r.dir, "baseline", r.url, t.k, shape)
+	if err != nil {
+		return nil, err
+	}
+	b, err := newBaseline(cfg, r.url, t.k)
+	if err != nil {
+		return nil, err
+	}
+	bctx, cancel := context.WithCancel(ctx)
+	go b.run(bctx)
+	t.alive = func() error {
+		select {
+		case <-b.done:
+			if b.err != nil {
+				return b.err
+			}
+			return errors.New("loadtest: baseline stopped")
+		default:
+			return nil
+		}
+	}
+	n := r.o.BaselineEvents
+	warm := min(max(r.o.Warmup, 0), max(10, n/10))
+	r.logf("baseline: warm-up of %d events, then %d events", warm, n)
+	var m *measured
+	if err = r.warmup(ctx, t, warm); err == nil {
+		if r.o.Mode == ModeIdle {
+			m, err = r.idle(ctx, t, n, r.o.Gap)
+		} else {
+			m, err = r.throughput(ctx, t, n, "preload")
+		}
+	}
+	cancel()
+	err = errors.Join(err, b.wait())
+	if err != nil {
+		return nil, err
+	}
+	br := &BaselineReport{Events: m.events, Seconds: m.elapsed.Seconds(), EventsPerSec: m.perSecond()}
+	if m.lat != nil {
+		br.Latency = m.lat.summary()
+	}
+	return br, nil
+}
+
+// startProfile takes a CPU profile of rp during the measurement when
+// PprofDir is set; the channel reports when it is written.
+func (r *runner) startProfile(ctx context.Context, rp *replica) chan error {
+	if r.o.PprofDir == "" {
+		return nil
+	}
+	if r.private != nil {
+		if err := r.rdb.ConfigResetStat(ctx).Err(); err != nil {
+			r.notes = append(r.notes, "CONFIG RESETSTAT: "+err.Error())
+		}
+	}
+	done := make(chan error, 1)
+	go func() {
+		url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", rp.httpAddr, r.o.PprofSeconds)
+		path := filepath.Join(r.o.PprofDir, "cpu-"+rp.id+".pprof")
+		done <- fetchTo(ctx, url, path)
+	}()
+	return done
+}
+
+func fetchTo(ctx context.Context, url, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("loadtest: profile: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("loadtest: profile: GET %s: %s", url, resp.Status)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// redisStats writes INFO commandstats to PprofDir: on a private Redis,
+// reset when the measurement started, so the commands of the measurement
+// (and the checker's few reads) only.
+func (r *runner) redisStats(ctx context.Context) error {
+	if r.o.PprofDir == "" || r.private == nil {
+		return nil
+	}
+	info, err := r.rdb.Info(ctx, "commandstats").Result()
+	if err != nil {
+		return fmt.Errorf("loadtest: INFO commandstats: %w", err)
+	}
+	return os.WriteFile(filepath.Join(r.o.PprofDir, "commandstats.txt"), []byte(info), 0o644)
+}
+
+// deleteKeys deletes every key under the run's prefix (SCAN, UNLINK).
+func (r *runner) deleteKeys(ctx context.Context) error {
+	iter := r.rdb.Scan(ctx, 0, r.prefix+"*", 1000).Iterator()
+	var batch []string
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		err := r.rdb.Unlink(ctx, batch...).Err()
+		batch = batch[:0]
+		return err
+	}
+	for iter.Next(ctx) {
+		batch = append(batch, iter.Val())
+		if len(batch) == 500 {
+			if err := flush(); err != nil {
+				return fmt.Errorf("loadtest: deleting the run's keys: %w", err)
+			}
+		}
+	}
+	if err := errors.Join(iter.Err(), flush()); err != nil {
+		return fmt.Errorf("loadtest: deleting the run's keys: %w", err)
+	}
+	return nil
+}
+
+// machine describes where the run happens.
+func (r *runner) machine(ctx context.Context) Machine {
+	m := Machine{CPUs: runtime.NumCPU(), Go: runtime.Version(), CPU: cpuModel()}
+	if info, err := r.rdb.Info(ctx, "server").Result(); err == nil {
+		m.Redis = infoField(info, "redis_version")
+	}
+	if out, err := exec.CommandContext(ctx, r.resc, "--version").Output(); err == nil {
+		m.Resc = strings.TrimSpace(string(out))
+	}
+	m.RedisPrivate = r.private != nil
+	return m
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return ""
+	}
+	for line := range strings.Lines(string(b)) {
+		if name, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(name) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], " | ")
+}
