@@ -129,6 +129,13 @@ type FetchSettings struct {
 	BreakerHalfOpen int
 }
 
+// Defaults of RescheduleSettings.
+const (
+	DefaultRescheduleAttempts = 8
+	DefaultRescheduleDelay    = 5 * time.Second
+	DefaultRescheduleMaxDelay = 10 * time.Minute
+)
+
 // RescheduleSettings schedule again an event whose fetch failed after its
 // retries: it waits in Redis (the delay schedule of its input queue) and is
 // attempted again, up to Attempts times in all. Zero means the default
@@ -142,7 +149,7 @@ type RescheduleSettings struct {
 	// attempt, doubling after each further one. Default 5 s.
 	Delay time.Duration
 	// MaxDelay is fetch.reschedule_max_delay_ms, the longest wait. Default
-	// 10 min.
+	// 10 min; at least Delay.
 	MaxDelay time.Duration
 }
 
@@ -200,9 +207,10 @@ type Watcher struct {
 	// (taken and not yet committed) per replica. Default 256; at most
 	// MaxConcurrency.
 	Concurrency int
-	// FetchConcurrency is fetch_concurrency, how many events with fetch
-	// rules are fetched at once per replica. Default 64; at most
-	// MaxConcurrency. Events that need no fetch never wait for these slots.
+	// FetchConcurrency is fetch_concurrency, how many fetches run at once
+	// to one host per replica (and at most three quarters of
+	// Concurrency). Default 64; at most MaxConcurrency. Events that need no
+	// fetch never wait for these slots.
 	FetchConcurrency int
 	// BatchSize is batch_size, the most events taken in one round trip and
 	// committed in one pipeline. Default 128; at most MaxBatchSize.

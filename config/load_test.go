@@ -510,6 +510,16 @@ func TestLoadProblems(t *testing.T) {
 				{"fetch.reschedule_max_delay_ms", "", "must be a positive integer, not a string"},
 				{"watchers[0].rules[0].fetch[0].attempts", "", "unknown key"},
 			}},
+		{"reschedule_max_delay_ms below reschedule_delay_ms", "",
+			`{"fetch":{"reschedule_delay_ms":2000,"reschedule_max_delay_ms":1000},"watchers":[]}`, []want{
+				{"watchers", "", "must not be empty"},
+				{"fetch.reschedule_max_delay_ms", "", "reschedule_max_delay_ms (1000) must be at least reschedule_delay_ms (2000)"},
+			}},
+		{"reschedule_delay_ms above the default maximum", "",
+			`{"fetch":{"reschedule_delay_ms":3600000},"watchers":[]}`, []want{
+				{"watchers", "", "must not be empty"},
+				{"fetch.reschedule_delay_ms", "", "reschedule_max_delay_ms (600000) must be at least reschedule_delay_ms (3600000)"},
+			}},
 		{"breaker counts too large", "",
 			`{"fetch":{"breaker_failures":1000001,"breaker_half_open_requests":4294967296},"watchers":[]}`, []want{
 				{"fetch.breaker_failures", "", "must be at most 1000000, not 1000001"},

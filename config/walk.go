@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -393,6 +394,17 @@ func (l *loader) rescheduleFields(r *RescheduleSettings) []field {
 // fetchSettings sets the top-level fetch settings and those of each
 // fetcher, now that the whole file is read.
 func (l *loader) fetchSettings(c *Config) {
+	r := c.Reschedule
+	if r.Delay > 0 || r.MaxDelay > 0 {
+		d, m := cmp.Or(r.Delay, DefaultRescheduleDelay), cmp.Or(r.MaxDelay, DefaultRescheduleMaxDelay)
+		if m < d {
+			key := "reschedule_max_delay_ms"
+			if r.MaxDelay == 0 {
+				key = "reschedule_delay_ms"
+			}
+			l.add(join("fetch", key), "", fmt.Sprintf("reschedule_max_delay_ms (%d) must be at least reschedule_delay_ms (%d)", m.Milliseconds(), d.Milliseconds()))
+		}
+	}
 	c.Fetch = l.fetchKeys["fetch"].over(l, DefaultFetchSettings())
 	for i := range c.Watchers {
 		for j := range c.Watchers[i].Rules {

@@ -9,8 +9,10 @@
 -- earlier members still, to the right of these: events come back in due
 -- order (no order among members due at the same millisecond).
 --
--- A member is "<time>-<n>:<event>"; the event is what follows the first
--- ':'. A member without ':' (not written by replay.lua) is pushed whole.
+-- A member is "<tag>:<event>", the tag making it unique and holding no ':'
+-- ("<time>-<n>" from replay.lua, "<time>-f<run>-<seq>" from the watcher's
+-- fetch retries); the event is what follows the first ':'. A member
+-- without ':' is pushed whole.
 --
 -- KEYS[1]  the delay schedule
 -- KEYS[2]  the input queue

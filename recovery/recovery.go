@@ -245,9 +245,11 @@ func (r *Recoverer) Run(leaderCtx context.Context) error {
 	ctx := leaderCtx
 	attempt := 0
 	for ctx.Err() == nil {
+		// Due events are promoted even when the scan failed or was slow
+		// (a large keyspace): fetch retries do not wait for orphans.
 		err := r.scan(ctx)
-		if err == nil {
-			_, err = r.Promote(ctx)
+		if _, perr := r.Promote(ctx); perr != nil {
+			err = errors.Join(err, perr)
 		}
 		wait := r.s.ScanInterval
 		if err != nil {

@@ -29,6 +29,7 @@ const (
 	codeRetryExhausted = 6
 	codeRetryScheduled = 7
 	codeBadRetryKeys   = 8
+	codeBadArgument    = 9
 )
 
 // DeadEntry is one entry of a dead-letter list "<input_queue>/dead", stored
@@ -162,6 +163,7 @@ func (w *Watcher) scriptFailed(it *item, err error) (again bool) {
 		return true
 	}
 	w.log.Error("cannot commit nor dead-letter this event: it stays in the taken list", "event", short(it.event), "taken", w.taken, "err", err)
+	it.trace.end("left in the taken list", "commit script failed: "+err.Error())
 	return false
 }
 
@@ -198,45 +200,70 @@ func badDestination(it *item) string {
 	return ""
 }
 
-// scriptArgs lays out commit.lua's KEYS and ARGV for it (see its header).
+// Arguments of commit.lua boxed once: a string or an int64 put in an
+// interface allocates, per event.
+var (
+	argModes     = map[string]any{"commit": "commit", "dead": "dead", "retry": "retry"}
+	argSet   any = "1"
+	argNoSet any = "0"
+	argEmpty any = ""
+	argBusy  any = "busy"
+	argFlags     = [4]any{"", "f", "d", "fd"}
+)
+
+// scriptArgs lays out commit.lua's KEYS and ARGV for it (see its header):
+// only the keys and arguments this call needs, since every key costs an
+// allocation and a few bytes on the wire per event.
 func (w *Watcher) scriptArgs(it *item, now time.Time) ([]string, []any) {
-	traceTTL, traceKey := "", w.attempts // a placeholder key when not tracing
+	mode := commitMode(it)
+	flags := 0
+	if it.fetched {
+		flags |= 1 // it may have fetch attempts to forget
+	}
+	if it.trace != nil || w.metrics != nil {
+		flags |= 2 // the per-task detail is wanted
+	}
+	traceTTL := argEmpty
+	keys := make([]string, 2, 5+3*len(it.tasks))
+	keys[0], keys[1] = w.taken, w.dead
+	if it.fetched || mode == "retry" {
+		keys = append(keys, w.attempts)
+	}
+	if mode == "retry" {
+		keys = append(keys, w.sched)
+	}
 	if it.trace != nil {
 		traceTTL = w.traceTTL
-		traceKey = keyspace.TraceContext(w.opts.Prefix, w.cfg.InputQueue, it.event)
+		keys = append(keys, keyspace.TraceContext(w.opts.Prefix, w.cfg.InputQueue, it.event))
 	}
-	mode, entry := commitMode(it), ""
-	if mode == "dead" {
-		entry = w.deadEntry(it, now)
+	if sec := now.Unix(); sec != w.nowSec || w.nowArg == nil {
+		w.nowSec, w.nowArg = sec, sec
 	}
-	keys := make([]string, 5, 5+3*len(it.tasks))
-	keys[0], keys[1], keys[2], keys[3], keys[4] = w.taken, w.dead, w.attempts, w.sched, traceKey
-	args := make([]any, 13, 13+3*len(it.tasks))
-	args[0], args[1], args[2], args[3], args[4], args[5], args[6], args[7] = it.event, now.Unix(), w.opts.ListenerChannel, w.cfg.TakenQueue, mode, entry, now.UnixMilli(), traceTTL
-	if mode == "retry" {
+	args := make([]any, 7, 8+3*len(it.tasks))
+	args[0], args[1], args[2], args[3], args[4], args[5], args[6] = it.event, w.nowArg, w.channelArg, w.takenQueueArg, argModes[mode], argFlags[flags], traceTTL
+	switch mode {
+	case "dead":
+		return keys, append(args, w.deadEntry(it, now))
+	case "retry":
 		r := &w.opts.Retry
-		args[8], args[9], args[10], args[11], args[12] = r.Attempts, r.Delay.Milliseconds(), r.MaxDelay.Milliseconds(), r.AttemptsTTL.Milliseconds(), w.scheduleTag(it)
+		busy := argEmpty
 		if it.busy {
-			args = append(args, "busy")
+			busy = argBusy
 		}
-		return keys, args
-	}
-	args[8], args[9], args[10], args[11], args[12] = "", "", "", "", ""
-	if mode == "dead" {
-		return keys, args
+		return keys, append(args, now.UnixMilli(), r.Attempts, r.Delay.Milliseconds(), r.MaxDelay.Milliseconds(), r.AttemptsTTL.Milliseconds(), w.scheduleTag(it), busy)
 	}
 	for i, t := range it.tasks {
 		keys = append(keys, t.Queue)
-		set := "0"
+		set := argNoSet
 		if t.HasSet {
 			keys = append(keys, t.Set)
-			set = "1"
+			set = argSet
 		}
-		tp := it.trace.taskParent(i)
-		if tp != "" {
+		args = append(args, t.Task, set)
+		if it.trace != nil {
 			keys = append(keys, keyspace.TraceContext(w.opts.Prefix, t.Queue, t.Task))
+			args = append(args, it.trace.taskParent(i))
 		}
-		args = append(args, t.Task, set, tp)
 	}
 	return keys, args
 }
@@ -284,6 +311,12 @@ func (w *Watcher) handleReply(ctx context.Context, it *item, reply []any) (again
 	code := int64(0)
 	if len(reply) == 4 {
 		code, _ = reply[0].(int64)
+	}
+	if code == codeBadArgument {
+		detail, _ := reply[3].(string)
+		it.trace.end("left in the taken list", "commit script: bad argument "+detail)
+		w.log.Error("commit script refused its arguments: event left in the taken list", "event", short(it.event), "argument", detail)
+		return false
 	}
 	var n int64
 	var detail string

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -17,6 +18,8 @@ import (
 	"github.com/resc-go/resc/config"
 	"github.com/resc-go/resc/fetch"
 	"github.com/resc-go/resc/internal/keyspace"
+	"github.com/resc-go/resc/internal/script"
+	"github.com/resc-go/resc/recovery"
 	"github.com/resc-go/resc/rules"
 )
 
@@ -187,8 +190,8 @@ func TestCommitScriptRetryBranches(t *testing.T) {
 		if v := h.rdb.HGet(ctx, attemptsKey, field).Val(); v != "2 "+strconv.FormatInt(nowMs, 10) {
 			t.Errorf("attempts %q", v)
 		}
-		if ttl := h.rdb.PTTL(ctx, attemptsKey).Val(); ttl <= 0 || ttl > time.Hour {
-			t.Errorf("attempts TTL %v, want up to an hour", ttl)
+		if ttl, want := h.rdb.PTTL(ctx, attemptsKey).Val(), h.w.opts.Retry.AttemptsTTL; ttl <= want-time.Minute || ttl > want {
+			t.Errorf("attempts TTL %v, want %v", ttl, want)
 		}
 		zs := h.rdb.ZRangeWithScores(ctx, schedKey, 0, -1).Val()
 		if len(zs) != 1 || !strings.HasSuffix(zs[0].Member.(string), ":ev") || int64(zs[0].Score) != nowMs+2000 {
@@ -244,7 +247,7 @@ func TestCommitScriptRetryBranches(t *testing.T) {
 		h.rdb.Set(ctx, evTrace, "00-aa-bb-01", 0)
 		h.rdb.ZAdd(ctx, "s", redisZ("old"))
 		it := &item{event: "ev", tasks: []rules.Task{{Task: "new", Queue: "q", Set: "s", HasSet: true}, {Task: "old", Queue: "q", Set: "s", HasSet: true}},
-			trace: &eventTrace{parent: []string{"00-tp-new-01", "00-tp-old-01"}}}
+			trace: &eventTrace{parent: []string{"00-tp-new-01", "00-tp-old-01"}}, fetched: true}
 		reply := run(h, it)
 		if reply[0] != int64(codeCommitted) || reply[3] != "10" {
 			t.Fatalf("reply %v, want committed with detail 10", reply)
@@ -258,21 +261,81 @@ func TestCommitScriptRetryBranches(t *testing.T) {
 		if v := h.rdb.Get(ctx, keyspace.TraceContext("resc:", "q", "new")).Val(); v != "00-tp-new-01" {
 			t.Errorf("trace context of the pushed task = %q", v)
 		}
-		if ttl := h.rdb.PTTL(ctx, keyspace.TraceContext("resc:", "q", "new")).Val(); ttl <= 23*time.Hour {
-			t.Errorf("trace context TTL %v, want the 24 h default", ttl)
+		if ttl := h.rdb.PTTL(ctx, keyspace.TraceContext("resc:", "q", "new")).Val(); ttl <= 59*time.Minute || ttl > time.Hour {
+			t.Errorf("trace context TTL %v, want the 1 h default", ttl)
 		}
 		if h.rdb.Exists(ctx, keyspace.TraceContext("resc:", "q", "old")).Val() != 0 {
 			t.Error("trace context stored for a task skipped by its set")
 		}
+	})
+	t.Run("busy: scheduled after the first delay, no attempt counted", func(t *testing.T) {
+		h := newH(t)
+		h.rdb.LPush(ctx, "in/taken/r1", "ev")
+		it := retry()
+		it.busy = true
+		reply := run(h, it)
+		if reply[0] != int64(codeRetryScheduled) || reply[1] != int64(0) || reply[3] != strconv.FormatInt(nowMs+1000, 10) {
+			t.Fatalf("reply %v, want {7, 0, 0, now+1000}", reply)
+		}
+		if h.rdb.Exists(ctx, attemptsKey).Val() != 0 {
+			t.Error("a busy host counted an attempt")
+		}
+		if reply := run(h, it); reply[0] != int64(codeNotOwned) {
+			t.Errorf("busy again without the event: reply %v, want not owned", reply)
+		}
+	})
+	t.Run("dead-lettering forgets the attempts and the event's trace context", func(t *testing.T) {
+		h := newH(t)
+		h.rdb.LPush(ctx, "in/taken/r1", "ev")
+		h.rdb.HSet(ctx, attemptsKey, field, "2 1")
+		evTrace := keyspace.TraceContext("resc:", "in", "ev")
+		h.rdb.Set(ctx, evTrace, "00-aa-bb-01", 0)
+		if reply := run(h, &item{event: "ev", dead: "because", fetched: true, trace: &eventTrace{}}); reply[0] != int64(codeDeadLettered) {
+			t.Fatalf("reply %v", reply)
+		}
+		if h.rdb.Exists(ctx, attemptsKey, evTrace).Val() != 0 {
+			t.Error("attempts or trace context left behind")
+		}
+	})
+	t.Run("an event without fetches leaves the attempts alone", func(t *testing.T) {
+		h := newH(t)
+		h.rdb.LPush(ctx, "in/taken/r1", "ev")
+		h.rdb.HSet(ctx, attemptsKey, field, "2 1")
+		if reply := run(h, &item{event: "ev", tasks: []rules.Task{{Task: "t", Queue: "q"}}}); reply[0] != int64(codeCommitted) {
+			t.Fatalf("reply %v", reply)
+		}
+		if !h.rdb.HExists(ctx, attemptsKey, field).Val() {
+			t.Error("attempts touched by the commit of an event without fetches")
+		}
+	})
+	t.Run("attempts of the wrong type do not stop a commit", func(t *testing.T) {
+		h := newH(t)
+		h.rdb.LPush(ctx, "in/taken/r1", "ev")
+		h.rdb.Set(ctx, attemptsKey, "x", 0)
+		if reply := run(h, &item{event: "ev", fetched: true, tasks: []rules.Task{{Task: "t", Queue: "q"}}}); reply[0] != int64(codeCommitted) {
+			t.Fatalf("reply %v, want committed", reply)
+		}
+		assertEqual(t, "q", h.list("q"), []string{"t"})
+	})
+	t.Run("a bad argument: nothing written", func(t *testing.T) {
+		h := newH(t)
+		h.rdb.LPush(ctx, "in/taken/r1", "ev")
+		h.w.traceTTL = "0"
+		reply := run(h, &item{event: "ev", tasks: []rules.Task{{Task: "t", Queue: "q"}}, trace: &eventTrace{parent: []string{"00-x-01"}}})
+		if reply[0] != int64(codeBadArgument) {
+			t.Fatalf("reply %v, want a bad argument", reply)
+		}
+		assertEqual(t, "taken", h.list("in/taken/r1"), []string{"ev"})
+		assertEqual(t, "q", h.list("q"), nil)
 	})
 }
 
 func redisZ(m string) redis.Z { return redis.Z{Score: 1, Member: m} }
 
 // TestSlowHostDoesNotBlockOthers: with fetch_concurrency 1, a host that
-// does not answer holds one event in flight and one waiting; a third event
-// for it is scheduled again at once without counting an attempt, and an
-// event for another host is handled meanwhile.
+// does not answer holds one event in flight; two more for it wait for a
+// slot while an event for another host is handled, then are scheduled again
+// after the longest wait without counting an attempt.
 func TestSlowHostDoesNotBlockOthers(t *testing.T) {
 	release := make(chan struct{})
 	entered := make(chan struct{}, 8)
@@ -295,23 +358,72 @@ func TestSlowHostDoesNotBlockOthers(t *testing.T) {
 	}
 	h := newHarness(t, []config.Rule{rs("slow", "s", slow.URL), rs("fast", "f", fast.URL)},
 		fetch.New(config.FetchSettings{Timeout: time.Minute, MaxBody: 1 << 20}, nil),
-		func(c *config.Watcher, o *Options) { c.FetchConcurrency = 1 })
+		func(c *config.Watcher, o *Options) { c.FetchConcurrency, c.Concurrency = 1, 4 })
 	h.start()
 	h.push("s/1")
 	<-entered // s/1 in flight
 	h.push("s/2", "s/3")
-	eventually(t, "an event for the busy host scheduled again", func() bool { return h.w.Stats().Retried.Load() == 1 })
 	h.push("f/1")
 	eventually(t, "the other host's event handled", func() bool { return equal(h.list("out"), []string{"1/f"}) })
+	eventually(t, "the waiting events scheduled again", func() bool { return h.w.Stats().Retried.Load() == 2 })
 	ctx := context.Background()
 	if h.rdb.Exists(ctx, keyspace.FetchAttempts("resc:", "in")).Val() != 0 {
 		t.Error("a busy host counted as a failed attempt")
 	}
-	zs := h.rdb.ZRangeWithScores(ctx, keyspace.DelaySchedule("resc:", "in"), 0, -1).Val()
-	if len(zs) != 1 || !strings.HasSuffix(zs[0].Member.(string), ":s/3") || int64(zs[0].Score) != fixedNow.UnixMilli()+DefaultRetryDelay.Milliseconds() {
-		t.Errorf("schedule %v, want s/3 due after the retry delay", zs)
+	var scheduled []string
+	for _, z := range h.rdb.ZRangeWithScores(ctx, keyspace.DelaySchedule("resc:", "in"), 0, -1).Val() {
+		m := z.Member.(string)
+		scheduled = append(scheduled, m[strings.IndexByte(m, ':')+1:])
+		if int64(z.Score) != fixedNow.UnixMilli()+DefaultRetryDelay.Milliseconds() {
+			t.Errorf("%s due at %v, want after the retry delay", m, z.Score)
+		}
 	}
-	if taken := h.list(h.w.TakenList()); len(taken) != 2 {
-		t.Errorf("taken list %q, want s/1 and s/2 still held", taken)
+	slices.Sort(scheduled)
+	assertEqual(t, "scheduled", scheduled, []string{"s/2", "s/3"})
+	assertEqual(t, "taken", h.list(h.w.TakenList()), []string{"s/1"})
+}
+
+// TestRetrySettingsDefaults: zero fields take the defaults, and the
+// attempts outlive the longest wait so that long delays still end in the
+// dead-letter list.
+func TestRetrySettingsDefaults(t *testing.T) {
+	got := RetrySettings{}.WithDefaults()
+	want := RetrySettings{Attempts: 8, Delay: 5 * time.Second, MaxDelay: 10 * time.Minute, AttemptsTTL: 24 * time.Hour}
+	if got != want {
+		t.Errorf("defaults %+v, want %+v", got, want)
 	}
+	long := RetrySettings{Delay: time.Hour, MaxDelay: 25 * time.Hour}.WithDefaults()
+	if long.AttemptsTTL < 51*time.Hour {
+		t.Errorf("attempts TTL %v with a 25 h delay: the count would be forgotten between attempts", long.AttemptsTTL)
+	}
+	if low := (RetrySettings{Delay: time.Minute, MaxDelay: time.Second}).WithDefaults(); low.MaxDelay != time.Minute {
+		t.Errorf("max delay below the delay: %v, want the delay", low.MaxDelay)
+	}
+}
+
+// TestFetchRetryPromotedByRecovery: end to end with the leader's own
+// promotion (recovery.Promote, promote.lua): a failed fetch's event comes
+// back when due, and only then, and is handled once.
+func TestFetchRetryPromotedByRecovery(t *testing.T) {
+	s, _ := failingServer(t, 1, `{"name":"x"}`)
+	h := retryHarness(t, s.URL, 3)
+	h.start()
+	h.push("trt/abc")
+	eventually(t, "the event scheduled again", func() bool { return h.w.Stats().Retried.Load() == 1 })
+	ctx := context.Background()
+	d, err := script.Detect(ctx, h.rdb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := fixedNow
+	rec := recovery.New(h.rdb, d, []recovery.Watched{{InputQueue: "in"}}, nil, recovery.Settings{Now: func() time.Time { return now }}, nil)
+	if n, err := rec.Promote(ctx); err != nil || n != 0 {
+		t.Fatalf("promoted %d (%v) before the event was due", n, err)
+	}
+	now = fixedNow.Add(time.Second)
+	if n, err := rec.Promote(ctx); err != nil || n != 1 {
+		t.Fatalf("promoted %d (%v) once due, want 1", n, err)
+	}
+	h.waitHandled(1)
+	assertEqual(t, "out", h.list("out"), []string{"made/abc/x"})
 }

@@ -122,7 +122,7 @@ func (w *Watcher) startTrace(work context.Context, ev string, info traceInfo) (*
 	ctx := work
 	stored := false
 	if info.parent != "" {
-		sc := trace.SpanContextFromContext(propagation.TraceContext{}.Extract(context.Background(),
+		sc := trace.SpanContextFromContext(propagation.TraceContext{}.Extract(work,
 			propagation.MapCarrier{"traceparent": info.parent}))
 		if sc.IsValid() {
 			stored = true

@@ -2,6 +2,7 @@ package watcher
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -60,7 +61,7 @@ func TestTraceTree(t *testing.T) {
 	}
 	attrs := map[string]string{}
 	for _, kv := range process.Attributes {
-		attrs[string(kv.Key)] = kv.Value.Emit()
+		attrs[string(kv.Key)] = fmt.Sprint(kv.Value.AsInterface())
 	}
 	for k, v := range map[string]string{"messaging.destination.name": "in", "messaging.operation.type": "process", "resc.replica": "r1",
 		"resc.event": "trt/x", "resc.replays": "0", "resc.outcome": "committed"} {
@@ -74,7 +75,7 @@ func TestTraceTree(t *testing.T) {
 		}
 		a := map[string]string{}
 		for _, kv := range sp.Attributes {
-			a[string(kv.Key)] = kv.Value.Emit()
+			a[string(kv.Key)] = fmt.Sprint(kv.Value.AsInterface())
 		}
 		key := keyspace.TraceContext("resc:", "out", a["resc.task"])
 		want := "00-" + sp.SpanContext.TraceID().String() + "-" + sp.SpanContext.SpanID().String() + "-01"
@@ -113,7 +114,7 @@ func TestTraceContinuesStoredContext(t *testing.T) {
 		replays := ""
 		for _, kv := range process.Attributes {
 			if kv.Key == "resc.replays" {
-				replays = kv.Value.Emit()
+				replays = fmt.Sprint(kv.Value.AsInterface())
 			}
 		}
 		if replays != "2" {
@@ -127,5 +128,32 @@ func TestTraceContinuesStoredContext(t *testing.T) {
 			t.Errorf("link mode: links %v parent %v", process.Links, process.Parent)
 		}
 		h.stop()
+	}
+}
+
+// TestTraceContextsOfEventsDoNotLeak: the trace contexts a replica stores
+// for traced events taken without one are all deleted by their commits,
+// however fast the commits come (they are stored before dispatch).
+func TestTraceContextsOfEventsDoNotLeak(t *testing.T) {
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sdktrace.NewBatchSpanProcessor(tracetest.NewNoopExporter())))
+	h := newHarness(t, []config.Rule{rule("plain", `.`, mk("", "plain", ""))}, nil,
+		func(_ *config.Watcher, o *Options) { o.TracerProvider = tp })
+	h.start()
+	const n = 2000
+	events := make([]string, n)
+	for i := range events {
+		events[i] = fmt.Sprint("ev/", i)
+	}
+	h.push(events...)
+	h.waitHandled(n)
+	keys, err := h.rdb.Keys(context.Background(), "resc:trace:in:*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 0 {
+		t.Errorf("%d event trace contexts left behind, e.g. %q", len(keys), keys[0])
+	}
+	if got := len(h.list("plain")); got != n {
+		t.Errorf("%d tasks, want %d", got, n)
 	}
 }

@@ -6,8 +6,9 @@
 // trip (take.lua), blocking with BLMOVE when the queue is empty.
 //
 // Applying: the rules are pure and cheap; an event whose matching rules need
-// no fetch is ready at once, one that needs a fetch waits for a fetch slot on
-// a goroutine of its own, so a slow fetch never delays events that need none.
+// no fetch is ready at once, one that needs a fetch waits for a fetch slot of
+// its host on a goroutine of its own, so a slow fetch never delays events
+// that need none or need another host (see hosts.go).
 //
 // Committing: ready events are committed in pipelined batches, each event by
 // one atomic script (commit.lua) that validates every destination, proves the
@@ -17,8 +18,9 @@
 // fence, not on timing.
 //
 // Guarantees: an event leaves the taken list only through its commit, the
-// dead-letter list or a hand-back to the input queue; a Redis outage is
-// waited out with backoff and nothing taken is lost. Non-guarantees: events
+// dead-letter list, the delay schedule (its fetch failed: it is attempted
+// again later) or a hand-back to the input queue; a Redis outage is waited
+// out with backoff and nothing taken is lost. Non-guarantees: events
 // are committed in the order their work finishes, which is the order taken
 // for events without fetch; a fetch may run again after a crash.
 package watcher
@@ -121,8 +123,9 @@ type Options struct {
 	// consumer span; by default it is a link (OpenTelemetry messaging
 	// conventions).
 	TraceParent bool
-	// TraceContextTTL is how long the trace context stored with each task
-	// (and with each event taken without one) lives. Default 24 h.
+	// TraceContextTTL is how long the trace context stored with each traced
+	// task (and with each traced event taken without one) lives: one key of
+	// about 200 bytes of Redis memory each. Default 1 h.
 	TraceContextTTL time.Duration
 	// MeterProvider receives the watcher's metrics; nil counts nothing
 	// beyond Stats.
@@ -141,20 +144,23 @@ type RetrySettings struct {
 	// Delay is the wait after the first failed attempt, doubling after
 	// each further one. Default 5 s.
 	Delay time.Duration
-	// MaxDelay caps the wait. Default 10 min.
+	// MaxDelay caps the wait. Default 10 min; a MaxDelay below Delay is
+	// taken as Delay (package config refuses it).
 	MaxDelay time.Duration
 	// AttemptsTTL is how long an event's attempts are remembered after
-	// its last failure. Default 24 h.
+	// its last failure. Default 24 h, and never less than twice MaxDelay
+	// plus an hour. Identical events share their attempts (they are
+	// counted by the event's text), as they share crash replay counts.
 	AttemptsTTL time.Duration
 }
 
 // Defaults of RetrySettings.
 const (
-	DefaultRetryAttempts   = 8
-	DefaultRetryDelay      = 5 * time.Second
-	DefaultRetryMaxDelay   = 10 * time.Minute
+	DefaultRetryAttempts   = config.DefaultRescheduleAttempts
+	DefaultRetryDelay      = config.DefaultRescheduleDelay
+	DefaultRetryMaxDelay   = config.DefaultRescheduleMaxDelay
 	DefaultAttemptsTTL     = 24 * time.Hour
-	DefaultTraceContextTTL = 24 * time.Hour
+	DefaultTraceContextTTL = time.Hour
 )
 
 // WithDefaults returns r with every zero field set to its default.
@@ -172,6 +178,9 @@ func (r RetrySettings) WithDefaults() RetrySettings {
 	if r.AttemptsTTL <= 0 {
 		r.AttemptsTTL = DefaultAttemptsTTL
 	}
+	// The attempts must outlive the longest wait between two attempts, else
+	// an event would never reach its last attempt.
+	r.AttemptsTTL = max(r.AttemptsTTL, 2*r.MaxDelay+time.Hour)
 	return r
 }
 
@@ -204,8 +213,13 @@ type Watcher struct {
 	sched    string // delay schedule of the input queue
 	runTag   string // makes this run's schedule members unique
 	tracer   trace.Tracer
-	traceTTL string // TraceContextTTL in ms, for commit.lua
+	traceTTL any // TraceContextTTL in ms, for commit.lua
 	metrics  *watcherMetrics
+
+	// commit.lua's arguments boxed once (see scriptArgs)
+	channelArg, takenQueueArg any
+	nowSec                    int64
+	nowArg                    any
 }
 
 // New returns a watcher of cfg applying rs, reading and writing through rdb,
@@ -248,7 +262,10 @@ func New(cfg config.Watcher, rs *rules.Ruleset, rdb Redis, f Fetcher, opts Optio
 		attempts: keyspace.FetchAttempts(opts.Prefix, cfg.InputQueue),
 		sched:    keyspace.DelaySchedule(opts.Prefix, cfg.InputQueue),
 		runTag:   randomTag(),
-		traceTTL: strconv.FormatInt(opts.TraceContextTTL.Milliseconds(), 10),
+		traceTTL: strconv.FormatInt(max(opts.TraceContextTTL.Milliseconds(), 1), 10),
+
+		channelArg:    opts.ListenerChannel,
+		takenQueueArg: cfg.TakenQueue,
 	}
 	if opts.TracerProvider != nil {
 		w.tracer = opts.TracerProvider.Tracer(tracerName)
@@ -294,6 +311,9 @@ type item struct {
 	// retry, when not empty, is why the event's fetch failed: it is
 	// scheduled again (or dead-lettered past its last attempt).
 	retry string
+	// fetched: it matched a rule with fetches, so it may have fetch
+	// attempts in Redis for its commit to forget.
+	fetched bool
 	// busy: the retry is because the fetch's host was busy, not a failure
 	// (scheduled again without counting an attempt).
 	busy bool
@@ -383,6 +403,9 @@ func (w *Watcher) Run(ctx context.Context) error {
 	_ = g.Wait()
 
 	if fence.Err() != nil {
+		for _, it := range leftover {
+			it.trace.end("left in the taken list", "lease lost: the leader replays it")
+		}
 		return ErrFenced
 	}
 	// Shutdown, second phase: whatever could not finish goes back to the
@@ -393,7 +416,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 
 // takeLoop takes events while ctx is not done and dispatches them.
 func (w *Watcher) takeLoop(ctx, work context.Context, slots chan struct{}, ready chan<- *item, fetches *sync.WaitGroup) {
-	fetchSlots := newHostSlots(w.cfg.FetchConcurrency)
+	fetchSlots := newHostSlots(w.cfg.FetchConcurrency, w.cfg.Concurrency, hostWait)
 	// A BLMOVE under way when ctx ends may still take one event, up to the
 	// block timeout later; it is handled like any other.
 	defer w.log.Info("stopped taking")
@@ -446,19 +469,16 @@ func (w *Watcher) takeLoop(ctx, work context.Context, slots chan struct{}, ready
 		if w.tracer != nil {
 			infos = w.readTraceInfo(ctx, events)
 		}
-		var fresh []string // traced events taken without a stored context
+		var traces []*eventTrace
+		if infos != nil {
+			traces = w.startTraces(ctx, work, events, infos)
+		}
 		for i, ev := range events {
 			var t *eventTrace
-			if infos != nil {
-				var store bool
-				if t, store = w.startTrace(work, ev, infos[i]); store {
-					fresh = append(fresh, ev, traceparent(t.ctx))
-				}
+			if traces != nil {
+				t = traces[i]
 			}
 			w.dispatch(work, ev, t, ready, fetchSlots, fetches)
-		}
-		if len(fresh) > 0 {
-			w.storeEventTraces(ctx, fresh)
 		}
 	}
 }
@@ -543,7 +563,7 @@ func (w *Watcher) dispatch(work context.Context, ev string, t *eventTrace, ready
 // twice when it is attempted again: a transient failure schedules it again,
 // a permanent one (Options.Permanent) sends it to the dead-letter list.
 func (w *Watcher) fetchAndMake(work context.Context, ev string, t *eventTrace, matches []rules.Match, fetchSlots *hostSlots) *item {
-	it := &item{event: ev}
+	it := &item{event: ev, fetched: true}
 	for i := range matches {
 		m := &matches[i]
 		rctx, span := t.rule(m.Rule())
@@ -555,7 +575,7 @@ func (w *Watcher) fetchAndMake(work context.Context, ev string, t *eventTrace, m
 		if err != nil {
 			endRule(span, 0, err)
 			w.log.Warn("fetch failed", "event", short(ev), "rule", m.Rule().Name(), "err", err)
-			return &item{event: ev, dead: "rule " + strconv.Quote(m.Rule().Name()) + ": " + err.Error()}
+			return &item{event: ev, fetched: true, dead: "rule " + strconv.Quote(m.Rule().Name()) + ": " + err.Error()}
 		}
 		if len(reqs) == 0 {
 			it.tasks = m.Make(nil, it.tasks)
@@ -565,7 +585,7 @@ func (w *Watcher) fetchAndMake(work context.Context, ev string, t *eventTrace, m
 		if w.fetch == nil {
 			err := errors.New("no fetcher configured")
 			endRule(span, 0, err)
-			return &item{event: ev, dead: "rule " + strconv.Quote(m.Rule().Name()) + ": " + err.Error()}
+			return &item{event: ev, fetched: true, dead: "rule " + strconv.Quote(m.Rule().Name()) + ": " + err.Error()}
 		}
 		results := make([][]map[string]string, len(reqs))
 		for j, r := range reqs {
@@ -574,7 +594,7 @@ func (w *Watcher) fetchAndMake(work context.Context, ev string, t *eventTrace, m
 			switch {
 			case errors.As(err, &busy):
 				endRule(span, 0, err)
-				return &item{event: ev, retry: err.Error(), busy: true}
+				return &item{event: ev, fetched: true, retry: err.Error(), busy: true}
 			case err != nil:
 				endRule(span, 0, err)
 				return &item{event: ev, abandoned: true}
@@ -589,9 +609,9 @@ func (w *Watcher) fetchAndMake(work context.Context, ev string, t *eventTrace, m
 				why := "rule " + strconv.Quote(m.Rule().Name()) + ": " + err.Error()
 				if w.opts.Permanent != nil && w.opts.Permanent(err) {
 					w.log.Warn("fetch failed for good", "event", short(ev), "rule", m.Rule().Name(), "err", err)
-					return &item{event: ev, dead: why}
+					return &item{event: ev, fetched: true, dead: why}
 				}
-				return &item{event: ev, retry: why}
+				return &item{event: ev, fetched: true, retry: why}
 			}
 			results[j] = res
 		}
@@ -601,17 +621,31 @@ func (w *Watcher) fetchAndMake(work context.Context, ev string, t *eventTrace, m
 	return it
 }
 
-// storeEventTraces stores the trace contexts of events taken without one
-// (pairs of event and traceparent), so that a replay or a retry of the
-// event continues its trace. It never overwrites one.
-func (w *Watcher) storeEventTraces(ctx context.Context, pairs []string) {
-	pipe := w.rdb.Pipeline()
-	for i := 0; i < len(pairs); i += 2 {
-		pipe.SetNX(ctx, keyspace.TraceContext(w.opts.Prefix, w.cfg.InputQueue, pairs[i]), pairs[i+1], w.opts.TraceContextTTL)
+// startTraces starts the consumer spans of events, and stores the trace
+// contexts of those taken without one, so that a replay or a retry of the
+// event continues its trace. It stores them before the events are
+// dispatched: a commit that deletes one must come after it. It never
+// overwrites one.
+func (w *Watcher) startTraces(ctx, work context.Context, events []string, infos []traceInfo) []*eventTrace {
+	traces := make([]*eventTrace, len(events))
+	var pipe redis.Pipeliner
+	for i, ev := range events {
+		t, store := w.startTrace(work, ev, infos[i])
+		traces[i] = t
+		if !store {
+			continue
+		}
+		if pipe == nil {
+			pipe = w.rdb.Pipeline()
+		}
+		pipe.SetNX(ctx, keyspace.TraceContext(w.opts.Prefix, w.cfg.InputQueue, ev), traceparent(t.ctx), w.opts.TraceContextTTL)
 	}
-	if _, err := pipe.Exec(ctx); err != nil && ctx.Err() == nil {
-		w.log.Debug("storing trace contexts", "err", err)
+	if pipe != nil {
+		if _, err := pipe.Exec(ctx); err != nil && ctx.Err() == nil {
+			w.log.Debug("storing trace contexts", "err", err)
+		}
 	}
+	return traces
 }
 
 // commitLoop commits ready events in batches until ready is closed. It
@@ -680,6 +714,9 @@ func (w *Watcher) replayTaken(ctx context.Context) error {
 func (w *Watcher) handBack(ctx context.Context, items []*item) {
 	if len(items) == 0 {
 		return
+	}
+	for _, it := range items {
+		it.trace.end("handed back", "unfinished at shutdown: back in the input queue")
 	}
 	// Oldest taken first, whatever order their work ended in.
 	slices.SortFunc(items, func(a, b *item) int { return cmp.Compare(a.seq, b.seq) })

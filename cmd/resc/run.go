@@ -133,6 +133,12 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return &exitError{code: 2, msg: err.Error()}
 	}
+	var traceTTL time.Duration
+	if v := os.Getenv("RESC_TRACE_CONTEXT_TTL"); v != "" {
+		if traceTTL, err = time.ParseDuration(v); err != nil || traceTTL < time.Second {
+			return &exitError{code: 2, msg: fmt.Sprintf("bad RESC_TRACE_CONTEXT_TTL %q: want a duration of at least 1s like 1h", v)}
+		}
+	}
 	var tracer trace.TracerProvider
 	if tel.Tracing() {
 		tracer = tel.TracerProvider()

@@ -6,9 +6,10 @@
 // trace context (GET <prefix>trace:<queue>:<task>), work under a consumer
 // span that links to it (or is its child with -child), then in one
 // MULTI/EXEC: store the trace context of the done event for resc-go
-// (SET <prefix>trace:<done queue>:<event> PX ...), LPUSH the done event and
-// LREM the task from the taken list. A worker that dies mid-task leaves it
-// in its taken list, to be moved back by whoever watches that list.
+// (SET <prefix>trace:<done queue>:<event> PX ...), LPUSH the done event,
+// LREM the task from the taken list and DEL the task's trace context. A
+// worker that dies mid-task leaves it in its taken list, to be moved back by
+// whoever watches that list.
 //
 // Workers in other languages need none of the trace part: the keys are
 // optional. Usage:
@@ -153,6 +154,9 @@ func (w *worker) handle(ctx context.Context, task string) error {
 			p.LPush(ctx, w.done, task)
 		}
 		p.LRem(ctx, w.taken, -1, task)
+		// The task's trace context is no longer needed: free it now rather
+		// than at its expiry.
+		p.Del(ctx, traceKey(w.prefix, w.queue, task))
 		return nil
 	})
 	return err

@@ -56,6 +56,9 @@ func TestWorkerContinuesTrace(t *testing.T) {
 		} else if len(s.Links) != 1 || s.Links[0].SpanContext.SpanID().String() != "b7ad6b7169203331" || s.Parent.IsValid() {
 			t.Errorf("link mode: links %v parent %v", s.Links, s.Parent)
 		}
+		if rdb.Exists(ctx, keyspace.TraceContext("resc:", "trt/a/todo", "trt/a/42")).Val() != 0 {
+			t.Error("the task's trace context outlived the task")
+		}
 		done := rdb.Get(ctx, keyspace.TraceContext("resc:", "global/done", "trt/a/42")).Val()
 		if !strings.Contains(done, s.SpanContext.TraceID().String()+"-"+s.SpanContext.SpanID().String()) {
 			t.Errorf("done event's trace context %q, want the worker span %v", done, s.SpanContext)

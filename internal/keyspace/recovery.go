@@ -9,9 +9,10 @@ func ReplayCounts(prefix, inputQueue string) string {
 }
 
 // DelaySchedule holds the events of one input queue waiting out their
-// replay delay (ZSET: member "<replay time, Unix ms>-<n>:<event>", unique
-// even for identical events; score the time the event is due, Unix ms):
-// "<prefix>delayed:<input_queue>".
+// replay delay or their next fetch attempt (ZSET: member "<tag>:<event>",
+// unique even for identical events, the tag holding no ':': "<replay time,
+// Unix ms>-<n>" from recovery, "<time>-f<run>-<seq>" from a fetch retry;
+// score the time the event is due, Unix ms): "<prefix>delayed:<input_queue>".
 func DelaySchedule(prefix, inputQueue string) string {
 	return prefix + "delayed:" + inputQueue
 }
