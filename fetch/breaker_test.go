@@ -244,6 +244,7 @@ func TestBreakerIgnoresCancellation(t *testing.T) {
 			t.Fatalf("error %v, want context.Canceled", err)
 		}
 	}
+	sent := int32(3)
 	for range 2 {
 		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
 		_, err := c.Fetch(ctx, srv.URL, nil)
@@ -251,10 +252,16 @@ func TestBreakerIgnoresCancellation(t *testing.T) {
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("error %v, want context.DeadlineExceeded", err)
 		}
-		<-arrived
+		// On a loaded machine the deadline may pass before the request is
+		// sent: not a failure of the host either, but no request arrives.
+		select {
+		case <-arrived:
+			sent++
+		case <-time.After(2 * time.Second):
+		}
 	}
-	if n := requests.Load(); n != 5 {
-		t.Errorf("%d requests, want 5: the breaker let every fetch through", n)
+	if n := requests.Load(); n != sent {
+		t.Errorf("%d requests, want %d: the breaker let every fetch through", n, sent)
 	}
 	// A real failure opens it.
 	ctx, cancel := context.WithCancel(t.Context())
