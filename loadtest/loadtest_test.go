@@ -276,7 +276,9 @@ func TestK6(t *testing.T) {
 	if err != nil {
 		t.Fatalf("run: %v", err)
 	}
-	if rep.K6 == nil || rep.K6.Pushed < 400 || !rep.Check.OK || rep.Check.Events != rep.K6.Pushed {
+	// How many k6 pushes in its second depends on the machine's load: the
+	// test checks that what it pushed was handled exactly once.
+	if rep.K6 == nil || rep.K6.Pushed == 0 || !rep.Check.OK || rep.Check.Events != rep.K6.Pushed {
 		t.Errorf("k6 %+v check %+v", rep.K6, rep.Check)
 	}
 }
