@@ -68,8 +68,10 @@ func TestRetryAfter(t *testing.T) {
 		{"honoured on 429", 429, "1", 5 * time.Second, time.Second, 3 * time.Second},
 		{"capped at backoff_max_ms", 429, "3600", 200 * time.Millisecond, 200 * time.Millisecond, 2 * time.Second},
 		{"date far ahead capped", 503, "Fri, 31 Dec 2100 23:59:59 GMT", 200 * time.Millisecond, 200 * time.Millisecond, 2 * time.Second},
-		{"shorter than the backoff: the backoff", 500, "0", 5 * time.Second, 0, 20 * time.Millisecond},
-		{"invalid: the backoff", 503, "soon", 5 * time.Second, 0, 20 * time.Millisecond},
+		// The backoff is 1 to 2 ms; the bound leaves room for a loaded
+		// machine while staying far below any honoured Retry-After.
+		{"shorter than the backoff: the backoff", 500, "0", 5 * time.Second, 0, 900 * time.Millisecond},
+		{"invalid: the backoff", 503, "soon", 5 * time.Second, 0, 900 * time.Millisecond},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
