@@ -72,6 +72,7 @@ func newBaseline(path, redisURL string, k keys) (*baseline, error) {
 func (b *baseline) run(ctx context.Context) {
 	defer close(b.done)
 	for ctx.Err() == nil {
+		//lint:ignore SA1019 resc's own command, re-enacted on purpose (BLMOVE is the same on the server)
 		ev, err := b.rdb.BRPopLPush(ctx, b.k.input, b.k.taken, time.Second).Result()
 		if errors.Is(err, redis.Nil) {
 			continue

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"sync/atomic"
 	"time"
 )
 
@@ -18,7 +17,6 @@ type fetchServer struct {
 	srv   *http.Server
 	url   string
 	delay time.Duration
-	hits  atomic.Int64
 	done  chan error
 }
 
@@ -36,7 +34,6 @@ func startFetchServer(delay time.Duration) (*fetchServer, error) {
 }
 
 func (f *fetchServer) serve(w http.ResponseWriter, r *http.Request) {
-	f.hits.Add(1)
 	t := time.NewTimer(f.delay)
 	defer t.Stop()
 	select {

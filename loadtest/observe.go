@@ -46,8 +46,8 @@ func newObserver(clk clock, want int, t *tally) *observer {
 	return &observer{clk: clk, want: int64(want), tally: t, notify: make(chan int, 1024), done: make(chan struct{})}
 }
 
-// record counts one task seen at now. It returns false when the task is
-// not one of this measurement's.
+// record counts one task seen at now: in the tally, and, when it names an
+// event, in the latencies.
 func (o *observer) record(task string, now int64) {
 	seq, stamp, ok := parseTask(task)
 	if o.tally != nil {
