@@ -61,7 +61,14 @@ func (rs *Ruleset) Rules() []*Rule { return slices.Clone(rs.rules) }
 // Match returns the rules that match event, in file order, or nil when none
 // does (without allocating).
 func (rs *Ruleset) Match(event string) []Match {
-	var out []Match
+	return rs.AppendMatches(nil, event)
+}
+
+// AppendMatches appends to dst the rules that match event, in file order,
+// and returns the extended slice: Match without allocating a slice per
+// event when dst has room.
+func (rs *Ruleset) AppendMatches(dst []Match, event string) []Match {
+	out := dst
 	for _, r := range rs.rules {
 		if r.needLoc {
 			if loc := r.re.FindStringSubmatchIndex(event); loc != nil {

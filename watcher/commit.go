@@ -30,6 +30,7 @@ const (
 	codeRetryScheduled = 7
 	codeBadRetryKeys   = 8
 	codeBadArgument    = 9
+	codeScriptError    = 10
 )
 
 // DeadEntry is one entry of a dead-letter list "<input_queue>/dead", stored
@@ -53,9 +54,12 @@ type DeadEntry struct {
 	Attempts int `json:"attempts,omitempty"`
 }
 
-// commitBatch commits a batch of ready events in one pipeline, retrying
-// with backoff through Redis errors until work is done. It returns the
-// events it could not commit (abandoned, or still failing when work ended).
+// commitBatch commits a batch of ready events, retrying with backoff
+// through Redis errors until work is done. The whole batch is one commit.lua
+// call (or a few, when it is large: see maxCallArgs) in one pipeline: the
+// script's call overhead is paid per batch, while each event is still
+// fenced and committed on its own. It returns the events it could not
+// commit (abandoned, or still failing when work ended).
 func (w *Watcher) commitBatch(work context.Context, batch []*item) (leftover []*item) {
 	pending := make([]*item, 0, len(batch))
 	for _, it := range batch {
@@ -70,13 +74,21 @@ func (w *Watcher) commitBatch(work context.Context, batch []*item) (leftover []*
 	}
 	now := w.opts.Now()
 	failures, noScripts := 0, 0
+	// single is set by a script error of a call of many events: from then
+	// on each event has a call of its own, so that an error is counted
+	// against the event that causes it, not against its whole batch.
+	single := false
 	for len(pending) > 0 {
-		pipe := w.rdb.Pipeline()
-		cmds := make([]*redis.Cmd, len(pending))
-		for i, it := range pending {
+		for _, it := range pending {
 			it.trace.startCommit(it.tasks, commitMode(it))
-			keys, args := w.scriptArgs(it, now)
-			cmds[i] = commitScript.EvalSha(work, w.opts.Dialect, pipe, keys, args...)
+		}
+		calls := w.commitCalls(pending, now, single)
+		sha := commitScript.Hash(w.opts.Dialect)
+		pipe := w.rdb.Pipeline()
+		cmds := make([]*redis.Cmd, len(calls))
+		for i := range calls {
+			cmds[i] = calls[i].cmd(work, sha)
+			_ = pipe.Process(work, cmds[i])
 		}
 		start := time.Now()
 		_, _ = pipe.Exec(work) // errors are read per command below
@@ -85,28 +97,50 @@ func (w *Watcher) commitBatch(work context.Context, batch []*item) (leftover []*
 		retry := pending[:0:0]
 		noScript, failed := false, false
 		for i, cmd := range cmds {
-			it := pending[i]
-			reply, err := cmd.Slice()
+			items := calls[i].items
+			values, err := cmd.Slice()
+			var replies []commitReply
+			if err == nil {
+				replies, err = parseReplies(values, len(items))
+			}
 			switch {
 			case err == nil:
-				if w.handleReply(work, it, reply) {
-					retry = append(retry, it) // bad destination: now dead-letter it
+				for j, it := range items {
+					if !w.handleReply(work, it, replies[j]) {
+						continue
+					}
+					retry = append(retry, it) // e.g. a bad destination: now dead-letter it
+					if it.outage != nil {
+						failed = true
+						if work.Err() == nil {
+							w.outage.Fail(it.outage)
+						}
+						it.outage = nil
+					}
 				}
 			case script.IsNoScript(err):
 				noScript = true
-				retry = append(retry, it)
+				retry = append(retry, items...)
 			case isOutage(err):
 				failed = true
 				if work.Err() == nil {
 					w.outage.Fail(err)
 				}
-				retry = append(retry, it)
+				retry = append(retry, items...)
+			case len(items) > 1:
+				// The script failed on one of these events: not an outage.
+				// The events before it in the call may be committed: sent
+				// again alone, they are found not owned and nothing is
+				// written twice.
+				w.log.Warn("commit script failed on a batch: committing its events one by one", "events", len(items), "err", err)
+				single = true
+				retry = append(retry, items...)
 			default:
-				// The script itself failed on this event: not an outage, and
-				// retrying forever would stall the watcher behind it.
+				// The script failed on this event: retrying forever would
+				// stall the watcher behind it.
 				failed = true
-				if w.scriptFailed(it, err) {
-					retry = append(retry, it)
+				if w.scriptFailed(items[0], err) {
+					retry = append(retry, items[0])
 				}
 			}
 		}
@@ -175,7 +209,12 @@ func isOutage(err error) bool {
 	if !errors.As(err, &re) {
 		return true
 	}
-	msg := re.Error()
+	return isOutageReply(re.Error())
+}
+
+// isOutageReply tells an error reply of Redis that means it cannot answer
+// now.
+func isOutageReply(msg string) bool {
 	for _, p := range [...]string{"LOADING", "BUSY", "READONLY", "MASTERDOWN", "OOM", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS"} {
 		if strings.HasPrefix(msg, p) {
 			return true
@@ -201,71 +240,124 @@ func badDestination(it *item) string {
 }
 
 // Arguments of commit.lua boxed once: a string or an int64 put in an
-// interface allocates, per event.
+// interface allocates. Per event, strings are passed as *string (pointing
+// into the item and its tasks, alive until the commit returns), which
+// go-redis writes as the string and which an interface holds without
+// allocating.
 var (
-	argModes     = map[string]any{"commit": "commit", "dead": "dead", "retry": "retry"}
-	argSet   any = "1"
-	argNoSet any = "0"
-	argEmpty any = ""
-	argBusy  any = "busy"
-	argFlags     = [4]any{"", "f", "d", "fd"}
+	argCommit any = "commit"
+	argDead   any = "dead"
+	argRetry  any = "retry"
+	argSet    any = "1"
+	argNoSet  any = "0"
+	argEmpty  any = ""
+	argBusy   any = "busy"
+	argDetail any = "d"
+	argFlags      = [4]any{"", "f", "t", "ft"}
 )
 
-// scriptArgs lays out commit.lua's KEYS and ARGV for it (see its header):
-// only the keys and arguments this call needs, since every key costs an
-// allocation and a few bytes on the wire per event.
-func (w *Watcher) scriptArgs(it *item, now time.Time) ([]string, []any) {
-	mode := commitMode(it)
+// maxCallArgs bounds the arguments of one commit.lua call: a batch of
+// events making many tasks each is split over several calls (in the same
+// pipeline), so that no single call holds Redis for long.
+const maxCallArgs = 8192
+
+// commitCall is one commit.lua call: the events it commits, in order, and
+// its KEYS and ARGV (see the script's header), each a string or a *string.
+type commitCall struct {
+	items []*item
+	keys  []any
+	args  []any
+}
+
+// cmd returns the EVALSHA command of c, the script known by sha.
+func (c *commitCall) cmd(ctx context.Context, sha string) *redis.Cmd {
+	args := make([]any, 0, 3+len(c.keys)+len(c.args))
+	args = append(args, "evalsha", sha, len(c.keys))
+	args = append(args, c.keys...)
+	args = append(args, c.args...)
+	return redis.NewCmd(ctx, args...)
+}
+
+// commitCalls lays out the commit.lua calls committing items: one call
+// for all of them unless they are many (maxCallArgs), or one per item when
+// single.
+func (w *Watcher) commitCalls(items []*item, now time.Time, single bool) []commitCall {
+	var calls []commitCall
+	var c *commitCall
+	for _, it := range items {
+		if c == nil || single || len(c.args) >= maxCallArgs {
+			calls = append(calls, w.newCall(now, len(items)))
+			c = &calls[len(calls)-1]
+		}
+		w.appendItem(c, it, now)
+	}
+	return calls
+}
+
+// newCall starts a commit.lua call with room for about n events of one
+// task each.
+func (w *Watcher) newCall(now time.Time, n int) commitCall {
+	detail := argEmpty
+	if w.metrics != nil {
+		detail = argDetail // the per-task detail is wanted (so it is when tracing: appendItem)
+	}
+	n = min(n, maxCallArgs/6+1)
+	c := commitCall{
+		items: make([]*item, 0, n),
+		keys:  make([]any, 4, 4+2*n),
+		args:  make([]any, 10, 10+6*n),
+	}
+	c.keys[0], c.keys[1], c.keys[2], c.keys[3] = &w.taken, &w.dead, &w.attempts, &w.sched
+	c.args[0], c.args[1], c.args[2], c.args[3], c.args[4] = now.Unix(), w.channelArg, w.takenQueueArg, detail, w.traceTTL
+	r := &w.opts.Retry
+	c.args[5], c.args[6], c.args[7], c.args[8], c.args[9] = now.UnixMilli(), r.Attempts, r.Delay.Milliseconds(), r.MaxDelay.Milliseconds(), r.AttemptsTTL.Milliseconds()
+	return c
+}
+
+// appendItem adds it's record, and the keys it names, to c.
+func (w *Watcher) appendItem(c *commitCall, it *item, now time.Time) {
+	c.items = append(c.items, it)
 	flags := 0
 	if it.fetched {
 		flags |= 1 // it may have fetch attempts to forget
 	}
-	if it.trace != nil || w.metrics != nil {
-		flags |= 2 // the per-task detail is wanted
+	traced := it.trace != nil
+	if traced {
+		flags |= 2
+		c.args[3] = argDetail
+		c.keys = append(c.keys, keyspace.TraceContext(w.opts.Prefix, w.cfg.InputQueue, it.event))
 	}
-	traceTTL := argEmpty
-	keys := make([]string, 2, 5+3*len(it.tasks))
-	keys[0], keys[1] = w.taken, w.dead
-	if it.fetched || mode == "retry" {
-		keys = append(keys, w.attempts)
-	}
-	if mode == "retry" {
-		keys = append(keys, w.sched)
-	}
-	if it.trace != nil {
-		traceTTL = w.traceTTL
-		keys = append(keys, keyspace.TraceContext(w.opts.Prefix, w.cfg.InputQueue, it.event))
-	}
-	if sec := now.Unix(); sec != w.nowSec || w.nowArg == nil {
-		w.nowSec, w.nowArg = sec, sec
-	}
-	args := make([]any, 7, 8+3*len(it.tasks))
-	args[0], args[1], args[2], args[3], args[4], args[5], args[6] = it.event, w.nowArg, w.channelArg, w.takenQueueArg, argModes[mode], argFlags[flags], traceTTL
-	switch mode {
+	switch commitMode(it) {
 	case "dead":
-		return keys, append(args, w.deadEntry(it, now))
+		c.args = append(c.args, &it.event, argDead, argFlags[flags], 1, w.deadEntry(it, now))
+		return
 	case "retry":
-		r := &w.opts.Retry
 		busy := argEmpty
 		if it.busy {
 			busy = argBusy
 		}
-		return keys, append(args, now.UnixMilli(), r.Attempts, r.Delay.Milliseconds(), r.MaxDelay.Milliseconds(), r.AttemptsTTL.Milliseconds(), w.scheduleTag(it), busy)
+		c.args = append(c.args, &it.event, argRetry, argFlags[flags], 2, w.scheduleTag(it), busy)
+		return
 	}
-	for i, t := range it.tasks {
-		keys = append(keys, t.Queue)
+	per := 2
+	if traced {
+		per = 3
+	}
+	c.args = append(c.args, &it.event, argCommit, argFlags[flags], per*len(it.tasks))
+	for i := range it.tasks {
+		t := &it.tasks[i]
+		c.keys = append(c.keys, &t.Queue)
 		set := argNoSet
 		if t.HasSet {
-			keys = append(keys, t.Set)
+			c.keys = append(c.keys, &t.Set)
 			set = argSet
 		}
-		args = append(args, t.Task, set)
-		if it.trace != nil {
-			keys = append(keys, keyspace.TraceContext(w.opts.Prefix, t.Queue, t.Task))
-			args = append(args, it.trace.taskParent(i))
+		c.args = append(c.args, &t.Task, set)
+		if traced {
+			c.keys = append(c.keys, keyspace.TraceContext(w.opts.Prefix, t.Queue, t.Task))
+			c.args = append(c.args, it.trace.taskParent(i))
 		}
 	}
-	return keys, args
 }
 
 // commitMode is commit.lua's mode for it.
@@ -304,29 +396,53 @@ func (w *Watcher) deadEntry(it *item, now time.Time) string {
 	return string(b)
 }
 
+// commitReply is commit.lua's reply for one event.
+type commitReply struct {
+	code, n, deduped int64
+	detail           string
+}
+
+// parseReplies reads commit.lua's reply: four values per event (see its
+// header).
+func parseReplies(values []any, events int) ([]commitReply, error) {
+	if len(values) != 4*events {
+		return nil, fmt.Errorf("commit script: %d reply values for %d events", len(values), events)
+	}
+	out := make([]commitReply, events)
+	for j := range out {
+		r, v := &out[j], values[4*j:4*j+4]
+		var ok [4]bool
+		r.code, ok[0] = v[0].(int64)
+		r.n, ok[1] = v[1].(int64)
+		r.deduped, ok[2] = v[2].(int64)
+		r.detail, ok[3] = v[3].(string)
+		if ok != [4]bool{true, true, true, true} {
+			return nil, fmt.Errorf("commit script: unexpected reply for event %d of %d: %v", j+1, events, v)
+		}
+	}
+	return out, nil
+}
+
 // handleReply reads commit.lua's reply for it; it reports whether it must
 // be sent again (a bad destination is dead-lettered by a second call, and so
 // is an event whose fetch attempts are exhausted).
-func (w *Watcher) handleReply(ctx context.Context, it *item, reply []any) (again bool) {
-	code := int64(0)
-	if len(reply) == 4 {
-		code, _ = reply[0].(int64)
-	}
+func (w *Watcher) handleReply(ctx context.Context, it *item, reply commitReply) (again bool) {
+	code, n, detail := reply.code, reply.n, reply.detail
 	if code == codeBadArgument {
-		detail, _ := reply[3].(string)
 		it.trace.end("left in the taken list", "commit script: bad argument "+detail)
 		w.log.Error("commit script refused its arguments: event left in the taken list", "event", short(it.event), "argument", detail)
 		return false
 	}
-	var n int64
-	var detail string
-	if code != 0 {
-		n, _ = reply[1].(int64)
-		detail, _ = reply[3].(string)
-	}
 	switch code {
 	case codeCommitted:
-		deduped, _ := reply[2].(int64)
+		deduped := reply.deduped
+		if detail == "" && len(it.tasks) == 1 {
+			// Not sent for a single task: n says it.
+			detail = "0"
+			if n == 1 {
+				detail = "1"
+			}
+		}
 		w.stats.Committed.Add(1)
 		w.stats.TasksPushed.Add(n)
 		w.stats.TasksDeduped.Add(deduped)
@@ -345,6 +461,14 @@ func (w *Watcher) handleReply(ctx context.Context, it *item, reply []any) (again
 	case codeBadDestination:
 		it.dead = detail
 		return true
+	case codeScriptError:
+		if isOutageReply(detail) {
+			// Out of memory half way, on a server without "#!lua" (package
+			// script): waited out like any outage.
+			it.outage = errors.New(detail)
+			return true
+		}
+		return w.scriptFailed(it, errors.New(detail))
 	case codeDeadLettered:
 		w.stats.DeadLettered.Add(1)
 		it.trace.end("dead-lettered", it.dead)

@@ -1,21 +1,31 @@
 #!lua
--- commit.lua: commits one event atomically (fenced commit).
+-- commit.lua: commits a batch of events, each atomically (fenced commit).
 --
--- Redis does not roll back a script, so it checks before it writes:
---   0. every numeric argument parses (else code 9, nothing written);
+-- One call carries many events, each in its own record: the script call
+-- overhead (lookup, Lua VM entry, reply) is paid once per batch instead of
+-- once per event, which is most of what a small commit costs Redis. Each
+-- event is still handled on its own, in order, as one call per event would:
+-- its outcome never depends on whether another event of the batch was
+-- committed, refused or dead-lettered, except through the keys it writes.
+--
+-- Redis does not roll back a script, so before any write it checks the
+-- whole call's shape (else a bad-argument error reply, nothing written),
+-- and, per event, before that event's writes:
 --   1. every destination has the right type (queue: list or none, set:
---      zset or none, dead-letter list: list or none) and no key is both a
---      queue and a set; when one has not,
---      it writes nothing and says which (the caller then dead-letters the
---      event with mode 'dead', fenced like a commit);
+--      zset or none, trace context: string or none, dead-letter list: list
+--      or none) and no key has two of these roles in the event; when one
+--      has not, it writes nothing for this event and says which (the
+--      caller then dead-letters the event with mode 'dead', fenced like a
+--      commit). Once the event has left the taken list no write can fail
+--      (but for a server without "#!lua" running out of memory);
 --   2. the event is still in this replica's taken list: LREM from the tail,
 --      count -1, must remove exactly one copy. If not, the event was replayed
---      elsewhere and this replica writes nothing;
+--      elsewhere and nothing is written for it;
 --   3. only then it pushes the tasks (ZADD NX first when a set is given, and
 --      LPUSH only when the task was new to the set), stores their trace
---      contexts when tracing, and publishes resc's listener messages.
+--      contexts when traced, and publishes resc's listener messages.
 --
--- Modes (ARGV[5]):
+-- Modes of an event:
 --   'commit'  as above
 --   'dead'    moves the event to the dead-letter list (fenced)
 --   'retry'   a fetch failed after its retries: the event leaves the taken
@@ -24,48 +34,49 @@
 --             of each event, apart from recovery's crash replays); past the
 --             last attempt nothing is written and the caller dead-letters it
 -- With flag 'f', 'commit' and 'dead' forget the event's attempts, and when
--- tracing (ARGV[7] set) its trace context; 'retry' keeps both for the next
+-- traced (flag 't') its trace context; 'retry' keeps both for the next
 -- attempt.
 --
 -- KEYS[1]   this replica's taken list
 -- KEYS[2]   the dead-letter list of the input queue
--- then only the keys this call needs (each key passed costs the caller),
--- in this order:
---   the fetch attempts of the input queue (HASH: field sha1(event), value
---     "<attempts> <last attempt, Unix ms>"), with flag 'f' or mode 'retry'
---   the delay schedule of the input queue (ZSET, promoted to the input
---     queue by the leader when due), with mode 'retry'
---   the event's trace context (STRING), when tracing (ARGV[7] set)
--- then, with 'commit', for each task: its queue, then its set when it has
---   one, then its trace context key when tracing
+-- KEYS[3]   the fetch attempts of the input queue (HASH: field sha1(event),
+--           value "<attempts> <last attempt, Unix ms>")
+-- KEYS[4]   the delay schedule of the input queue (ZSET, promoted to the
+--           input queue by the leader when due)
+-- then, for each event in order: its trace context key (STRING) when
+-- traced, then with 'commit', for each task: its queue, then its set when
+-- it has one, then its trace context key when traced
 --
--- ARGV[1]   the event
--- ARGV[2]   now, Unix time in seconds (the score of new set members)
--- ARGV[3]   listener channel, '' for none
--- ARGV[4]   the taken_queue name written in listener messages
--- ARGV[5]   mode: 'commit', 'dead' or 'retry'
--- ARGV[6]   flags: 'f' forget the event's attempts (it had fetches), 'd'
---           reply with the per-task detail; '' for none
--- ARGV[7]   how long a trace context lives, ms (> 0); '' when not tracing
--- with 'commit':
--- ARGV[8..] for each task: the task, '1' when it has a set else '0', and,
---           when tracing, its traceparent
--- with 'dead':
--- ARGV[8]   the dead-letter entry (JSON)
--- with 'retry':
--- ARGV[8]   now, Unix ms
--- ARGV[9]   the most attempts (a failed attempt past it is dead-lettered)
--- ARGV[10]  the delay after the first failed attempt, ms
--- ARGV[11]  the longest delay, ms
--- ARGV[12]  how long attempts are remembered after the last one, ms
--- ARGV[13]  a prefix making the schedule member unique
--- ARGV[14]  'busy' when the fetch did not fail but its host had no slot:
---           scheduled after ARGV[10] ms, no attempt counted; else ''
+-- ARGV[1]   now, Unix time in seconds (the score of new set members)
+-- ARGV[2]   listener channel, '' for none
+-- ARGV[3]   the taken_queue name written in listener messages
+-- ARGV[4]   'd' to reply with the per-task detail, else ''
+-- ARGV[5]   how long a trace context lives, ms (> 0; read for traced events)
+-- ARGV[6]   now, Unix ms                                    \
+-- ARGV[7]   the most attempts (a failed attempt past it     |  read by
+--           is dead-lettered)                               |  'retry'
+-- ARGV[8]   the delay after the first failed attempt, ms    |  only
+-- ARGV[9]   the longest delay, ms                           |
+-- ARGV[10]  how long attempts are remembered after the      |
+--           last one, ms                                    /
+-- then one record per event:
+--   the event
+--   its mode: 'commit', 'dead' or 'retry'
+--   its flags: 'f' forget its attempts (it had fetches), 't' traced; or ''
+--   the number of arguments that follow, then these arguments:
+--     'commit': for each task: the task, '1' when it has a set else '0',
+--               and, when traced, its traceparent
+--     'dead':   the dead-letter entry (JSON)
+--     'retry':  a prefix making the schedule member unique, and 'busy' when
+--               the fetch did not fail but its host had no slot (scheduled
+--               after ARGV[8] ms, no attempt counted), else ''
 --
--- Returns {code, n, deduplicated, detail}:
+-- Returns four values per event, in order (a flat array: no table per
+-- event to make and convert): code, n, deduplicated, detail. Codes:
 --   1  committed: the event left the taken list, n new tasks were pushed;
---      with flag 'd', detail has one character per task, '1' pushed, '0'
---      skipped by its set
+--      with ARGV[4] 'd', detail has one character per task, '1' pushed,
+--      '0' skipped by its set, for an event of more than one task (n says
+--      it for one task)
 --   2  not owned: the event is not in the taken list; nothing was written
 --   3  bad destination: nothing was written; detail says which and why
 --   4  dead-lettered as asked (mode 'dead')
@@ -76,190 +87,308 @@
 --      Unix ms)
 --   8  retry: the schedule or the attempts have the wrong type; nothing
 --      was written; detail says which
---   9  a bad argument; nothing was written; detail says which
+--   9  a bad argument of this event; nothing was written; detail says which
+--  10  a command failed on this event (the server out of memory...):
+--      detail is the error. What the event's commit wrote before it stays
+--      (Redis has no rollback), and an event that had left the taken list
+--      is put back at its oldest end, so that the caller can try again
+--      and then dead-letter it: never lost, its tasks perhaps pushed
+--      more than once. The other events of the call are not affected.
+-- A call whose records do not add up (a count that is not a number, keys
+-- or arguments missing or left over) is refused with an error reply
+-- before anything is written.
 
-local taken, dead = KEYS[1], KEYS[2]
-local event, now, channel, taken_name = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local mode, flags, trace_ttl = ARGV[5], ARGV[6], ARGV[7]
-local tracing = trace_ttl ~= ''
-local forgets = string.find(flags, 'f', 1, true) ~= nil
-local attempts, sched, trace_key
-local k = 3 -- the next key
-if forgets or mode == 'retry' then
-  attempts, k = KEYS[k], k + 1
-end
-if mode == 'retry' then
-  sched, k = KEYS[k], k + 1
-end
-if tracing then
-  trace_key, k = KEYS[k], k + 1
-end
-local first_task_key = k
+local taken, dead, attempts, sched = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local now, channel, taken_name = ARGV[1], ARGV[2], ARGV[3]
+local want_detail, trace_ttl = ARGV[4] == 'd', ARGV[5]
+local nargv = #ARGV
 
--- 0. arguments
+-- The shape of the call, read before anything is written: where each
+-- event's record (rec_a: its first argument) and keys (rec_k) start, and
+-- its argument count (rec_n).
+local rec_a, rec_k, rec_n = {}, {}, {}
+do
+  local a, k, j = 11, 5, 0
+  while a <= nargv do
+    local n = tonumber(ARGV[a + 3])
+    if not n or n < 0 or n ~= math.floor(n) or a + 3 + n > nargv then
+      return redis.error_reply('ERR commit.lua: bad record at ARGV[' .. a .. ']')
+    end
+    j = j + 1
+    rec_a[j], rec_k[j], rec_n[j] = a, k, n
+    local flags = ARGV[a + 2]
+    local traced = flags == 't' or flags == 'ft'
+    if traced then
+      k = k + 1
+    end
+    if ARGV[a + 1] == 'commit' then
+      local stride = traced and 3 or 2
+      if n % stride ~= 0 then
+        return redis.error_reply('ERR commit.lua: bad task arguments at ARGV[' .. a .. ']')
+      end
+      local extra = traced and 2 or 1
+      for i = a + 5, a + 3 + n, stride do
+        k = k + (ARGV[i] == '1' and extra + 1 or extra)
+      end
+    end
+    a = a + 4 + n
+  end
+  if k - 1 ~= #KEYS then
+    return redis.error_reply('ERR commit.lua: ' .. #KEYS .. ' keys, the records name ' .. (k - 1))
+  end
+end
+
 local function positive(i)
   local n = tonumber(ARGV[i])
   return n and n >= 1 and n == math.floor(n)
 end
-if tracing and not positive(7) then
-  return {9, 0, 0, 'trace context TTL ' .. trace_ttl}
-end
-if mode == 'retry' then
-  for i = 8, 12 do
-    if not positive(i) then
-      return {9, 0, 0, 'ARGV[' .. i .. '] ' .. tostring(ARGV[i])}
-    end
+
+-- The type of each key the call read or wrote, so that a key shared by
+-- many events of the batch (a queue, a set) is asked once. Every write
+-- below records the type it leaves; a write that may delete a key forgets
+-- it.
+local types = {}
+local function type_of(key)
+  local t = types[key]
+  if t == nil then
+    t = redis.call('TYPE', key)
+    t = t.ok or t
+    types[key] = t
   end
-elseif mode ~= 'commit' and mode ~= 'dead' then
-  return {9, 0, 0, 'mode ' .. tostring(mode)}
+  return t
 end
 
-local function type_of(key)
-  local t = redis.call('TYPE', key)
-  return t.ok or t
-end
+-- The event being handled (see the main loop).
+local event, forgets, traced, fenced
 
 -- forget drops what 'retry' kept of the event once it is done with. A
 -- wrong-typed attempts hash is left alone (never an error after a write).
-local function forget()
+local function forget(trace_key)
   if forgets and type_of(attempts) == 'hash' then
     redis.call('HDEL', attempts, redis.sha1hex(event))
+    types[attempts] = nil -- the last field gone, the hash is gone
   end
-  if tracing then
+  if traced then
     redis.call('DEL', trace_key)
+    types[trace_key] = nil
   end
 end
 
-if mode == 'retry' then
-  local now_ms, max_attempts, delay0 = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
-  local max_delay, ttl, tag = tonumber(ARGV[11]), tonumber(ARGV[12]), ARGV[13]
+-- Each function below handles the event of the record whose arguments
+-- are ARGV[first .. first + n - 1] and returns its reply.
+
+local function retry(first, n)
+  for i = 6, 10 do
+    if not positive(i) then
+      return 9, 0, 0, 'ARGV[' .. i .. '] ' .. tostring(ARGV[i])
+    end
+  end
+  if n ~= 2 then
+    return 9, 0, 0, 'retry takes 2 arguments, not ' .. n
+  end
+  local now_ms, max_attempts, delay0 = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+  local max_delay, ttl = tonumber(ARGV[9]), tonumber(ARGV[10])
+  local tag = ARGV[first]
   local at, st = type_of(attempts), type_of(sched)
   if at ~= 'hash' and at ~= 'none' then
-    return {8, 0, 0, 'fetch attempts ' .. attempts .. ' is a ' .. at .. ', not a hash'}
+    return 8, 0, 0, 'fetch attempts ' .. attempts .. ' is a ' .. at .. ', not a hash'
   end
   if st ~= 'zset' and st ~= 'none' then
-    return {8, 0, 0, 'delay schedule ' .. sched .. ' is a ' .. st .. ', not a sorted set'}
+    return 8, 0, 0, 'delay schedule ' .. sched .. ' is a ' .. st .. ', not a sorted set'
   end
-  if ARGV[14] == 'busy' then
+  if ARGV[first + 1] == 'busy' then
     if redis.call('LREM', taken, -1, event) ~= 1 then
-      return {2, 0, 0, ''}
+      return 2, 0, 0, ''
     end
+    fenced = true
     local due = now_ms + delay0
     redis.call('ZADD', sched, due, tag .. ':' .. event)
-    return {7, 0, 0, tostring(due)}
+    types[sched] = 'zset'
+    return 7, 0, 0, string.format('%d', due)
   end
   local field = redis.sha1hex(event)
-  local n = 1
+  local count = 1
   local v = redis.call('HGET', attempts, field)
   if v then
-    local count, last = string.match(v, '^(%d+) (%d+)$')
-    if count and now_ms - tonumber(last) <= ttl then
-      n = tonumber(count) + 1
+    local c, last = string.match(v, '^(%d+) (%d+)$')
+    if c and now_ms - tonumber(last) <= ttl then
+      count = tonumber(c) + 1
     end
   end
-  if n >= max_attempts then
-    return {6, n, 0, ''}
+  if count >= max_attempts then
+    return 6, count, 0, ''
   end
   if redis.call('LREM', taken, -1, event) ~= 1 then
-    return {2, 0, 0, ''}
+    return 2, 0, 0, ''
   end
-  redis.call('HSET', attempts, field, n .. ' ' .. now_ms)
+  fenced = true
+  redis.call('HSET', attempts, field, count .. ' ' .. now_ms)
   redis.call('PEXPIRE', attempts, ttl)
-  local due = now_ms + math.min(delay0 * 2 ^ (n - 1), max_delay)
+  types[attempts] = 'hash'
+  local due = now_ms + math.min(delay0 * 2 ^ (count - 1), max_delay)
   redis.call('ZADD', sched, due, tag .. ':' .. event)
-  return {7, n, 0, string.format('%d', due)}
+  types[sched] = 'zset'
+  return 7, count, 0, string.format('%d', due)
 end
 
-if mode == 'dead' then
+local function dead_letter(first, n, trace_key)
+  if n ~= 1 then
+    return 9, 0, 0, 'dead takes 1 argument, not ' .. n
+  end
   local dt = type_of(dead)
   if dt ~= 'list' and dt ~= 'none' then
-    return {5, 0, 0, ''}
+    return 5, 0, 0, ''
   end
   if redis.call('LREM', taken, -1, event) ~= 1 then
-    return {2, 0, 0, ''}
+    return 2, 0, 0, ''
   end
-  redis.call('LPUSH', dead, ARGV[8])
-  forget()
-  return {4, 0, 0, ''}
+  fenced = true
+  redis.call('LPUSH', dead, ARGV[first])
+  types[dead] = 'list'
+  forget(trace_key)
+  return 4, 0, 0, ''
 end
 
--- 1. validate every destination. A key used as a queue by one task and as
--- a set by another (or by the same task) would change type at the first
--- write: refused too. Each key's type is read once.
-local stride = tracing and 3 or 2
-local role = {}
-local function check(key, want)
+-- check validates key for a role of the event: 'list' (a queue), 'zset'
+-- (a set) or 'string' (a trace context). role holds the roles already
+-- given by the event. It returns why not, or nil.
+local names = {list = 'queue ', zset = 'set ', string = 'trace context '}
+local wants = {list = 'a list', zset = 'a sorted set', string = 'a string'}
+local function check(role, key, want)
   local had = role[key]
   if had == nil then
     local t = type_of(key)
     if t ~= want and t ~= 'none' then
-      return (want == 'list' and 'queue ' or 'set ') .. key .. ' is a ' .. t ..
-        (want == 'list' and ', not a list' or ', not a sorted set')
+      return names[want] .. key .. ' is a ' .. t .. ', not ' .. wants[want]
     end
     role[key] = want
   elseif had ~= want then
-    return 'key ' .. key .. ' is both a queue and a set of this event\'s tasks'
+    if had ~= 'string' and want ~= 'string' then
+      return 'key ' .. key .. ' is both a queue and a set of this event\'s tasks'
+    end
+    return 'key ' .. key .. ' is both a trace context and a ' .. (had == 'string' and names[want] or names[had]) .. 'of this event'
   end
   return nil
 end
-k = first_task_key
-for i = 8, #ARGV, stride do
-  local why = check(KEYS[k], 'list')
+
+local function commit(first, n, trace_key, first_task_key)
+  local stride = traced and 3 or 2
+  local last = first + n - 1
+
+  -- 1. validate every destination. A key used in two roles by the event
+  -- (a queue of one task and the set of another, a trace context and a
+  -- queue...) would change type at the first write: refused too, so that
+  -- no write can fail once the event has left the taken list.
+  local role = {}
+  local why = trace_key and check(role, trace_key, 'string') or nil
+  local k = first_task_key
+  for i = first, last, stride do
+    why = why or check(role, KEYS[k], 'list')
+    k = k + 1
+    if ARGV[i + 1] == '1' then
+      why = why or check(role, KEYS[k], 'zset')
+      k = k + 1
+    end
+    if traced then
+      why = why or check(role, KEYS[k], 'string')
+      k = k + 1
+    end
+  end
   if why then
-    return {3, 0, 0, why}
+    return 3, 0, 0, why
   end
-  k = k + 1
-  if ARGV[i + 1] == '1' then
-    why = check(KEYS[k], 'zset')
-    if why then
-      return {3, 0, 0, why}
+
+  -- 2. prove ownership
+  if redis.call('LREM', taken, -1, event) ~= 1 then
+    return 2, 0, 0, ''
+  end
+  fenced = true
+
+  -- 3. write
+  local pushed, deduped = 0, 0
+  local detail = ''
+  local details = want_detail and n > stride and {} or nil
+  k = first_task_key
+  for i = first, last, stride do
+    local task, queue = ARGV[i], KEYS[k]
+    local new = true
+    k = k + 1
+    if ARGV[i + 1] == '1' then
+      new = redis.call('ZADD', KEYS[k], 'NX', now, task) == 1
+      types[KEYS[k]] = 'zset'
+      k = k + 1
     end
-    k = k + 1
-  end
-  if tracing then
-    k = k + 1 -- its trace context key: SET takes any type
-  end
-end
-
--- 2. prove ownership
-if redis.call('LREM', taken, -1, event) ~= 1 then
-  return {2, 0, 0, ''}
-end
-
--- 3. write
-local pushed, deduped = 0, 0
-local want_detail = string.find(flags, 'd', 1, true)
-local detail = {}
-k = first_task_key
-for i = 8, #ARGV, stride do
-  local task, queue = ARGV[i], KEYS[k]
-  local new = true
-  k = k + 1
-  if ARGV[i + 1] == '1' then
-    new = redis.call('ZADD', KEYS[k], 'NX', now, task) == 1
-    k = k + 1
-  end
-  if tracing then
+    if traced then
+      if new then
+        redis.call('SET', KEYS[k], ARGV[i + 2], 'PX', trace_ttl)
+        types[KEYS[k]] = 'string'
+      end
+      k = k + 1
+    end
     if new then
-      redis.call('SET', KEYS[k], ARGV[i + 2], 'PX', trace_ttl)
+      redis.call('LPUSH', queue, task)
+      types[queue] = 'list'
+      pushed = pushed + 1
+      if channel ~= '' then
+        redis.call('PUBLISH', channel, taken_name .. ' TRIGGER ' .. event .. ' -> ' .. task)
+      end
+    else
+      deduped = deduped + 1
     end
-    k = k + 1
-  end
-  if want_detail then
-    detail[#detail + 1] = new and '1' or '0'
-  end
-  if new then
-    redis.call('LPUSH', queue, task)
-    pushed = pushed + 1
-    if channel ~= '' then
-      redis.call('PUBLISH', channel, taken_name .. ' TRIGGER ' .. event .. ' -> ' .. task)
+    if details then
+      details[#details + 1] = new and '1' or '0'
     end
-  else
-    deduped = deduped + 1
   end
+  if channel ~= '' then
+    redis.call('PUBLISH', channel, taken_name .. ' DONE ' .. event)
+  end
+  forget(trace_key)
+  if details then
+    detail = table.concat(details)
+  end
+  return 1, pushed, deduped, detail
 end
-if channel ~= '' then
-  redis.call('PUBLISH', channel, taken_name .. ' DONE ' .. event)
+
+-- handle handles record j; it returns the event's reply.
+local function handle(j)
+  local a, k, n = rec_a[j], rec_k[j], rec_n[j]
+  local mode, flags = ARGV[a + 1], ARGV[a + 2]
+  event = ARGV[a]
+  traced = flags == 't' or flags == 'ft'
+  forgets = flags == 'f' or flags == 'ft'
+  local trace_key
+  if traced then
+    trace_key, k = KEYS[k], k + 1
+    if not positive(5) then
+      return 9, 0, 0, 'trace context TTL ' .. tostring(trace_ttl)
+    end
+  end
+  if mode == 'commit' then
+    return commit(a + 4, n, trace_key, k)
+  elseif mode == 'dead' then
+    return dead_letter(a + 4, n, trace_key)
+  elseif mode == 'retry' then
+    return retry(a + 4, n)
+  end
+  return 9, 0, 0, 'mode ' .. tostring(mode)
 end
-forget()
-return {1, pushed, deduped, table.concat(detail)}
+
+local replies, o = {}, 0
+for j = 1, #rec_a do
+  fenced = false
+  local ok, code, n, deduped, detail = pcall(handle, j)
+  if not ok then
+    -- A command failed on this event: the event alone fails. Once out of
+    -- the taken list it goes back to it (its oldest end), so that it is
+    -- not lost: the caller tries again, then dead-letters it.
+    types = {}
+    detail = type(code) == 'table' and code.err or tostring(code)
+    if fenced then
+      redis.pcall('RPUSH', taken, event)
+    end
+    code, n, deduped = 10, 0, 0
+  end
+  replies[o + 1], replies[o + 2], replies[o + 3], replies[o + 4] = code, n, deduped, detail
+  o = o + 4
+end
+return replies

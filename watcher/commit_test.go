@@ -168,8 +168,7 @@ func TestCommitScript(t *testing.T) {
 			ctx := context.Background()
 			tc.before(ctx, h.rdb)
 			it := tc.item
-			keys, args := h.w.scriptArgs(&it, fixedNow)
-			reply, err := commitScript.Run(ctx, h.w.opts.Dialect, h.rdb, keys, args...).Slice()
+			reply, err := h.commitOne(ctx, &it)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -239,8 +238,7 @@ func TestCommitListenerMessages(t *testing.T) {
 		{Task: "old", Queue: "q", Set: "s", HasSet: true},
 		{Task: "x", Queue: "q2"},
 	}}
-	keys, args := h.w.scriptArgs(&it, fixedNow)
-	if err := commitScript.Run(ctx, h.w.opts.Dialect, h.rdb, keys, args...).Err(); err != nil {
+	if _, err := h.commitOne(ctx, &it); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{

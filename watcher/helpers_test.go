@@ -162,3 +162,44 @@ func (h *harness) onlyDead() DeadEntry {
 	}
 	return e
 }
+
+// runCommit runs commit.lua once on items, laid out as commitBatch does, and
+// returns each item's reply.
+func (h *harness) runCommit(ctx context.Context, items ...*item) ([][]any, error) {
+	calls := h.w.commitCalls(items, fixedNow, false)
+	if len(calls) != 1 {
+		h.t.Fatalf("%d calls for %d items, want 1", len(calls), len(items))
+	}
+	values, err := h.runCall(ctx, &calls[0]).Slice()
+	if err != nil {
+		return nil, err
+	}
+	parsed, err := parseReplies(values, len(items))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	replies := make([][]any, len(items))
+	for i, r := range parsed {
+		replies[i] = []any{r.code, r.n, r.deduped, r.detail}
+	}
+	return replies, nil
+}
+
+// commitOne runs commit.lua on it alone and returns its reply.
+func (h *harness) commitOne(ctx context.Context, it *item) ([]any, error) {
+	replies, err := h.runCommit(ctx, it)
+	if err != nil {
+		return nil, err
+	}
+	return replies[0], nil
+}
+
+// runCall sends c as commitBatch does, the script loaded first.
+func (h *harness) runCall(ctx context.Context, c *commitCall) *redis.Cmd {
+	if err := commitScript.Load(ctx, h.w.opts.Dialect, h.rdb); err != nil {
+		h.t.Fatal(err)
+	}
+	cmd := c.cmd(ctx, commitScript.Hash(h.w.opts.Dialect))
+	_ = h.rdb.Process(ctx, cmd)
+	return cmd
+}

@@ -164,8 +164,7 @@ func TestCommitScriptRetryBranches(t *testing.T) {
 	schedKey := keyspace.DelaySchedule("resc:", "in")
 	run := func(h *harness, it *item) []any {
 		t.Helper()
-		keys, args := h.w.scriptArgs(it, fixedNow)
-		reply, err := commitScript.Run(ctx, h.w.opts.Dialect, h.rdb, keys, args...).Slice()
+		reply, err := h.commitOne(ctx, it)
 		if err != nil {
 			t.Fatal(err)
 		}

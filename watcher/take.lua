@@ -1,8 +1,11 @@
 #!lua
 -- take.lua: takes up to ARGV[1] events in one round trip, without blocking.
--- Each event moves atomically from the input queue (its right end, where
--- the oldest event is) to the head of this replica's taken list, as
--- BRPOPLPUSH and BLMOVE RIGHT LEFT do.
+-- The events move atomically from the input queue (its right end, where
+-- the oldest event is) to the head of this replica's taken list, as that
+-- many BRPOPLPUSH or BLMOVE RIGHT LEFT would: afterwards the taken list
+-- starts with the newest event taken and the input queue has lost its
+-- oldest ones. Three commands per chunk of events instead of one LMOVE per
+-- event.
 --
 -- KEYS[1]  the input queue
 -- KEYS[2]  this replica's taken list
@@ -10,12 +13,23 @@
 --
 -- Returns the events taken, oldest first; empty when the queue is empty.
 
+local input, taken = KEYS[1], KEYS[2]
+local want = tonumber(ARGV[1])
+-- LRANGE .. -1 returns the oldest last: reversed, oldest first, which is
+-- also the order LPUSH must receive them in to leave the newest at the head.
+local got = redis.call('LRANGE', input, -want, -1)
+local n = #got
+if n == 0 then
+  return {}
+end
+redis.call('LTRIM', input, 0, -n - 1)
 local out = {}
-for i = 1, tonumber(ARGV[1]) do
-  local e = redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT')
-  if not e then
-    break
-  end
-  out[i] = e
+for i = 1, n do
+  out[i] = got[n + 1 - i]
+end
+-- unpack is bounded by Lua's stack: push in chunks.
+local chunk = 1000
+for i = 1, n, chunk do
+  redis.call('LPUSH', taken, unpack(out, i, math.min(i + chunk - 1, n)))
 end
 return out

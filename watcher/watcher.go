@@ -80,6 +80,7 @@ type Redis interface {
 	redis.Scripter
 	BLMove(ctx context.Context, source, destination, srcpos, destpos string, timeout time.Duration) *redis.StringCmd
 	Pipeline() redis.Pipeliner
+	Process(ctx context.Context, cmd redis.Cmder) error
 }
 
 // Options configure a Watcher beyond its configuration entry.
@@ -216,10 +217,8 @@ type Watcher struct {
 	traceTTL any // TraceContextTTL in ms, for commit.lua
 	metrics  *watcherMetrics
 
-	// commit.lua's arguments boxed once (see scriptArgs)
+	// commit.lua's arguments boxed once (see commitCalls)
 	channelArg, takenQueueArg any
-	nowSec                    int64
-	nowArg                    any
 }
 
 // New returns a watcher of cfg applying rs, reading and writing through rdb,
@@ -327,6 +326,9 @@ type item struct {
 	abandoned bool
 	// scriptErrors counts the commit script's own errors on this event.
 	scriptErrors int
+	// outage is set by a commit that failed on this event because Redis
+	// could not answer (commit.lua's code 10 with an outage error).
+	outage error
 	// seq is the order in which this replica took the event.
 	seq uint64
 }
@@ -383,9 +385,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 	})()
 
 	// slots bounds the events held at once: taking one needs a slot, its
-	// commit frees it. ready never blocks: it has room for every slot.
+	// commit frees it. ready carries ready events in groups (all those of a
+	// take that need no fetch, or one fetched event); it never blocks: it
+	// has room for every slot.
 	slots := make(chan struct{}, w.cfg.Concurrency)
-	ready := make(chan *item, w.cfg.Concurrency)
+	ready := make(chan []*item, w.cfg.Concurrency)
 
 	var g errgroup.Group
 	g.Go(func() error {
@@ -415,7 +419,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 }
 
 // takeLoop takes events while ctx is not done and dispatches them.
-func (w *Watcher) takeLoop(ctx, work context.Context, slots chan struct{}, ready chan<- *item, fetches *sync.WaitGroup) {
+func (w *Watcher) takeLoop(ctx, work context.Context, slots chan struct{}, ready chan<- []*item, fetches *sync.WaitGroup) {
 	fetchSlots := newHostSlots(w.cfg.FetchConcurrency, w.cfg.Concurrency, hostWait)
 	// A BLMOVE under way when ctx ends may still take one event, up to the
 	// block timeout later; it is handled like any other.
@@ -473,12 +477,23 @@ func (w *Watcher) takeLoop(ctx, work context.Context, slots chan struct{}, ready
 		if infos != nil {
 			traces = w.startTraces(ctx, work, events, infos)
 		}
+		// The events needing no fetch go to the committer together: one
+		// hand-off, and a commit of them all rather than of the first few.
+		// Their items and tasks are allocated for the whole take.
+		b := &takeBatch{
+			items: make([]item, len(events)),
+			now:   make([]*item, 0, len(events)),
+			tasks: make([]rules.Task, 0, len(events)),
+		}
 		for i, ev := range events {
 			var t *eventTrace
 			if traces != nil {
 				t = traces[i]
 			}
-			w.dispatch(work, ev, t, ready, fetchSlots, fetches)
+			w.dispatch(work, b, i, ev, t, ready, fetchSlots, fetches)
+		}
+		if len(b.now) > 0 {
+			ready <- b.now
 		}
 	}
 }
@@ -508,7 +523,7 @@ func (w *Watcher) replayStranded(ctx context.Context, slots chan struct{}) error
 // take takes up to n events: without blocking when the queue has some, else
 // blocking with BLMOVE for one, up to the block timeout.
 func (w *Watcher) take(ctx context.Context, n int) ([]string, error) {
-	events, err := takeScript.Run(ctx, w.opts.Dialect, w.rdb, []string{w.cfg.InputQueue, w.taken}, n).StringSlice()
+	events, err := w.takeNow(ctx, n)
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, err
 	}
@@ -525,36 +540,67 @@ func (w *Watcher) take(ctx context.Context, n int) ([]string, error) {
 	return []string{ev}, nil
 }
 
-// dispatch applies the rules to ev and sends it to the committer, at once
-// when no matching rule fetches, else from a goroutine once fetched.
-func (w *Watcher) dispatch(work context.Context, ev string, t *eventTrace, ready chan<- *item, fetchSlots *hostSlots, fetches *sync.WaitGroup) {
+// takeNow runs take.lua: up to n events, without blocking. The command is
+// made here rather than by go-redis' Script so that the reply is read
+// straight into strings.
+func (w *Watcher) takeNow(ctx context.Context, n int) ([]string, error) {
+	for loaded := false; ; loaded = true {
+		cmd := redis.NewStringSliceCmd(ctx, "evalsha", takeScript.Hash(w.opts.Dialect), 2, &w.cfg.InputQueue, &w.taken, n)
+		_ = w.rdb.Process(ctx, cmd)
+		events, err := cmd.Result()
+		if loaded || !script.IsNoScript(err) {
+			return events, err
+		}
+		if err := takeScript.Load(ctx, w.opts.Dialect, w.rdb); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// takeBatch holds what the events of one take share.
+type takeBatch struct {
+	items   []item        // one per event taken
+	now     []*item       // those ready to commit at once (no fetch)
+	tasks   []rules.Task  // their tasks, each item's a part
+	matches []rules.Match // scratch: the rules matching the current event
+}
+
+// dispatch applies the rules to ev, the i-th event of b. When no matching
+// rule fetches, the event joins b.now, ready to commit; else a goroutine
+// sends it to the committer once fetched.
+func (w *Watcher) dispatch(work context.Context, b *takeBatch, i int, ev string, t *eventTrace, ready chan<- []*item, fetchSlots *hostSlots, fetches *sync.WaitGroup) {
 	seq := uint64(w.stats.Taken.Add(1))
-	matches := w.rules.Match(ev)
+	b.matches = w.rules.AppendMatches(b.matches[:0], ev)
+	matches := b.matches
 	w.metrics.matched(matches)
 	if w.log.Enabled(work, slog.LevelInfo) {
 		w.log.Info("<- event", "event", short(ev), "matching_rules", len(matches))
 	}
 	needsFetch := false
-	for i := range matches {
-		needsFetch = needsFetch || matches[i].Rule().HasFetch()
+	for j := range matches {
+		needsFetch = needsFetch || matches[j].Rule().HasFetch()
 	}
 	if !needsFetch {
-		it := &item{event: ev, seq: seq, trace: t}
-		for i := range matches {
-			n := len(it.tasks)
-			_, span := t.rule(matches[i].Rule())
-			it.tasks = matches[i].Make(nil, it.tasks)
-			endRule(span, len(it.tasks)-n, nil)
+		it := &b.items[i]
+		it.event, it.seq, it.trace = ev, seq, t
+		start := len(b.tasks)
+		for j := range matches {
+			n := len(b.tasks)
+			_, span := t.rule(matches[j].Rule())
+			b.tasks = matches[j].Make(nil, b.tasks)
+			endRule(span, len(b.tasks)-n, nil)
 		}
-		ready <- it
+		it.tasks = b.tasks[start:len(b.tasks):len(b.tasks)]
+		b.now = append(b.now, it)
 		return
 	}
+	matches = slices.Clone(matches) // b.matches is the next event's
 	fetches.Add(1)
 	go func() {
 		defer fetches.Done()
 		it := w.fetchAndMake(work, ev, t, matches, fetchSlots)
 		it.seq, it.trace = seq, t
-		ready <- it
+		ready <- []*item{it}
 	}()
 }
 
@@ -648,20 +694,21 @@ func (w *Watcher) startTraces(ctx, work context.Context, events []string, infos 
 	return traces
 }
 
-// commitLoop commits ready events in batches until ready is closed. It
-// returns the events it could not commit before work was done.
-func (w *Watcher) commitLoop(work context.Context, ready <-chan *item, slots chan struct{}) (leftover []*item) {
-	batch := make([]*item, 0, w.cfg.BatchSize)
-	for it := range ready {
-		batch = append(batch[:0], it)
+// commitLoop commits ready events in batches until ready is closed: all
+// the events ready, up to the concurrency, in one round trip. It returns
+// the events it could not commit before work was done.
+func (w *Watcher) commitLoop(work context.Context, ready <-chan []*item, slots chan struct{}) (leftover []*item) {
+	batch := make([]*item, 0, w.cfg.Concurrency)
+	for items := range ready {
+		batch = append(batch[:0], items...)
 	fill:
-		for len(batch) < w.cfg.BatchSize {
+		for len(batch) < w.cfg.Concurrency {
 			select {
-			case it, ok := <-ready:
+			case items, ok := <-ready:
 				if !ok {
 					break fill
 				}
-				batch = append(batch, it)
+				batch = append(batch, items...)
 			default:
 				break fill
 			}

@@ -1,0 +1,350 @@
+package watcher
+
+import (
+	"context"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/resc-go/resc/internal/keyspace"
+	"github.com/resc-go/resc/rules"
+)
+
+// replyCodes returns the code of each reply.
+func replyCodes(replies [][]any) []int64 {
+	out := make([]int64, len(replies))
+	for i, r := range replies {
+		out[i], _ = r[0].(int64)
+	}
+	return out
+}
+
+// TestCommitScriptBatch runs one commit.lua call over events with every
+// outcome: each event's outcome and writes are its own, as with one call
+// per event.
+func TestCommitScriptBatch(t *testing.T) {
+	h := newHarness(t, nil, nil, nil)
+	ctx := context.Background()
+	h.rdb.LPush(ctx, "in/taken/r1", "a", "c", "d", "e", "f")
+	h.rdb.HSet(ctx, "hash", "f", "v")
+	items := []*item{
+		{event: "a", tasks: []rules.Task{{Task: "ta", Queue: "q", Set: "s", HasSet: true}}},
+		{event: "b", tasks: []rules.Task{{Task: "tb", Queue: "q"}}}, // not in the taken list
+		{event: "c", tasks: []rules.Task{{Task: "tc", Queue: "q"}, {Task: "tc2", Queue: "hash"}}},
+		{event: "d", dead: "because"},
+		{event: "e", retry: "busy host", busy: true, seq: 1},
+		{event: "f", tasks: []rules.Task{{Task: "ta", Queue: "q", Set: "s", HasSet: true}, {Task: "tf", Queue: "q2"}}},
+	}
+	replies, err := h.runCommit(ctx, items...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []int64{codeCommitted, codeNotOwned, codeBadDestination, codeDeadLettered, codeRetryScheduled, codeCommitted}
+	if got := replyCodes(replies); !equalInts(got, want) {
+		t.Fatalf("codes %v, want %v (replies %v)", got, want, replies)
+	}
+	if replies[2][3] != "queue hash is a hash, not a list" {
+		t.Errorf("bad destination reason %q", replies[2][3])
+	}
+	if replies[5][1] != int64(1) || replies[5][2] != int64(1) {
+		t.Errorf("f: pushed, deduplicated = %v, %v; want 1, 1 (ta deduplicated by a's commit)", replies[5][1], replies[5][2])
+	}
+	assertEqual(t, "q", h.list("q"), []string{"ta"})
+	assertEqual(t, "q2", h.list("q2"), []string{"tf"})
+	assertEqual(t, "taken", h.list("in/taken/r1"), []string{"c"})
+	if n := len(h.list("in/dead")); n != 1 {
+		t.Errorf("%d dead entries, want 1", n)
+	}
+	if n := h.rdb.ZCard(ctx, keyspace.DelaySchedule("resc:", "in")).Val(); n != 1 {
+		t.Errorf("%d scheduled, want 1", n)
+	}
+}
+
+// TestCommitScriptBatchTypes: a key's type as left by an earlier event of
+// the same call is what a later event's validation sees.
+func TestCommitScriptBatchTypes(t *testing.T) {
+	ctx := context.Background()
+	t.Run("a queue written by one event is not a set for the next", func(t *testing.T) {
+		h := newHarness(t, nil, nil, nil)
+		h.rdb.LPush(ctx, "in/taken/r1", "a", "b")
+		replies, err := h.runCommit(ctx,
+			&item{event: "a", tasks: []rules.Task{{Task: "t", Queue: "k"}}},
+			&item{event: "b", tasks: []rules.Task{{Task: "t", Queue: "q", Set: "k", HasSet: true}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := replyCodes(replies); !equalInts(got, []int64{codeCommitted, codeBadDestination}) || replies[1][3] != "set k is a list, not a sorted set" {
+			t.Fatalf("replies %v", replies)
+		}
+		assertEqual(t, "k", h.list("k"), []string{"t"})
+		assertEqual(t, "q", h.list("q"), nil)
+	})
+	t.Run("a key an event did not write keeps its type", func(t *testing.T) {
+		h := newHarness(t, nil, nil, nil)
+		h.rdb.LPush(ctx, "in/taken/r1", "b") // a is not owned: writes nothing
+		replies, err := h.runCommit(ctx,
+			&item{event: "a", tasks: []rules.Task{{Task: "t", Queue: "k"}}},
+			&item{event: "b", tasks: []rules.Task{{Task: "t", Queue: "q", Set: "k", HasSet: true}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := replyCodes(replies); !equalInts(got, []int64{codeNotOwned, codeCommitted}) {
+			t.Fatalf("replies %v", replies)
+		}
+		if h.rdb.Type(ctx, "k").Val() != "zset" {
+			t.Errorf("k is a %s, want the set of b", h.rdb.Type(ctx, "k").Val())
+		}
+	})
+	t.Run("a dead-letter list emptied and refilled keeps working", func(t *testing.T) {
+		h := newHarness(t, nil, nil, nil)
+		h.rdb.LPush(ctx, "in/taken/r1", "a", "b")
+		replies, err := h.runCommit(ctx, &item{event: "a", dead: "x"}, &item{event: "b", dead: "y"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := replyCodes(replies); !equalInts(got, []int64{codeDeadLettered, codeDeadLettered}) {
+			t.Fatalf("replies %v", replies)
+		}
+		if n := len(h.list("in/dead")); n != 2 {
+			t.Errorf("%d dead entries, want 2", n)
+		}
+	})
+}
+
+// TestCommitScriptTraceKeyRoles: a trace context key that is also a queue
+// or a set of the event, or holds another type, is refused before the
+// event leaves the taken list, so that no write can fail after that.
+func TestCommitScriptTraceKeyRoles(t *testing.T) {
+	ctx := context.Background()
+	traced := func(event string, tasks ...rules.Task) *item {
+		return &item{event: event, trace: &eventTrace{parent: []string{"00-aa-01-01", "00-bb-01-01"}}, tasks: tasks}
+	}
+	taskKey := keyspace.TraceContext("resc:", "q1", "t1")
+	tests := []struct {
+		name   string
+		before func(h *harness)
+		it     *item
+		reason string
+	}{
+		{"a task's trace context is another task's queue", nil,
+			traced("ev", rules.Task{Task: "t1", Queue: "q1"}, rules.Task{Task: "t2", Queue: taskKey}),
+			"key " + taskKey + " is both a trace context and a queue of this event"},
+		{"a task's queue is the event's trace context", nil,
+			traced("ev", rules.Task{Task: "t1", Queue: keyspace.TraceContext("resc:", "in", "ev")}),
+			"key " + keyspace.TraceContext("resc:", "in", "ev") + " is both a trace context and a queue of this event"},
+		{"a task's trace context is a list", func(h *harness) { h.rdb.LPush(ctx, taskKey, "x") },
+			traced("ev", rules.Task{Task: "t1", Queue: "q1"}),
+			"trace context " + taskKey + " is a list, not a string"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, nil, nil, nil)
+			h.rdb.LPush(ctx, "in/taken/r1", "ev")
+			if tc.before != nil {
+				tc.before(h)
+			}
+			reply, err := h.commitOne(ctx, tc.it)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if reply[0] != int64(codeBadDestination) || reply[3] != tc.reason {
+				t.Fatalf("reply %v, want code 3 %q", reply, tc.reason)
+			}
+			assertEqual(t, "taken", h.list("in/taken/r1"), []string{"ev"})
+			assertEqual(t, "q1", h.list("q1"), nil)
+		})
+	}
+}
+
+// failingCommit makes a commit of b fail after b has left the taken list:
+// a trace context TTL Redis refuses makes the SET of b's task's trace
+// context fail (a and c are not traced). This stands for what cannot be
+// checked up front: a server without "#!lua" running out of memory.
+func failingCommit(h *harness) []*item {
+	h.w.traceTTL = "99999999999999999999"
+	ctx := context.Background()
+	tr := &eventTrace{tracer: noop.NewTracerProvider().Tracer(""), ctx: ctx, span: trace.SpanFromContext(ctx), parent: []string{"00-aa-01-01"}}
+	return []*item{
+		{event: "a", tasks: []rules.Task{{Task: "ta", Queue: "q"}}},
+		{event: "b", trace: tr, tasks: []rules.Task{{Task: "tb", Queue: "q"}}},
+		{event: "c", tasks: []rules.Task{{Task: "tc", Queue: "q"}}},
+	}
+}
+
+// TestCommitScriptBatchEventError: a command failing on one event fails
+// that event alone (code 10), which goes back to the taken list; the events
+// around it are committed.
+func TestCommitScriptBatchEventError(t *testing.T) {
+	h := newHarness(t, nil, nil, nil)
+	ctx := context.Background()
+	h.rdb.LPush(ctx, "in/taken/r1", "a", "b", "c")
+	replies, err := h.runCommit(ctx, failingCommit(h)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := replyCodes(replies); !equalInts(got, []int64{codeCommitted, codeScriptError, codeCommitted}) {
+		t.Fatalf("replies %v", replies)
+	}
+	if why, _ := replies[1][3].(string); !strings.HasPrefix(why, "ERR") {
+		t.Errorf("error %q, want Redis' error", why)
+	}
+	assertEqual(t, "q", h.list("q"), []string{"tc", "ta"})
+	assertEqual(t, "taken", h.list("in/taken/r1"), []string{"b"})
+}
+
+// TestCommitBatchEventError: through commitBatch, the failing event is
+// dead-lettered after maxScriptErrors tries while the others of its batch
+// are committed once, at the first try.
+func TestCommitBatchEventError(t *testing.T) {
+	h := newHarness(t, nil, nil, nil)
+	ctx := context.Background()
+	h.rdb.LPush(ctx, "in/taken/r1", "a", "b", "c")
+	if left := h.w.commitBatch(ctx, failingCommit(h)); len(left) != 0 {
+		t.Fatalf("%d left over", len(left))
+	}
+	assertEqual(t, "q", h.list("q"), []string{"tc", "ta"})
+	assertEqual(t, "taken", h.list("in/taken/r1"), nil)
+	if e := h.onlyDead(); e.Event != "b" || !strings.Contains(e.Reason, "commit script failed: ERR") {
+		t.Errorf("dead entry %+v", e)
+	}
+	s := h.w.Stats()
+	if s.Committed.Load() != 2 || s.NotOwned.Load() != 0 || s.DeadLettered.Load() != 1 {
+		t.Errorf("committed %d, not owned %d, dead-lettered %d; want 2, 0, 1", s.Committed.Load(), s.NotOwned.Load(), s.DeadLettered.Load())
+	}
+	if logs := h.logs.String(); strings.Contains(logs, "redis unavailable") {
+		t.Errorf("an event's error was taken for an outage:\n%s", logs)
+	}
+}
+
+// TestCommitScriptBadRecord: a call whose records do not add up is refused
+// before anything is written.
+func TestCommitScriptBadRecord(t *testing.T) {
+	h := newHarness(t, nil, nil, nil)
+	ctx := context.Background()
+	h.rdb.LPush(ctx, "in/taken/r1", "a", "b")
+	calls := h.w.commitCalls([]*item{
+		{event: "a", tasks: []rules.Task{{Task: "ta", Queue: "q"}}},
+		{event: "b", tasks: []rules.Task{{Task: "tb", Queue: "q"}}},
+	}, fixedNow, false)
+	for name, mod := range map[string]func(c *commitCall){
+		"count too large":    func(c *commitCall) { c.args[len(c.args)-3] = 9 },
+		"count not a number": func(c *commitCall) { c.args[len(c.args)-3] = "x" },
+		"a key missing":      func(c *commitCall) { c.keys = c.keys[:len(c.keys)-1] },
+		"a key left over":    func(c *commitCall) { c.keys = append(c.keys, "extra") },
+		"odd task arguments": func(c *commitCall) {
+			c.args[len(c.args)-3] = 1
+			c.args = c.args[:len(c.args)-1]
+		},
+	} {
+		c := calls[0]
+		c.keys, c.args = append([]any(nil), c.keys...), append([]any(nil), c.args...)
+		mod(&c)
+		err := h.runCall(ctx, &c).Err()
+		if err == nil || !strings.Contains(err.Error(), "commit.lua:") {
+			t.Errorf("%s: err %v, want commit.lua's refusal", name, err)
+		}
+	}
+	assertEqual(t, "q", h.list("q"), nil)
+	assertEqual(t, "taken", h.list("in/taken/r1"), []string{"b", "a"})
+}
+
+// TestCommitCallsSplit: a batch making many tasks is split over calls of
+// at most about maxCallArgs arguments, each event whole in one call, in
+// order.
+func TestCommitCallsSplit(t *testing.T) {
+	h := newHarness(t, nil, nil, nil)
+	var items []*item
+	for i := range 100 {
+		tasks := make([]rules.Task, 100)
+		for j := range tasks {
+			tasks[j] = rules.Task{Task: "t", Queue: "q"}
+		}
+		items = append(items, &item{event: string(rune('a' + i%26)), tasks: tasks})
+	}
+	calls := h.w.commitCalls(items, fixedNow, false)
+	if len(calls) < 2 {
+		t.Fatalf("%d calls for 20,000 task arguments", len(calls))
+	}
+	n := 0
+	for _, c := range calls {
+		if len(c.args) > maxCallArgs+4+2*100 {
+			t.Errorf("a call of %d arguments", len(c.args))
+		}
+		for _, it := range c.items {
+			if it != items[n] {
+				t.Fatalf("item %d out of order", n)
+			}
+			n++
+		}
+	}
+	if n != len(items) {
+		t.Errorf("%d items in the calls, want %d", n, len(items))
+	}
+	if single := h.w.commitCalls(items[:3], fixedNow, true); len(single) != 3 {
+		t.Errorf("single: %d calls for 3 items", len(single))
+	}
+}
+
+func equalInts(a, b []int64) bool {
+	return slices.Equal(a, b)
+}
+
+// TestTakeScript: take.lua leaves the input queue and the taken list as
+// the same number of BLMOVE RIGHT LEFT would (checked against them, on
+// other keys), and returns the events oldest first; in chunks past Lua's
+// unpack limit too.
+func TestTakeScript(t *testing.T) {
+	h := newHarness(t, nil, nil, nil)
+	ctx := context.Background()
+	var events []any
+	for i := range 2600 {
+		events = append(events, "e"+strconv.Itoa(i))
+	}
+	for _, k := range []string{"in", "model/in"} {
+		h.rdb.LPush(ctx, k, events...) // e0 is the oldest, at the right end
+		h.rdb.LPush(ctx, k+"/taken", "before")
+	}
+	for _, n := range []int{1, 3, 1200, 5000} {
+		got, err := takeScript.Run(ctx, h.w.opts.Dialect, h.rdb, []string{"in", "in/taken"}, n).StringSlice()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []string
+		for range n {
+			ev, err := h.rdb.LMove(ctx, "model/in", "model/in/taken", "RIGHT", "LEFT").Result()
+			if err != nil {
+				break
+			}
+			want = append(want, ev)
+		}
+		assertEqual(t, "taken events", got, want)
+		assertEqual(t, "input queue", h.list("in"), h.list("model/in"))
+		assertEqual(t, "taken list", h.list("in/taken"), h.list("model/in/taken"))
+	}
+	if n := h.rdb.Exists(ctx, "in").Val(); n != 0 {
+		t.Errorf("the emptied input queue still exists")
+	}
+	got, err := takeScript.Run(ctx, h.w.opts.Dialect, h.rdb, []string{"in", "in/taken"}, 10).StringSlice()
+	if err != nil || len(got) != 0 {
+		t.Errorf("take from an empty queue: %q, %v", got, err)
+	}
+}
+
+func TestParseReplies(t *testing.T) {
+	got, err := parseReplies([]any{int64(1), int64(2), int64(0), "10", int64(3), int64(0), int64(0), "queue q is a hash"}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []commitReply{{1, 2, 0, "10"}, {3, 0, 0, "queue q is a hash"}}; !slices.Equal(got, want) {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+	for _, bad := range [][]any{nil, {int64(1), int64(1), int64(0), ""}, {int64(1), int64(1), int64(0), "", "x", int64(1), int64(0), ""}} {
+		if _, err := parseReplies(bad, 2); err == nil {
+			t.Errorf("%v for 2 events: no error", bad)
+		}
+	}
+}
