@@ -17,9 +17,9 @@ import "time"
 // Defaults of the extensions; resc's own keys have resc's defaults.
 const (
 	DefaultKeyPrefix        = "resc:"
-	DefaultConcurrency      = 256
+	DefaultConcurrency      = 1024
 	DefaultFetchConcurrency = 64
-	DefaultBatchSize        = 128
+	DefaultBatchSize        = 256
 	DefaultFetchTimeout     = 10 * time.Second
 	DefaultFetchRetries     = 3
 	DefaultFetchMaxBody     = 10 << 20
@@ -204,16 +204,16 @@ type Watcher struct {
 	// "<taken_queue>/<replica-id>", so no two watchers share a taken queue.
 	TakenQueue string
 	// Concurrency is concurrency, how many events this watcher holds at once
-	// (taken and not yet committed) per replica. Default 256; at most
-	// MaxConcurrency.
+	// (taken and not yet committed) per replica, and so the most one commit
+	// round trip carries. Default 1024; at most MaxConcurrency.
 	Concurrency int
 	// FetchConcurrency is fetch_concurrency, how many fetches run at once
 	// to one host per replica (and at most three quarters of
 	// Concurrency). Default 64; at most MaxConcurrency. Events that need no
 	// fetch never wait for these slots.
 	FetchConcurrency int
-	// BatchSize is batch_size, the most events taken in one round trip and
-	// committed in one pipeline. Default 128; at most MaxBatchSize.
+	// BatchSize is batch_size, the most events taken in one round trip.
+	// Default 256; at most MaxBatchSize.
 	BatchSize int
 	// Rules are the rules, in file order. At least one is required.
 	Rules []Rule

@@ -26,7 +26,7 @@ func ExampleLoad() {
 	// redis: redis://127.0.0.1:6379/
 	// key prefix: resc:
 	// watch: global/done taking into global/done/taken/<replica-id>
-	// concurrency: 32 batch size: 128
+	// concurrency: 32 batch size: 256
 	// rule "thumbnail" on ^image/(?P<id>\w+)$
 	//   push thumb/${id} to thumb/todo, deduplicated by thumb/todo-set
 }
