@@ -515,9 +515,17 @@ func (r *runner) startProfile(ctx context.Context, rp *replica) chan error {
 	}
 	done := make(chan error, 1)
 	go func() {
+		// An execution trace of one second, beside the CPU profile: where the
+		// replica's goroutines wait (go tool trace).
+		trace := make(chan error, 1)
+		go func() {
+			url := fmt.Sprintf("http://%s/debug/pprof/trace?seconds=1", rp.httpAddr)
+			trace <- fetchTo(ctx, url, filepath.Join(r.o.PprofDir, "trace-"+rp.id+".out"))
+		}()
 		url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", rp.httpAddr, r.o.PprofSeconds)
 		path := filepath.Join(r.o.PprofDir, "cpu-"+rp.id+".pprof")
-		done <- fetchTo(ctx, url, path)
+		err := fetchTo(ctx, url, path)
+		done <- errors.Join(err, <-trace)
 	}()
 	return done
 }
