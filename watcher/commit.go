@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -87,7 +88,7 @@ func (w *Watcher) commitBatch(work context.Context, batch []*item) (leftover []*
 		pipe := w.rdb.Pipeline()
 		cmds := make([]*redis.Cmd, len(calls))
 		for i := range calls {
-			cmds[i] = calls[i].cmd(work, sha)
+			cmds[i] = calls[i].command(work, sha)
 			_ = pipe.Process(work, cmds[i])
 		}
 		start := time.Now()
@@ -144,6 +145,7 @@ func (w *Watcher) commitBatch(work context.Context, batch []*item) (leftover []*
 				}
 			}
 		}
+		w.releaseCalls()
 		if !failed {
 			w.outage.OK()
 		}
@@ -267,51 +269,66 @@ type commitCall struct {
 	items []*item
 	keys  []any
 	args  []any
+	cmd   []any // the EVALSHA command (see command)
 }
 
-// cmd returns the EVALSHA command of c, the script known by sha.
-func (c *commitCall) cmd(ctx context.Context, sha string) *redis.Cmd {
-	args := make([]any, 0, 3+len(c.keys)+len(c.args))
-	args = append(args, "evalsha", sha, len(c.keys))
-	args = append(args, c.keys...)
-	args = append(args, c.args...)
-	return redis.NewCmd(ctx, args...)
+// command returns the EVALSHA command of c, the script known by sha.
+func (c *commitCall) command(ctx context.Context, sha string) *redis.Cmd {
+	c.cmd = append(c.cmd[:0], "evalsha", sha, len(c.keys))
+	c.cmd = append(c.cmd, c.keys...)
+	c.cmd = append(c.cmd, c.args...)
+	return redis.NewCmd(ctx, c.cmd...)
 }
 
 // commitCalls lays out the commit.lua calls committing items: one call
 // for all of them unless they are many (maxCallArgs), or one per item when
-// single.
+// single. The calls, and their slices, are those of the previous round
+// reused (the slices of a commit round are the bulk of what one replica
+// allocates): they are valid until the next call, which only commitBatch
+// makes, from the one goroutine that commits.
 func (w *Watcher) commitCalls(items []*item, now time.Time, single bool) []commitCall {
-	var calls []commitCall
+	calls := w.calls[:0]
 	var c *commitCall
 	for _, it := range items {
 		if c == nil || single || len(c.args) >= maxCallArgs {
-			calls = append(calls, w.newCall(now, len(items)))
+			calls = slices.Grow(calls, 1)[:len(calls)+1]
 			c = &calls[len(calls)-1]
+			w.startCall(c, now, len(items))
 		}
 		w.appendItem(c, it, now)
 	}
+	w.calls = calls
 	return calls
 }
 
-// newCall starts a commit.lua call with room for about n events of one
-// task each.
-func (w *Watcher) newCall(now time.Time, n int) commitCall {
+// releaseCalls drops what the calls of the last round point to, so that
+// reused slices keep no event alive.
+func (w *Watcher) releaseCalls() {
+	for i := range w.calls {
+		c := &w.calls[i]
+		clear(c.items[:cap(c.items)])
+		clear(c.keys[:cap(c.keys)])
+		clear(c.args[:cap(c.args)])
+		clear(c.cmd[:cap(c.cmd)])
+	}
+}
+
+// startCall starts c, a commit.lua call with room for about n events of
+// one task each (its slices kept when large enough).
+func (w *Watcher) startCall(c *commitCall, now time.Time, n int) {
 	detail := argEmpty
 	if w.metrics != nil {
 		detail = argDetail // the per-task detail is wanted (so it is when tracing: appendItem)
 	}
 	n = min(n, maxCallArgs/6+1)
-	c := commitCall{
-		items: make([]*item, 0, n),
-		keys:  make([]any, 4, 4+2*n),
-		args:  make([]any, 10, 10+6*n),
+	if cap(c.items) < n {
+		c.items, c.keys, c.args = make([]*item, 0, n), make([]any, 0, 4+2*n), make([]any, 0, 10+6*n)
 	}
+	c.items, c.keys, c.args = c.items[:0], c.keys[:4], c.args[:10]
 	c.keys[0], c.keys[1], c.keys[2], c.keys[3] = &w.taken, &w.dead, &w.attempts, &w.sched
 	c.args[0], c.args[1], c.args[2], c.args[3], c.args[4] = now.Unix(), w.channelArg, w.takenQueueArg, detail, w.traceTTL
 	r := &w.opts.Retry
 	c.args[5], c.args[6], c.args[7], c.args[8], c.args[9] = now.UnixMilli(), r.Attempts, r.Delay.Milliseconds(), r.MaxDelay.Milliseconds(), r.AttemptsTTL.Milliseconds()
-	return c
 }
 
 // appendItem adds it's record, and the keys it names, to c.

@@ -219,6 +219,8 @@ type Watcher struct {
 
 	// commit.lua's arguments boxed once (see commitCalls)
 	channelArg, takenQueueArg any
+	// calls are the commit.lua calls of the last commit round, reused
+	calls []commitCall
 }
 
 // New returns a watcher of cfg applying rs, reading and writing through rdb,
