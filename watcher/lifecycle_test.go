@@ -3,8 +3,10 @@ package watcher
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -295,4 +297,50 @@ func TestFenceStopsAtOnce(t *testing.T) {
 	if got := h.list("out"); len(got) != 0 {
 		t.Errorf("out = %q, want nothing pushed", got)
 	}
+}
+
+// TestIdleCommitsBesideFetches: events arriving one at a time at an idle
+// replica are committed by the taking goroutine (commitInline) while fetched
+// events are committed by the committer; neither commits at the same time
+// as the other (the race detector watches the shared commit buffers), the
+// events without fetch keep their order, and every task is pushed once.
+func TestIdleCommitsBesideFetches(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// A service's latency, spread so that fetched events reach the
+		// committer at any moment (not synchronisation).
+		time.Sleep(time.Duration(rand.IntN(2000)) * time.Microsecond)
+		w.Write([]byte(`[{"v":"x"}]`))
+	}))
+	t.Cleanup(srv.Close)
+	fr := rule("fetched", `^f/(?P<n>\d+)$`, mk("f-${n}-${r.v}", "fetched", ""))
+	fr.Fetch = []config.Fetcher{{URL: srv.URL + "/v/${n}", Returns: "r"}}
+	h := newHarness(t, []config.Rule{fr, rule("plain", `^a/(?P<n>\d+)$`, mk("a-${n}", "plain", ""))},
+		fetch.New(config.FetchSettings{Timeout: 5e9, MaxBody: 1 << 20}, nil), nil)
+	h.start()
+	const n, fetchedPer = 200, 5
+	var want []string
+	for i := range n {
+		for j := range fetchedPer {
+			h.push("f/" + strconv.Itoa(i*fetchedPer+j))
+		}
+		h.push("a/" + strconv.Itoa(i))
+		want = append([]string{"a-" + strconv.Itoa(i)}, want...)
+		// Wait for this plain event, so that the next pair finds the
+		// replica idle (blocked in BLMOVE) while fetches are under way.
+		eventually(t, "a/"+strconv.Itoa(i)+" committed", func() bool { return len(h.list("plain")) == i+1 })
+	}
+	h.waitHandled(n + n*fetchedPer)
+	assertEqual(t, "plain", h.list("plain"), want)
+	fetched := h.list("fetched")
+	seen := map[string]bool{}
+	for _, task := range fetched {
+		if seen[task] {
+			t.Errorf("task %s pushed twice", task)
+		}
+		seen[task] = true
+	}
+	if len(seen) != n*fetchedPer {
+		t.Errorf("%d fetched tasks, want %d", len(seen), n*fetchedPer)
+	}
+	assertEqual(t, "taken", h.list(h.w.TakenList()), nil)
 }

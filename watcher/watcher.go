@@ -221,6 +221,12 @@ type Watcher struct {
 	channelArg, takenQueueArg any
 	// calls are the commit.lua calls of the last commit round, reused
 	calls []commitCall
+	// commitMu is held by whoever commits (commitBatch): the committing
+	// goroutine, or the taking one committing an idle event (commitInline).
+	commitMu sync.Mutex
+	// queued counts the events handed to the committer and not yet
+	// committed.
+	queued atomic.Int64
 }
 
 // New returns a watcher of cfg applying rs, reading and writing through rdb,
@@ -394,10 +400,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 	ready := make(chan []*item, w.cfg.Concurrency)
 
 	var g errgroup.Group
+	var inlineLeft []*item // what commits made by the taking goroutine left
 	g.Go(func() error {
 		defer close(ready)
 		var fetches sync.WaitGroup
-		w.takeLoop(takeCtx, work, slots, ready, &fetches)
+		inlineLeft = w.takeLoop(takeCtx, work, slots, ready, &fetches)
 		fetches.Wait()
 		return nil
 	})
@@ -407,6 +414,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 		return nil
 	})
 	_ = g.Wait()
+	leftover = append(leftover, inlineLeft...)
 
 	if fence.Err() != nil {
 		for _, it := range leftover {
@@ -421,7 +429,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 }
 
 // takeLoop takes events while ctx is not done and dispatches them.
-func (w *Watcher) takeLoop(ctx, work context.Context, slots chan struct{}, ready chan<- []*item, fetches *sync.WaitGroup) {
+func (w *Watcher) takeLoop(ctx, work context.Context, slots chan struct{}, ready chan<- []*item, fetches *sync.WaitGroup) (leftover []*item) {
 	fetchSlots := newHostSlots(w.cfg.FetchConcurrency, w.cfg.Concurrency, hostWait)
 	// A BLMOVE under way when ctx ends may still take one event, up to the
 	// block timeout later; it is handled like any other.
@@ -453,7 +461,7 @@ func (w *Watcher) takeLoop(ctx, work context.Context, slots chan struct{}, ready
 				break more
 			}
 		}
-		events, err := w.take(ctx, n)
+		events, blocked, err := w.take(ctx, n)
 		for range n - len(events) {
 			<-slots
 		}
@@ -494,10 +502,43 @@ func (w *Watcher) takeLoop(ctx, work context.Context, slots chan struct{}, ready
 			}
 			w.dispatch(work, b, i, ev, t, ready, fetchSlots, fetches)
 		}
-		if len(b.now) > 0 {
-			ready <- b.now
+		if len(b.now) == 0 {
+			continue
 		}
+		if blocked {
+			if left, ok := w.commitInline(work, b.now, slots); ok {
+				leftover = append(leftover, left...)
+				continue
+			}
+		}
+		w.queued.Add(int64(len(b.now)))
+		ready <- b.now
 	}
+	return leftover
+}
+
+// commitInline commits items at once, from the taking goroutine, when the
+// committer has nothing queued nor under way; it reports whether it did,
+// and returns what it could not commit. It serves an idle replica: the event
+// a BLMOVE brought is committed without waking the committing goroutine (on
+// a machine with idle CPUs, waking a thread is most of an idle event's
+// latency) and before the next take is sent. Under load, takes do not block
+// and the committer does the committing, while the next events are taken.
+func (w *Watcher) commitInline(work context.Context, items []*item, slots chan struct{}) (left []*item, ok bool) {
+	if w.queued.Load() != 0 || !w.commitMu.TryLock() {
+		return nil, false
+	}
+	defer w.commitMu.Unlock()
+	// Under the lock, no commit is under way; nothing queued means no event
+	// taken earlier waits to be committed, so the order of commits is kept.
+	if w.queued.Load() != 0 {
+		return nil, false
+	}
+	left = w.commitBatch(work, items)
+	for range items {
+		<-slots
+	}
+	return left, true
 }
 
 // replayStranded moves back to the input queue the events a failed take may
@@ -523,23 +564,24 @@ func (w *Watcher) replayStranded(ctx context.Context, slots chan struct{}) error
 }
 
 // take takes up to n events: without blocking when the queue has some, else
-// blocking with BLMOVE for one, up to the block timeout.
-func (w *Watcher) take(ctx context.Context, n int) ([]string, error) {
-	events, err := w.takeNow(ctx, n)
+// blocking with BLMOVE for one, up to the block timeout (then blocked is
+// true: the queue was empty, the replica idle).
+func (w *Watcher) take(ctx context.Context, n int) (events []string, blocked bool, err error) {
+	events, err = w.takeNow(ctx, n)
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, err
+		return nil, false, err
 	}
 	if len(events) > 0 {
-		return events, nil
+		return events, false, nil
 	}
 	ev, err := w.rdb.BLMove(ctx, w.cfg.InputQueue, w.taken, "RIGHT", "LEFT", w.opts.BlockTimeout).Result()
 	if errors.Is(err, redis.Nil) {
-		return nil, nil
+		return nil, true, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, true, err
 	}
-	return []string{ev}, nil
+	return []string{ev}, true, nil
 }
 
 // takeNow runs take.lua: up to n events, without blocking. The command is
@@ -602,6 +644,7 @@ func (w *Watcher) dispatch(work context.Context, b *takeBatch, i int, ev string,
 		defer fetches.Done()
 		it := w.fetchAndMake(work, ev, t, matches, fetchSlots)
 		it.seq, it.trace = seq, t
+		w.queued.Add(1)
 		ready <- []*item{it}
 	}()
 }
@@ -715,10 +758,13 @@ func (w *Watcher) commitLoop(work context.Context, ready <-chan []*item, slots c
 				break fill
 			}
 		}
+		w.commitMu.Lock()
 		leftover = append(leftover, w.commitBatch(work, batch)...)
 		for range batch {
 			<-slots
 		}
+		w.queued.Add(-int64(len(batch)))
+		w.commitMu.Unlock()
 	}
 	return leftover
 }
