@@ -461,7 +461,7 @@ func (w *Watcher) takeLoop(ctx, work context.Context, slots chan struct{}, ready
 				break more
 			}
 		}
-		events, blocked, err := w.take(ctx, n)
+		events, idle, err := w.take(ctx, n)
 		for range n - len(events) {
 			<-slots
 		}
@@ -505,7 +505,7 @@ func (w *Watcher) takeLoop(ctx, work context.Context, slots chan struct{}, ready
 		if len(b.now) == 0 {
 			continue
 		}
-		if blocked {
+		if idle {
 			if left, ok := w.commitInline(work, b.now, slots); ok {
 				leftover = append(leftover, left...)
 				continue
@@ -520,10 +520,11 @@ func (w *Watcher) takeLoop(ctx, work context.Context, slots chan struct{}, ready
 // commitInline commits items at once, from the taking goroutine, when the
 // committer has nothing queued nor under way; it reports whether it did,
 // and returns what it could not commit. It serves an idle replica: the event
-// a BLMOVE brought is committed without waking the committing goroutine (on
-// a machine with idle CPUs, waking a thread is most of an idle event's
-// latency) and before the next take is sent. Under load, takes do not block
-// and the committer does the committing, while the next events are taken.
+// a BLMOVE waited for (idleAfter or more) is committed without waking the
+// committing goroutine (on a machine with idle CPUs, waking a thread is most
+// of an idle event's latency) and before the next take is sent. Under load
+// takes do not wait, and the committer commits while the next events are
+// taken.
 func (w *Watcher) commitInline(work context.Context, items []*item, slots chan struct{}) (left []*item, ok bool) {
 	if w.queued.Load() != 0 || !w.commitMu.TryLock() {
 		return nil, false
@@ -563,10 +564,15 @@ func (w *Watcher) replayStranded(ctx context.Context, slots chan struct{}) error
 	return w.replayTaken(ctx)
 }
 
+// idleAfter is how long a take must have waited for its event for the
+// replica to count as idle (see commitInline): at more than about a
+// thousand events a second, events keep going to the committer.
+const idleAfter = time.Millisecond
+
 // take takes up to n events: without blocking when the queue has some, else
-// blocking with BLMOVE for one, up to the block timeout (then blocked is
-// true: the queue was empty, the replica idle).
-func (w *Watcher) take(ctx context.Context, n int) (events []string, blocked bool, err error) {
+// blocking with BLMOVE for one, up to the block timeout. idle is true when
+// it waited idleAfter or more for that one.
+func (w *Watcher) take(ctx context.Context, n int) (events []string, idle bool, err error) {
 	events, err = w.takeNow(ctx, n)
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, false, err
@@ -574,14 +580,15 @@ func (w *Watcher) take(ctx context.Context, n int) (events []string, blocked boo
 	if len(events) > 0 {
 		return events, false, nil
 	}
+	start := time.Now()
 	ev, err := w.rdb.BLMove(ctx, w.cfg.InputQueue, w.taken, "RIGHT", "LEFT", w.opts.BlockTimeout).Result()
 	if errors.Is(err, redis.Nil) {
-		return nil, true, nil
+		return nil, false, nil
 	}
 	if err != nil {
-		return nil, true, err
+		return nil, false, err
 	}
-	return []string{ev}, true, nil
+	return []string{ev}, time.Since(start) >= idleAfter, nil
 }
 
 // takeNow runs take.lua: up to n events, without blocking. The command is
