@@ -99,7 +99,7 @@ func TestCommitScriptBatchTypes(t *testing.T) {
 			t.Errorf("k is a %s, want the set of b", h.rdb.Type(ctx, "k").Val())
 		}
 	})
-	t.Run("a dead-letter list emptied and refilled keeps working", func(t *testing.T) {
+	t.Run("two events dead-lettered by one call", func(t *testing.T) {
 		h := newHarness(t, nil, nil, nil)
 		h.rdb.LPush(ctx, "in/taken/r1", "a", "b")
 		replies, err := h.runCommit(ctx, &item{event: "a", dead: "x"}, &item{event: "b", dead: "y"})
@@ -189,8 +189,8 @@ func TestCommitScriptBatchEventError(t *testing.T) {
 	if got := replyCodes(replies); !equalInts(got, []int64{codeCommitted, codeScriptError, codeCommitted}) {
 		t.Fatalf("replies %v", replies)
 	}
-	if why, _ := replies[1][3].(string); !strings.HasPrefix(why, "ERR") {
-		t.Errorf("error %q, want Redis' error", why)
+	if why, _ := replies[1][3].(string); !strings.HasPrefix(why, "ERR") || replies[1][1] != int64(1) {
+		t.Errorf("reply %v, want Redis' error and n 1 (it had left the taken list)", replies[1])
 	}
 	assertEqual(t, "q", h.list("q"), []string{"tc", "ta"})
 	assertEqual(t, "taken", h.list("in/taken/r1"), []string{"b"})
@@ -203,13 +203,22 @@ func TestCommitBatchEventError(t *testing.T) {
 	h := newHarness(t, nil, nil, nil)
 	ctx := context.Background()
 	h.rdb.LPush(ctx, "in/taken/r1", "a", "b", "c")
+	if err := commitScript.Load(ctx, h.w.opts.Dialect, h.rdb); err != nil {
+		t.Fatal(err)
+	}
+	h.rdb.ConfigResetStat(ctx)
 	if left := h.w.commitBatch(ctx, failingCommit(h)); len(left) != 0 {
 		t.Fatalf("%d left over", len(left))
 	}
 	assertEqual(t, "q", h.list("q"), []string{"tc", "ta"})
 	assertEqual(t, "taken", h.list("in/taken/r1"), nil)
-	if e := h.onlyDead(); e.Event != "b" || !strings.Contains(e.Reason, "commit script failed: ERR") {
+	// b had left the taken list when its commit failed: it is dead-lettered
+	// at once, not committed again (which could push some tasks twice).
+	if e := h.onlyDead(); e.Event != "b" || !strings.Contains(e.Reason, "commit script failed after some of its writes: ERR") {
 		t.Errorf("dead entry %+v", e)
+	}
+	if n := evalshaCalls(t, h); n != 2 {
+		t.Errorf("%d commit.lua calls, want 2: the batch, then b's dead-lettering", n)
 	}
 	s := h.w.Stats()
 	if s.Committed.Load() != 2 || s.NotOwned.Load() != 0 || s.DeadLettered.Load() != 1 {
@@ -345,6 +354,69 @@ func TestParseReplies(t *testing.T) {
 	for _, bad := range [][]any{nil, {int64(1), int64(1), int64(0), ""}, {int64(1), int64(1), int64(0), "", "x", int64(1), int64(0), ""}} {
 		if _, err := parseReplies(bad, 2); err == nil {
 			t.Errorf("%v for 2 events: no error", bad)
+		}
+	}
+}
+
+// evalshaCalls is how many EVALSHA the harness' server ran since its
+// statistics were reset.
+func evalshaCalls(t *testing.T, h *harness) int {
+	t.Helper()
+	for _, line := range strings.Split(h.rdb.Info(context.Background(), "commandstats").Val(), "\n") {
+		if rest, ok := strings.CutPrefix(line, "cmdstat_evalsha:calls="); ok {
+			n, err := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	return 0
+}
+
+// TestTakeScriptWrongTakenList: a taken list of the wrong type is refused
+// before any event leaves the input queue (a script is not rolled back).
+func TestTakeScriptWrongTakenList(t *testing.T) {
+	h := newHarness(t, nil, nil, nil)
+	ctx := context.Background()
+	h.rdb.LPush(ctx, "in", "e1", "e2", "e3")
+	h.rdb.Set(ctx, "in/taken", "x", 0)
+	err := takeScript.Run(ctx, h.w.opts.Dialect, h.rdb, []string{"in", "in/taken"}, 2).Err()
+	if err == nil || !strings.Contains(err.Error(), "WRONGTYPE") {
+		t.Fatalf("err %v, want WRONGTYPE", err)
+	}
+	assertEqual(t, "input queue", h.list("in"), []string{"e3", "e2", "e1"})
+}
+
+// TestCommitScriptKeepsWrongTraceKey: dead-lettering a traced event whose
+// trace context key holds something else leaves that key alone.
+func TestCommitScriptKeepsWrongTraceKey(t *testing.T) {
+	h := newHarness(t, nil, nil, nil)
+	ctx := context.Background()
+	h.rdb.LPush(ctx, "in/taken/r1", "ev")
+	key := keyspace.TraceContext("resc:", "in", "ev")
+	h.rdb.LPush(ctx, key, "someone's")
+	reply, err := h.commitOne(ctx, &item{event: "ev", dead: "because", trace: &eventTrace{}})
+	if err != nil || reply[0] != int64(codeDeadLettered) {
+		t.Fatalf("reply %v, %v", reply, err)
+	}
+	assertEqual(t, key, h.list(key), []string{"someone's"})
+}
+
+func TestIsOutageReply(t *testing.T) {
+	for msg, want := range map[string]bool{
+		"OOM command not allowed when used memory > 'maxmemory'.":           true,
+		":1: OOM command not allowed when used memory > 'maxmemory'.":       true,
+		"@user_script: 12: OOM command not allowed":                         true,
+		"LOADING Redis is loading the dataset in memory":                    true,
+		"BUSY Redis is busy running a script":                               true,
+		"BUSYKEY Target key name already exists.":                           false,
+		"WRONGTYPE Operation against a key holding the wrong kind of value": false,
+		"ERR value is not an integer: OOM nowhere":                          false,
+		":1: WRONGTYPE Operation against a key ROOM":                        false,
+	} {
+		if got := isOutageReply(msg); got != want {
+			t.Errorf("isOutageReply(%q) = %v, want %v", msg, got, want)
 		}
 	}
 }

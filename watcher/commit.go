@@ -122,7 +122,7 @@ func (w *Watcher) commitBatch(work context.Context, batch []*item) (leftover []*
 			case script.IsNoScript(err):
 				noScript = true
 				retry = append(retry, items...)
-			case isOutage(err):
+			case isOutage(err) && !errors.Is(err, errBadReply):
 				failed = true
 				if work.Err() == nil {
 					w.outage.Fail(err)
@@ -215,14 +215,22 @@ func isOutage(err error) bool {
 }
 
 // isOutageReply tells an error reply of Redis that means it cannot answer
-// now.
+// now. An error caught inside a script may carry the script's location
+// first (":1: OOM ...", "@user_script: 12: OOM ..."): the code is then the
+// first word after it.
 func isOutageReply(msg string) bool {
-	for _, p := range [...]string{"LOADING", "BUSY", "READONLY", "MASTERDOWN", "OOM", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS"} {
-		if strings.HasPrefix(msg, p) {
-			return true
+	for {
+		for _, p := range [...]string{"LOADING", "BUSY", "READONLY", "MASTERDOWN", "OOM", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS"} {
+			if strings.HasPrefix(msg, p+" ") || msg == p {
+				return true
+			}
 		}
+		i := strings.Index(msg, ": ")
+		if i < 0 || strings.ContainsRune(msg[:i], ' ') {
+			return false // no location prefix left
+		}
+		msg = msg[i+2:]
 	}
-	return false
 }
 
 // badDestination refuses what Redis would accept but nobody could use: a
@@ -419,11 +427,15 @@ type commitReply struct {
 	detail           string
 }
 
+// errBadReply is a commit.lua reply the watcher cannot read: an error of
+// the script (or of a proxy), not an outage.
+var errBadReply = errors.New("commit script: unexpected reply")
+
 // parseReplies reads commit.lua's reply: four values per event (see its
 // header).
 func parseReplies(values []any, events int) ([]commitReply, error) {
 	if len(values) != 4*events {
-		return nil, fmt.Errorf("commit script: %d reply values for %d events", len(values), events)
+		return nil, fmt.Errorf("%w: %d values for %d events", errBadReply, len(values), events)
 	}
 	out := make([]commitReply, events)
 	for j := range out {
@@ -434,7 +446,7 @@ func parseReplies(values []any, events int) ([]commitReply, error) {
 		r.deduped, ok[2] = v[2].(int64)
 		r.detail, ok[3] = v[3].(string)
 		if ok != [4]bool{true, true, true, true} {
-			return nil, fmt.Errorf("commit script: unexpected reply for event %d of %d: %v", j+1, events, v)
+			return nil, fmt.Errorf("%w for event %d of %d: %v", errBadReply, j+1, events, v)
 		}
 	}
 	return out, nil
@@ -479,10 +491,17 @@ func (w *Watcher) handleReply(ctx context.Context, it *item, reply commitReply) 
 		it.dead = detail
 		return true
 	case codeScriptError:
-		if isOutageReply(detail) {
+		switch {
+		case isOutageReply(detail):
 			// Out of memory half way, on a server without "#!lua" (package
 			// script): waited out like any outage.
 			it.outage = errors.New(detail)
+			return true
+		case n == 1 && it.dead == "":
+			// It had left the taken list, and some of its tasks may be
+			// pushed: committing it again could push them twice.
+			w.log.Error("commit script failed on this event after some of its writes: dead-lettering it", "event", short(it.event), "err", detail)
+			it.dead = "commit script failed after some of its writes: " + detail
 			return true
 		}
 		return w.scriptFailed(it, errors.New(detail))

@@ -91,9 +91,10 @@
 --  10  a command failed on this event (the server out of memory...):
 --      detail is the error. What the event's commit wrote before it stays
 --      (Redis has no rollback), and an event that had left the taken list
---      is put back at its oldest end, so that the caller can try again
---      and then dead-letter it: never lost, its tasks perhaps pushed
---      more than once. The other events of the call are not affected.
+--      is put back at its oldest end (then n is 1), so that it is never
+--      lost: the caller dead-letters it at once rather than push some of
+--      its tasks again (with n 0 nothing was written: it may try again).
+--      The other events of the call are not affected.
 -- A call whose records do not add up (a count that is not a number, keys
 -- or arguments missing or left over) is refused with an error reply
 -- before anything is written.
@@ -168,7 +169,7 @@ local function forget(trace_key)
     redis.call('HDEL', attempts, redis.sha1hex(event))
     types[attempts] = nil -- the last field gone, the hash is gone
   end
-  if traced then
+  if traced and type_of(trace_key) == 'string' then
     redis.call('DEL', trace_key)
     types[trace_key] = nil
   end
@@ -386,7 +387,7 @@ for j = 1, #rec_a do
     if fenced then
       redis.pcall('RPUSH', taken, event)
     end
-    code, n, deduped = 10, 0, 0
+    code, n, deduped = 10, fenced and 1 or 0, 0
   end
   replies[o + 1], replies[o + 2], replies[o + 3], replies[o + 4] = code, n, deduped, detail
   o = o + 4

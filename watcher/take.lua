@@ -15,6 +15,13 @@
 
 local input, taken = KEYS[1], KEYS[2]
 local want = tonumber(ARGV[1])
+-- Redis does not roll a script back: a taken list of the wrong type would
+-- make the LPUSH fail after the LTRIM, and the events would be lost.
+local tt = redis.call('TYPE', taken)
+tt = tt.ok or tt
+if tt ~= 'list' and tt ~= 'none' then
+  return redis.error_reply('WRONGTYPE take.lua: the taken list ' .. taken .. ' is a ' .. tt .. ', not a list')
+end
 -- LRANGE .. -1 returns the oldest last: reversed, oldest first, which is
 -- also the order LPUSH must receive them in to leave the newest at the head.
 local got = redis.call('LRANGE', input, -want, -1)

@@ -227,6 +227,10 @@ type Watcher struct {
 	// queued counts the events handed to the committer and not yet
 	// committed.
 	queued atomic.Int64
+	// idleAfter is the constant, but for tests; inlineCommits counts the
+	// commits of commitInline, for tests.
+	idleAfter     time.Duration
+	inlineCommits atomic.Int64
 }
 
 // New returns a watcher of cfg applying rs, reading and writing through rdb,
@@ -257,19 +261,20 @@ func New(cfg config.Watcher, rs *rules.Ruleset, rdb Redis, f Fetcher, opts Optio
 	}
 	log := opts.Logger.With("queue", cfg.InputQueue)
 	w := &Watcher{
-		cfg:      cfg,
-		rules:    rs,
-		rdb:      rdb,
-		fetch:    f,
-		opts:     opts,
-		log:      log,
-		taken:    keyspace.TakenList(cfg.TakenQueue, opts.Replica),
-		dead:     keyspace.DeadList(cfg.InputQueue),
-		outage:   backoff.NewOutage(log, "redis"),
-		attempts: keyspace.FetchAttempts(opts.Prefix, cfg.InputQueue),
-		sched:    keyspace.DelaySchedule(opts.Prefix, cfg.InputQueue),
-		runTag:   randomTag(),
-		traceTTL: strconv.FormatInt(max(opts.TraceContextTTL.Milliseconds(), 1), 10),
+		cfg:       cfg,
+		rules:     rs,
+		rdb:       rdb,
+		fetch:     f,
+		opts:      opts,
+		log:       log,
+		taken:     keyspace.TakenList(cfg.TakenQueue, opts.Replica),
+		dead:      keyspace.DeadList(cfg.InputQueue),
+		outage:    backoff.NewOutage(log, "redis"),
+		attempts:  keyspace.FetchAttempts(opts.Prefix, cfg.InputQueue),
+		sched:     keyspace.DelaySchedule(opts.Prefix, cfg.InputQueue),
+		runTag:    randomTag(),
+		idleAfter: idleAfter,
+		traceTTL:  strconv.FormatInt(max(opts.TraceContextTTL.Milliseconds(), 1), 10),
 
 		channelArg:    opts.ListenerChannel,
 		takenQueueArg: cfg.TakenQueue,
@@ -539,6 +544,7 @@ func (w *Watcher) commitInline(work context.Context, items []*item, slots chan s
 	for range items {
 		<-slots
 	}
+	w.inlineCommits.Add(1)
 	return left, true
 }
 
@@ -588,7 +594,7 @@ func (w *Watcher) take(ctx context.Context, n int) (events []string, idle bool, 
 	if err != nil {
 		return nil, false, err
 	}
-	return []string{ev}, time.Since(start) >= idleAfter, nil
+	return []string{ev}, time.Since(start) >= w.idleAfter, nil
 }
 
 // takeNow runs take.lua: up to n events, without blocking. The command is
