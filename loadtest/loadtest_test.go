@@ -296,3 +296,37 @@ func TestOptionsRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestListenerIgnoresEarlierEvents: a listener observer does not count the
+// message of an event pushed before it started (a warm-up event whose
+// PUBLISH comes late, as resc's algorithm sends it after the LPUSH the
+// warm-up waited for): it would end the measurement one event early.
+func TestListenerIgnoresEarlierEvents(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client()
+	ctx := context.Background()
+	clk := newClock()
+	early := clk.now()
+	sub := srv.Client()
+	s, err := subscribe(ctx, sub, "ch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := newObserver(clk, 1, nil)
+	go o.listen(ctx, s)
+	late := clk.now()
+	for _, msg := range []string{
+		fmt.Sprintf("in/taken TRIGGER e -> trt/5/%d", early),
+		fmt.Sprintf("in/taken TRIGGER e -> trt/0/%d", late),
+	} {
+		if err := rdb.Publish(ctx, "ch", msg).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := o.wait(); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-o.notify; got != 0 {
+		t.Errorf("the observer counted event %d, want 0 (event 5 was pushed before it started)", got)
+	}
+}
