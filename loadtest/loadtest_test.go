@@ -330,3 +330,28 @@ func TestListenerIgnoresEarlierEvents(t *testing.T) {
 		t.Errorf("the observer counted event %d, want 0 (event 5 was pushed before it started)", got)
 	}
 }
+
+// TestAwaitLastEvent: the task of the last event is reported and the
+// observer ends at the same moment; waiting for that event must see the
+// report whichever of the two it notices first. One round would catch a
+// wrong order half of the time: 200 rounds catch it always but once in
+// 2^200.
+func TestAwaitLastEvent(t *testing.T) {
+	r := &runner{o: Options{StallTimeout: 10 * time.Second}, clk: newClock()}
+	tg := &target{name: "resc-go", alive: func() error { return nil }}
+	for round := range 200 {
+		o := newObserver(r.clk, 1, nil)
+		o.record(fmt.Sprintf("trt/0/%d", r.clk.now()), r.clk.now())
+		close(o.done)
+		if err := r.awaitSeq(context.Background(), tg, o, 0); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+	}
+	// An observer that ended without the event is still an error.
+	o := newObserver(r.clk, 1, nil)
+	o.record(fmt.Sprintf("trt/3/%d", r.clk.now()), r.clk.now())
+	close(o.done)
+	if err := r.awaitSeq(context.Background(), tg, o, 4); err == nil {
+		t.Fatal("awaitSeq accepted an observer that ended without event 4's task")
+	}
+}
