@@ -225,18 +225,6 @@ func deadJSON(event, queue, replica string, count int, at time.Time) string {
 	return canonicalJSON(string(b))
 }
 
-// poll waits until cond holds, failing the test after 10 s.
-func poll(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 // sorted returns a sorted copy of ss.
 func sorted(ss []string) []string {
 	out := append([]string(nil), ss...)

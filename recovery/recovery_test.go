@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/resc-go/resc/internal/keyspace"
+	"github.com/resc-go/resc/internal/testutil"
 )
 
 // run starts e.r.Run and stops it at the end of the test; the returned
@@ -50,7 +51,7 @@ func (e *env) exists(key string) bool {
 func (e *env) waitPasses(n int) {
 	e.t.Helper()
 	target := e.live.Calls() + n
-	poll(e.t, "leader passes", func() bool { return e.live.Calls() >= target })
+	testutil.Eventually(e.t, "leader passes", func() bool { return e.live.Calls() >= target })
 }
 
 // TestRunReplaysOrphans: the lists of a dead replica and of a replica that
@@ -68,7 +69,7 @@ func TestRunReplaysOrphans(t *testing.T) {
 	e.live.alive["dead"] = false // registered once, expired since
 	e.live.mu.Unlock()
 	e.run()
-	poll(t, "orphan lists replayed", func() bool { return !e.exists("in/taken/dead") && !e.exists("in/taken/never") })
+	testutil.Eventually(t, "orphan lists replayed", func() bool { return !e.exists("in/taken/dead") && !e.exists("in/taken/never") })
 	e.waitPasses(3)
 
 	in := e.list("in")
@@ -114,15 +115,15 @@ func TestRunPoisonEvent(t *testing.T) {
 	// crash simulates a replica that takes the event and dies.
 	crash := func(replica string) {
 		t.Helper()
-		poll(t, "poison event in the input queue", func() bool { return len(e.list("in")) == 1 })
+		testutil.Eventually(t, "poison event in the input queue", func() bool { return len(e.list("in")) == 1 })
 		if err := e.rdb.LMove(ctx, "in", "in/taken/"+replica, "RIGHT", "LEFT").Err(); err != nil {
 			t.Fatal(err)
 		}
-		poll(t, "taken list replayed", func() bool { return !e.exists("in/taken/" + replica) })
+		testutil.Eventually(t, "taken list replayed", func() bool { return !e.exists("in/taken/" + replica) })
 	}
 	sched := keyspace.DelaySchedule("p:", "in")
 	e.load(db{"in/taken/r1": list{"poison"}})
-	poll(t, "first replay", func() bool { return !e.exists("in/taken/r1") })
+	testutil.Eventually(t, "first replay", func() bool { return !e.exists("in/taken/r1") })
 
 	for i, delay := range []time.Duration{time.Second, 2 * time.Second} {
 		crash("r" + string(rune('2'+i)))
@@ -134,7 +135,7 @@ func TestRunPoisonEvent(t *testing.T) {
 			t.Fatalf("promoted %d (%v) 1 ms before due", n, err)
 		}
 		e.clk.Advance(time.Millisecond)
-		poll(t, "promotion when due", func() bool { return len(e.list("in")) == 1 })
+		testutil.Eventually(t, "promotion when due", func() bool { return len(e.list("in")) == 1 })
 		if e.rdb.ZCard(ctx, sched).Val() != 0 {
 			t.Fatal("promoted event still in the schedule")
 		}
@@ -176,7 +177,7 @@ func TestRunStopsWithLeadership(t *testing.T) {
 	e := newEnv(t, Settings{ScanInterval: time.Hour}, nil, nil)
 	e.load(db{"in/taken/r1": list{"e"}})
 	stop := e.run()
-	poll(t, "first pass", func() bool { return !e.exists("in/taken/r1") })
+	testutil.Eventually(t, "first pass", func() bool { return !e.exists("in/taken/r1") })
 	if err := stop(); err != nil {
 		t.Fatalf("Run returned %v, want nil", err)
 	}
@@ -198,7 +199,7 @@ func TestRunEscapesGlob(t *testing.T) {
 	}
 	e.load(before)
 	e.run()
-	poll(t, "own list replayed", func() bool { return !e.exists(q + "/r1") })
+	testutil.Eventually(t, "own list replayed", func() bool { return !e.exists(q + "/r1") })
 	e.waitPasses(3)
 	after := e.dump()
 	delete(before, q+"/r1")
@@ -218,17 +219,17 @@ func TestRunSurvivesRedisRestart(t *testing.T) {
 	e := newEnv(t, Settings{ScanInterval: 5 * time.Millisecond}, nil, nil)
 	e.load(db{"in/taken/r1": list{"before"}})
 	e.run()
-	poll(t, "replay before the outage", func() bool { return !e.exists("in/taken/r1") })
+	testutil.Eventually(t, "replay before the outage", func() bool { return !e.exists("in/taken/r1") })
 
 	e.srv.Stop()
-	poll(t, "outage logged", func() bool { return strings.Contains(e.logs.String(), "redis unavailable") })
+	testutil.Eventually(t, "outage logged", func() bool { return strings.Contains(e.logs.String(), "redis unavailable") })
 	e.srv.Restart() // empty dataset, empty script cache
 	e.load(db{"in/taken/r2": list{"after"}})
-	poll(t, "replay after the outage", func() bool { return !e.exists("in/taken/r2") })
+	testutil.Eventually(t, "replay after the outage", func() bool { return !e.exists("in/taken/r2") })
 	if got := e.list("in"); !reflect.DeepEqual(got, []string{"after"}) {
 		t.Errorf("input queue %q, want [after]", got)
 	}
-	poll(t, "recovery logged", func() bool { return strings.Contains(e.logs.String(), "redis available again") })
+	testutil.Eventually(t, "recovery logged", func() bool { return strings.Contains(e.logs.String(), "redis available again") })
 	if n := strings.Count(e.logs.String(), "redis unavailable"); n != 1 {
 		t.Errorf("outage logged %d times, want once:\n%s", n, e.logs.String())
 	}
@@ -241,7 +242,7 @@ func TestRunSkipsBadKey(t *testing.T) {
 	e := newEnv(t, Settings{ScanInterval: 5 * time.Millisecond}, watched, nil)
 	e.load(db{"bad": "a string", "bad/taken/r1": list{"x"}, "in/taken/r1": list{"y"}})
 	e.run()
-	poll(t, "good list replayed", func() bool { return !e.exists("in/taken/r1") })
+	testutil.Eventually(t, "good list replayed", func() bool { return !e.exists("in/taken/r1") })
 	e.waitPasses(3)
 	if got := e.list("bad/taken/r1"); !reflect.DeepEqual(got, []string{"x"}) {
 		t.Errorf("list of the bad queue %q, want untouched", got)

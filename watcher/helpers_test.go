@@ -94,18 +94,6 @@ func (h *harness) stop() error {
 	}
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 func (h *harness) list(key string) []string {
 	h.t.Helper()
 	v, err := h.rdb.LRange(context.Background(), key, 0, -1).Result()
@@ -130,7 +118,7 @@ func (h *harness) push(events ...string) {
 // taken list is empty.
 func (h *harness) waitHandled(n int64) {
 	h.t.Helper()
-	eventually(h.t, "events handled", func() bool {
+	testutil.Eventually(h.t, "events handled", func() bool {
 		s := h.w.Stats()
 		return s.Committed.Load()+s.DeadLettered.Load()+s.NotOwned.Load() >= n
 	})

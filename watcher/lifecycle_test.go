@@ -13,6 +13,7 @@ import (
 
 	"github.com/resc-go/resc/config"
 	"github.com/resc-go/resc/fetch"
+	"github.com/resc-go/resc/internal/testutil"
 )
 
 // heldServer answers fetches only when the test releases them; entered
@@ -54,7 +55,7 @@ func TestFetchDoesNotBlockOthers(t *testing.T) {
 	h.push("f/a")
 	<-entered
 	h.push("p/1", "p/2", "p/3")
-	eventually(t, "plain events committed while the fetch is held", func() bool { return len(h.list("plain")) == 3 })
+	testutil.Eventually(t, "plain events committed while the fetch is held", func() bool { return len(h.list("plain")) == 3 })
 	close(release)
 	h.waitHandled(4)
 	if got := h.list("out"); !equal(got, []string{"done/a/1"}) {
@@ -71,7 +72,7 @@ func TestShutdownDrains(t *testing.T) {
 	h.push("f/a")
 	<-entered
 	h.cancel()
-	eventually(t, "taking stopped", func() bool { return strings.Contains(h.logs.String(), "stopped taking") })
+	testutil.Eventually(t, "taking stopped", func() bool { return strings.Contains(h.logs.String(), "stopped taking") })
 	h.push("f/late")
 	close(release)
 	select {
@@ -105,7 +106,7 @@ func TestShutdownHandsBack(t *testing.T) {
 	h.push("f/a")
 	<-entered
 	h.cancel()
-	eventually(t, "taking stopped", func() bool { return strings.Contains(h.logs.String(), "stopped taking") })
+	testutil.Eventually(t, "taking stopped", func() bool { return strings.Contains(h.logs.String(), "stopped taking") })
 	h.push("later")
 	if err := <-h.done; err != nil {
 		t.Fatal(err)
@@ -140,7 +141,7 @@ func TestZombieCommitsNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	close(release)
-	eventually(t, "commit refused", func() bool { return h.w.Stats().NotOwned.Load() == 1 })
+	testutil.Eventually(t, "commit refused", func() bool { return h.w.Stats().NotOwned.Load() == 1 })
 	if got := h.list("out"); len(got) != 0 {
 		t.Errorf("out = %q: the zombie pushed its tasks", got)
 	}
@@ -157,7 +158,7 @@ func TestRedisRestart(t *testing.T) {
 	h.push("acq/p/1")
 	h.waitHandled(1)
 	h.srv.Stop()
-	eventually(t, "outage logged", func() bool { return strings.Contains(h.logs.String(), "redis unavailable") })
+	testutil.Eventually(t, "outage logged", func() bool { return strings.Contains(h.logs.String(), "redis unavailable") })
 	h.srv.Restart() // an empty server: its script cache is empty too
 	h.push("acq/p/2", "acq/p/3")
 	h.waitHandled(3)
@@ -182,12 +183,12 @@ func TestStrandedEventsReplayed(t *testing.T) {
 	// Stranded events, and an input queue that makes every take fail.
 	h.rdb.LPush(ctx, h.w.TakenList(), "acq/p/1", "acq/p/2")
 	h.start()
-	eventually(t, "start replay", func() bool { return h.w.Stats().HandedBack.Load() == 2 })
+	testutil.Eventually(t, "start replay", func() bool { return h.w.Stats().HandedBack.Load() == 2 })
 	h.waitHandled(2)
 	// Now strand two more: the input becomes a string (takes fail), and
 	// events appear in the taken list as a lost reply would leave them.
 	h.rdb.Set(ctx, "in", "not a list", 0)
-	eventually(t, "take failure logged", func() bool { return strings.Contains(h.logs.String(), "redis unavailable") })
+	testutil.Eventually(t, "take failure logged", func() bool { return strings.Contains(h.logs.String(), "redis unavailable") })
 	h.rdb.LPush(ctx, h.w.TakenList(), "acq/p/3", "acq/p/4")
 	h.rdb.Del(ctx, "in")
 	h.waitHandled(4)
@@ -346,7 +347,7 @@ func TestIdleCommitsBesideFetches(t *testing.T) {
 		h.push(batch...)
 		// ...then, once the replica is idle again, one event alone: the
 		// taking goroutine commits it unless the committer still has work.
-		eventually(t, "the replica waiting in BLMOVE", blocked)
+		testutil.Eventually(t, "the replica waiting in BLMOVE", blocked)
 		h.push("a/" + strconv.Itoa(plain))
 		want = append([]string{"a-" + strconv.Itoa(plain)}, want...)
 		plain++

@@ -19,6 +19,7 @@ import (
 	"github.com/resc-go/resc/fetch"
 	"github.com/resc-go/resc/internal/keyspace"
 	"github.com/resc-go/resc/internal/script"
+	"github.com/resc-go/resc/internal/testutil"
 	"github.com/resc-go/resc/recovery"
 	"github.com/resc-go/resc/rules"
 )
@@ -84,7 +85,7 @@ func TestFetchFailureScheduledAgain(t *testing.T) {
 	field := sha1hex("trt/abc")
 	h.push("trt/abc")
 	for attempt, wantDelay := range []int64{1000, 2000, 3000} {
-		eventually(t, "the event scheduled again", func() bool { return h.w.Stats().Retried.Load() == int64(attempt+1) })
+		testutil.Eventually(t, "the event scheduled again", func() bool { return h.w.Stats().Retried.Load() == int64(attempt+1) })
 		if got := h.list(h.w.TakenList()); len(got) != 0 {
 			t.Fatalf("attempt %d: taken list %q, want empty", attempt+1, got)
 		}
@@ -120,7 +121,7 @@ func TestFetchRetriesExhausted(t *testing.T) {
 	h := retryHarness(t, s.URL, 2)
 	h.start()
 	h.push("trt/abc")
-	eventually(t, "the first retry", func() bool { return h.w.Stats().Retried.Load() == 1 })
+	testutil.Eventually(t, "the first retry", func() bool { return h.w.Stats().Retried.Load() == 1 })
 	h.promoteAll()
 	h.waitHandled(1)
 	e := h.onlyDead()
@@ -363,8 +364,8 @@ func TestSlowHostDoesNotBlockOthers(t *testing.T) {
 	<-entered // s/1 in flight
 	h.push("s/2", "s/3")
 	h.push("f/1")
-	eventually(t, "the other host's event handled", func() bool { return equal(h.list("out"), []string{"1/f"}) })
-	eventually(t, "the waiting events scheduled again", func() bool { return h.w.Stats().Retried.Load() == 2 })
+	testutil.Eventually(t, "the other host's event handled", func() bool { return equal(h.list("out"), []string{"1/f"}) })
+	testutil.Eventually(t, "the waiting events scheduled again", func() bool { return h.w.Stats().Retried.Load() == 2 })
 	ctx := context.Background()
 	if h.rdb.Exists(ctx, keyspace.FetchAttempts("resc:", "in")).Val() != 0 {
 		t.Error("a busy host counted as a failed attempt")
@@ -408,7 +409,7 @@ func TestFetchRetryPromotedByRecovery(t *testing.T) {
 	h := retryHarness(t, s.URL, 3)
 	h.start()
 	h.push("trt/abc")
-	eventually(t, "the event scheduled again", func() bool { return h.w.Stats().Retried.Load() == 1 })
+	testutil.Eventually(t, "the event scheduled again", func() bool { return h.w.Stats().Retried.Load() == 1 })
 	ctx := context.Background()
 	d, err := script.Detect(ctx, h.rdb)
 	if err != nil {
