@@ -20,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/resc-go/resc/internal/keyspace"
+	"github.com/resc-go/resc/internal/redisserver"
 )
 
 // Modes of a run.
@@ -237,7 +238,7 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 			return nil, err
 		}
 		defer r.private.stop()
-		r.url = r.private.url()
+		r.url = r.private.URL()
 	}
 	if _, err := redis.ParseURL(r.url); err != nil {
 		return nil, fmt.Errorf("loadtest: bad Redis URL %q: %w", r.url, err)
@@ -327,7 +328,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 		names, pids = append(names, rp.id), append(pids, rp.pid())
 	}
 	if r.private != nil {
-		names, pids = append(names, "redis-server"), append(pids, r.private.pid())
+		names, pids = append(names, "redis-server"), append(pids, r.private.PID())
 	}
 	sampler := newMemSampler(o.RSSInterval, names, pids)
 	sctx, stopSampler := context.WithCancel(ctx)
@@ -418,7 +419,7 @@ func (r *runner) startReplicas(ctx context.Context, cfg string) ([]*replica, err
 	for i := 1; i <= r.o.Replicas; i++ {
 		addr := "off"
 		if r.o.PprofDir != "" {
-			port, err := freePort()
+			port, err := redisserver.FreePort()
 			if err != nil {
 				return reps, err
 			}
@@ -601,7 +602,7 @@ func (r *runner) deleteKeys(ctx context.Context) error {
 func (r *runner) machine(ctx context.Context) Machine {
 	m := Machine{CPUs: runtime.NumCPU(), Go: runtime.Version(), CPU: cpuModel()}
 	if info, err := r.rdb.Info(ctx, "server").Result(); err == nil {
-		m.Redis = infoField(info, "redis_version")
+		m.Redis = redisserver.InfoField(info, "redis_version")
 	}
 	if out, err := exec.CommandContext(ctx, r.resc, "--version").Output(); err == nil {
 		m.Resc = strings.TrimSpace(string(out))

@@ -7,18 +7,14 @@ package redistest
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/resc-go/resc/internal/redisserver"
 )
 
 // Server is a redis-server process started by a test.
@@ -29,7 +25,7 @@ type Server struct {
 	args []string
 
 	mu  sync.Mutex
-	cmd *exec.Cmd
+	srv *redisserver.Server // nil when stopped
 }
 
 // Option adds redis-server arguments, e.g. Option("--maxmemory", "1mb").
@@ -40,104 +36,17 @@ type Option []string
 // installs it).
 func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Fatalf("redis-server not found in PATH (run `make test`, which installs it): %v", err)
-	}
 	s := &Server{t: t, dir: t.TempDir()}
 	for _, o := range opts {
 		s.args = append(s.args, o...)
 	}
-	// A free port can be taken by someone else between our probe and the
-	// server's bind: retry with another port when the bind fails.
-	var lastErr error
-	for range 5 {
-		s.port = freePort(t)
-		if lastErr = s.start(); lastErr == nil {
-			t.Cleanup(s.Stop)
-			return s
-		}
-	}
-	t.Fatalf("redistest: cannot start redis-server: %v", lastErr)
-	return nil
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	srv, err := redisserver.Start(context.Background(), s.dir, s.args...)
 	if err != nil {
-		t.Fatalf("redistest: no free port: %v", err)
+		t.Fatalf("redistest: cannot start redis-server (`make test` installs it): %v", err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func (s *Server) start() error {
-	args := []string{
-		"--port", strconv.Itoa(s.port),
-		"--bind", "127.0.0.1",
-		"--dir", s.dir,
-		"--save", "",
-		"--appendonly", "no",
-		"--daemonize", "no",
-		"--loglevel", "warning",
-		"--logfile", filepath.Join(s.dir, "redis.log"),
-	}
-	args = append(args, s.args...)
-	cmd := exec.Command("redis-server", args...)
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-
-	// Wait until it answers PING, or exits (port taken), or 10 s pass.
-	c := redis.NewClient(&redis.Options{Addr: s.Addr(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
-	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		select {
-		case werr := <-exited:
-			return fmt.Errorf("redis-server exited: %v; log: %s", werr, s.logTail())
-		default:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		err := c.Ping(ctx).Err()
-		if err == nil {
-			// The port may be another process's server (ours failed to
-			// bind and has not exited yet): only ours counts.
-			err = checkPID(ctx, c, cmd.Process.Pid)
-		}
-		cancel()
-		if errors.Is(err, errNotOurs) {
-			_ = cmd.Process.Kill()
-			return fmt.Errorf("redis-server exited: port %d answered by another server", s.port)
-		}
-		if err == nil {
-			s.mu.Lock()
-			s.cmd = cmd
-			s.mu.Unlock()
-			go func() { <-exited }() // reap later; Stop waits on the process
-			return nil
-		}
-		select {
-		case werr := <-exited:
-			return fmt.Errorf("redis-server exited: %v; log: %s", werr, s.logTail())
-		case <-time.After(10 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			_ = cmd.Process.Kill()
-			return fmt.Errorf("redis-server did not answer PING within 10s; log: %s", s.logTail())
-		}
-	}
-}
-
-func (s *Server) logTail() string {
-	b, _ := os.ReadFile(filepath.Join(s.dir, "redis.log"))
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if len(lines) > 5 {
-		lines = lines[len(lines)-5:]
-	}
-	return strings.Join(lines, " | ")
+	s.srv, s.port = srv, srv.Port()
+	t.Cleanup(s.Stop)
+	return s
 }
 
 // Addr is the server's host:port.
@@ -153,18 +62,16 @@ func (s *Server) Client() *redis.Client {
 	return c
 }
 
-// Stop kills the server (SIGKILL: nothing is saved) and waits until its port
-// is closed. Stopping a stopped server does nothing.
+// Stop kills the server (SIGKILL: nothing is saved) and waits until it has
+// exited, its port closed. Stopping a stopped server does nothing.
 func (s *Server) Stop() {
 	s.mu.Lock()
-	cmd := s.cmd
-	s.cmd = nil
+	srv := s.srv
+	s.srv = nil
 	s.mu.Unlock()
-	if cmd == nil {
-		return
+	if srv != nil {
+		srv.Kill()
 	}
-	_ = cmd.Process.Kill()
-	waitClosed(s.Addr())
 }
 
 // Restart starts the server again on the same port (after Stop), with an
@@ -174,43 +81,17 @@ func (s *Server) Restart() {
 	s.Stop()
 	var err error
 	for range 50 {
-		if err = s.start(); err == nil {
+		var srv *redisserver.Server
+		if srv, err = redisserver.StartOn(context.Background(), s.dir, s.port, s.args...); err == nil {
+			s.mu.Lock()
+			s.srv = srv
+			s.mu.Unlock()
 			return
 		}
-		if !strings.Contains(err.Error(), "exited") {
+		if !errors.Is(err, redisserver.ErrExited) {
 			break
 		}
 		time.Sleep(20 * time.Millisecond) // the kernel may hold the port for a moment
 	}
 	s.t.Fatalf("redistest: restart failed: %v", err)
-}
-
-func waitClosed(addr string) {
-	for range 500 {
-		c, err := net.DialTimeout("tcp", addr, 50*time.Millisecond)
-		if err != nil {
-			return
-		}
-		_ = c.Close()
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-var errNotOurs = errors.New("redistest: the server on this port is not the one started")
-
-// checkPID asks the server its process id and compares it with ours.
-func checkPID(ctx context.Context, c *redis.Client, pid int) error {
-	info, err := c.Info(ctx, "server").Result()
-	if err != nil {
-		return err
-	}
-	for _, line := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "process_id:"); ok {
-			if v != strconv.Itoa(pid) {
-				return errNotOurs
-			}
-			return nil
-		}
-	}
-	return errors.New("redistest: no process_id in INFO server")
 }

@@ -1,0 +1,71 @@
+package redisserver
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// TestStartAndKill: a started server answers as itself; a second server on
+// its port is refused with ErrExited (not taken for the first one); after
+// Kill the port is closed and a server can start on it again.
+func TestStartAndKill(t *testing.T) {
+	ctx := context.Background()
+	s, err := Start(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Kill()
+	c := redis.NewClient(&redis.Options{Addr: s.Addr()})
+	defer c.Close()
+	info, err := c.Info(ctx, "server").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := InfoField(info, "process_id"); got == "" || got != strconv.Itoa(s.PID()) {
+		t.Fatalf("process_id %q, want %d", got, s.PID())
+	}
+
+	_, err = StartOn(ctx, t.TempDir(), s.Port())
+	if !errors.Is(err, ErrExited) {
+		t.Fatalf("a second server on port %d: %v, want ErrExited", s.Port(), err)
+	}
+
+	s.Kill()
+	select {
+	case <-s.Exited():
+	default:
+		t.Fatal("Exited not closed after Kill")
+	}
+	if conn, err := net.DialTimeout("tcp", s.Addr(), time.Second); err == nil {
+		conn.Close()
+		t.Fatalf("port %d still open after Kill", s.Port())
+	}
+	s.Kill() // again: nothing
+
+	var again *Server
+	for range 50 { // the kernel may hold the port for a moment
+		if again, err = StartOn(ctx, t.TempDir(), s.Port()); !errors.Is(err, ErrExited) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	again.Kill()
+}
+
+func TestInfoField(t *testing.T) {
+	info := "# Server\r\nredis_version:7.0.15\r\nprocess_id:42\r\n"
+	for name, want := range map[string]string{"redis_version": "7.0.15", "process_id": "42", "tcp_port": "", "process": ""} {
+		if got := InfoField(info, name); got != want {
+			t.Errorf("InfoField(%q) = %q, want %q", name, got, want)
+		}
+	}
+}
