@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/resc-go/resc/internal/keyspace"
+	"github.com/resc-go/resc/internal/redistest"
 	"github.com/resc-go/resc/internal/script"
 )
 
@@ -21,76 +21,13 @@ import (
 // dataset is a map of key to value, where a string is a STRING, a
 // map[string]string a HASH, a map[string]float64 a ZSET and a []string a
 // LIST (left to right).
-type dataset map[string]any
-
-func (e *env) load(ds dataset) {
-	e.t.Helper()
-	ctx := context.Background()
-	for k, v := range ds {
-		var err error
-		switch v := v.(type) {
-		case string:
-			err = e.rdb.Set(ctx, k, v, 0).Err()
-		case map[string]string:
-			err = e.rdb.HSet(ctx, k, v).Err()
-		case map[string]float64:
-			for m, s := range v {
-				if err = e.rdb.ZAdd(ctx, k, redis.Z{Score: s, Member: m}).Err(); err != nil {
-					break
-				}
-			}
-		case []string:
-			for _, x := range v {
-				if err = e.rdb.RPush(ctx, k, x).Err(); err != nil {
-					break
-				}
-			}
-		default:
-			e.t.Fatalf("dataset: %s: unsupported %T", k, v)
-		}
-		if err != nil {
-			e.t.Fatal(err)
-		}
-	}
-}
+type dataset = redistest.Data
 
 // dump returns the whole dataset of the test's server (each test has its
 // own server, so that is only the test's keys).
-func (e *env) dump() dataset { return e.dumpMatch("*") }
-
-// dumpMatch returns the keys matching pattern with their values.
-func (e *env) dumpMatch(pattern string) dataset {
+func (e *env) dump() dataset {
 	e.t.Helper()
-	ctx := context.Background()
-	keys, err := e.rdb.Keys(ctx, pattern).Result()
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	sort.Strings(keys)
-	ds := dataset{}
-	for _, k := range keys {
-		typ, err := e.rdb.Type(ctx, k).Result()
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		switch typ {
-		case "string":
-			ds[k] = e.rdb.Get(ctx, k).Val()
-		case "hash":
-			ds[k] = e.rdb.HGetAll(ctx, k).Val()
-		case "zset":
-			z := map[string]float64{}
-			for _, m := range e.rdb.ZRangeWithScores(ctx, k, 0, -1).Val() {
-				z[m.Member.(string)] = m.Score
-			}
-			ds[k] = z
-		case "list":
-			ds[k] = e.rdb.LRange(ctx, k, 0, -1).Val()
-		default:
-			e.t.Fatalf("dump: %s: unexpected type %s", k, typ)
-		}
-	}
-	return ds
+	return redistest.Dump(e.t, e.rdb, "*")
 }
 
 func (e *env) pttl(key string) time.Duration {
@@ -164,12 +101,12 @@ func (s scope) load(ds dataset) {
 	for k, v := range ds {
 		mapped[s.key(k)] = v
 	}
-	s.e.load(mapped)
+	redistest.Load(s.e.t, s.e.rdb, mapped)
 }
 
 func (s scope) dump() dataset {
 	ds := dataset{}
-	for k, v := range s.e.dumpMatch(s.p + "*") {
+	for k, v := range redistest.Dump(s.e.t, s.e.rdb, s.p+"*") {
 		ds[tp+k[len(s.p):]] = v
 	}
 	return ds

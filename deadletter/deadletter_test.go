@@ -37,9 +37,9 @@ func sha(ev string) string {
 // Redis contents for "before" and "after" tables: a list (head first), a
 // hash, or a string.
 type (
-	list []string
-	hash map[string]string
-	db   map[string]any
+	list = redistest.List
+	hash = redistest.Hash
+	db   = redistest.Data
 )
 
 type env struct {
@@ -61,52 +61,13 @@ func newEnv(t *testing.T) *env {
 // load writes d to the server, started for this test alone.
 func (e *env) load(d db) {
 	e.t.Helper()
-	ctx := context.Background()
-	var err error
-	for k, v := range d {
-		if err != nil {
-			break
-		}
-		switch v := v.(type) {
-		case list:
-			for _, s := range v {
-				if err = e.rdb.RPush(ctx, k, s).Err(); err != nil {
-					break
-				}
-			}
-		case hash:
-			err = e.rdb.HSet(ctx, k, map[string]string(v)).Err()
-		case string:
-			err = e.rdb.Set(ctx, k, v, 0).Err()
-		}
-	}
-	if err != nil {
-		e.t.Fatalf("loading %v: %v", d, err)
-	}
+	redistest.Load(e.t, e.rdb, d)
 }
 
 // dump reads every key of the server.
 func (e *env) dump() db {
 	e.t.Helper()
-	ctx := context.Background()
-	keys, err := e.rdb.Keys(ctx, "*").Result()
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	out := db{}
-	for _, k := range keys {
-		switch typ := e.rdb.Type(ctx, k).Val(); typ {
-		case "list":
-			out[k] = list(e.rdb.LRange(ctx, k, 0, -1).Val())
-		case "hash":
-			out[k] = hash(e.rdb.HGetAll(ctx, k).Val())
-		case "string":
-			out[k] = e.rdb.Get(ctx, k).Val()
-		default:
-			e.t.Fatalf("key %s of type %s", k, typ)
-		}
-	}
-	return out
+	return redistest.Dump(e.t, e.rdb, "*")
 }
 
 func TestScriptLoads(t *testing.T) {

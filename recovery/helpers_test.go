@@ -25,6 +25,9 @@ var t0 = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 // ms is t0 plus d in Unix ms.
 func ms(d time.Duration) int64 { return t0.Add(d).UnixMilli() }
 
+// at is the score in a schedule of an event due at t0 plus d.
+func at(d time.Duration) float64 { return float64(ms(d)) }
+
 // clock is an injected clock that tests move by hand.
 type clock struct {
 	mu sync.Mutex
@@ -116,90 +119,30 @@ func newEnv(t *testing.T, s Settings, watched []Watched, live *fakeLive) *env {
 
 // Redis contents, by key, for "before" and "after" tables.
 type (
-	list []string          // head first
-	zset []string          // "score member", by score then member
-	hash map[string]string // field -> value
-	db   map[string]any    // key -> list, zset or hash
+	list = redistest.List // head first
+	zset = redistest.ZSet // member -> score
+	hash = redistest.Hash // field -> value
+	db   = redistest.Data // key -> list, zset, hash or string
 )
 
 func (e *env) load(d db) {
 	e.t.Helper()
-	ctx := context.Background()
-	for k, v := range d {
-		var err error
-		switch v := v.(type) {
-		case list:
-			err = e.rdb.RPush(ctx, k, toAny(v)...).Err()
-		case zset:
-			for _, sm := range v {
-				score, member, _ := cutSpace(sm)
-				f, _ := strconv.ParseFloat(score, 64)
-				if err = e.rdb.ZAdd(ctx, k, redis.Z{Score: f, Member: member}).Err(); err != nil {
-					break
-				}
-			}
-		case hash:
-			err = e.rdb.HSet(ctx, k, map[string]string(v)).Err()
-		case string:
-			err = e.rdb.Set(ctx, k, v, 0).Err()
-		}
-		if err != nil {
-			e.t.Fatalf("loading %s: %v", k, err)
-		}
-	}
-}
-
-func cutSpace(s string) (string, string, bool) {
-	for i := range len(s) {
-		if s[i] == ' ' {
-			return s[:i], s[i+1:], true
-		}
-	}
-	return s, "", false
-}
-
-func toAny(ss []string) []any {
-	out := make([]any, len(ss))
-	for i, s := range ss {
-		out[i] = s
-	}
-	return out
+	redistest.Load(e.t, e.rdb, d)
 }
 
 // dump reads every key of the server. JSON objects in lists are written
 // back with sorted keys so that they compare whatever order cjson chose.
 func (e *env) dump() db {
 	e.t.Helper()
-	ctx := context.Background()
-	keys, err := e.rdb.Keys(ctx, "*").Result()
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	out := db{}
-	for _, k := range keys {
-		typ := e.rdb.Type(ctx, k).Val()
-		switch typ {
-		case "list":
-			l := e.rdb.LRange(ctx, k, 0, -1).Val()
+	d := redistest.Dump(e.t, e.rdb, "*")
+	for _, v := range d {
+		if l, ok := v.(list); ok {
 			for i, s := range l {
 				l[i] = canonicalJSON(s)
 			}
-			out[k] = list(l)
-		case "zset":
-			var z zset
-			for _, m := range e.rdb.ZRangeWithScores(ctx, k, 0, -1).Val() {
-				z = append(z, strconv.FormatFloat(m.Score, 'f', -1, 64)+" "+m.Member.(string))
-			}
-			out[k] = z
-		case "hash":
-			out[k] = hash(e.rdb.HGetAll(ctx, k).Val())
-		case "string":
-			out[k] = e.rdb.Get(ctx, k).Val()
-		default:
-			e.t.Fatalf("key %s of type %s", k, typ)
 		}
 	}
-	return out
+	return d
 }
 
 func canonicalJSON(s string) string {

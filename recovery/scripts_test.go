@@ -66,9 +66,6 @@ func TestReplayScript(t *testing.T) {
 	)
 	now := ms(0)
 	old := ms(-time.Minute)
-	at := func(d time.Duration, member string) string {
-		return strconv.FormatInt(ms(d), 10) + " " + member
-	}
 	bad := "\xffq\"\x00/\xe2\x82"
 	tests := []struct {
 		name   string
@@ -90,20 +87,20 @@ func TestReplayScript(t *testing.T) {
 			name:   "second replay: delayed by ReplayDelay",
 			before: db{taken: list{"e"}, counts: hash{sha("e"): count(1, old, "old")}},
 			want:   replayStats{delayed: 1},
-			after:  db{sched: zset{at(time.Second, fmt.Sprint(now, "-1:e"))}, counts: hash{sha("e"): count(2, now, "T")}},
+			after:  db{sched: zset{fmt.Sprint(now, "-1:e"): at(time.Second)}, counts: hash{sha("e"): count(2, now, "T")}},
 		},
 		{
 			name:   "third replay: delay doubled",
 			before: db{taken: list{"e"}, counts: hash{sha("e"): count(2, old, "old")}},
 			want:   replayStats{delayed: 1},
-			after:  db{sched: zset{at(2*time.Second, fmt.Sprint(now, "-1:e"))}, counts: hash{sha("e"): count(3, now, "T")}},
+			after:  db{sched: zset{fmt.Sprint(now, "-1:e"): at(2 * time.Second)}, counts: hash{sha("e"): count(3, now, "T")}},
 		},
 		{
 			name:   "delay capped at MaxReplayDelay",
 			set:    func(s *Settings) { s.MaxReplays = 20 },
 			before: db{taken: list{"e"}, counts: hash{sha("e"): count(9, old, "old")}},
 			want:   replayStats{delayed: 1},
-			after:  db{sched: zset{at(30*time.Second, fmt.Sprint(now, "-1:e"))}, counts: hash{sha("e"): count(10, now, "T")}},
+			after:  db{sched: zset{fmt.Sprint(now, "-1:e"): at(30 * time.Second)}, counts: hash{sha("e"): count(10, now, "T")}},
 		},
 		{
 			name:   "past MaxReplays: dead-lettered, count forgotten",
@@ -146,10 +143,10 @@ func TestReplayScript(t *testing.T) {
 		{
 			name: "identical delayed events stay distinct, also beside another leader's member",
 			before: db{taken: list{"e", "e"}, counts: hash{sha("e"): count(1, old, "old")},
-				sched: zset{at(time.Second, fmt.Sprint(now, "-1:e"))}},
+				sched: zset{fmt.Sprint(now, "-1:e"): at(time.Second)}},
 			want: replayStats{delayed: 2},
 			after: db{counts: hash{sha("e"): count(2, now, "T")}, sched: zset{
-				at(time.Second, fmt.Sprint(now, "-1:e")), at(time.Second, fmt.Sprint(now, "-2:e")), at(time.Second, fmt.Sprint(now, "-3:e"))}},
+				fmt.Sprint(now, "-1:e"): at(time.Second), fmt.Sprint(now, "-2:e"): at(time.Second), fmt.Sprint(now, "-3:e"): at(time.Second)}},
 		},
 		{
 			name:   "batch: the newest BatchSize entries, the rest left",
@@ -274,9 +271,6 @@ func TestDeadEntryNotUTF8(t *testing.T) {
 // Redis after.
 func TestPromoteScript(t *testing.T) {
 	const sched = "p:delayed:in"
-	at := func(d time.Duration, member string) string {
-		return strconv.FormatInt(ms(d), 10) + " " + member
-	}
 	tests := []struct {
 		name   string
 		batch  int
@@ -287,20 +281,20 @@ func TestPromoteScript(t *testing.T) {
 	}{
 		{
 			name:   "due events to the consuming end, earliest rightmost; others kept",
-			before: db{"in": list{"x"}, sched: zset{at(-2*time.Second, "1-1:early"), at(0, "1-2:now"), at(-time.Second, "1-1:late"), at(time.Millisecond, "1-1:future")}},
+			before: db{"in": list{"x"}, sched: zset{"1-1:early": at(-2 * time.Second), "1-2:now": at(0), "1-1:late": at(-time.Second), "1-1:future": at(time.Millisecond)}},
 			want:   3,
-			after:  db{"in": list{"x", "now", "late", "early"}, sched: zset{at(time.Millisecond, "1-1:future")}},
+			after:  db{"in": list{"x", "now", "late", "early"}, sched: zset{"1-1:future": at(time.Millisecond)}},
 		},
 		{
 			name:   "batch: the latest due first, earlier ones next call",
 			batch:  2,
-			before: db{sched: zset{at(-3*time.Second, "1-1:e1"), at(-2*time.Second, "1-1:e2"), at(-time.Second, "1-1:e3")}},
+			before: db{sched: zset{"1-1:e1": at(-3 * time.Second), "1-1:e2": at(-2 * time.Second), "1-1:e3": at(-time.Second)}},
 			want:   2,
-			after:  db{"in": list{"e3", "e2"}, sched: zset{at(-3*time.Second, "1-1:e1")}},
+			after:  db{"in": list{"e3", "e2"}, sched: zset{"1-1:e1": at(-3 * time.Second)}},
 		},
 		{
 			name:   "event text keeps its colons; a member without one is pushed whole",
-			before: db{sched: zset{at(-2*time.Second, "1-1:a:b:"), at(-time.Second, "foreign")}},
+			before: db{sched: zset{"1-1:a:b:": at(-2 * time.Second), "foreign": at(-time.Second)}},
 			want:   2,
 			after:  db{"in": list{"foreign", "a:b:"}},
 		},
@@ -315,7 +309,7 @@ func TestPromoteScript(t *testing.T) {
 		},
 		{
 			name:   "input queue not a list",
-			before: db{sched: zset{at(-time.Second, "1-1:e")}, "in": "s"},
+			before: db{sched: zset{"1-1:e": at(-time.Second)}, "in": "s"},
 			err:    ErrInputType,
 		},
 	}
