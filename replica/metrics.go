@@ -1,10 +1,11 @@
-package main
+package replica
 
 import (
 	"context"
 	"errors"
 
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
 
 	"github.com/resc-go/resc/cluster"
 	"github.com/resc-go/resc/recovery"
@@ -14,7 +15,7 @@ import (
 // resc.leader (1 while this replica leads) and resc.recovery.* (what this
 // replica did while it led).
 func registerClusterMetrics(mp metric.MeterProvider, e *cluster.Elector, rec *recovery.Recoverer) error {
-	m := mp.Meter("github.com/resc-go/resc/cmd/resc")
+	m := mp.Meter("github.com/resc-go/resc/replica")
 	leader, err1 := m.Int64ObservableGauge("resc.leader", metric.WithDescription("1 while this replica is the leader, else 0."))
 	counter := func(name, desc string) (metric.Int64ObservableCounter, error) {
 		return m.Int64ObservableCounter(name, metric.WithDescription(desc))
@@ -41,3 +42,5 @@ func registerClusterMetrics(mp metric.MeterProvider, e *cluster.Elector, rec *re
 	}, leader, replayed, delayed, dead, promoted)
 	return err
 }
+
+var noopMeterProvider metric.MeterProvider = noop.NewMeterProvider()
