@@ -239,13 +239,13 @@ type chaosCluster struct {
 	env  []string
 
 	live    map[string]*proc // the running replicas by id
-	all     []replica        // every replica started, in order
+	all     []member         // every replica started, in order
 	ids     int              // for newID
 	eventNo int              // for newEvent
 }
 
-// replica is a resc process and its replica id.
-type replica struct {
+// member is a resc process and its replica id.
+type member struct {
 	id string
 	p  *proc
 }
@@ -292,7 +292,7 @@ func (c *chaosCluster) start(id string) *proc {
 	p := startResc(c.t, c.env, "run", "--replica-id", id, "--http-addr", "off", c.cfg)
 	p.waitLog(20*time.Second, "resc-go started")
 	c.live[id] = p
-	c.all = append(c.all, replica{id, p})
+	c.all = append(c.all, member{id, p})
 	return p
 }
 
