@@ -8,40 +8,42 @@ import (
 	"github.com/resc-go/resc/config"
 )
 
-// Defaults of Settings.
+// Defaults of Settings: the configuration's (package config keeps every
+// default of a configuration file).
 const (
-	DefaultHeartbeatInterval = time.Second
-	DefaultDeadAfter         = 5 * time.Second
-	DefaultLeaderTTL         = 4 * time.Second
+	DefaultHeartbeatInterval = config.DefaultHeartbeatInterval
+	DefaultDeadAfter         = config.DefaultDeadAfter
+	DefaultLeaderTTL         = config.DefaultLeaderTTL
 )
 
 // Settings are the cluster timings, shared by every replica of a
-// deployment. A zero field means its default.
+// deployment, from the configuration's cluster object
+// (config.ClusterSettings, which Load checks like Validate). A zero field
+// means its default.
 type Settings struct {
 	// Prefix is the prefix of the registry and leader keys (package
 	// keyspace). Default config.DefaultKeyPrefix ("resc:").
 	Prefix string
 
 	// HeartbeatInterval is how often a replica renews its heartbeat, and
-	// how often an elector that does not lead tries to. Default 1 s. It
-	// must be below DeadAfter/2: a replica stops working (its lease ends)
-	// DeadAfter - 2*HeartbeatInterval after the last renewal it sent that
-	// succeeded, which leaves it two heartbeats to react before the
-	// others may consider it dead.
+	// how often an elector that does not lead tries to. It must be below
+	// DeadAfter/2: a replica stops working (its lease ends) DeadAfter -
+	// 2*HeartbeatInterval after the last renewal it sent that succeeded,
+	// which leaves it two heartbeats to react before the others may
+	// consider it dead.
 	HeartbeatInterval time.Duration
 
 	// DeadAfter is the TTL of a replica's heartbeat key: a replica whose
-	// key was not renewed for that long has expired and is dead to the
-	// others, who then replay its taken lists. Default 5 s. Shorter means
-	// faster recovery and more false deaths on a slow network or a paused
-	// process (harmless to correctness: the fenced commit refuses a
-	// zombie's work, but its events are handled again elsewhere).
+	// key was not renewed for that long is dead to the others, who then
+	// replay its taken lists. Shorter means faster recovery and more false
+	// deaths on a slow network or a paused process (harmless to
+	// correctness: the fenced commit refuses a zombie's work, but its
+	// events are handled again elsewhere).
 	DeadAfter time.Duration
 
 	// LeaderTTL is the expiry of the leader lock. The leader extends it
 	// every LeaderTTL/3; when the leader dies without releasing it, the
 	// next leader is elected within LeaderTTL + HeartbeatInterval.
-	// Default 4 s.
 	LeaderTTL time.Duration
 }
 

@@ -29,6 +29,15 @@ const (
 	DefaultBreakerOpen      = 10 * time.Second
 	DefaultBreakerHalfOpen  = 1
 	DefaultTask             = "${input_task}"
+
+	// The cluster timings (key "cluster"), for ClusterSettings; packages
+	// cluster and recovery use these as their own defaults.
+	DefaultHeartbeatInterval = time.Second
+	DefaultDeadAfter         = 5 * time.Second
+	DefaultLeaderTTL         = 4 * time.Second
+	DefaultScanInterval      = time.Second
+	DefaultReplayDelay       = time.Second
+	DefaultMaxReplays        = 3
 )
 
 // Limits of the extensions: larger values are problems.
@@ -138,8 +147,8 @@ const (
 
 // RescheduleSettings schedule again an event whose fetch failed after its
 // retries: it waits in Redis (the delay schedule of its input queue) and is
-// attempted again, up to Attempts times in all. Zero means the default
-// (package watcher's).
+// attempted again, up to Attempts times in all. Load fills in the defaults
+// (DefaultRescheduleSettings).
 type RescheduleSettings struct {
 	// Attempts is fetch.attempts, how many times an event's fetches are
 	// attempted in all before it goes to the dead-letter list. Default 8;
@@ -151,6 +160,12 @@ type RescheduleSettings struct {
 	// MaxDelay is fetch.reschedule_max_delay_ms, the longest wait. Default
 	// 10 min; at least Delay.
 	MaxDelay time.Duration
+}
+
+// DefaultRescheduleSettings are the reschedule settings of a file without
+// the keys.
+func DefaultRescheduleSettings() RescheduleSettings {
+	return RescheduleSettings{Attempts: DefaultRescheduleAttempts, Delay: DefaultRescheduleDelay, MaxDelay: DefaultRescheduleMaxDelay}
 }
 
 // DefaultFetchSettings are the fetch settings of a file without fetch keys.
@@ -168,10 +183,13 @@ func DefaultFetchSettings() FetchSettings {
 }
 
 // ClusterSettings are the timings of the replica registry, the leader and
-// its recovery loop. Zero means the default, given here; how they relate
-// (heartbeat at most half of dead-after) is checked at start.
+// its recovery loop. Load fills in the defaults (DefaultClusterSettings) and
+// checks how they relate, so a loaded Config's are final.
 type ClusterSettings struct {
-	// HeartbeatInterval is heartbeat_interval_ms. Default 1 s.
+	// HeartbeatInterval is heartbeat_interval_ms, how often a replica
+	// renews its heartbeat. Default 1 s; below half of DeadAfter, so that a
+	// replica whose renewals fail has two heartbeats of margin to stop
+	// working before the others consider it dead.
 	HeartbeatInterval time.Duration
 	// DeadAfter is dead_after_ms: a replica whose heartbeat is this old is
 	// dead and its taken lists are replayed. Default 5 s.
@@ -186,10 +204,21 @@ type ClusterSettings struct {
 	// an event, doubling for each further one. Default 1 s.
 	ReplayDelay time.Duration
 	// MaxReplays is max_replays: an event replayed more times goes to the
-	// dead-letter list. Default 3 when MaxReplaysSet is false; 0 sends an
-	// orphaned event there at once.
-	MaxReplays    int
-	MaxReplaysSet bool
+	// dead-letter list. Default 3; 0 sends an orphaned event there at once.
+	MaxReplays int
+}
+
+// DefaultClusterSettings are the cluster settings of a file without a
+// cluster object.
+func DefaultClusterSettings() ClusterSettings {
+	return ClusterSettings{
+		HeartbeatInterval: DefaultHeartbeatInterval,
+		DeadAfter:         DefaultDeadAfter,
+		LeaderTTL:         DefaultLeaderTTL,
+		ScanInterval:      DefaultScanInterval,
+		ReplayDelay:       DefaultReplayDelay,
+		MaxReplays:        DefaultMaxReplays,
+	}
 }
 
 // Watcher is one entry of watchers[].

@@ -23,18 +23,18 @@ import (
 // backoff_max_ms it inherits, come last).
 // redis.url may be missing (the command line can give it): the caller checks.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, Problems{readProblem(path, err)}
-	}
-	return LoadBytes(path, data)
+	return whole(LoadPartial(path))
 }
 
 // LoadBytes is Load for a file already read: path only chooses the format,
 // by its extension, and names the file in Config.Path and the problems.
 // CRLF line endings and a leading UTF-8 byte order mark are accepted.
 func LoadBytes(path string, data []byte) (*Config, error) {
-	c, err := loadBytes(path, data)
+	return whole(loadBytes(path, data))
+}
+
+// whole is the Config of a file without problems: nil when there is any.
+func whole(c *Config, err error) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}

@@ -44,6 +44,8 @@ func config(path, redisURL, listener string, ws ...Watcher) *Config {
 		ListenerChannel: listener,
 		KeyPrefix:       DefaultKeyPrefix,
 		Fetch:           defaultFetch,
+		Reschedule:      DefaultRescheduleSettings(),
+		Cluster:         DefaultClusterSettings(),
 		Watchers:        ws,
 	}
 }
@@ -276,6 +278,8 @@ func TestLoadDefaultsAndExtensions(t *testing.T) {
 				f.Timeout, f.Retries, f.MaxBody = 2500*time.Millisecond, 0, 1024
 				return f
 			}(),
+			Reschedule: DefaultRescheduleSettings(),
+			Cluster:    DefaultClusterSettings(),
 			Watchers: []Watcher{{
 				InputQueue: "in", TakenQueue: "in/mine",
 				Concurrency: 100000, FetchConcurrency: 1, BatchSize: 10000,
@@ -923,7 +927,7 @@ func TestClusterSettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := ClusterSettings{HeartbeatInterval: 100 * time.Millisecond, DeadAfter: 500 * time.Millisecond, LeaderTTL: 400 * time.Millisecond,
-		ScanInterval: 50 * time.Millisecond, ReplayDelay: 20 * time.Millisecond, MaxReplays: 0, MaxReplaysSet: true}
+		ScanInterval: 50 * time.Millisecond, ReplayDelay: 20 * time.Millisecond, MaxReplays: 0}
 	if c.Cluster != want {
 		t.Errorf("Cluster = %+v, want %+v", c.Cluster, want)
 	}
@@ -932,6 +936,60 @@ func TestClusterSettings(t *testing.T) {
 	for _, want := range []string{"cluster.dead_after_ms", "cluster.max_replays", `cluster.beat: unknown key "beat"`} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v, want it to name %s", err, want)
+		}
+	}
+}
+
+func TestClusterDefaults(t *testing.T) {
+	c, err := LoadBytes("c.hjson", []byte(`{watchers: [{input_queue: "in", rules: [{on: "a", make: {queue: "q"}}]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Cluster != DefaultClusterSettings() {
+		t.Errorf("Cluster = %+v, want the defaults %+v", c.Cluster, DefaultClusterSettings())
+	}
+	c, err = LoadBytes("c.hjson", []byte(`{cluster: {dead_after_ms: 9000}, watchers: [{input_queue: "in", rules: [{on: "a", make: {queue: "q"}}]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := DefaultClusterSettings()
+	want.DeadAfter = 9 * time.Second
+	if c.Cluster != want {
+		t.Errorf("Cluster = %+v, want %+v", c.Cluster, want)
+	}
+}
+
+// TestClusterRelations: a heartbeat of half dead_after or more is reported
+// at the key the file gave, in the configuration's words.
+func TestClusterRelations(t *testing.T) {
+	const msg = "must be below half of dead_after_ms"
+	for _, tt := range []struct {
+		cluster string
+		path    string // "" when accepted
+		text    string
+	}{
+		{`{heartbeat_interval_ms: 3000}`, "cluster.heartbeat_interval_ms", "heartbeat_interval_ms (3000) " + msg + " (5000)"},
+		{`{heartbeat_interval_ms: 2499}`, "", ""},
+		{`{heartbeat_interval_ms: 2500}`, "cluster.heartbeat_interval_ms", "heartbeat_interval_ms (2500) " + msg + " (5000)"},
+		{`{dead_after_ms: 2000}`, "cluster.dead_after_ms", "heartbeat_interval_ms (1000) " + msg + " (2000)"},
+		{`{dead_after_ms: 2001}`, "", ""},
+		{`{heartbeat_interval_ms: 100, dead_after_ms: 200}`, "cluster.heartbeat_interval_ms", "heartbeat_interval_ms (100) " + msg + " (200)"},
+		{`{heartbeat_interval_ms: 1, dead_after_ms: 3}`, "", ""},
+	} {
+		_, err := LoadBytes("c.hjson", []byte(`{cluster: `+tt.cluster+`, watchers: [{input_queue: "in", rules: [{on: "a", make: {queue: "q"}}]}]}`))
+		if tt.path == "" {
+			if err != nil {
+				t.Errorf("cluster %s: %v, want it accepted", tt.cluster, err)
+			}
+			continue
+		}
+		var ps Problems
+		if !errors.As(err, &ps) || len(ps) != 1 {
+			t.Errorf("cluster %s: error %v, want one problem", tt.cluster, err)
+			continue
+		}
+		if ps[0].Path != tt.path || !strings.HasPrefix(ps[0].Message, tt.text) {
+			t.Errorf("cluster %s: problem %q at %q, want %q at %q", tt.cluster, ps[0].Message, ps[0].Path, tt.text, tt.path)
 		}
 	}
 }

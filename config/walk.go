@@ -42,6 +42,8 @@ type loader struct {
 	// fetcher to the fetch settings it gives, applied once the whole file
 	// is read (fetchSettings).
 	fetchKeys map[string]*fetchKeys
+	// clusterKeys are the paths of the cluster timings the file gave.
+	clusterKeys []string
 }
 
 func newLoader(file string) *loader {
@@ -238,6 +240,7 @@ func (l *loader) config(root any) *Config {
 		Path:      l.file,
 		KeyPrefix: DefaultKeyPrefix,
 		Fetch:     DefaultFetchSettings(),
+		Cluster:   DefaultClusterSettings(),
 	}
 	o, ok := root.(*object)
 	if !ok {
@@ -276,6 +279,7 @@ func (l *loader) config(root any) *Config {
 	})
 	c.RedisURL = l.redisURL
 	l.fetchSettings(c)
+	l.clusterRelations(c.Cluster)
 	return c
 }
 
@@ -394,9 +398,9 @@ func (l *loader) rescheduleFields(r *RescheduleSettings) []field {
 // fetchSettings sets the top-level fetch settings and those of each
 // fetcher, now that the whole file is read.
 func (l *loader) fetchSettings(c *Config) {
-	r := c.Reschedule
+	r, def := &c.Reschedule, DefaultRescheduleSettings()
 	if r.Delay > 0 || r.MaxDelay > 0 {
-		d, m := cmp.Or(r.Delay, DefaultRescheduleDelay), cmp.Or(r.MaxDelay, DefaultRescheduleMaxDelay)
+		d, m := cmp.Or(r.Delay, def.Delay), cmp.Or(r.MaxDelay, def.MaxDelay)
 		if m < d {
 			key := "reschedule_max_delay_ms"
 			if r.MaxDelay == 0 {
@@ -405,6 +409,7 @@ func (l *loader) fetchSettings(c *Config) {
 			l.add(join("fetch", key), "", fmt.Sprintf("reschedule_max_delay_ms (%d) must be at least reschedule_delay_ms (%d)", m.Milliseconds(), d.Milliseconds()))
 		}
 	}
+	r.Attempts, r.Delay, r.MaxDelay = cmp.Or(r.Attempts, def.Attempts), cmp.Or(r.Delay, def.Delay), cmp.Or(r.MaxDelay, def.MaxDelay)
 	c.Fetch = l.fetchKeys["fetch"].over(l, DefaultFetchSettings())
 	for i := range c.Watchers {
 		for j := range c.Watchers[i].Rules {
@@ -438,8 +443,8 @@ func (fk *fetchKeys) over(l *loader, base FetchSettings) FetchSettings {
 	return base
 }
 
-// clusterSettings walks the cluster object. Zero values stay zero: the
-// packages that use them apply their defaults and check how they relate.
+// clusterSettings walks the cluster object over the defaults in cs; each
+// key given is remembered in l.clusterKeys for clusterRelations.
 func (l *loader) clusterSettings(path string, v any, cs *ClusterSettings) {
 	o, ok := l.obj(path, "", v)
 	if !ok {
@@ -449,6 +454,7 @@ func (l *loader) clusterSettings(path string, v any, cs *ClusterSettings) {
 		return func(p string, v any) {
 			if n, ok := l.positive(p, "", v, maxTimeoutMS); ok {
 				*dst = time.Duration(n) * time.Millisecond
+				l.clusterKeys = append(l.clusterKeys, p)
 			}
 		}
 	}
@@ -461,10 +467,23 @@ func (l *loader) clusterSettings(path string, v any, cs *ClusterSettings) {
 		{name: "max_replays", set: func(p string, v any) {
 			if n, ok := l.integer(p, "", v, 0, 1000, "an integer from 0 to 1000"); ok {
 				cs.MaxReplays = int(n)
-				cs.MaxReplaysSet = true
 			}
 		}},
 	})
+}
+
+// clusterRelations reports cluster timings that contradict each other, at
+// the key the file gave (the heartbeat interval when it gave both).
+func (l *loader) clusterRelations(cs ClusterSettings) {
+	if cs.HeartbeatInterval < cs.DeadAfter/2 {
+		return
+	}
+	key := "cluster.heartbeat_interval_ms"
+	if !slices.Contains(l.clusterKeys, key) && slices.Contains(l.clusterKeys, "cluster.dead_after_ms") {
+		key = "cluster.dead_after_ms"
+	}
+	l.add(key, "", fmt.Sprintf("heartbeat_interval_ms (%d) must be below half of dead_after_ms (%d): a replica needs two heartbeats of margin to stop working before the others consider it dead",
+		cs.HeartbeatInterval.Milliseconds(), cs.DeadAfter.Milliseconds()))
 }
 
 // watchers walks the watchers array.

@@ -129,7 +129,7 @@ func New(o Options) (*Replica, error) {
 		return nil, fmt.Errorf("replica: cluster settings: %w", err)
 	}
 	rs := recovery.Settings{Prefix: cs.Prefix, ScanInterval: cc.ScanInterval, ReplayDelay: cc.ReplayDelay, MaxReplays: cc.MaxReplays}
-	if cc.MaxReplaysSet && cc.MaxReplays == 0 {
+	if cc.MaxReplays == 0 {
 		rs.MaxReplays = -1 // recovery's "no replay at all"
 	}
 	return &Replica{o: o, log: o.Logger.With("replica", o.ID), clusterLog: o.Logger, cs: cs, rs: rs}, nil

@@ -748,3 +748,61 @@ func TestLooksLikeConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestRunRefusesWhatCheckReports walks every way a configuration file makes
+// `resc run` refuse to start, one kind of problem per case (structure,
+// types, ranges, rules, and the settings that depend on two keys: cluster
+// timings, fetch backoff bounds, reschedule delays, shared queues), and
+// checks that `resc check` reports the same problems in the same words:
+// run refuses nothing that check accepts. Run stops before it connects to
+// Redis. (The cluster timings that config accepts, replica.New accepts too:
+// package replica tests that.)
+func TestRunRefusesWhatCheckReports(t *testing.T) {
+	clearEnv(t)
+	url, assertNoConnection := silentRedis(t)
+	good := rule("good", `^z$`, `{ queue: "q" }`)
+	top := func(extra string) string {
+		return "redis: { url: \"" + url + "\" }\n" + extra + "\nwatchers: [\n" + watcherCfg("", good) + "]\n"
+	}
+	tests := []struct {
+		name, content string
+		want          []string // problem lines (prefixes), FILE for the path
+	}{
+		{"unknown key", top("colour: blue"), []string{`FILE: colour: unknown key "colour"`}},
+		{"wrong type", top("key_prefix: 3"), []string{"FILE: key_prefix: must be a string"}},
+		{"empty prefix", top(`key_prefix: ""`), []string{"FILE: key_prefix: must not be empty"}},
+		{"bad Redis URL", strings.Replace(top(""), url, "http://x/", 1), []string{"FILE: redis.url:"}},
+		{"no watcher", "redis: { url: \"" + url + "\" }\nwatchers: []\n", []string{"FILE: watchers:"}},
+		{"watcher range", "redis: { url: \"" + url + "\" }\nwatchers: [\n" + watcherCfg("    concurrency: 0\n", good) + "]\n",
+			[]string{"FILE: watchers[0].concurrency:"}},
+		{"shared input queue", "redis: { url: \"" + url + "\" }\nwatchers: [\n" + watcherCfg("", good) + watcherCfg("", good) + "]\n",
+			[]string{"FILE: watchers[1].input_queue:"}},
+		{"bad regex", "redis: { url: \"" + url + "\" }\nwatchers: [\n" + watcherCfg("", rule("re", `^(`, `{ queue: "q" }`)) + "]\n",
+			[]string{`FILE: watchers[0].rules[0].on (rule "re"): invalid regular expression`}},
+		{"undefined variable", "redis: { url: \"" + url + "\" }\nwatchers: [\n" + watcherCfg("", rule("v", `^a$`, `{ queue: "q/${nope}" }`)) + "]\n",
+			[]string{`FILE: watchers[0].rules[0].make.queue (rule "v"): unknown variable ${nope}`}},
+		{"cluster range", top("cluster: { dead_after_ms: 0 }"), []string{"FILE: cluster.dead_after_ms:"}},
+		{"heartbeat vs dead_after", top("cluster: { heartbeat_interval_ms: 3000 }"),
+			[]string{"FILE: cluster.heartbeat_interval_ms: heartbeat_interval_ms (3000) must be below half of dead_after_ms (5000)"}},
+		{"dead_after vs default heartbeat", top("cluster: { dead_after_ms: 1500 }"),
+			[]string{"FILE: cluster.dead_after_ms: heartbeat_interval_ms (1000) must be below half of dead_after_ms (1500)"}},
+		{"max_replays range", top("cluster: { max_replays: -1 }"), []string{"FILE: cluster.max_replays:"}},
+		{"backoff bounds", top("fetch: { backoff_min_ms: 5000 }"), []string{"FILE: fetch.backoff_min_ms: must be at most backoff_max_ms (2000), not 5000"}},
+		{"reschedule delays", top("fetch: { reschedule_delay_ms: 700000 }"),
+			[]string{"FILE: fetch.reschedule_delay_ms: reschedule_max_delay_ms (600000) must be at least reschedule_delay_ms (700000)"}},
+		{"attempts range", top("fetch: { attempts: 0 }"), []string{"FILE: fetch.attempts:"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeConfig(t, "resc.hjson", tt.content)
+			_, checkErr, err := runCmd(t, "check", path)
+			assertProblems(t, err, checkErr, path, tt.want)
+			_, runErr, err := runCmd(t, "run", "--replica-id", "r", "--http-addr", "off", path)
+			assertProblems(t, err, runErr, path, tt.want)
+			if runErr != checkErr {
+				t.Errorf("run and check word the problems differently:\nrun:\n%s\ncheck:\n%s", runErr, checkErr)
+			}
+			assertNoConnection()
+		})
+	}
+}
