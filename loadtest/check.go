@@ -9,8 +9,7 @@ import (
 	"strings"
 
 	"github.com/redis/go-redis/v9"
-
-	"github.com/resc-go/resc/internal/keyspace"
+	"github.com/resc-go/resc/internal/takenlist"
 )
 
 // tally counts the tasks seen of each event of a measurement, events being
@@ -137,12 +136,12 @@ func check(ctx context.Context, rdb *redis.Client, k keys, t *tally, taskLists .
 		}
 	}
 	lists := []string{k.input, k.deadList(), k.taken}
-	iter := rdb.Scan(ctx, 0, keyspace.TakenListPattern(k.taken), 1000).Iterator()
-	for iter.Next(ctx) {
-		lists = append(lists, iter.Val())
+	taken, err := takenlist.New([]takenlist.Queues{{InputQueue: k.input, TakenQueue: k.taken}}).Find(ctx, rdb, k.taken)
+	if err != nil {
+		return nil, fmt.Errorf("loadtest: check: %w", err)
 	}
-	if err := iter.Err(); err != nil {
-		return nil, fmt.Errorf("loadtest: check: scan taken lists: %w", err)
+	for _, l := range taken {
+		lists = append(lists, l.Key)
 	}
 	for _, l := range lists {
 		n, err := rdb.LLen(ctx, l).Result()

@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -20,8 +19,8 @@ import (
 
 	"github.com/resc-go/resc/config"
 	"github.com/resc-go/resc/deadletter"
+	"github.com/resc-go/resc/inspect"
 	"github.com/resc-go/resc/internal/keyspace"
-	"github.com/resc-go/resc/internal/script"
 )
 
 const deadUsage = `usage:
@@ -30,12 +29,11 @@ const deadUsage = `usage:
   resc dead drop    [--queue Q] [--redis-url URL] (--index N... | --all | --match REGEXP) [--dry-run] CONFIG
 `
 
-// deadTarget is the dead-letter list a `resc dead` command works on.
+// deadTarget is the watcher a `resc dead` command works on.
 type deadTarget struct {
-	rdb    *redis.Client
-	input  string // the watcher's input queue
-	dead   string // its dead-letter list
-	prefix string
+	rdb   *redis.Client
+	in    *inspect.Inspector
+	input string // the watcher's input queue
 }
 
 // deadFlags are the flags of every `resc dead` command.
@@ -90,7 +88,7 @@ func (f *deadFlags) open(ctx context.Context, path string, stderr io.Writer) (*d
 	if err != nil {
 		return nil, err
 	}
-	return &deadTarget{rdb: rdb, input: w.InputQueue, dead: keyspace.DeadList(w.InputQueue), prefix: l.cfg.KeyPrefix}, nil
+	return &deadTarget{rdb: rdb, in: inspect.New(rdb, l.cfg, inspect.Options{}), input: w.InputQueue}, nil
 }
 
 func (f *deadFlags) watcher(cfg *config.Config) (config.Watcher, error) {
@@ -166,13 +164,13 @@ func cmdDeadList(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	defer t.rdb.Close()
-	length, recs, err := deadletter.Read(ctx, t.rdb, t.input, *limit)
+	dl, err := t.in.DeadLetters(ctx, t.input, *limit)
 	if err != nil {
 		return deadFailed(t.rdb, err)
 	}
 	if *asJSON {
-		doc := deadListDoc{Queue: t.input, DeadList: t.dead, Length: length, Entries: make([]deadListEntry, len(recs))}
-		for i, r := range recs {
+		doc := deadListDoc{Queue: dl.Queue, DeadList: dl.DeadList, Length: dl.Length, Entries: make([]deadListEntry, len(dl.Records))}
+		for i, r := range dl.Records {
 			doc.Entries[i] = deadListEntry{Index: r.Position, Entry: r.Entry}
 			if r.Entry == nil {
 				doc.Entries[i].Raw = &r.Stored
@@ -185,17 +183,17 @@ func cmdDeadList(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		enc.SetIndent("", "  ")
 		return enc.Encode(doc)
 	}
-	fmt.Fprintf(stdout, "%s: %d entr%s", t.dead, length, plural(length, "y", "ies"))
-	if int64(len(recs)) < length {
-		fmt.Fprintf(stdout, ", the %d newest shown", len(recs))
+	fmt.Fprintf(stdout, "%s: %d entr%s", dl.DeadList, dl.Length, plural(dl.Length, "y", "ies"))
+	if int64(len(dl.Records)) < dl.Length {
+		fmt.Fprintf(stdout, ", the %d newest shown", len(dl.Records))
 	}
 	fmt.Fprintln(stdout)
-	if len(recs) == 0 {
+	if len(dl.Records) == 0 {
 		return nil
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "#\tTIME\tREPLICA\tREPLAYS\tEVENT\tREASON")
-	for _, r := range recs {
+	for _, r := range dl.Records {
 		if r.Entry == nil {
 			fmt.Fprintf(tw, "%d\t-\t-\t-\t%s\t(not a dead-letter entry: pushed by hand?)\n", r.Position, printable(r.Stored))
 			continue
@@ -260,72 +258,39 @@ func cmdDeadMove(ctx context.Context, verb string, args []string, stdout, stderr
 	}
 	defer t.rdb.Close()
 
-	var d script.Dialect
-	if verb == "requeue" && !*dryRun {
-		if d, err = script.Detect(ctx, t.rdb); err != nil {
-			return deadFailed(t.rdb, err)
-		}
+	chosenRecs, err := t.in.Select(ctx, t.input, inspect.Selection{Positions: ix, All: *all, Match: re})
+	var noEntry *inspect.NoEntryError
+	if errors.As(err, &noEntry) {
+		return &exitError{code: 1, msg: noEntry.Error() + ": nothing done"}
 	}
-	length, recs, err := deadletter.Read(ctx, t.rdb, t.input, 0)
 	if err != nil {
 		return deadFailed(t.rdb, err)
 	}
-	var chosenRecs []deadletter.Record
-	switch {
-	case len(ix) > 0:
-		slices.Sort(ix)
-		for _, n := range slices.Compact(ix) {
-			if n > length {
-				return &exitError{code: 1, msg: fmt.Sprintf("%s has no entry #%d (it has %d): nothing done", t.dead, n, length)}
-			}
-			chosenRecs = append(chosenRecs, recs[n-1]) // recs[i] is #i+1
-		}
-	case *all:
-		chosenRecs = recs
-	default:
-		for _, r := range recs {
-			if re.MatchString(r.Event()) {
-				chosenRecs = append(chosenRecs, r)
-			}
-		}
-	}
-
-	// Oldest first: requeued events reach the input queue in their order.
-	done, skipped := 0, 0
+	action := map[string]inspect.Action{"requeue": inspect.Requeue, "drop": inspect.Drop}[verb]
 	past := map[string]string{"requeue": "requeued", "drop": "dropped"}[verb]
-	for _, r := range chosenRecs {
-		ev := printable(r.Event())
-		if verb == "requeue" && r.Entry == nil && !*raw {
-			fmt.Fprintf(stdout, "skipped #%d %s: not a dead-letter entry (--raw pushes its text as the event)\n", r.Position, ev)
-			skipped++
-			continue
-		}
-		if *dryRun {
-			fmt.Fprintf(stdout, "would %s #%d %s\n", verb, r.Position, ev)
-			done++
-			continue
-		}
-		if verb == "requeue" {
-			err = deadletter.Requeue(ctx, d, t.rdb, t.prefix, t.input, r.Stored, r.Event())
-		} else {
-			err = deadletter.Drop(ctx, t.rdb, t.input, r.Stored)
-		}
-		switch {
-		case err == nil:
-			fmt.Fprintf(stdout, "%s #%d %s\n", past, r.Position, ev)
-			done++
-		case errors.Is(err, deadletter.ErrGone):
-			fmt.Fprintf(stdout, "skipped #%d %s: no longer in %s (requeued or dropped meanwhile)\n", r.Position, ev, t.dead)
-			skipped++
-		default:
-			fmt.Fprintf(stdout, "%s %d, skipped %d, then stopped\n", past, done, skipped)
-			return deadFailed(t.rdb, err)
-		}
+	dead := keyspace.DeadList(t.input)
+	counts, err := t.in.Apply(ctx, action, t.input, chosenRecs, inspect.ApplyOptions{Raw: *raw, DryRun: *dryRun},
+		func(r deadletter.Record, res inspect.Result) {
+			ev := printable(r.Event())
+			switch res {
+			case inspect.SkippedNotEntry:
+				fmt.Fprintf(stdout, "skipped #%d %s: not a dead-letter entry (--raw pushes its text as the event)\n", r.Position, ev)
+			case inspect.WouldDo:
+				fmt.Fprintf(stdout, "would %s #%d %s\n", verb, r.Position, ev)
+			case inspect.Done:
+				fmt.Fprintf(stdout, "%s #%d %s\n", past, r.Position, ev)
+			case inspect.SkippedGone:
+				fmt.Fprintf(stdout, "skipped #%d %s: no longer in %s (requeued or dropped meanwhile)\n", r.Position, ev, dead)
+			}
+		})
+	if err != nil {
+		fmt.Fprintf(stdout, "%s %d, skipped %d, then stopped\n", past, counts.Done, counts.Skipped)
+		return deadFailed(t.rdb, err)
 	}
 	if *dryRun {
-		fmt.Fprintf(stdout, "dry run: would %s %d, skip %d; nothing written\n", verb, done, skipped)
+		fmt.Fprintf(stdout, "dry run: would %s %d, skip %d; nothing written\n", verb, counts.Done, counts.Skipped)
 	} else {
-		fmt.Fprintf(stdout, "%s %d, skipped %d\n", past, done, skipped)
+		fmt.Fprintf(stdout, "%s %d, skipped %d\n", past, counts.Done, counts.Skipped)
 	}
 	return nil
 }
@@ -333,7 +298,7 @@ func cmdDeadMove(ctx context.Context, verb string, args []string, stdout, stderr
 // deadFailed is the exit error of a dead-letter command that failed on
 // Redis: a key of the wrong type, or Redis not answering.
 func deadFailed(rdb *redis.Client, err error) error {
-	if redisAnswered(err) || errors.Is(err, deadletter.ErrDeadType) || errors.Is(err, deadletter.ErrInputType) || errors.Is(err, deadletter.ErrCountsType) {
+	if inspect.Answered(err) || errors.Is(err, deadletter.ErrDeadType) || errors.Is(err, deadletter.ErrInputType) || errors.Is(err, deadletter.ErrCountsType) {
 		return &exitError{code: 1, msg: err.Error()}
 	}
 	return redisFailed(rdb, err)

@@ -1,0 +1,275 @@
+package inspect
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/resc-go/resc/cluster"
+	"github.com/resc-go/resc/internal/keyspace"
+)
+
+// Status is the state of a deployment: its replicas, its leader and the
+// queues of its watchers. As JSON it is the output of `resc status --json`
+// (README: "resc status"): the field names are part of the CLI.
+type Status struct {
+	// Prefix is the key prefix of the configuration.
+	Prefix string `json:"prefix"`
+	// Leader is the id of the replica holding the leader lock; nil when
+	// none does.
+	Leader *string `json:"leader"`
+	// Replicas are the registered replicas (live, and dead ones not yet
+	// cleaned up), by registration time.
+	Replicas []Replica `json:"replicas"`
+	// Watchers are the configuration's watchers, in order.
+	Watchers []Watcher `json:"watchers"`
+	// Problems are what could not be read (a key of the wrong type, an
+	// info that does not decode); the rest of the status is still valid.
+	Problems []string `json:"problems"`
+}
+
+// Replica is a registered replica.
+type Replica struct {
+	ID     string `json:"id"`
+	Alive  bool   `json:"alive"`
+	Leader bool   `json:"leader"`
+	// HeartbeatAgeMs is how long ago its heartbeat was renewed, as Redis
+	// sees it; nil when unknown (dead, or no info).
+	HeartbeatAgeMs *int64    `json:"heartbeat_age_ms"`
+	Registered     time.Time `json:"registered"`
+	Host           string    `json:"host"`
+	PID            int       `json:"pid"`
+	Version        string    `json:"version"`
+	// Started is when the process started; UptimeMs its age, for a live
+	// replica. Nil when unknown.
+	Started  *time.Time `json:"started"`
+	UptimeMs *int64     `json:"uptime_ms"`
+	// TakenLists are the taken lists it registered as its own.
+	TakenLists []ListLength `json:"taken_lists"`
+}
+
+// ListLength is a list and its length.
+type ListLength struct {
+	List   string `json:"list"`
+	Length int64  `json:"length"`
+}
+
+// Watcher is the state of a watcher's queues. A length is nil when its key
+// has another type (a problem of the Status).
+type Watcher struct {
+	InputQueue string `json:"input_queue"`
+	TakenQueue string `json:"taken_queue"`
+	Input      *int64 `json:"input"`
+	// Taken is the sum of the lengths of TakenLists.
+	Taken      int64       `json:"taken"`
+	TakenLists []TakenList `json:"taken_lists"`
+	Dead       *int64      `json:"dead"`
+	Delayed    *int64      `json:"delayed"`
+}
+
+// TakenList is a taken list of a watcher.
+type TakenList struct {
+	List    string `json:"list"`
+	Replica string `json:"replica"`
+	Length  int64  `json:"length"`
+	// Orphan is set when its replica is not alive: the leader moves its
+	// events back to the input queue.
+	Orphan bool `json:"orphan"`
+}
+
+// Status reads the status of the deployment. A key of the wrong type is a
+// problem of the Status; any other error (Redis did not answer) is
+// returned.
+func (in *Inspector) Status(ctx context.Context) (*Status, error) {
+	prefix := in.cfg.KeyPrefix
+	st := &Status{Prefix: prefix, Replicas: []Replica{}, Watchers: []Watcher{}, Problems: []string{}}
+	problem := func(what string, err error) error {
+		if !Answered(err) {
+			return err
+		}
+		st.Problems = append(st.Problems, fmt.Sprintf("%s: %v", what, err))
+		return nil
+	}
+	leader, err := cluster.Leader(ctx, in.rdb, prefix)
+	if err != nil {
+		if err := problem("leader lock", err); err != nil {
+			return nil, err
+		}
+	}
+	if leader != "" {
+		st.Leader = &leader
+	}
+	if err := in.readReplicas(ctx, st, problem); err != nil {
+		return nil, err
+	}
+	if err := in.readWatchers(ctx, st); err != nil {
+		return nil, err
+	}
+	if err := in.readLengths(ctx, st, problem); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// readReplicas fills the replicas of st, their taken lists without their
+// lengths.
+func (in *Inspector) readReplicas(ctx context.Context, st *Status, problem func(string, error) error) error {
+	prefix := in.cfg.KeyPrefix
+	replicas, err := cluster.Replicas(ctx, in.rdb, prefix)
+	if err != nil {
+		if err := problem("replica registry", err); err != nil {
+			return err
+		}
+	}
+	owners, err := cluster.Owners(ctx, in.rdb, prefix)
+	if err != nil {
+		if err := problem("taken list owners", err); err != nil {
+			return err
+		}
+	}
+	owned := map[string][]string{} // replica -> its taken lists
+	for list, id := range owners {
+		owned[id] = append(owned[id], list)
+	}
+	now := in.now()
+	for _, r := range replicas {
+		s := Replica{
+			ID: r.ID, Alive: r.Alive, Leader: st.Leader != nil && r.ID == *st.Leader,
+			Registered: r.Registered.UTC(), Host: r.Info.Host, PID: r.Info.PID, Version: r.Info.Version,
+			TakenLists: []ListLength{},
+		}
+		if r.Alive && r.TTL >= 0 && r.Info.DeadAfter > 0 { // as cluster computes HeartbeatAge
+			s.HeartbeatAgeMs = ptr(r.HeartbeatAge.Milliseconds())
+		}
+		if !r.Info.Started.IsZero() {
+			s.Started = ptr(r.Info.Started.UTC())
+			if r.Alive {
+				s.UptimeMs = ptr(now.Sub(r.Info.Started).Milliseconds())
+			}
+		}
+		if r.InfoErr != nil {
+			st.Problems = append(st.Problems, r.InfoErr.Error())
+		}
+		lists := owned[r.ID]
+		slices.Sort(lists)
+		for _, list := range lists {
+			s.TakenLists = append(s.TakenLists, ListLength{List: list})
+		}
+		st.Replicas = append(st.Replicas, s)
+	}
+	return nil
+}
+
+// readWatchers fills the watchers of st with their taken lists, without
+// lengths.
+func (in *Inspector) readWatchers(ctx context.Context, st *Status) error {
+	for _, w := range in.cfg.Watchers {
+		ws := Watcher{InputQueue: w.InputQueue, TakenQueue: w.TakenQueue, TakenLists: []TakenList{}}
+		lists, err := in.finder.Find(ctx, in.rdb, w.TakenQueue)
+		if err != nil {
+			return err
+		}
+		for _, l := range lists {
+			ws.TakenLists = append(ws.TakenLists, TakenList{List: l.Key, Replica: l.Replica})
+		}
+		st.Watchers = append(st.Watchers, ws)
+	}
+	return nil
+}
+
+// readLengths reads every length of st in one pipeline, each key once, and
+// which taken lists are orphans.
+func (in *Inspector) readLengths(ctx context.Context, st *Status, problem func(string, error) error) error {
+	prefix := in.cfg.KeyPrefix
+	pipe := in.rdb.Pipeline()
+	type lenCmd struct {
+		key, what string
+		cmd       *redis.IntCmd
+	}
+	var cmds []lenCmd
+	seen := map[string]bool{}
+	count := func(key, what string, zset bool) {
+		if seen[key] {
+			return
+		}
+		seen[key] = true
+		c := lenCmd{key: key, what: what + " " + strconv.Quote(key)}
+		if zset {
+			c.cmd = pipe.ZCard(ctx, key)
+		} else {
+			c.cmd = pipe.LLen(ctx, key)
+		}
+		cmds = append(cmds, c)
+	}
+	ids := map[string]bool{}
+	for _, ws := range st.Watchers {
+		count(ws.InputQueue, "input queue", false)
+		count(keyspace.DeadList(ws.InputQueue), "dead-letter list", false)
+		count(keyspace.DelaySchedule(prefix, ws.InputQueue), "delay schedule", true)
+		for _, tl := range ws.TakenLists {
+			count(tl.List, "taken list", false)
+			ids[tl.Replica] = true
+		}
+	}
+	for _, r := range st.Replicas {
+		for _, tl := range r.TakenLists {
+			count(tl.List, "taken list", false)
+		}
+	}
+	_, _ = pipe.Exec(ctx) // errors are read command by command
+	lengths := map[string]*int64{}
+	for _, c := range cmds {
+		n, err := c.cmd.Result()
+		if err != nil {
+			if err := problem(c.what, err); err != nil {
+				return err
+			}
+			continue
+		}
+		lengths[c.key] = ptr(n)
+	}
+	lenOf := func(key string) int64 {
+		if n := lengths[key]; n != nil {
+			return *n
+		}
+		return 0 // another type: a problem of the status
+	}
+
+	// The leader's own test: a taken list is an orphan when its replica's
+	// heartbeat key is gone, or never was.
+	idList := slices.Sorted(maps.Keys(ids))
+	alive, err := cluster.NewLiveness(in.rdb, prefix).Alive(ctx, idList)
+	if err != nil {
+		return err
+	}
+	live := map[string]bool{}
+	for i, id := range idList {
+		live[id] = alive[i]
+	}
+	for i := range st.Watchers {
+		ws := &st.Watchers[i]
+		ws.Input = lengths[ws.InputQueue]
+		ws.Dead = lengths[keyspace.DeadList(ws.InputQueue)]
+		ws.Delayed = lengths[keyspace.DelaySchedule(prefix, ws.InputQueue)]
+		for j := range ws.TakenLists {
+			tl := &ws.TakenLists[j]
+			tl.Length = lenOf(tl.List)
+			tl.Orphan = !live[tl.Replica]
+			ws.Taken += tl.Length
+		}
+	}
+	for i := range st.Replicas {
+		for j := range st.Replicas[i].TakenLists {
+			tl := &st.Replicas[i].TakenLists[j]
+			tl.Length = lenOf(tl.List)
+		}
+	}
+	return nil
+}
+
+func ptr[T any](v T) *T { return &v }
