@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/resc-go/resc/internal/jsonkind"
 )
 
 // Messages of the deprecated resc keys, in Config.Warnings.
@@ -137,21 +139,10 @@ func index(path string, i int) string {
 
 // kind names the JSON type of a tree value, for messages.
 func kind(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case bool:
-		return "a boolean"
-	case json.Number:
-		return "a number"
-	case string:
-		return "a string"
-	case []any:
-		return "an array"
-	case *object:
+	if _, ok := v.(*object); ok {
 		return "an object"
 	}
-	return fmt.Sprintf("a %T", v)
+	return jsonkind.Of(v)
 }
 
 // wrongType reports a value that is not of the type wanted.

@@ -40,6 +40,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/resc-go/resc/config"
+	"github.com/resc-go/resc/internal/jsonkind"
 )
 
 // userAgent is sent with every request.
@@ -305,13 +306,13 @@ func parse(body []byte) ([]map[string]string, error) {
 		for i, e := range v {
 			o, ok := e.(map[string]any)
 			if !ok {
-				return nil, contentError(body, "element %d of the array is %s, not an object", i, kind(e))
+				return nil, contentError(body, "element %d of the array is %s, not an object", i, jsonkind.Of(e))
 			}
 			results[i] = properties(o)
 		}
 		return results, nil
 	default:
-		return nil, contentError(body, "%s, not an object or an array of objects", kind(v))
+		return nil, contentError(body, "%s, not an object or an array of objects", jsonkind.Of(v))
 	}
 }
 
@@ -327,23 +328,6 @@ func properties(o map[string]any) map[string]string {
 		}
 	}
 	return props
-}
-
-func kind(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case bool:
-		return "a boolean"
-	case json.Number:
-		return "a number"
-	case string:
-		return "a string"
-	case []any:
-		return "an array"
-	default:
-		return "an object"
-	}
 }
 
 // excerptLen is how much of a body a content error quotes.

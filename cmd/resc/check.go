@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 )
@@ -9,14 +8,9 @@ import (
 // cmdCheck is `resc check CONFIG`: every problem, then a summary; exit 1
 // when there is any problem.
 func cmdCheck(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	pos, err := parseInterleaved(fs, args)
+	pos, err := positional(newFlags("check", stderr), args, 1, false, "usage: resc check CONFIG")
 	if err != nil {
-		return &exitError{code: 2}
-	}
-	if len(pos) != 1 {
-		return &exitError{code: 2, msg: "usage: resc check CONFIG"}
+		return err
 	}
 	l, err := load(pos[0])
 	if err != nil {

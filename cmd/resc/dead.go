@@ -44,8 +44,7 @@ type deadFlags struct {
 }
 
 func newDeadFlags(name string, stderr io.Writer) *deadFlags {
-	f := &deadFlags{fs: flag.NewFlagSet("dead "+name, flag.ContinueOnError)}
-	f.fs.SetOutput(stderr)
+	f := &deadFlags{fs: newFlags("dead "+name, stderr)}
 	f.fs.Usage = func() {
 		fmt.Fprint(stderr, deadUsage)
 		f.fs.PrintDefaults()

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"io"
 	"log/slog"
 
@@ -12,16 +11,12 @@ import (
 
 // cmdExplain is `resc explain [--fetch] [--queue Q] CONFIG EVENT...`.
 func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("explain", stderr)
 	doFetch := fs.Bool("fetch", false, "call the fetch URLs for real (GET only; still no Redis write)")
 	queue := fs.String("queue", "", "explain only the watcher of this input queue")
-	pos, err := parseInterleaved(fs, args)
+	pos, err := positional(fs, args, 2, true, "usage: resc explain [--fetch] [--queue Q] CONFIG EVENT...")
 	if err != nil {
-		return &exitError{code: 2}
-	}
-	if len(pos) < 2 {
-		return &exitError{code: 2, msg: "usage: resc explain [--fetch] [--queue Q] CONFIG EVENT..."}
+		return err
 	}
 	l, err := load(pos[0])
 	if err != nil {

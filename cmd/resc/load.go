@@ -59,6 +59,27 @@ func reportLoad(stderr io.Writer, err error) error {
 	return &exitError{code: 1, msg: err.Error()}
 }
 
+// newFlags is the flag set of a subcommand, printing to stderr.
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// positional parses args with fs and returns the positional arguments,
+// which must be exactly n, or at least n when more is set; otherwise, or
+// on a bad flag (which fs reported), it returns the usage error (exit 2).
+func positional(fs *flag.FlagSet, args []string, n int, more bool, usage string) ([]string, error) {
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return nil, &exitError{code: 2}
+	}
+	if len(pos) < n || len(pos) > n && !more {
+		return nil, &exitError{code: 2, msg: usage}
+	}
+	return pos, nil
+}
+
 // parseInterleaved parses flags that may come before or after the
 // positional arguments (resc run CONFIG --replica-id a), which the flag
 // package alone does not.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,15 +15,11 @@ import (
 // cmdPush is `resc push [--redis-url URL] QUEUE EVENT...`: LPUSH, for trying
 // resc-go on a machine without redis-cli.
 func cmdPush(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("push", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("push", stderr)
 	url := fs.String("redis-url", envOr("RESC_REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis URL")
-	pos, err := parseInterleaved(fs, args)
+	pos, err := positional(fs, args, 2, true, "usage: resc push [--redis-url URL] QUEUE EVENT...")
 	if err != nil {
-		return &exitError{code: 2}
-	}
-	if len(pos) < 2 {
-		return &exitError{code: 2, msg: "usage: resc push [--redis-url URL] QUEUE EVENT..."}
+		return err
 	}
 	opts, err := redis.ParseURL(*url)
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -42,20 +41,16 @@ type runFlags struct {
 // value is a usage error (exit 2), reported before anything starts.
 func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	f := &runFlags{}
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("run", stderr)
 	fs.StringVar(&f.replica, "replica-id", os.Getenv("RESC_REPLICA_ID"), "this replica's id")
 	fs.StringVar(&f.redisURL, "redis-url", os.Getenv("RESC_REDIS_URL"), "Redis URL, overriding the configuration's")
 	fs.StringVar(&f.httpAddr, "http-addr", os.Getenv("RESC_HTTP_ADDR"), "address of /healthz and /readyz (\"off\": none)")
 	fs.StringVar(&f.embedded, "embedded", envOr("RESC_EMBEDDED", "never"), "never, auto or always: an in-memory Redis for trying")
 	drain := envOr("RESC_DRAIN_TIMEOUT", "30s")
 	fs.Func("drain-timeout", "how long in-flight events may finish on SIGTERM (default 30s)", func(s string) error { drain = s; return nil })
-	pos, err := parseInterleaved(fs, args)
+	pos, err := positional(fs, args, 1, false, "usage: resc run [flags] CONFIG")
 	if err != nil {
-		return nil, &exitError{code: 2}
-	}
-	if len(pos) != 1 {
-		return nil, &exitError{code: 2, msg: "usage: resc run [flags] CONFIG"}
+		return nil, err
 	}
 	f.config = pos[0]
 	if f.drainTimeout, err = time.ParseDuration(drain); err != nil || f.drainTimeout <= 0 {

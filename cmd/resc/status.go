@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -70,20 +69,16 @@ func redisFailed(rdb *redis.Client, err error) error {
 // replicas, the leader and the queues of every watcher, read-only.
 func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	const usage = "usage: resc status [--redis-url URL] [--json] CONFIG"
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("status", stderr)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, usage)
 		fs.PrintDefaults()
 	}
 	url := fs.String("redis-url", os.Getenv("RESC_REDIS_URL"), "Redis `URL`, overriding the configuration's")
 	asJSON := fs.Bool("json", false, "print one JSON document")
-	pos, err := parseInterleaved(fs, args)
+	pos, err := positional(fs, args, 1, false, usage)
 	if err != nil {
-		return &exitError{code: 2}
-	}
-	if len(pos) != 1 {
-		return &exitError{code: 2, msg: usage}
+		return err
 	}
 	l, err := load(pos[0])
 	if err != nil {
