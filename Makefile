@@ -39,10 +39,12 @@ build:
 vet:
 	$(GO) vet ./...
 
-## lint: gofmt, vet and staticcheck (pinned).
+## lint: gofmt, vet, the layering of the packages (internal/layering,
+## docs/architecture.md "Layers") and staticcheck (pinned).
 lint: vet
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	$(GO) test -count=1 ./internal/layering/
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
 ## bench: the Go benchmarks of the hot paths.

@@ -1,7 +1,9 @@
-// Package deadletter reads the dead-letter lists "<input_queue>/dead" and
-// puts their events back into play (requeue) or removes them (drop): the
-// operator's side of the dead letters that package watcher (failed
-// fetches, bad destinations) and package recovery (poison events) write.
+// Package deadletter is the home of the dead-letter entry (Entry: its JSON
+// format, written by package watcher for failed fetches and bad
+// destinations and by package recovery's replay.lua for poison events),
+// and the operations on the dead-letter lists "<input_queue>/dead": read
+// them, put their events back into play (requeue) or remove them (drop).
+// It imports no other domain package: the writers import it.
 //
 // Entries are JSON objects (Entry). A list may also hold what a human
 // pushed by hand: such an entry is kept as it is (Record.Entry is nil) and
@@ -33,7 +35,6 @@ import (
 	"context"
 	_ "embed"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -42,7 +43,6 @@ import (
 
 	"github.com/resc-go/resc/internal/keyspace"
 	"github.com/resc-go/resc/internal/script"
-	"github.com/resc-go/resc/watcher"
 )
 
 var (
@@ -63,36 +63,6 @@ var (
 	ErrInputType  = errors.New("deadletter: the input queue is not a list")
 	ErrCountsType = errors.New("deadletter: the replay counts are not a hash")
 )
-
-// Entry is a dead-letter entry as resc-go writes it: package watcher's
-// DeadEntry (event, event_base64, queue, reason, replica, time), plus
-// Count in the entries of package recovery.
-type Entry struct {
-	watcher.DeadEntry
-	// Count is the number of crash replays made, in the entries of a
-	// poison event (package recovery); nil in the others.
-	Count *int `json:"count,omitempty"`
-}
-
-// Parse reads a stored entry. It reports false when stored is not a
-// dead-letter entry: not a JSON object, no string "event", a field of
-// another type, or an event_base64 that is not base64.
-func Parse(stored string) (*Entry, bool) {
-	var e struct {
-		Entry
-		Event *string `json:"event"`
-	}
-	if err := json.Unmarshal([]byte(stored), &e); err != nil || e.Event == nil {
-		return nil, false
-	}
-	e.Entry.Event = *e.Event
-	if e.EventBase64 != "" {
-		if _, err := base64.StdEncoding.DecodeString(e.EventBase64); err != nil {
-			return nil, false
-		}
-	}
-	return &e.Entry, true
-}
 
 // Record is one stored entry of a dead-letter list.
 type Record struct {

@@ -14,7 +14,6 @@ import (
 
 	"github.com/resc-go/resc/internal/redistest"
 	"github.com/resc-go/resc/internal/script"
-	"github.com/resc-go/resc/watcher"
 )
 
 const (
@@ -265,11 +264,11 @@ func TestParse(t *testing.T) {
 		want   *Entry // nil: not an entry
 		event  string // Record.Event
 	}{
-		{e1, &Entry{DeadEntry: watcher.DeadEntry{Event: "e1", Queue: "in", Reason: `rule "r": fetch GET http://svc/1: status 404`, Replica: "r1", Time: "2026-11-23T10:58:47Z"}}, "e1"},
-		{e2, &Entry{DeadEntry: watcher.DeadEntry{Event: "e2", Queue: "in", Reason: "replayed 3 times: it may crash replicas (poison event)", Replica: "r2", Time: "2026-11-23T10:59:00Z"}, Count: &three}, "e2"},
-		{bin, &Entry{DeadEntry: watcher.DeadEntry{Event: "bin/\ufffd\ufffd", EventBase64: "YmluL//+", Queue: "in", Reason: "r", Replica: "r2", Time: "2026-11-23T10:58:47Z"}}, "bin/\xff\xfe"},
+		{e1, &Entry{Event: "e1", Queue: "in", Reason: `rule "r": fetch GET http://svc/1: status 404`, Replica: "r1", Time: "2026-11-23T10:58:47Z"}, "e1"},
+		{e2, &Entry{Event: "e2", Queue: "in", Reason: "replayed 3 times: it may crash replicas (poison event)", Replica: "r2", Time: "2026-11-23T10:59:00Z", Count: &three}, "e2"},
+		{bin, &Entry{Event: "bin/\ufffd\ufffd", EventBase64: "YmluL//+", Queue: "in", Reason: "r", Replica: "r2", Time: "2026-11-23T10:58:47Z"}, "bin/\xff\xfe"},
 		// cjson (recovery's entries) escapes '/'; unknown fields are kept out.
-		{`{"event":"a\/b","queue":"in","later":true}`, &Entry{DeadEntry: watcher.DeadEntry{Event: "a/b", Queue: "in"}}, "a/b"},
+		{`{"event":"a\/b","queue":"in","later":true}`, &Entry{Event: "a/b", Queue: "in"}, "a/b"},
 		{`{"event":""}`, &Entry{}, ""},
 		{"acq/1", nil, "acq/1"},
 		{`"acq/1"`, nil, `"acq/1"`},

@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/resc-go/resc/deadletter"
 	"github.com/resc-go/resc/internal/redistest"
 	"github.com/resc-go/resc/internal/script"
 
@@ -235,17 +236,12 @@ func TestDeadEntryNotUTF8(t *testing.T) {
 			t.Fatal(err)
 		}
 		raw := e.rdb.LIndex(ctx, "in/dead", 0).Val()
-		var got struct {
-			Event       string `json:"event"`
-			EventBase64 string `json:"event_base64"`
-			Queue       string `json:"queue"`
-			Reason      string `json:"reason"`
-			Replica     string `json:"replica"`
-			Time        string `json:"time"`
-			Count       *int   `json:"count"`
+		if !utf8.ValidString(raw) {
+			t.Fatalf("entry of %q is not UTF-8: %q", ev, raw)
 		}
-		if err := json.Unmarshal([]byte(raw), &got); err != nil || !utf8.ValidString(raw) {
-			t.Fatalf("entry of %q is not valid JSON in UTF-8: %v: %q", ev, err, raw)
+		got, err := deadletter.Decode(raw) // strictly: replay.lua writes what the format has
+		if err != nil {
+			t.Fatal(err)
 		}
 		goJSON, _ := json.Marshal(ev)
 		var want string

@@ -2,8 +2,6 @@ package watcher
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,10 +9,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/resc-go/resc/deadletter"
 	"github.com/resc-go/resc/internal/backoff"
 	"github.com/resc-go/resc/internal/keyspace"
 	"github.com/resc-go/resc/internal/script"
@@ -33,27 +31,6 @@ const (
 	codeBadArgument    = 9
 	codeScriptError    = 10
 )
-
-// DeadEntry is one entry of a dead-letter list "<input_queue>/dead", stored
-// as JSON.
-type DeadEntry struct {
-	// Event is the event. When it is not valid UTF-8, JSON cannot hold it
-	// as it is: Event then has the invalid bytes replaced and EventBase64
-	// holds the exact bytes.
-	Event       string `json:"event"`
-	EventBase64 string `json:"event_base64,omitempty"`
-	// Queue is the input queue the event came from.
-	Queue string `json:"queue"`
-	// Reason says why the event could not be handled.
-	Reason string `json:"reason"`
-	// Replica is the replica that gave up on the event.
-	Replica string `json:"replica"`
-	// Time is when, in RFC 3339 UTC.
-	Time string `json:"time"`
-	// Attempts is, for an event whose fetch kept failing, how many times it
-	// was attempted.
-	Attempts int `json:"attempts,omitempty"`
-}
 
 // commitBatch commits a batch of ready events, retrying with backoff
 // through Redis errors until work is done. The whole batch is one commit.lua
@@ -403,22 +380,7 @@ func (w *Watcher) scheduleTag(it *item) string {
 }
 
 func (w *Watcher) deadEntry(it *item, now time.Time) string {
-	e := DeadEntry{
-		Event:    it.event,
-		Queue:    w.cfg.InputQueue,
-		Reason:   it.dead,
-		Replica:  w.opts.Replica,
-		Time:     now.UTC().Format(time.RFC3339),
-		Attempts: it.attempts,
-	}
-	if !utf8.ValidString(it.event) {
-		e.EventBase64 = base64.StdEncoding.EncodeToString([]byte(it.event))
-	}
-	b, err := json.Marshal(e)
-	if err != nil { // cannot happen: only strings
-		panic(err)
-	}
-	return string(b)
+	return deadletter.NewEntry(it.event, w.cfg.InputQueue, it.dead, w.opts.Replica, now, it.attempts).JSON()
 }
 
 // commitReply is commit.lua's reply for one event.

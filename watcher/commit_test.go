@@ -2,12 +2,12 @@ package watcher
 
 import (
 	"context"
-	"encoding/json"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/resc-go/resc/config"
+	"github.com/resc-go/resc/deadletter"
 	"github.com/resc-go/resc/internal/redistest"
 	"github.com/resc-go/resc/internal/script"
 	"github.com/resc-go/resc/rules"
@@ -207,12 +207,12 @@ func TestCommitScript(t *testing.T) {
 					t.Fatalf("dead list %q, want %d entries", dead, tc.dead)
 				}
 				if tc.dead == 1 {
-					var e DeadEntry
-					if err := json.Unmarshal([]byte(dead[0]), &e); err != nil {
+					e, err := deadletter.Decode(dead[0])
+					if err != nil {
 						t.Fatal(err)
 					}
-					want := DeadEntry{Event: "ev", Queue: "in", Reason: "because", Replica: "r1", Time: "2026-11-23T12:00:00Z"}
-					if e != want {
+					want := deadletter.Entry{Event: "ev", Queue: "in", Reason: "because", Replica: "r1", Time: "2026-11-23T12:00:00Z"}
+					if *e != want {
 						t.Errorf("dead entry %+v, want %+v", e, want)
 					}
 				}

@@ -2,7 +2,6 @@ package watcher
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"strings"
 	"testing"
@@ -11,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/resc-go/resc/config"
+	"github.com/resc-go/resc/deadletter"
 	"github.com/resc-go/resc/internal/redistest"
 	"github.com/resc-go/resc/internal/script"
 	"github.com/resc-go/resc/internal/testutil"
@@ -138,17 +138,17 @@ func equal(a, b []string) bool {
 
 // onlyDead returns the one entry of the dead-letter list of "in", failing
 // the test when there is not exactly one.
-func (h *harness) onlyDead() DeadEntry {
+func (h *harness) onlyDead() deadletter.Entry {
 	h.t.Helper()
 	dead := h.list("in/dead")
 	if len(dead) != 1 {
 		h.t.Fatalf("dead = %q, want one entry", dead)
 	}
-	var e DeadEntry
-	if err := json.Unmarshal([]byte(dead[0]), &e); err != nil {
+	e, err := deadletter.Decode(dead[0]) // strictly: commit.lua writes what the format has
+	if err != nil {
 		h.t.Fatal(err)
 	}
-	return e
+	return *e
 }
 
 // runCommit runs commit.lua once on items, laid out as commitBatch does, and

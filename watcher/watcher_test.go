@@ -3,7 +3,6 @@ package watcher
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/resc-go/resc/config"
+	"github.com/resc-go/resc/deadletter"
 	"github.com/resc-go/resc/fetch"
 )
 
@@ -136,12 +136,13 @@ func TestBadEvents(t *testing.T) {
 	if len(dead) != 2 {
 		t.Fatalf("dead = %q, want 2 entries", dead)
 	}
-	reasons := map[string]DeadEntry{}
+	reasons := map[string]deadletter.Entry{}
 	for _, d := range dead {
-		var e DeadEntry
-		if err := json.Unmarshal([]byte(d), &e); err != nil {
-			t.Fatalf("dead entry %q: %v", d, err)
+		ep, err := deadletter.Decode(d)
+		if err != nil {
+			t.Fatal(err)
 		}
+		e := *ep
 		raw, _ := base64.StdEncoding.DecodeString(e.EventBase64)
 		if e.EventBase64 != "" {
 			e.Event = string(raw)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/resc-go/resc/cluster"
 	"github.com/resc-go/resc/config"
+	"github.com/resc-go/resc/deadletter"
 	"github.com/resc-go/resc/internal/keyspace"
 	"github.com/resc-go/resc/internal/redistest"
 )
@@ -502,26 +502,16 @@ func (c *chaosCluster) inFlight() string {
 	return strings.Join(parts, ", ")
 }
 
-// deadEntry is a dead-letter entry, as far as the tests read it.
-type deadEntry struct {
-	Event   string `json:"event"`
-	Queue   string `json:"queue"`
-	Reason  string `json:"reason"`
-	Replica string `json:"replica"`
-	Time    string `json:"time"`
-	Count   *int   `json:"count"`
-}
-
 // deadEntries returns the dead-letter list of the input queue, decoded.
-func (c *chaosCluster) deadEntries() []deadEntry {
+func (c *chaosCluster) deadEntries() []deadletter.Entry {
 	c.t.Helper()
-	var entries []deadEntry
+	var entries []deadletter.Entry
 	for _, raw := range list(c.t, c.rdb, keyspace.DeadList(chaosInput)) {
-		var e deadEntry
-		if err := json.Unmarshal([]byte(raw), &e); err != nil {
-			c.t.Fatalf("dead-letter entry %q: %v", raw, err)
+		e, err := deadletter.Decode(raw)
+		if err != nil {
+			c.t.Fatal(err)
 		}
-		entries = append(entries, e)
+		entries = append(entries, *e)
 	}
 	return entries
 }

@@ -21,11 +21,11 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/resc-go/resc/cluster"
+	"github.com/resc-go/resc/deadletter"
 	"github.com/resc-go/resc/internal/keyspace"
 	"github.com/resc-go/resc/internal/redistest"
 	"github.com/resc-go/resc/internal/script"
 	"github.com/resc-go/resc/recovery"
-	"github.com/resc-go/resc/watcher"
 )
 
 // Entries of the dead tests, oldest first: one as package watcher writes
@@ -44,11 +44,7 @@ const (
 )
 
 func watcherEntry(event, reason string) string {
-	b, err := json.Marshal(watcher.DeadEntry{Event: event, Queue: "in", Reason: reason, Replica: "r1", Time: "2026-11-23T10:58:47Z"})
-	if err != nil {
-		panic(err)
-	}
-	return string(b)
+	return deadletter.Entry{Event: event, Queue: "in", Reason: reason, Replica: "r1", Time: "2026-11-23T10:58:47Z"}.JSON()
 }
 
 func sha(event string) string {
