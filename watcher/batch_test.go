@@ -35,8 +35,8 @@ func TestCommitScriptBatch(t *testing.T) {
 		{event: "a", tasks: []rules.Task{{Task: "ta", Queue: "q", Set: "s", HasSet: true}}},
 		{event: "b", tasks: []rules.Task{{Task: "tb", Queue: "q"}}}, // not in the taken list
 		{event: "c", tasks: []rules.Task{{Task: "tc", Queue: "q"}, {Task: "tc2", Queue: "hash"}}},
-		{event: "d", dead: "because"},
-		{event: "e", retry: "busy host", busy: true, seq: 1},
+		{event: "d", outcome: outcomeDead, reason: "because"},
+		{event: "e", outcome: outcomeRetryBusy, reason: "busy host", seq: 1},
 		{event: "f", tasks: []rules.Task{{Task: "ta", Queue: "q", Set: "s", HasSet: true}, {Task: "tf", Queue: "q2"}}},
 	}
 	replies, err := h.runCommit(ctx, items...)
@@ -102,7 +102,7 @@ func TestCommitScriptBatchTypes(t *testing.T) {
 	t.Run("two events dead-lettered by one call", func(t *testing.T) {
 		h := newHarness(t, nil, nil, nil)
 		h.rdb.LPush(ctx, "in/taken/r1", "a", "b")
-		replies, err := h.runCommit(ctx, &item{event: "a", dead: "x"}, &item{event: "b", dead: "y"})
+		replies, err := h.runCommit(ctx, &item{event: "a", outcome: outcomeDead, reason: "x"}, &item{event: "b", outcome: outcomeDead, reason: "y"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -396,7 +396,7 @@ func TestCommitScriptKeepsWrongTraceKey(t *testing.T) {
 	h.rdb.LPush(ctx, "in/taken/r1", "ev")
 	key := keyspace.TraceContext("resc:", "in", "ev")
 	h.rdb.LPush(ctx, key, "someone's")
-	reply, err := h.commitOne(ctx, &item{event: "ev", dead: "because", trace: &eventTrace{}})
+	reply, err := h.commitOne(ctx, &item{event: "ev", outcome: outcomeDead, reason: "because", trace: &eventTrace{}})
 	if err != nil || reply[0] != int64(codeDeadLettered) {
 		t.Fatalf("reply %v, %v", reply, err)
 	}

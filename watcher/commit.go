@@ -41,12 +41,14 @@ const (
 func (w *Watcher) commitBatch(work context.Context, batch []*item) (leftover []*item) {
 	pending := make([]*item, 0, len(batch))
 	for _, it := range batch {
-		if it.abandoned {
+		if it.outcome == outcomeHandBack {
 			leftover = append(leftover, it)
 			continue
 		}
-		if it.dead == "" {
-			it.dead = badDestination(it)
+		if it.outcome == outcomeCommit {
+			if why := badDestination(it); why != "" {
+				it.deadLetter(why)
+			}
 		}
 		pending = append(pending, it)
 	}
@@ -170,9 +172,10 @@ func (w *Watcher) scriptFailed(it *item, err error) (again bool) {
 	if it.scriptErrors < maxScriptErrors {
 		return true
 	}
-	if it.dead == "" {
+	if it.outcome != outcomeDead {
 		w.log.Error("commit script keeps failing on this event: dead-lettering it", "event", short(it.event), "err", err)
-		it.dead, it.scriptErrors = "commit script failed: "+err.Error(), 0
+		it.deadLetter("commit script failed: " + err.Error())
+		it.scriptErrors = 0
 		return true
 	}
 	w.log.Error("cannot commit nor dead-letter this event: it stays in the taken list", "event", short(it.event), "taken", w.taken, "err", err)
@@ -335,7 +338,7 @@ func (w *Watcher) appendItem(c *commitCall, it *item, now time.Time) {
 		return
 	case "retry":
 		busy := argEmpty
-		if it.busy {
+		if it.outcome == outcomeRetryBusy {
 			busy = argBusy
 		}
 		c.args = append(c.args, &it.event, argRetry, argFlags[flags], 2, w.scheduleTag(it), busy)
@@ -364,10 +367,10 @@ func (w *Watcher) appendItem(c *commitCall, it *item, now time.Time) {
 
 // commitMode is commit.lua's mode for it.
 func commitMode(it *item) string {
-	switch {
-	case it.dead != "":
+	switch it.outcome {
+	case outcomeDead:
 		return "dead"
-	case it.retry != "":
+	case outcomeRetry, outcomeRetryBusy:
 		return "retry"
 	}
 	return "commit"
@@ -380,7 +383,7 @@ func (w *Watcher) scheduleTag(it *item) string {
 }
 
 func (w *Watcher) deadEntry(it *item, now time.Time) string {
-	return deadletter.NewEntry(it.event, w.cfg.InputQueue, it.dead, w.opts.Replica, now, it.attempts).JSON()
+	return deadletter.NewEntry(it.event, w.cfg.InputQueue, it.reason, w.opts.Replica, now, it.attempts).JSON()
 }
 
 // commitReply is commit.lua's reply for one event.
@@ -450,7 +453,7 @@ func (w *Watcher) handleReply(ctx context.Context, it *item, reply commitReply) 
 		it.trace.end("not owned", "the event was replayed elsewhere: nothing pushed")
 		w.log.Warn("event no longer in this replica's taken list (replayed elsewhere): nothing pushed", "event", short(it.event), "taken", w.taken)
 	case codeBadDestination:
-		it.dead = detail
+		it.deadLetter(detail)
 		return true
 	case codeScriptError:
 		switch {
@@ -459,37 +462,37 @@ func (w *Watcher) handleReply(ctx context.Context, it *item, reply commitReply) 
 			// script): waited out like any outage.
 			it.outage = errors.New(detail)
 			return true
-		case n == 1 && it.dead == "":
+		case n == 1 && it.outcome != outcomeDead:
 			// It had left the taken list, and some of its tasks may be
 			// pushed: committing it again could push them twice.
 			w.log.Error("commit script failed on this event after some of its writes: dead-lettering it", "event", short(it.event), "err", detail)
-			it.dead = "commit script failed after some of its writes: " + detail
+			it.deadLetter("commit script failed after some of its writes: " + detail)
 			return true
 		}
 		return w.scriptFailed(it, errors.New(detail))
 	case codeDeadLettered:
 		w.stats.DeadLettered.Add(1)
-		it.trace.end("dead-lettered", it.dead)
-		w.log.Warn("event sent to the dead-letter list", "event", short(it.event), "dead", w.dead, "reason", it.dead)
+		it.trace.end("dead-lettered", it.reason)
+		w.log.Warn("event sent to the dead-letter list", "event", short(it.event), "dead", w.dead, "reason", it.reason)
 	case codeBadDeadList:
 		it.trace.end("left in the taken list", "the dead-letter list has the wrong type")
-		w.log.Error("the dead-letter list is not a list: event left in the taken list", "event", short(it.event), "dead", w.dead, "reason", it.dead)
+		w.log.Error("the dead-letter list is not a list: event left in the taken list", "event", short(it.event), "dead", w.dead, "reason", it.reason)
 	case codeRetryScheduled:
 		w.stats.Retried.Add(1)
-		it.trace.end("scheduled again", "fetch failed (attempt "+strconv.FormatInt(n, 10)+"): "+it.retry)
+		it.trace.end("scheduled again", "fetch failed (attempt "+strconv.FormatInt(n, 10)+"): "+it.reason)
 		due, _ := strconv.ParseInt(detail, 10, 64)
 		in := time.UnixMilli(due).Sub(w.opts.Now()).Round(time.Millisecond)
-		if it.busy {
-			w.log.Info("fetch host busy: event scheduled again", "event", short(it.event), "in", in, "reason", it.retry)
+		if it.outcome == outcomeRetryBusy {
+			w.log.Info("fetch host busy: event scheduled again", "event", short(it.event), "in", in, "reason", it.reason)
 		} else {
-			w.log.Warn("fetch failed: event scheduled again", "event", short(it.event), "attempt", n, "of", w.opts.Retry.Attempts, "in", in, "reason", it.retry)
+			w.log.Warn("fetch failed: event scheduled again", "event", short(it.event), "attempt", n, "of", w.opts.Retry.Attempts, "in", in, "reason", it.reason)
 		}
 	case codeRetryExhausted:
 		it.attempts = int(n)
-		it.dead = fmt.Sprintf("fetch failed %d times, the last: %s", it.attempts, it.retry)
+		it.deadLetter(fmt.Sprintf("fetch failed %d times, the last: %s", it.attempts, it.reason))
 		return true
 	case codeBadRetryKeys:
-		it.dead = detail + "; and the fetch failed: " + it.retry
+		it.deadLetter(detail + "; and the fetch failed: " + it.reason)
 		return true
 	default:
 		it.trace.end("left in the taken list", "unexpected reply of the commit script")

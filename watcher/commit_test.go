@@ -138,7 +138,7 @@ func TestCommitScript(t *testing.T) {
 		{
 			name:   "dead-letter: moved with its entry",
 			before: func(ctx context.Context, c *redis.Client) { c.LPush(ctx, "in/taken/r1", "ev") },
-			item:   item{event: "ev", dead: "because"},
+			item:   item{event: "ev", outcome: outcomeDead, reason: "because"},
 			code:   codeDeadLettered,
 			lists:  kv{"in/taken/r1": nil},
 			dead:   1,
@@ -146,7 +146,7 @@ func TestCommitScript(t *testing.T) {
 		{
 			name:   "dead-letter not owned: nothing written",
 			before: func(ctx context.Context, c *redis.Client) {},
-			item:   item{event: "ev", dead: "because"},
+			item:   item{event: "ev", outcome: outcomeDead, reason: "because"},
 			code:   codeNotOwned,
 			dead:   0,
 		},
@@ -156,7 +156,7 @@ func TestCommitScript(t *testing.T) {
 				c.LPush(ctx, "in/taken/r1", "ev")
 				c.Set(ctx, "in/dead", "x", 0)
 			},
-			item:  item{event: "ev", dead: "because"},
+			item:  item{event: "ev", outcome: outcomeDead, reason: "because"},
 			code:  codeBadDeadList,
 			lists: kv{"in/taken/r1": {"ev"}},
 			dead:  -1,

@@ -176,7 +176,7 @@ func TestCommitScriptRetryBranches(t *testing.T) {
 			o.Retry = RetrySettings{Attempts: 3, Delay: time.Second, MaxDelay: 10 * time.Second, AttemptsTTL: time.Hour}
 		})
 	}
-	retry := func() *item { return &item{event: "ev", retry: "because", seq: 7} }
+	retry := func() *item { return &item{event: "ev", outcome: outcomeRetry, reason: "because", seq: 7} }
 
 	t.Run("scheduled: attempts counted, due after the delay", func(t *testing.T) {
 		h := newH(t)
@@ -272,7 +272,7 @@ func TestCommitScriptRetryBranches(t *testing.T) {
 		h := newH(t)
 		h.rdb.LPush(ctx, "in/taken/r1", "ev")
 		it := retry()
-		it.busy = true
+		it.outcome = outcomeRetryBusy
 		reply := run(h, it)
 		if reply[0] != int64(codeRetryScheduled) || reply[1] != int64(0) || reply[3] != strconv.FormatInt(nowMs+1000, 10) {
 			t.Fatalf("reply %v, want {7, 0, 0, now+1000}", reply)
@@ -290,7 +290,7 @@ func TestCommitScriptRetryBranches(t *testing.T) {
 		h.rdb.HSet(ctx, attemptsKey, field, "2 1")
 		evTrace := keyspace.TraceContext("resc:", "in", "ev")
 		h.rdb.Set(ctx, evTrace, "00-aa-bb-01", 0)
-		if reply := run(h, &item{event: "ev", dead: "because", fetched: true, trace: &eventTrace{}}); reply[0] != int64(codeDeadLettered) {
+		if reply := run(h, &item{event: "ev", outcome: outcomeDead, reason: "because", fetched: true, trace: &eventTrace{}}); reply[0] != int64(codeDeadLettered) {
 			t.Fatalf("reply %v", reply)
 		}
 		if h.rdb.Exists(ctx, attemptsKey, evTrace).Val() != 0 {

@@ -317,26 +317,18 @@ func (w *Watcher) Stats() *Stats { return &w.stats }
 type item struct {
 	event string
 	tasks []rules.Task
-	// dead, when not empty, is why the event goes to the dead-letter list
-	// instead of being committed.
-	dead string
-	// retry, when not empty, is why the event's fetch failed: it is
-	// scheduled again (or dead-lettered past its last attempt).
-	retry string
+	// outcome is what its commit does with it, reason why when it is not
+	// outcomeCommit.
+	outcome outcome
+	reason  string
 	// fetched: it matched a rule with fetches, so it may have fetch
 	// attempts in Redis for its commit to forget.
 	fetched bool
-	// busy: the retry is because the fetch's host was busy, not a failure
-	// (scheduled again without counting an attempt).
-	busy bool
 	// attempts is how many times its fetch was attempted, when that is why
 	// it is dead-lettered.
 	attempts int
 	// trace is the event's trace; nil when not traced.
 	trace *eventTrace
-	// abandoned events could not be finished before the drain timeout; they
-	// are handed back to the input queue.
-	abandoned bool
 	// scriptErrors counts the commit script's own errors on this event.
 	scriptErrors int
 	// outage is set by a commit that failed on this event because Redis
@@ -344,6 +336,46 @@ type item struct {
 	outage error
 	// seq is the order in which this replica took the event.
 	seq uint64
+}
+
+// outcome is what the commit of an item does with its event.
+type outcome uint8
+
+const (
+	// outcomeCommit pushes its tasks (none when no rule matched).
+	outcomeCommit outcome = iota
+	// outcomeRetry schedules it again: its fetch failed (the reason) after
+	// the fetch client's retries; past the last attempt it is dead-lettered.
+	outcomeRetry
+	// outcomeRetryBusy schedules it again without counting an attempt: its
+	// fetch's host had no free slot (the reason).
+	outcomeRetryBusy
+	// outcomeDead sends it to the dead-letter list with the reason.
+	outcomeDead
+	// outcomeHandBack hands it back to the input queue: it could not be
+	// finished before the drain timeout.
+	outcomeHandBack
+)
+
+func (o outcome) String() string {
+	switch o {
+	case outcomeCommit:
+		return "commit"
+	case outcomeRetry:
+		return "retry"
+	case outcomeRetryBusy:
+		return "retry (host busy)"
+	case outcomeDead:
+		return "dead-letter"
+	case outcomeHandBack:
+		return "hand back"
+	}
+	return "outcome(" + strconv.Itoa(int(o)) + ")"
+}
+
+// deadLetter makes it go to the dead-letter list for reason.
+func (it *item) deadLetter(reason string) {
+	it.outcome, it.reason = outcomeDead, reason
 }
 
 // ErrFenced is returned by Run when Options.Fence ended it.
@@ -679,7 +711,7 @@ func (w *Watcher) fetchAndMake(work context.Context, ev string, t *eventTrace, m
 		if err != nil {
 			endRule(span, 0, err)
 			w.log.Warn("fetch failed", "event", short(ev), "rule", m.Rule().Name(), "err", err)
-			return &item{event: ev, fetched: true, dead: "rule " + strconv.Quote(m.Rule().Name()) + ": " + err.Error()}
+			return &item{event: ev, fetched: true, outcome: outcomeDead, reason: "rule " + strconv.Quote(m.Rule().Name()) + ": " + err.Error()}
 		}
 		if len(reqs) == 0 {
 			it.tasks = m.Make(nil, it.tasks)
@@ -689,7 +721,7 @@ func (w *Watcher) fetchAndMake(work context.Context, ev string, t *eventTrace, m
 		if w.fetch == nil {
 			err := errors.New("no fetcher configured")
 			endRule(span, 0, err)
-			return &item{event: ev, fetched: true, dead: "rule " + strconv.Quote(m.Rule().Name()) + ": " + err.Error()}
+			return &item{event: ev, fetched: true, outcome: outcomeDead, reason: "rule " + strconv.Quote(m.Rule().Name()) + ": " + err.Error()}
 		}
 		results := make([][]map[string]string, len(reqs))
 		for j, r := range reqs {
@@ -698,24 +730,24 @@ func (w *Watcher) fetchAndMake(work context.Context, ev string, t *eventTrace, m
 			switch {
 			case errors.As(err, &busy):
 				endRule(span, 0, err)
-				return &item{event: ev, fetched: true, retry: err.Error(), busy: true}
+				return &item{event: ev, fetched: true, outcome: outcomeRetryBusy, reason: err.Error()}
 			case err != nil:
 				endRule(span, 0, err)
-				return &item{event: ev, abandoned: true}
+				return &item{event: ev, outcome: outcomeHandBack}
 			}
 			res, err := w.fetch.Fetch(rctx, r.URL, r.Settings)
 			release()
 			if err != nil {
 				endRule(span, 0, err)
 				if work.Err() != nil {
-					return &item{event: ev, abandoned: true}
+					return &item{event: ev, outcome: outcomeHandBack}
 				}
 				why := "rule " + strconv.Quote(m.Rule().Name()) + ": " + err.Error()
 				if w.opts.Permanent != nil && w.opts.Permanent(err) {
 					w.log.Warn("fetch failed for good", "event", short(ev), "rule", m.Rule().Name(), "err", err)
-					return &item{event: ev, fetched: true, dead: why}
+					return &item{event: ev, fetched: true, outcome: outcomeDead, reason: why}
 				}
-				return &item{event: ev, fetched: true, retry: why}
+				return &item{event: ev, fetched: true, outcome: outcomeRetry, reason: why}
 			}
 			results[j] = res
 		}
