@@ -500,3 +500,33 @@ func (w *Watcher) handleReply(ctx context.Context, it *item, reply commitReply) 
 	}
 	return false
 }
+
+// commitLoop commits ready events in batches until ready is closed: all
+// the events ready, up to the concurrency, in one round trip. It returns
+// the events it could not commit before work was done.
+func (w *Watcher) commitLoop(work context.Context, ready <-chan []*item, slots chan struct{}) (leftover []*item) {
+	batch := make([]*item, 0, w.cfg.Concurrency)
+	for items := range ready {
+		batch = append(batch[:0], items...)
+	fill:
+		for len(batch) < w.cfg.Concurrency {
+			select {
+			case items, ok := <-ready:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, items...)
+			default:
+				break fill
+			}
+		}
+		w.commitMu.Lock()
+		leftover = append(leftover, w.commitBatch(work, batch)...)
+		for range batch {
+			<-slots
+		}
+		w.queued.Add(-int64(len(batch)))
+		w.commitMu.Unlock()
+	}
+	return leftover
+}

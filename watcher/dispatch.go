@@ -1,0 +1,144 @@
+package watcher
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/resc-go/resc/internal/keyspace"
+	"github.com/resc-go/resc/rules"
+)
+
+// dispatch applies the rules to ev, the i-th event of b. When no matching
+// rule fetches, the event joins b.now, ready to commit; else a goroutine
+// sends it to the committer once fetched.
+func (w *Watcher) dispatch(work context.Context, b *takeBatch, i int, ev string, t *eventTrace, ready chan<- []*item, fetchSlots *hostSlots, fetches *sync.WaitGroup) {
+	seq := uint64(w.stats.Taken.Add(1))
+	b.matches = w.rules.AppendMatches(b.matches[:0], ev)
+	matches := b.matches
+	w.metrics.matched(matches)
+	if w.log.Enabled(work, slog.LevelInfo) {
+		w.log.Info("<- event", "event", short(ev), "matching_rules", len(matches))
+	}
+	needsFetch := false
+	for j := range matches {
+		needsFetch = needsFetch || matches[j].Rule().HasFetch()
+	}
+	if !needsFetch {
+		it := &b.items[i]
+		it.event, it.seq, it.trace = ev, seq, t
+		start := len(b.tasks)
+		for j := range matches {
+			n := len(b.tasks)
+			_, span := t.rule(matches[j].Rule())
+			b.tasks = matches[j].Make(nil, b.tasks)
+			endRule(span, len(b.tasks)-n, nil)
+		}
+		it.tasks = b.tasks[start:len(b.tasks):len(b.tasks)]
+		b.now = append(b.now, it)
+		return
+	}
+	matches = slices.Clone(matches) // b.matches is the next event's
+	fetches.Add(1)
+	go func() {
+		defer fetches.Done()
+		it := w.fetchAndMake(work, ev, t, matches, fetchSlots)
+		it.seq, it.trace = seq, t
+		w.queued.Add(1)
+		ready <- []*item{it}
+	}()
+}
+
+// fetchAndMake runs the fetches of ev's matching rules and makes its tasks.
+// A failed fetch fails the whole event, so that no task of it is pushed
+// twice when it is attempted again: a transient failure schedules it again,
+// a permanent one (Options.Permanent) sends it to the dead-letter list.
+func (w *Watcher) fetchAndMake(work context.Context, ev string, t *eventTrace, matches []rules.Match, fetchSlots *hostSlots) *item {
+	it := &item{event: ev, fetched: true}
+	for i := range matches {
+		m := &matches[i]
+		rctx, span := t.rule(m.Rule())
+		if rctx == nil {
+			rctx = work
+		}
+		n := len(it.tasks)
+		reqs, err := m.FetchRequests()
+		if err != nil {
+			endRule(span, 0, err)
+			w.log.Warn("fetch failed", "event", short(ev), "rule", m.Rule().Name(), "err", err)
+			return &item{event: ev, fetched: true, outcome: outcomeDead, reason: "rule " + strconv.Quote(m.Rule().Name()) + ": " + err.Error()}
+		}
+		if len(reqs) == 0 {
+			it.tasks = m.Make(nil, it.tasks)
+			endRule(span, len(it.tasks)-n, nil)
+			continue
+		}
+		if w.fetch == nil {
+			err := errors.New("no fetcher configured")
+			endRule(span, 0, err)
+			return &item{event: ev, fetched: true, outcome: outcomeDead, reason: "rule " + strconv.Quote(m.Rule().Name()) + ": " + err.Error()}
+		}
+		results := make([][]map[string]string, len(reqs))
+		for j, r := range reqs {
+			release, err := fetchSlots.acquire(work, r.URL)
+			var busy *errHostBusy
+			switch {
+			case errors.As(err, &busy):
+				endRule(span, 0, err)
+				return &item{event: ev, fetched: true, outcome: outcomeRetryBusy, reason: err.Error()}
+			case err != nil:
+				endRule(span, 0, err)
+				return &item{event: ev, outcome: outcomeHandBack}
+			}
+			res, err := w.fetch.Fetch(rctx, r.URL, r.Settings)
+			release()
+			if err != nil {
+				endRule(span, 0, err)
+				if work.Err() != nil {
+					return &item{event: ev, outcome: outcomeHandBack}
+				}
+				why := "rule " + strconv.Quote(m.Rule().Name()) + ": " + err.Error()
+				if w.opts.Permanent != nil && w.opts.Permanent(err) {
+					w.log.Warn("fetch failed for good", "event", short(ev), "rule", m.Rule().Name(), "err", err)
+					return &item{event: ev, fetched: true, outcome: outcomeDead, reason: why}
+				}
+				return &item{event: ev, fetched: true, outcome: outcomeRetry, reason: why}
+			}
+			results[j] = res
+		}
+		it.tasks = m.Make(results, it.tasks)
+		endRule(span, len(it.tasks)-n, nil)
+	}
+	return it
+}
+
+// startTraces starts the consumer spans of events, and stores the trace
+// contexts of those taken without one, so that a replay or a retry of the
+// event continues its trace. It stores them before the events are
+// dispatched: a commit that deletes one must come after it. It never
+// overwrites one.
+func (w *Watcher) startTraces(ctx, work context.Context, events []string, infos []traceInfo) []*eventTrace {
+	traces := make([]*eventTrace, len(events))
+	var pipe redis.Pipeliner
+	for i, ev := range events {
+		t, store := w.startTrace(work, ev, infos[i])
+		traces[i] = t
+		if !store {
+			continue
+		}
+		if pipe == nil {
+			pipe = w.rdb.Pipeline()
+		}
+		pipe.SetNX(ctx, keyspace.TraceContext(w.opts.Prefix, w.cfg.InputQueue, ev), traceparent(t.ctx), w.opts.TraceContextTTL)
+	}
+	if pipe != nil {
+		if _, err := pipe.Exec(ctx); err != nil && ctx.Err() == nil {
+			w.log.Debug("storing trace contexts", "err", err)
+		}
+	}
+	return traces
+}

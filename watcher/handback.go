@@ -1,0 +1,81 @@
+package watcher
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"time"
+
+	"github.com/resc-go/resc/internal/backoff"
+)
+
+// replayTaken moves every event of this replica's taken list back to the
+// input queue, as resc does on start: they were taken by an earlier run of
+// this replica that did not finish them. It retries until ctx is done.
+func (w *Watcher) replayTaken(ctx context.Context) error {
+	const chunk = 1000
+	total, attempt := int64(0), 0
+	for {
+		n, err := handbackScript.Run(ctx, w.opts.Dialect, w.rdb, []string{w.taken, w.cfg.InputQueue}, "all", chunk).Int64()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			w.outage.Fail(err)
+			attempt++
+			if !backoff.Sleep(ctx, backoff.Delay(attempt)) {
+				return ctx.Err()
+			}
+			continue
+		}
+		w.outage.OK()
+		attempt = 0
+		total += n
+		if n < chunk {
+			break
+		}
+	}
+	if total > 0 {
+		w.stats.HandedBack.Add(total)
+		w.log.Warn("replayed events left in this replica's taken list (by an earlier run, or by a take whose reply was lost)", "taken", w.taken, "events", total)
+	}
+	return nil
+}
+
+// handBack moves events this replica could not finish back to the input
+// queue, oldest first, fenced like a commit: an event no longer in the taken
+// list is not moved. ctx is done by now: it runs on a fresh context of ten
+// seconds.
+func (w *Watcher) handBack(ctx context.Context, items []*item) {
+	if len(items) == 0 {
+		return
+	}
+	for _, it := range items {
+		it.trace.end("handed back", "unfinished at shutdown: back in the input queue")
+	}
+	// Oldest taken first, whatever order their work ended in.
+	slices.SortFunc(items, func(a, b *item) int { return cmp.Compare(a.seq, b.seq) })
+	events := make([]string, len(items))
+	for i, it := range items {
+		events[i] = it.event
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	const chunk = 1000
+	for start := 0; start < len(events); start += chunk {
+		part := events[start:min(start+chunk, len(events))]
+		args := make([]any, 0, len(part)+1)
+		args = append(args, "these")
+		for _, ev := range part {
+			args = append(args, ev)
+		}
+		n, err := handbackScript.Run(ctx, w.opts.Dialect, w.rdb, []string{w.taken, w.cfg.InputQueue}, args...).Int64()
+		if err != nil {
+			w.log.Error("cannot hand back unfinished events: they stay in the taken list and are replayed when this replica id starts again",
+				"taken", w.taken, "events", len(events)-start, "err", err)
+			return
+		}
+		w.stats.HandedBack.Add(n)
+		w.log.Warn("handed back unfinished events to the input queue", "events", n)
+	}
+}

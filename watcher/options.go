@@ -1,0 +1,121 @@
+package watcher
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/resc-go/resc/config"
+	"github.com/resc-go/resc/internal/script"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Options configure a Watcher beyond its configuration entry.
+type Options struct {
+	// Replica is this replica's id; required.
+	Replica string
+	// ListenerChannel is the configuration's listener_channel; "" publishes
+	// nothing.
+	ListenerChannel string
+	// Dialect is the server's script dialect (script.Detect).
+	Dialect script.Dialect
+	// BlockTimeout is how long one BLMOVE waits for an event; it bounds how
+	// long Run takes to notice its context is done. Default and minimum 1 s
+	// (go-redis sends whole seconds).
+	BlockTimeout time.Duration
+	// DrainTimeout is how long in-flight events may take to finish once
+	// Run's context is done; what is left then is handed back to the input
+	// queue. Default 30 s.
+	DrainTimeout time.Duration
+	// Now is the clock of set scores and dead-letter times; default time.Now.
+	Now func() time.Time
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+	// Fence, when not nil, is the replica's lease (package cluster): once it
+	// is done the watcher stops at once, without draining (see Run). Nil
+	// means no lease.
+	Fence context.Context
+	// Prefix is the configuration's key prefix of internal keys (fetch
+	// attempts, delay schedule, trace contexts). Default
+	// config.DefaultKeyPrefix.
+	Prefix string
+	// Retry schedules the events whose fetch failed.
+	Retry RetrySettings
+	// Permanent tells fetch errors that retrying cannot fix (a 404, a body
+	// that is not JSON): the event goes to the dead-letter list at once.
+	// Nil: every fetch error is retried.
+	Permanent func(error) bool
+	// TracerProvider traces events (see trace.go); nil traces nothing.
+	TracerProvider trace.TracerProvider
+	// TraceParent makes an event's stored trace context the parent of its
+	// consumer span; by default it is a link (OpenTelemetry messaging
+	// conventions).
+	TraceParent bool
+	// TraceContextTTL is how long the trace context stored with each traced
+	// task (and with each traced event taken without one) lives: one key of
+	// about 200 bytes of Redis memory each. Default 1 h.
+	TraceContextTTL time.Duration
+	// MeterProvider receives the watcher's metrics; nil counts nothing
+	// beyond Stats.
+	MeterProvider metric.MeterProvider
+}
+
+// RetrySettings schedule again, in Redis, an event whose fetch still failed
+// after the fetch client's own retries: the event leaves the taken list for
+// the delay schedule of its input queue, from where the leader promotes it
+// back to the input queue when due. Zero fields take the defaults.
+type RetrySettings struct {
+	// Attempts is how many times an event's fetches are attempted in all;
+	// the failure of the last attempt sends the event to the dead-letter
+	// list. Default 8.
+	Attempts int
+	// Delay is the wait after the first failed attempt, doubling after
+	// each further one. Default 5 s.
+	Delay time.Duration
+	// MaxDelay caps the wait. Default 10 min; a MaxDelay below Delay is
+	// taken as Delay (package config refuses it).
+	MaxDelay time.Duration
+	// AttemptsTTL is how long an event's attempts are remembered after
+	// its last failure. Default 24 h, and never less than twice MaxDelay
+	// plus an hour. Identical events share their attempts (they are
+	// counted by the event's text), as they share crash replay counts.
+	AttemptsTTL time.Duration
+}
+
+// Defaults of RetrySettings.
+const (
+	DefaultRetryAttempts   = config.DefaultRescheduleAttempts
+	DefaultRetryDelay      = config.DefaultRescheduleDelay
+	DefaultRetryMaxDelay   = config.DefaultRescheduleMaxDelay
+	DefaultAttemptsTTL     = 24 * time.Hour
+	DefaultTraceContextTTL = time.Hour
+)
+
+// WithDefaults returns r with every zero field set to its default.
+func (r RetrySettings) WithDefaults() RetrySettings {
+	if r.Attempts <= 0 {
+		r.Attempts = DefaultRetryAttempts
+	}
+	if r.Delay <= 0 {
+		r.Delay = DefaultRetryDelay
+	}
+	if r.MaxDelay <= 0 {
+		r.MaxDelay = DefaultRetryMaxDelay
+	}
+	r.MaxDelay = max(r.MaxDelay, r.Delay)
+	if r.AttemptsTTL <= 0 {
+		r.AttemptsTTL = DefaultAttemptsTTL
+	}
+	// The attempts must outlive the longest wait between two attempts, else
+	// an event would never reach its last attempt.
+	r.AttemptsTTL = max(r.AttemptsTTL, 2*r.MaxDelay+time.Hour)
+	return r
+}
+
+func orDefault(v, def int) int {
+	if v <= 0 {
+		return def
+	}
+	return v
+}

@@ -1,0 +1,202 @@
+package watcher
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/resc-go/resc/internal/backoff"
+	"github.com/resc-go/resc/internal/script"
+	"github.com/resc-go/resc/rules"
+)
+
+// takeLoop takes events while ctx is not done and dispatches them.
+func (w *Watcher) takeLoop(ctx, work context.Context, slots chan struct{}, ready chan<- []*item, fetches *sync.WaitGroup) (leftover []*item) {
+	fetchSlots := newHostSlots(w.cfg.FetchConcurrency, w.cfg.Concurrency, hostWait)
+	// A BLMOVE under way when ctx ends may still take one event, up to the
+	// block timeout later; it is handled like any other.
+	defer w.log.Info("stopped taking")
+	attempt := 0
+	// stranded is set by a failed take: the server may have moved events
+	// into the taken list and lost the reply.
+	stranded := false
+	for ctx.Err() == nil {
+		if stranded {
+			if err := w.replayStranded(ctx, slots); err != nil {
+				return
+			}
+			stranded = false
+		}
+		// Hold at least one slot, and as many more as are free, up to a batch.
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		n := 1
+	more:
+		for n < w.cfg.BatchSize {
+			select {
+			case slots <- struct{}{}:
+				n++
+			default:
+				break more
+			}
+		}
+		events, idle, err := w.take(ctx, n)
+		for range n - len(events) {
+			<-slots
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			w.outage.Fail(err)
+			stranded = true
+			attempt++
+			if !backoff.Sleep(ctx, backoff.Delay(attempt)) {
+				return
+			}
+			continue
+		}
+		attempt = 0
+		w.outage.OK()
+		var infos []traceInfo
+		if w.tracer != nil {
+			infos = w.readTraceInfo(ctx, events)
+		}
+		var traces []*eventTrace
+		if infos != nil {
+			traces = w.startTraces(ctx, work, events, infos)
+		}
+		// The events needing no fetch go to the committer together: one
+		// hand-off, and a commit of them all rather than of the first few.
+		// Their items and tasks are allocated for the whole take.
+		b := &takeBatch{
+			items: make([]item, len(events)),
+			now:   make([]*item, 0, len(events)),
+			tasks: make([]rules.Task, 0, len(events)),
+		}
+		for i, ev := range events {
+			var t *eventTrace
+			if traces != nil {
+				t = traces[i]
+			}
+			w.dispatch(work, b, i, ev, t, ready, fetchSlots, fetches)
+		}
+		if len(b.now) == 0 {
+			continue
+		}
+		if idle {
+			if left, ok := w.commitInline(work, b.now, slots); ok {
+				leftover = append(leftover, left...)
+				continue
+			}
+		}
+		w.queued.Add(int64(len(b.now)))
+		ready <- b.now
+	}
+	return leftover
+}
+
+// commitInline commits items at once, from the taking goroutine, when the
+// committer has nothing queued nor under way; it reports whether it did,
+// and returns what it could not commit. It serves an idle replica: the event
+// a BLMOVE waited for (idleAfter or more) is committed without waking the
+// committing goroutine (on a machine with idle CPUs, waking a thread is most
+// of an idle event's latency) and before the next take is sent. Under load
+// takes do not wait, and the committer commits while the next events are
+// taken.
+func (w *Watcher) commitInline(work context.Context, items []*item, slots chan struct{}) (left []*item, ok bool) {
+	if w.queued.Load() != 0 || !w.commitMu.TryLock() {
+		return nil, false
+	}
+	defer w.commitMu.Unlock()
+	// Under the lock, no commit is under way; nothing queued means no event
+	// taken earlier waits to be committed, so the order of commits is kept.
+	if w.queued.Load() != 0 {
+		return nil, false
+	}
+	left = w.commitBatch(work, items)
+	for range items {
+		<-slots
+	}
+	w.inlineCommits.Add(1)
+	return left, true
+}
+
+// replayStranded moves back to the input queue the events a failed take may
+// have left in the taken list without this replica knowing them. It first
+// holds every slot, so that nothing is in flight: whatever the taken list
+// holds then is stranded.
+func (w *Watcher) replayStranded(ctx context.Context, slots chan struct{}) error {
+	held := 0
+	defer func() {
+		for range held {
+			<-slots
+		}
+	}()
+	for held < cap(slots) {
+		select {
+		case slots <- struct{}{}:
+			held++
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return w.replayTaken(ctx)
+}
+
+// idleAfter is how long a take must have waited for its event for the
+// replica to count as idle (see commitInline): at more than about a
+// thousand events a second, events keep going to the committer.
+const idleAfter = time.Millisecond
+
+// take takes up to n events: without blocking when the queue has some, else
+// blocking with BLMOVE for one, up to the block timeout. idle is true when
+// it waited idleAfter or more for that one.
+func (w *Watcher) take(ctx context.Context, n int) (events []string, idle bool, err error) {
+	events, err = w.takeNow(ctx, n)
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, false, err
+	}
+	if len(events) > 0 {
+		return events, false, nil
+	}
+	start := time.Now()
+	ev, err := w.rdb.BLMove(ctx, w.cfg.InputQueue, w.taken, "RIGHT", "LEFT", w.opts.BlockTimeout).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	return []string{ev}, time.Since(start) >= w.idleAfter, nil
+}
+
+// takeNow runs take.lua: up to n events, without blocking. The command is
+// made here rather than by go-redis' Script so that the reply is read
+// straight into strings.
+func (w *Watcher) takeNow(ctx context.Context, n int) ([]string, error) {
+	for loaded := false; ; loaded = true {
+		cmd := redis.NewStringSliceCmd(ctx, "evalsha", takeScript.Hash(w.opts.Dialect), 2, &w.cfg.InputQueue, &w.taken, n)
+		_ = w.rdb.Process(ctx, cmd)
+		events, err := cmd.Result()
+		if loaded || !script.IsNoScript(err) {
+			return events, err
+		}
+		if err := takeScript.Load(ctx, w.opts.Dialect, w.rdb); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// takeBatch holds what the events of one take share.
+type takeBatch struct {
+	items   []item        // one per event taken
+	now     []*item       // those ready to commit at once (no fetch)
+	tasks   []rules.Task  // their tasks, each item's a part
+	matches []rules.Match // scratch: the rules matching the current event
+}
