@@ -15,6 +15,7 @@ import (
 	"github.com/go-redsync/redsync/v4"
 	"github.com/go-redsync/redsync/v4/redis/goredis/v9"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/resc-go/resc/internal/backoff"
 	"github.com/resc-go/resc/internal/keyspace"
@@ -45,14 +46,15 @@ type Elector struct {
 // should honour context deadlines (redis.Options.ContextTimeoutEnabled) so
 // that an extend on a hung server fails in time; leadership ends when the
 // lock's validity runs out regardless, by a timer of its own.
-func NewElector(rdb redis.UniversalClient, s Settings, id string, log *slog.Logger) (*Elector, error) {
-	s = s.WithDefaults()
+func NewElector(rdb redis.UniversalClient, id string, o Options) (*Elector, error) {
+	s := o.Settings.WithDefaults()
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
 	if id == "" {
 		return nil, errors.New("cluster: the elector's replica id is required")
 	}
+	log := o.Logger
 	if log == nil {
 		log = slog.Default()
 	}
@@ -68,13 +70,38 @@ func NewElector(rdb redis.UniversalClient, s Settings, id string, log *slog.Logg
 		redsync.WithTimeoutFactor(0.25),
 		redsync.WithGenValueFunc(func() (string, error) { return lockValue(id), nil }),
 	)
-	return &Elector{
+	e := &Elector{
 		id:     id,
 		s:      s,
 		log:    log,
 		outage: backoff.NewOutage(log, "redis"),
 		mutex:  mutex,
-	}, nil
+	}
+	if o.MeterProvider != nil {
+		if err := e.registerMetrics(o.MeterProvider); err != nil {
+			log.Warn("metrics: resc.leader", "err", err)
+		}
+	}
+	return e, nil
+}
+
+// registerMetrics reports resc.leader through mp, for the life of the
+// process.
+func (e *Elector) registerMetrics(mp metric.MeterProvider) error {
+	m := mp.Meter("github.com/resc-go/resc/cluster")
+	leader, err := m.Int64ObservableGauge("resc.leader", metric.WithDescription("1 while this replica is the leader, else 0."))
+	if err != nil {
+		return err
+	}
+	_, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		v := int64(0)
+		if e.IsLeader() {
+			v = 1
+		}
+		o.ObserveInt64(leader, v)
+		return nil
+	}, leader)
+	return err
 }
 
 // lockValue is the value of the lock when id holds it: the id, for Leader,

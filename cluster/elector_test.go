@@ -31,7 +31,7 @@ type race struct {
 
 func (e *env) candidate(id string, r *race) *candidate {
 	e.t.Helper()
-	el, err := NewElector(e.rdb, e.s, id, e.log)
+	el, err := NewElector(e.rdb, id, Options{Settings: e.s, Logger: e.log})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -89,12 +89,12 @@ func leaders(cs []*candidate) []*candidate {
 func TestNewElectorRefusesBadInput(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	if _, err := NewElector(e.rdb, e.s, "", e.log); err == nil {
+	if _, err := NewElector(e.rdb, "", Options{Settings: e.s, Logger: e.log}); err == nil {
 		t.Error("no id: no error")
 	}
 	bad := e.s
 	bad.LeaderTTL = -1
-	if _, err := NewElector(e.rdb, bad, "r1", e.log); err == nil {
+	if _, err := NewElector(e.rdb, "r1", Options{Settings: bad, Logger: e.log}); err == nil {
 		t.Error("bad settings: no error")
 	}
 }
@@ -260,7 +260,7 @@ func TestLeaderCallbackReturns(t *testing.T) {
 	e := newEnv(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	el, err := NewElector(e.rdb, e.s, "r1", e.log)
+	el, err := NewElector(e.rdb, "r1", Options{Settings: e.s, Logger: e.log})
 	if err != nil {
 		t.Fatal(err)
 	}

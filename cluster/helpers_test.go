@@ -69,10 +69,10 @@ func (e *env) info(id string, lists ...string) Info {
 }
 
 // register registers id with lists, failing the test on an error.
-func (e *env) register(id string, opts RegisterOptions, lists ...string) *Membership {
+func (e *env) register(id string, opts Options, lists ...string) *Membership {
 	e.t.Helper()
-	opts.Dialect = e.d
-	m, err := Register(context.Background(), e.rdb, e.s, e.info(id, lists...), opts, e.log)
+	opts.Settings, opts.Dialect, opts.Logger = e.s, e.d, e.log
+	m, err := Register(context.Background(), e.rdb, e.info(id, lists...), opts)
 	if err != nil {
 		e.t.Fatalf("Register(%q): %v", id, err)
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/resc-go/resc/internal/backoff"
 	"github.com/resc-go/resc/internal/keyspace"
@@ -90,12 +91,25 @@ type Info struct {
 	DeadAfter time.Duration `json:"dead_after_ns"`
 }
 
-// RegisterOptions tune Register.
-type RegisterOptions struct {
-	// Dialect is the server's script dialect (script.Detect).
+// Options configure a Membership (Register) or an Elector (NewElector)
+// beside its Redis client.
+type Options struct {
+	// Settings are the cluster timings and the key prefix; zero fields take
+	// their defaults. Every replica of a cluster uses the same.
+	Settings Settings
+
+	// Dialect is the server's script dialect (script.Detect); Register
+	// needs it.
 	Dialect script.Dialect
 
-	// WaitForExpiry makes Register wait, when a live registration holds
+	// Logger; nil means slog.Default(). The replica id is added.
+	Logger *slog.Logger
+
+	// MeterProvider receives the elector's gauge resc.leader (1 while this
+	// replica leads, docs/telemetry.md); nil records none.
+	MeterProvider metric.MeterProvider
+
+	// WaitForExpiry (Register only) makes Register wait, when a live registration holds
 	// the id, until that registration expires, for up to DeadAfter +
 	// HeartbeatInterval; it then registers, or returns ErrIDInUse if the
 	// holder is still renewing. For a replica restarted under the same id
@@ -103,8 +117,8 @@ type RegisterOptions struct {
 	// (the default) refuses at once.
 	WaitForExpiry bool
 
-	// Now is the clock of the registration time kept in the registry.
-	// Default time.Now.
+	// Now (Register only) is the clock of the registration time kept in
+	// the registry. Default time.Now.
 	Now func() time.Time
 }
 
@@ -115,7 +129,7 @@ type Membership struct {
 	s        Settings
 	info     Info
 	infoJSON string
-	opts     RegisterOptions
+	opts     Options
 	log      *slog.Logger
 	outage   *backoff.Outage
 	running  atomic.Bool
@@ -147,8 +161,8 @@ type Membership struct {
 // rdb should honour context deadlines (redis.Options.ContextTimeoutEnabled)
 // so that a hung server does not hold a heartbeat past its interval; the
 // lease ends on time regardless, by a timer of its own.
-func Register(ctx context.Context, rdb redis.Scripter, s Settings, info Info, opts RegisterOptions, log *slog.Logger) (*Membership, error) {
-	s = s.WithDefaults()
+func Register(ctx context.Context, rdb redis.Scripter, info Info, opts Options) (*Membership, error) {
+	s := opts.Settings.WithDefaults()
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
@@ -163,6 +177,7 @@ func Register(ctx context.Context, rdb redis.Scripter, s Settings, info Info, op
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
 	}
@@ -255,7 +270,7 @@ func (m *Membership) registerOnce(ctx context.Context, token, previous string) (
 			}
 			return sent, &IDInUseError{ID: m.info.ID, ExpiresIn: in}
 		case code == -1 && detail >= 1 && detail <= int64(len(keys)):
-			return sent, fmt.Errorf("%w: %q", ErrWrongType, keys[detail-1])
+			return sent, &script.TypeError{Key: keys[detail-1], Err: ErrWrongType}
 		case code == -2:
 			return sent, fmt.Errorf("cluster: register.lua refused its argument %d", detail)
 		}
@@ -312,7 +327,7 @@ func (m *Membership) Deregister(ctx context.Context) error {
 	case n == 0:
 		return fmt.Errorf("%w: %q", ErrNotRegistered, m.info.ID)
 	case n < 0 && -n <= int64(len(keys)):
-		return fmt.Errorf("%w: %q", ErrWrongType, keys[-n-1])
+		return &script.TypeError{Key: keys[-n-1], Err: ErrWrongType}
 	}
 	return fmt.Errorf("cluster: deregister.lua: unexpected reply %d", n)
 }

@@ -65,15 +65,15 @@ func TestRegisterRefusesBadInput(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
-	if _, err := Register(ctx, e.rdb, e.s, Info{}, RegisterOptions{Dialect: e.d}, e.log); err == nil || !strings.Contains(err.Error(), "Info.ID") {
+	if _, err := Register(ctx, e.rdb, Info{}, Options{Settings: e.s, Logger: e.log, Dialect: e.d}); err == nil || !strings.Contains(err.Error(), "Info.ID") {
 		t.Errorf("no id: %v", err)
 	}
-	if _, err := Register(ctx, e.rdb, e.s, e.info("a/b"), RegisterOptions{Dialect: e.d}, e.log); err == nil || !strings.Contains(err.Error(), "'/'") {
+	if _, err := Register(ctx, e.rdb, e.info("a/b"), Options{Settings: e.s, Logger: e.log, Dialect: e.d}); err == nil || !strings.Contains(err.Error(), "'/'") {
 		t.Errorf("id with a slash: %v", err)
 	}
 	bad := e.s
 	bad.HeartbeatInterval = bad.DeadAfter
-	if _, err := Register(ctx, e.rdb, bad, e.info("r1"), RegisterOptions{Dialect: e.d}, e.log); err == nil {
+	if _, err := Register(ctx, e.rdb, e.info("r1"), Options{Settings: bad, Logger: e.log, Dialect: e.d}); err == nil {
 		t.Error("bad settings: no error")
 	}
 	if ds := e.dump(); len(ds) != 0 {
@@ -89,7 +89,7 @@ func TestRegisterHeartbeatDeregister(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	start := time.Now()
-	m := e.register("r1", RegisterOptions{Now: func() time.Time { return time.Unix(1800000000, 0) }}, "q/taken/r1", "z/taken/r1")
+	m := e.register("r1", Options{Now: func() time.Time { return time.Unix(1800000000, 0) }}, "q/taken/r1", "z/taken/r1")
 	lease := m.Lease()
 	stop := run(t, m)
 
@@ -148,11 +148,11 @@ func TestIDInUse(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
-	m := e.register("r1", RegisterOptions{})
+	m := e.register("r1", Options{})
 	run(t, m)
 	before := e.dump()
 
-	_, err := Register(ctx, e.rdb, e.s, e.info("r1", "other/r1"), RegisterOptions{Dialect: e.d}, e.log)
+	_, err := Register(ctx, e.rdb, e.info("r1", "other/r1"), Options{Settings: e.s, Logger: e.log, Dialect: e.d})
 	if !errors.Is(err, ErrIDInUse) {
 		t.Fatalf("second Register: %v, want ErrIDInUse", err)
 	}
@@ -178,13 +178,13 @@ func TestWaitForExpiry(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
-	old := e.register("r1", RegisterOptions{})
+	old := e.register("r1", Options{})
 	stopOld := run(t, old)
 
 	// While the old one heartbeats, waiting ends in ErrIDInUse after
 	// DeadAfter + HeartbeatInterval.
 	start := time.Now()
-	_, err := Register(ctx, e.rdb, e.s, e.info("r1"), RegisterOptions{Dialect: e.d, WaitForExpiry: true}, e.log)
+	_, err := Register(ctx, e.rdb, e.info("r1"), Options{Settings: e.s, Logger: e.log, Dialect: e.d, WaitForExpiry: true})
 	waited := time.Since(start)
 	if !errors.Is(err, ErrIDInUse) {
 		t.Fatalf("Register against a live replica: %v, want ErrIDInUse", err)
@@ -198,7 +198,7 @@ func TestWaitForExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	crashed := time.Now()
-	m, err := Register(ctx, e.rdb, e.s, e.info("r1"), RegisterOptions{Dialect: e.d, WaitForExpiry: true}, e.log)
+	m, err := Register(ctx, e.rdb, e.info("r1"), Options{Settings: e.s, Logger: e.log, Dialect: e.d, WaitForExpiry: true})
 	if err != nil {
 		t.Fatalf("Register after the old one stopped: %v", err)
 	}
@@ -223,7 +223,7 @@ func TestWaitForExpiry(t *testing.T) {
 func TestLeaseFencesBeforeDeadAfter(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	m := e.register("r1", RegisterOptions{}, "q/taken/r1")
+	m := e.register("r1", Options{}, "q/taken/r1")
 	registered := m.renewed
 	run(t, m)
 	lease := m.Lease()
@@ -285,7 +285,7 @@ func TestLeaseLostOnTakeover(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t)
 		ctx := context.Background()
-		m := e.register("r1", RegisterOptions{})
+		m := e.register("r1", Options{})
 		run(t, m)
 		lease := m.Lease()
 		key := keyspace.Replica(e.s.Prefix, "r1")
@@ -313,7 +313,7 @@ func TestLeaseLostOnTakeover(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t)
 		ctx := context.Background()
-		m := e.register("r1", RegisterOptions{})
+		m := e.register("r1", Options{})
 		rctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		done := make(chan error, 1)
@@ -351,8 +351,8 @@ func TestReplicas(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
-	at := func(sec int64) RegisterOptions {
-		return RegisterOptions{Now: func() time.Time { return time.Unix(sec, 0) }}
+	at := func(sec int64) Options {
+		return Options{Now: func() time.Time { return time.Unix(sec, 0) }}
 	}
 	alive := e.register("alive", at(100), "q/taken/alive")
 	run(t, alive)
@@ -423,7 +423,7 @@ func TestReplicas(t *testing.T) {
 func TestWaitLeaseHonoursContext(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	m := e.register("r1", RegisterOptions{})
+	m := e.register("r1", Options{})
 	// No Run: the lease runs out and nobody registers again.
 	waitDone(t, m.Lease(), time.Second, "lease without heartbeat ends")
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)

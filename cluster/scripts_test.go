@@ -345,11 +345,11 @@ func TestLegacyDialect(t *testing.T) {
 		t.Fatalf("Detect on miniredis: %v, %v; want legacy", d, err)
 	}
 	s := TestSettings()
-	m, err := Register(ctx, rdb, s, Info{ID: "r1", TakenLists: []string{"q/taken/r1"}}, RegisterOptions{Dialect: d}, nil)
+	m, err := Register(ctx, rdb, Info{ID: "r1", TakenLists: []string{"q/taken/r1"}}, Options{Settings: s, Dialect: d})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Register(ctx, rdb, s, Info{ID: "r1"}, RegisterOptions{Dialect: d}, nil); !errors.Is(err, ErrIDInUse) {
+	if _, err := Register(ctx, rdb, Info{ID: "r1"}, Options{Settings: s, Dialect: d}); !errors.Is(err, ErrIDInUse) {
 		t.Fatalf("second Register: %v, want ErrIDInUse", err)
 	}
 	if _, ok, err := m.heartbeat(ctx); err != nil || !ok {

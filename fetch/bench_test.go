@@ -32,7 +32,7 @@ func BenchmarkFetchConcurrent(b *testing.B) {
 			srv.Config.ConnState = countNew(&conns)
 			srv.Start()
 			defer srv.Close()
-			c := New(config.DefaultFetchSettings(), nil)
+			c := New(Options{Settings: config.DefaultFetchSettings()})
 			var next atomic.Int64
 			var wg sync.WaitGroup
 			b.ReportAllocs()

@@ -30,7 +30,7 @@ func breakerSettings() config.FetchSettings {
 // buffer.
 func loggedClient(s config.FetchSettings) (*Client, *testutil.Buffer) {
 	logs := &testutil.Buffer{}
-	return New(s, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))), logs
+	return New(Options{Settings: s, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}), logs
 }
 
 // switchable is a server answering 500 while failing is true, else {}; it

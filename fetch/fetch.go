@@ -38,6 +38,7 @@ import (
 	"github.com/hashicorp/go-retryablehttp"
 	"github.com/sony/gobreaker/v2"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/resc-go/resc/config"
 	"github.com/resc-go/resc/internal/jsonkind"
@@ -67,7 +68,7 @@ type Client struct {
 	policies map[config.FetchSettings]*policy // by the settings as given
 	breakers map[breakerKey]*breaker
 
-	meter   metric.Meter   // nil without WithMeterProvider
+	meter   metric.Meter   // nil without Options.MeterProvider
 	metrics *clientMetrics // nil without a meter
 }
 
@@ -78,13 +79,30 @@ type policy struct {
 	http *http.Client
 }
 
-// New returns a client whose settings are s, for the fetches that bring
-// none; a zero field of s takes config's default, but for Retries and
-// BreakerFailures whose zero means no retry and no breaker (see
-// config.FetchSettings). Breaker state changes are logged at warn level (a
-// breaker that opens or closes) and info level (half-open), retries at debug
-// level, on log (nil: no log). Options add traces and metrics.
-func New(s config.FetchSettings, log *slog.Logger, opts ...Option) *Client {
+// Options configure a Client.
+type Options struct {
+	// Settings are the settings of the fetches that bring none; a zero
+	// field takes config's default, but for Retries and BreakerFailures
+	// whose zero means no retry and no breaker (see config.FetchSettings).
+	Settings config.FetchSettings
+	// Logger receives breaker state changes at warn level (a breaker that
+	// opens or closes) and info level (half-open), retries at debug level;
+	// nil logs nothing.
+	Logger *slog.Logger
+	// TracerProvider traces every HTTP request as a client span in the
+	// trace of the ctx given to Fetch, and sends the W3C traceparent header
+	// to the fetched service; nil traces nothing.
+	TracerProvider trace.TracerProvider
+	// MeterProvider records the client's metrics (docs/telemetry.md):
+	// resc.fetch.duration (per host and outcome, retries included),
+	// resc.fetch.retries (per host) and resc.fetch.breaker.state (per
+	// host); nil records none.
+	MeterProvider metric.MeterProvider
+}
+
+// New returns a client configured by o.
+func New(o Options) *Client {
+	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -97,13 +115,16 @@ func New(s config.FetchSettings, log *slog.Logger, opts ...Option) *Client {
 		policies:  map[config.FetchSettings]*policy{},
 		breakers:  map[breakerKey]*breaker{},
 	}
-	for _, o := range opts {
-		o(c)
+	if o.TracerProvider != nil {
+		c.traced(o.TracerProvider)
+	}
+	if o.MeterProvider != nil {
+		c.meter = o.MeterProvider.Meter("github.com/resc-go/resc/fetch")
 	}
 	if err := c.initMetrics(); err != nil {
 		log.Warn("fetch metrics", "err", err)
 	}
-	c.base = c.newPolicy(s)
+	c.base = c.newPolicy(o.Settings)
 	return c
 }
 

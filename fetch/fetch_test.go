@@ -20,7 +20,7 @@ import (
 // newClient returns a client with settings s.
 func newClient(t *testing.T, s config.FetchSettings) *Client {
 	t.Helper()
-	return New(s, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return New(Options{Settings: s})
 }
 
 // settings have short backoff waits, so that retries take milliseconds, and
@@ -401,7 +401,7 @@ func TestRedact(t *testing.T) {
 func TestRetriesLogged(t *testing.T) {
 	s := serve(t, reply{503, ``}, reply{200, `{}`})
 	var buf bytes.Buffer
-	c := New(settings, slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	c := New(Options{Settings: settings, Logger: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if _, err := c.Fetch(t.Context(), s.URL+"/x?token=secret", nil); err != nil {
 		t.Fatal(err)
 	}

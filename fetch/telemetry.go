@@ -14,29 +14,17 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// Option adds telemetry to a Client (New).
-type Option func(*Client)
-
-// WithTracerProvider traces every HTTP request as a client span (otelhttp)
-// in the trace of the ctx given to Fetch, and sends the W3C traceparent
-// header to the fetched service. Without it nothing is traced.
-func WithTracerProvider(tp trace.TracerProvider) Option {
-	return func(c *Client) {
-		c.transport = otelhttp.NewTransport(c.transport,
-			otelhttp.WithTracerProvider(tp),
-			otelhttp.WithPropagators(propagation.TraceContext{}),
-			// No metrics from otelhttp: the client records its own, per
-			// host rather than per URL.
-			otelhttp.WithMeterProvider(noop.NewMeterProvider()),
-		)
-	}
-}
-
-// WithMeterProvider records the client's metrics (docs/telemetry.md):
-// resc.fetch.duration (per host and outcome, retries included),
-// resc.fetch.retries (per host) and resc.fetch.breaker.state (per host).
-func WithMeterProvider(mp metric.MeterProvider) Option {
-	return func(c *Client) { c.meter = mp.Meter("github.com/resc-go/resc/fetch") }
+// traced wraps the client's transport so that every HTTP request is a
+// client span (otelhttp) in the trace of the ctx given to Fetch, sending
+// the W3C traceparent header to the fetched service.
+func (c *Client) traced(tp trace.TracerProvider) {
+	c.transport = otelhttp.NewTransport(c.transport,
+		otelhttp.WithTracerProvider(tp),
+		otelhttp.WithPropagators(propagation.TraceContext{}),
+		// No metrics from otelhttp: the client records its own, per
+		// host rather than per URL.
+		otelhttp.WithMeterProvider(noop.NewMeterProvider()),
+	)
 }
 
 // clientMetrics are the instruments of a Client; nil without a meter.

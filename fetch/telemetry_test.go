@@ -18,7 +18,7 @@ func TestMetrics(t *testing.T) {
 	s := breakerSettings()
 	s.Retries = 1
 	s.BackoffMin, s.BackoffMax = 1, 1
-	c := New(s, nil, WithMeterProvider(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))))
+	c := New(Options{Settings: s, MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))})
 	url := srv.URL + "/x"
 	for range 2 { // two transient failures, each retried once: the breaker opens
 		if _, err := c.Fetch(t.Context(), url, nil); err == nil {

@@ -64,7 +64,7 @@ func newBaseline(path, redisURL string, k keys) (*baseline, error) {
 		return nil, fmt.Errorf("loadtest: baseline: %w", err)
 	}
 	opts.PoolSize, opts.MinIdleConns, opts.MaxRetries = 1, 1, -1
-	return &baseline{rdb: redis.NewClient(opts), k: k, rules: rs, fetch: fetch.New(once, nil), done: make(chan struct{})}, nil
+	return &baseline{rdb: redis.NewClient(opts), k: k, rules: rs, fetch: fetch.New(fetch.Options{Settings: once}), done: make(chan struct{})}, nil
 }
 
 // run handles events until ctx is done; an error of Redis stops it (resc's

@@ -113,7 +113,7 @@ func newEnv(t *testing.T, s Settings, watched []Watched, live *fakeLive) *env {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e.r = New(e.rdb, d, watched, e.live, s, log)
+	e.r = New(e.rdb, watched, e.live, Options{Settings: s, Dialect: d, Logger: log})
 	return e
 }
 

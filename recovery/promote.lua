@@ -31,10 +31,7 @@ if not (now and max) or max < 1 then
   return {4, 0}
 end
 
-local function type_of(key)
-  local t = redis.call('TYPE', key)
-  return t.ok or t
-end
+-- type_of comes from internal/script's TypeCheck prelude.
 local st = type_of(sched)
 if st == 'none' then
   return {1, 0}

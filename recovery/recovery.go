@@ -64,23 +64,24 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/resc-go/resc/config"
 	"github.com/resc-go/resc/internal/backoff"
 	"github.com/resc-go/resc/internal/keyspace"
 	"github.com/resc-go/resc/internal/script"
+	"github.com/resc-go/resc/internal/takenlist"
 )
 
 // Defaults of Settings.
 const (
-	DefaultScanInterval   = time.Second
-	DefaultMaxReplays     = 3
-	DefaultReplayDelay    = time.Second
+	DefaultScanInterval   = config.DefaultScanInterval
+	DefaultMaxReplays     = config.DefaultMaxReplays
+	DefaultReplayDelay    = config.DefaultReplayDelay
 	DefaultMaxReplayDelay = 30 * time.Second
 	DefaultCountTTL       = 24 * time.Hour
 	DefaultBatchSize      = 1000
@@ -177,11 +178,8 @@ type Recoverer struct {
 	s       Settings
 	log     *slog.Logger
 	outage  *backoff.Outage
-	// excluded are keys that a taken-list pattern may match but that are
-	// not taken lists: the input queues, taken queues and dead lists of
-	// every watcher.
-	excluded map[string]bool
-	badKeys  badKeys
+	finder  *takenlist.Finder
+	badKeys badKeys
 	// instance and passes make the pass tags of replay.lua unique, whatever
 	// the clock says: a random id of this Recoverer and a pass number.
 	instance string
@@ -200,40 +198,59 @@ type Stats struct {
 // Stats returns the Recoverer's counters.
 func (r *Recoverer) Stats() *Stats { return &r.stats }
 
-// New returns a Recoverer of the watched queues; log may be nil
-// (slog.Default()).
-func New(rdb Redis, d script.Dialect, watched []Watched, live Liveness, s Settings, log *slog.Logger) *Recoverer {
+// Options configure a Recoverer beside its Redis client, its watchers and
+// the liveness of the replicas.
+type Options struct {
+	// Settings tune it; zero fields take their defaults. Settings.Prefix
+	// is the key prefix.
+	Settings Settings
+	// Dialect is the server's script dialect (script.Detect).
+	Dialect script.Dialect
+	// Logger; nil means slog.Default(). The Recoverer adds
+	// component=recovery.
+	Logger *slog.Logger
+	// MeterProvider receives the counters resc.recovery.replayed,
+	// .delayed, .dead_lettered and .promoted (what this replica did as
+	// leader, docs/telemetry.md); nil records none.
+	MeterProvider metric.MeterProvider
+}
+
+// New returns a Recoverer of the watched queues.
+func New(rdb Redis, watched []Watched, live Liveness, o Options) *Recoverer {
+	log := o.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	s = s.WithDefaults()
+	s := o.Settings.WithDefaults()
 	if s.MaxReplays < 0 {
 		s.MaxReplays = 0
 	}
 	ws := make([]Watched, len(watched))
-	excluded := make(map[string]bool, 3*len(watched))
+	queues := make([]takenlist.Queues, len(watched))
 	for i, w := range watched {
-		if w.TakenQueue == "" {
-			w.TakenQueue = w.InputQueue + "/taken"
-		}
+		w.TakenQueue = takenlist.TakenQueue(takenlist.Queues{InputQueue: w.InputQueue, TakenQueue: w.TakenQueue})
 		ws[i] = w
-		excluded[w.InputQueue] = true
-		excluded[w.TakenQueue] = true
-		excluded[keyspace.DeadList(w.InputQueue)] = true
+		queues[i] = takenlist.Queues{InputQueue: w.InputQueue, TakenQueue: w.TakenQueue}
 	}
 	log = log.With("component", "recovery")
-	return &Recoverer{
+	r := &Recoverer{
 		rdb:      rdb,
-		dialect:  d,
+		dialect:  o.Dialect,
 		watched:  ws,
 		live:     live,
 		s:        s,
 		log:      log,
 		outage:   backoff.NewOutage(log, "redis"),
-		excluded: excluded,
+		finder:   takenlist.New(queues),
 		badKeys:  badKeys{m: map[string]bool{}},
 		instance: rand.Text()[:10],
 	}
+	if o.MeterProvider != nil {
+		if err := r.registerMetrics(o.MeterProvider); err != nil {
+			log.Warn("metrics: recovery counters", "err", err)
+		}
+	}
+	return r
 }
 
 // Run replays orphan lists and promotes due replays every ScanInterval,
@@ -283,13 +300,13 @@ func (r *Recoverer) scan(ctx context.Context) error {
 	var found []orphan
 	ids := map[string]bool{}
 	for _, w := range r.watched {
-		lists, err := r.takenLists(ctx, w.TakenQueue)
+		lists, err := r.finder.Find(ctx, r.rdb, w.TakenQueue)
 		if err != nil {
 			return err
 		}
-		for list, id := range lists {
-			found = append(found, orphan{list, id, w})
-			ids[id] = true
+		for _, l := range lists {
+			found = append(found, orphan{l.Key, l.Replica, w})
+			ids[l.Replica] = true
 		}
 	}
 	if len(found) == 0 {
@@ -338,45 +355,6 @@ func (r *Recoverer) scan(ctx context.Context) error {
 	return nil
 }
 
-// takenLists returns the taken lists of takenQueue found by SCAN, each with
-// its replica id.
-func (r *Recoverer) takenLists(ctx context.Context, takenQueue string) (map[string]string, error) {
-	prefix := takenQueue + "/"
-	pattern := escapeGlob(prefix) + "*"
-	lists := map[string]string{}
-	var cursor uint64
-	for {
-		keys, next, err := r.rdb.ScanType(ctx, cursor, pattern, 1000, "list").Result()
-		if err != nil {
-			return nil, err
-		}
-		for _, k := range keys {
-			id, ok := strings.CutPrefix(k, prefix)
-			if !ok || id == "" || strings.Contains(id, "/") || r.excluded[k] {
-				continue
-			}
-			lists[k] = id
-		}
-		if next == 0 {
-			return lists, nil
-		}
-		cursor = next
-	}
-}
-
-// escapeGlob escapes the characters special to Redis' glob-style patterns.
-func escapeGlob(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '*', '?', '[', ']', '\\':
-			b.WriteByte('\\')
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
 // Promote moves the delayed replays that are due to the consuming end of
 // their input queue, in due order, and returns how many it moved. Any
 // replica may call it, as often as it likes: each event moves once. A
@@ -416,4 +394,29 @@ func (r *Recoverer) skip(err error, key string) bool {
 		r.log.Error("cannot recover: a key has the wrong type; skipped until fixed", "key", te.Key, "err", err)
 	}
 	return true
+}
+
+// registerMetrics reports the counters of r's Stats through mp, for the
+// life of the process.
+func (r *Recoverer) registerMetrics(mp metric.MeterProvider) error {
+	m := mp.Meter("github.com/resc-go/resc/recovery")
+	counter := func(name, desc string) (metric.Int64ObservableCounter, error) {
+		return m.Int64ObservableCounter(name, metric.WithDescription(desc))
+	}
+	replayed, err1 := counter("resc.recovery.replayed", "Events of dead replicas put back in their input queue by this replica as leader.")
+	delayed, err2 := counter("resc.recovery.delayed", "Events of dead replicas put in the delay schedule (replayed before: growing delay).")
+	dead, err3 := counter("resc.recovery.dead_lettered", "Events replayed more than max_replays, sent to the dead-letter list.")
+	promoted, err4 := counter("resc.recovery.promoted", "Due events moved from a delay schedule (replays, fetch retries) to their input queue.")
+	if err := errors.Join(err1, err2, err3, err4); err != nil {
+		return err
+	}
+	s := &r.stats
+	_, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		o.ObserveInt64(replayed, s.Replayed.Load())
+		o.ObserveInt64(delayed, s.Delayed.Load())
+		o.ObserveInt64(dead, s.DeadLettered.Load())
+		o.ObserveInt64(promoted, s.Promoted.Load())
+		return nil
+	}, replayed, delayed, dead, promoted)
+	return err
 }

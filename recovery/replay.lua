@@ -63,14 +63,7 @@ if not (max_entries and now and max_replays and delay0 and max_delay and ttl and
   return {7, 0, 0, 0, 0}
 end
 
-local function type_of(key)
-  local t = redis.call('TYPE', key)
-  return t.ok or t
-end
-local function is(key, want)
-  local t = type_of(key)
-  return t == want or t == 'none'
-end
+-- type_of and is come from internal/script's TypeCheck prelude.
 
 local tt = type_of(taken)
 if tt == 'none' then

@@ -5,7 +5,6 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 
@@ -16,11 +15,11 @@ import (
 var (
 	//go:embed replay.lua
 	replaySrc    string
-	replayScript = script.New(replaySrc)
+	replayScript = script.New(replaySrc, script.TypeCheck)
 
 	//go:embed promote.lua
 	promoteSrc    string
-	promoteScript = script.New(promoteSrc)
+	promoteScript = script.New(promoteSrc, script.TypeCheck)
 )
 
 // Errors of the scripts, each wrapped in a *TypeError naming the key.
@@ -35,15 +34,9 @@ var (
 // errBadArgument is a script refusing its arguments: a bug of this package.
 var errBadArgument = errors.New("recovery: script refused its arguments")
 
-// TypeError is a key of the wrong type: the script wrote nothing. Unwrap
-// gives one of the Err*Type sentinels.
-type TypeError struct {
-	Key string
-	Err error
-}
-
-func (e *TypeError) Error() string { return e.Err.Error() + ": " + strconv.Quote(e.Key) }
-func (e *TypeError) Unwrap() error { return e.Err }
+// TypeError is a key of the wrong type: the script wrote nothing. Its Err
+// is one of the Err*Type sentinels; it wraps script.ErrWrongType too.
+type TypeError = script.TypeError
 
 // replayStats counts what a replay did with the entries it moved.
 type replayStats struct {
@@ -89,15 +82,15 @@ func (r *Recoverer) replayBatch(ctx context.Context, w Watched, list, replica, t
 	case 1:
 		return replayStats{reply[1], reply[2], reply[3]}, reply[4], nil
 	case 2:
-		bad = &TypeError{keys[0], ErrTakenType}
+		bad = &TypeError{Key: keys[0], Err: ErrTakenType}
 	case 3:
-		bad = &TypeError{keys[1], ErrInputType}
+		bad = &TypeError{Key: keys[1], Err: ErrInputType}
 	case 4:
-		bad = &TypeError{keys[2], ErrScheduleType}
+		bad = &TypeError{Key: keys[2], Err: ErrScheduleType}
 	case 5:
-		bad = &TypeError{keys[3], ErrDeadType}
+		bad = &TypeError{Key: keys[3], Err: ErrDeadType}
 	case 6:
-		bad = &TypeError{keys[4], ErrCountsType}
+		bad = &TypeError{Key: keys[4], Err: ErrCountsType}
 	case 7:
 		bad = errBadArgument
 	default:
@@ -120,9 +113,9 @@ func (r *Recoverer) promote(ctx context.Context, sched, input string, nowMs int6
 		r.badKeys.remove(sched)
 		return int(reply[1]), nil
 	case 2:
-		return 0, &TypeError{sched, ErrScheduleType}
+		return 0, &TypeError{Key: sched, Err: ErrScheduleType}
 	case 3:
-		return 0, &TypeError{input, ErrInputType}
+		return 0, &TypeError{Key: input, Err: ErrInputType}
 	case 4:
 		return 0, errBadArgument
 	}

@@ -371,7 +371,7 @@ func TestReplayTwoLeaders(t *testing.T) {
 				// Each leader has its own connection, batch size and pass
 				// tag, and both use the same clock: identical delayed
 				// events must still stay distinct.
-				r := New(srv.Client(), d, []Watched{w}, newFakeLive(), Settings{Prefix: "p:", BatchSize: 3 + 4*l, Now: func() time.Time { return t0 }}, nil)
+				r := New(srv.Client(), []Watched{w}, newFakeLive(), Options{Settings: Settings{Prefix: "p:", BatchSize: 3 + 4*l, Now: func() time.Time { return t0 }}, Dialect: d})
 				for {
 					st, left, err := r.replayBatch(ctx, w, taken, "r1", "leader"+strconv.Itoa(l), t0)
 					if err != nil {

@@ -31,6 +31,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
@@ -169,7 +170,7 @@ func (r *Replica) Run(ctx context.Context) error {
 		}
 		return err
 	}
-	elector, err := cluster.NewElector(r.o.Redis, r.cs, r.o.ID, r.clusterLog)
+	elector, err := cluster.NewElector(r.o.Redis, r.o.ID, cluster.Options{Settings: r.cs, Logger: r.clusterLog, MeterProvider: r.o.MeterProvider})
 	if err != nil {
 		r.deregister(ctx, member)
 		return err
@@ -204,10 +205,8 @@ func (r *Replica) serve(ctx context.Context, dialect script.Dialect, member *clu
 		}
 		return nil
 	})
-	rec := recovery.New(r.o.Redis, dialect, r.watched(), cluster.NewLiveness(r.o.Redis, r.cs.Prefix), r.rs, r.log)
-	if err := registerClusterMetrics(r.meterProvider(), elector, rec); err != nil {
-		r.log.Warn("metrics: cluster", "err", err)
-	}
+	rec := recovery.New(r.o.Redis, r.watched(), cluster.NewLiveness(r.o.Redis, r.cs.Prefix),
+		recovery.Options{Settings: r.rs, Dialect: dialect, Logger: r.log, MeterProvider: r.o.MeterProvider})
 	g.Go(func() error {
 		return elector.Run(gctx, func(leading context.Context) {
 			r.log.Warn("leader: replaying the taken lists of dead replicas")
@@ -269,16 +268,14 @@ func (r *Replica) runWatcher(ctx context.Context, i int, member *cluster.Members
 }
 
 func (r *Replica) fetcher() *fetch.Client {
-	opts := []fetch.Option{fetch.WithMeterProvider(r.meterProvider())}
-	if r.o.TracerProvider != nil {
-		opts = append(opts, fetch.WithTracerProvider(r.o.TracerProvider))
-	}
-	return fetch.New(r.o.Config.Fetch, r.log, opts...)
+	return fetch.New(fetch.Options{Settings: r.o.Config.Fetch, Logger: r.log, TracerProvider: r.o.TracerProvider, MeterProvider: r.meterProvider()})
 }
 
+// meterProvider is the provider of the watchers and the fetch client: a
+// no-op one when none is given, as they have always been given one.
 func (r *Replica) meterProvider() metric.MeterProvider {
 	if r.o.MeterProvider == nil {
-		return noopMeterProvider
+		return noop.NewMeterProvider()
 	}
 	return r.o.MeterProvider
 }
@@ -300,10 +297,10 @@ func (r *Replica) register(ctx context.Context, dialect script.Dialect) (*cluste
 	for _, wc := range r.o.Config.Watchers {
 		info.TakenLists = append(info.TakenLists, keyspace.TakenList(wc.TakenQueue, r.o.ID))
 	}
-	opts := cluster.RegisterOptions{Dialect: dialect, WaitForExpiry: r.o.WaitForExpiry}
+	opts := cluster.Options{Settings: r.cs, Dialect: dialect, Logger: r.clusterLog, WaitForExpiry: r.o.WaitForExpiry}
 	outage := backoff.NewOutage(r.log, "redis")
 	for attempt := 1; ; attempt++ {
-		m, err := cluster.Register(ctx, r.o.Redis, r.cs, info, opts, r.clusterLog)
+		m, err := cluster.Register(ctx, r.o.Redis, info, opts)
 		if err == nil {
 			outage.OK()
 			return m, nil

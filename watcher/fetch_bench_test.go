@@ -31,7 +31,7 @@ func BenchmarkWatcherFetch(b *testing.B) {
 			r := rule("children", `^acq/(?P<process_id>\w+)/(?P<product_id>\d+)$`,
 				mk("trt/${process_id}/${child.id}/${product_id}", "trt/${process_id}/todo", "trt/${process_id}/todo-set"))
 			r.Fetch = []config.Fetcher{{URL: srv.URL + "/products/${product_id}/children", Returns: "child"}}
-			h := newHarness(b, []config.Rule{r}, fetch.New(config.DefaultFetchSettings(), nil), func(w *config.Watcher, o *Options) {
+			h := newHarness(b, []config.Rule{r}, fetch.New(fetch.Options{Settings: config.DefaultFetchSettings()}), func(w *config.Watcher, o *Options) {
 				w.FetchConcurrency, w.Concurrency = fc, 2*fc
 				o.Logger = slog.New(slog.DiscardHandler)
 			})

@@ -43,7 +43,7 @@ func heldRule(url string) config.Rule {
 }
 
 func fetcher() *fetch.Client {
-	return fetch.New(config.FetchSettings{Timeout: time.Minute, Retries: 0, MaxBody: 1 << 20}, nil)
+	return fetch.New(fetch.Options{Settings: config.FetchSettings{Timeout: time.Minute, Retries: 0, MaxBody: 1 << 20}})
 }
 
 // TestFetchDoesNotBlockOthers: while one event waits on a slow fetch, events
@@ -317,7 +317,7 @@ func TestIdleCommitsBesideFetches(t *testing.T) {
 	fr := rule("fetched", `^f/(?P<n>\d+)$`, mk("f-${n}-${r.v}", "fetched", ""))
 	fr.Fetch = []config.Fetcher{{URL: srv.URL + "/v/${n}", Returns: "r"}}
 	h := newHarness(t, []config.Rule{fr, rule("plain", `^a/(?P<n>\d+)$`, mk("a-${n}", "plain", ""))},
-		fetch.New(config.FetchSettings{Timeout: 5e9, MaxBody: 1 << 20}, nil), nil)
+		fetch.New(fetch.Options{Settings: config.FetchSettings{Timeout: 5e9, MaxBody: 1 << 20}}), nil)
 	h.w.idleAfter = 0 // every event a take waited for is an idle one
 	h.start()
 	ctx := context.Background()

@@ -64,7 +64,7 @@ func retryHarness(t *testing.T, url string, attempts int) *harness {
 	fr := rule("children", `^trt/(?P<id>\w+)$`, mk("made/${id}/${c.name}", "out", ""))
 	fr.Fetch = []config.Fetcher{{URL: url + "/children/${id}", Returns: "c"}}
 	return newHarness(t, []config.Rule{rule("plain", `.`, mk("", "plain", "")), fr},
-		fetch.New(config.FetchSettings{Timeout: 5e9, Retries: 0, MaxBody: 1 << 20}, nil),
+		fetch.New(fetch.Options{Settings: config.FetchSettings{Timeout: 5e9, Retries: 0, MaxBody: 1 << 20}}),
 		func(_ *config.Watcher, o *Options) {
 			o.Permanent = fetch.IsPermanent
 			o.Retry = RetrySettings{Attempts: attempts, Delay: time.Second, MaxDelay: 3 * time.Second}
@@ -357,7 +357,7 @@ func TestSlowHostDoesNotBlockOthers(t *testing.T) {
 		return r
 	}
 	h := newHarness(t, []config.Rule{rs("slow", "s", slow.URL), rs("fast", "f", fast.URL)},
-		fetch.New(config.FetchSettings{Timeout: time.Minute, MaxBody: 1 << 20}, nil),
+		fetch.New(fetch.Options{Settings: config.FetchSettings{Timeout: time.Minute, MaxBody: 1 << 20}}),
 		func(c *config.Watcher, o *Options) { c.FetchConcurrency, c.Concurrency = 1, 4 })
 	h.start()
 	h.push("s/1")
@@ -416,7 +416,7 @@ func TestFetchRetryPromotedByRecovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := fixedNow
-	rec := recovery.New(h.rdb, d, []recovery.Watched{{InputQueue: "in"}}, nil, recovery.Settings{Now: func() time.Time { return now }}, nil)
+	rec := recovery.New(h.rdb, []recovery.Watched{{InputQueue: "in"}}, nil, recovery.Options{Settings: recovery.Settings{Now: func() time.Time { return now }}, Dialect: d})
 	if n, err := rec.Promote(ctx); err != nil || n != 0 {
 		t.Fatalf("promoted %d (%v) before the event was due", n, err)
 	}

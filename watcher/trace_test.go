@@ -24,7 +24,7 @@ func TestTraceTree(t *testing.T) {
 	s, _ := fetchServer(t, 200, `[{"name":"a"},{"name":"b"}]`)
 	fr := rule("children", `^trt/(?P<id>\w+)$`, mk("made/${id}/${c.name}", "out", "out-set"))
 	fr.Fetch = []config.Fetcher{{URL: s.URL + "/children/${id}", Returns: "c"}}
-	h := newHarness(t, []config.Rule{fr}, fetch.New(config.FetchSettings{Timeout: 5e9, MaxBody: 1 << 20}, nil, fetch.WithTracerProvider(tp)),
+	h := newHarness(t, []config.Rule{fr}, fetch.New(fetch.Options{Settings: config.FetchSettings{Timeout: 5e9, MaxBody: 1 << 20}, TracerProvider: tp}),
 		func(_ *config.Watcher, o *Options) { o.TracerProvider = tp })
 	h.start()
 	h.push("trt/x")

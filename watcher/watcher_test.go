@@ -180,7 +180,7 @@ func TestFetchRule(t *testing.T) {
 	fr := rule("children", `^trt/(?P<product_id>\w+)$`, mk("trt/${child.processId}/${child.productId}", "trt/${child.processId}/todo", ""))
 	fr.Fetch = []config.Fetcher{{URL: s.URL + "/children/${product_id}", Returns: "child"}}
 	h := newHarness(t, []config.Rule{fr, rule("plain", `^trt/`, mk("", "plain", ""))},
-		fetch.New(config.FetchSettings{Timeout: 5e9, Retries: 0, MaxBody: 1 << 20}, nil), nil)
+		fetch.New(fetch.Options{Settings: config.FetchSettings{Timeout: 5e9, Retries: 0, MaxBody: 1 << 20}}), nil)
 	h.start()
 	h.push("trt/abc")
 	h.waitHandled(1)
@@ -202,7 +202,7 @@ func TestFetchFailureDeadLetters(t *testing.T) {
 	fr := rule("children", `^trt/(?P<id>\w+)$`, mk("", "out", ""))
 	fr.Fetch = []config.Fetcher{{URL: s.URL + "/children/${id}", Returns: "child"}}
 	h := newHarness(t, []config.Rule{rule("plain", `.`, mk("", "plain", "")), fr},
-		fetch.New(config.FetchSettings{Timeout: 5e9, Retries: 2, MaxBody: 1 << 20}, nil),
+		fetch.New(fetch.Options{Settings: config.FetchSettings{Timeout: 5e9, Retries: 2, MaxBody: 1 << 20}}),
 		func(_ *config.Watcher, o *Options) { o.Permanent = fetch.IsPermanent })
 	h.start()
 	h.push("trt/abc")

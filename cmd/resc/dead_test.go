@@ -147,9 +147,9 @@ func recoveryDeadLetter(t *testing.T, rdb *redis.Client, event string, now time.
 		t.Fatal(err)
 	}
 	rpush(t, rdb, map[string][]string{"in/taken/gone": {event}})
-	rec := recovery.New(rdb, d, []recovery.Watched{{InputQueue: "in"}}, cluster.NewLiveness(rdb, "t:"),
-		recovery.Settings{Prefix: "t:", MaxReplays: -1, ScanInterval: 5 * time.Millisecond, Now: func() time.Time { return now }},
-		slog.New(slog.DiscardHandler))
+	rec := recovery.New(rdb, []recovery.Watched{{InputQueue: "in"}}, cluster.NewLiveness(rdb, "t:"), recovery.Options{
+		Settings: recovery.Settings{Prefix: "t:", MaxReplays: -1, ScanInterval: 5 * time.Millisecond, Now: func() time.Time { return now }},
+		Dialect:  d, Logger: slog.New(slog.DiscardHandler)})
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"io"
-	"log/slog"
 
 	"github.com/resc-go/resc/fetch"
 	"github.com/resc-go/resc/internal/explain"
@@ -33,7 +32,7 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	var f explain.Fetcher
 	if *doFetch {
-		f = fetch.New(l.cfg.Fetch, slog.New(slog.DiscardHandler))
+		f = fetch.New(fetch.Options{Settings: l.cfg.Fetch})
 	}
 	return explain.Explain(ctx, stdout, ws, pos[1:], f)
 }

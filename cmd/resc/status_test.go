@@ -53,7 +53,7 @@ func rpush(t *testing.T, rdb *redis.Client, lists map[string][]string) {
 // returns once it leads.
 func leadFor(t *testing.T, rdb *redis.Client, s cluster.Settings, id string) {
 	t.Helper()
-	el, err := cluster.NewElector(rdb, s, id, slog.New(slog.DiscardHandler))
+	el, err := cluster.NewElector(rdb, id, cluster.Options{Settings: s, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +137,7 @@ func TestStatus(t *testing.T) {
 	for i, id := range []string{"a", "b", "c"} {
 		info := cluster.Info{ID: id, Host: "host-" + id, PID: 100 + i, Version: "v-" + id, Started: started,
 			TakenLists: []string{"in/taken/" + id, "jobs/taken/" + id}}
-		if _, err := cluster.Register(ctx, rdb, s, info, cluster.RegisterOptions{Dialect: d}, slog.New(slog.DiscardHandler)); err != nil {
+		if _, err := cluster.Register(ctx, rdb, info, cluster.Options{Settings: s, Logger: slog.New(slog.DiscardHandler), Dialect: d}); err != nil {
 			t.Fatal(err)
 		}
 	}
