@@ -37,7 +37,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/redis/go-redis/v9"
 
@@ -48,7 +47,7 @@ import (
 var (
 	//go:embed requeue.lua
 	requeueSrc    string
-	requeueScript = script.New(requeueSrc)
+	requeueScript = script.New(requeueSrc, script.TypeCheck)
 )
 
 // Outcomes of Requeue and Drop.
@@ -58,7 +57,8 @@ var (
 	ErrGone = errors.New("deadletter: the entry is no longer in the dead-letter list")
 
 	// ErrDeadType, ErrInputType and ErrCountsType: a key has the wrong
-	// Redis type; nothing was written. The error names the key.
+	// Redis type; nothing was written. The error is a *script.TypeError
+	// naming the key (it wraps script.ErrWrongType too).
 	ErrDeadType   = errors.New("deadletter: the dead-letter list is not a list")
 	ErrInputType  = errors.New("deadletter: the input queue is not a list")
 	ErrCountsType = errors.New("deadletter: the replay counts are not a hash")
@@ -109,8 +109,8 @@ func Read(ctx context.Context, rdb Reader, inputQueue string, limit int64) (leng
 	llen := pipe.LLen(ctx, key)
 	lrange := pipe.LRange(ctx, key, 0, stop)
 	if _, err := pipe.Exec(ctx); err != nil {
-		if isWrongType(err) {
-			return 0, nil, fmt.Errorf("%w: %q", ErrDeadType, key)
+		if script.IsWrongTypeReply(err) {
+			return 0, nil, &script.TypeError{Key: key, Err: ErrDeadType}
 		}
 		return 0, nil, fmt.Errorf("deadletter: reading %q: %w", key, err)
 	}
@@ -145,11 +145,11 @@ func Requeue(ctx context.Context, d script.Dialect, rdb redis.Scripter, prefix, 
 	case 2:
 		return ErrGone
 	case 3:
-		return fmt.Errorf("%w: %q", ErrDeadType, keys[0])
+		return &script.TypeError{Key: keys[0], Err: ErrDeadType}
 	case 4:
-		return fmt.Errorf("%w: %q", ErrInputType, keys[1])
+		return &script.TypeError{Key: keys[1], Err: ErrInputType}
 	case 5:
-		return fmt.Errorf("%w: %q", ErrCountsType, keys[2])
+		return &script.TypeError{Key: keys[2], Err: ErrCountsType}
 	}
 	return fmt.Errorf("deadletter: unexpected reply of requeue.lua: %d", code)
 }
@@ -167,8 +167,8 @@ func Drop(ctx context.Context, rdb Remover, inputQueue, stored string) error {
 	key := keyspace.DeadList(inputQueue)
 	n, err := rdb.LRem(ctx, key, -1, stored).Result()
 	if err != nil {
-		if isWrongType(err) {
-			return fmt.Errorf("%w: %q", ErrDeadType, key)
+		if script.IsWrongTypeReply(err) {
+			return &script.TypeError{Key: key, Err: ErrDeadType}
 		}
 		return fmt.Errorf("deadletter: drop from %q: %w", key, err)
 	}
@@ -176,10 +176,4 @@ func Drop(ctx context.Context, rdb Remover, inputQueue, stored string) error {
 		return ErrGone
 	}
 	return nil
-}
-
-// isWrongType reports whether err is Redis' WRONGTYPE reply.
-func isWrongType(err error) bool {
-	var re redis.Error
-	return errors.As(err, &re) && strings.HasPrefix(re.Error(), "WRONGTYPE")
 }

@@ -32,14 +32,7 @@
 local dead, input, counts = KEYS[1], KEYS[2], KEYS[3]
 local entry, event = ARGV[1], ARGV[2]
 
-local function type_of(key)
-  local t = redis.call('TYPE', key)
-  return t.ok or t
-end
-local function is(key, want)
-  local t = type_of(key)
-  return t == want or t == 'none'
-end
+-- type_of and is come from internal/script's TypeCheck prelude.
 
 if not is(dead, 'list') then return 3 end
 if not is(input, 'list') then return 4 end

@@ -11,6 +11,7 @@ package script
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
 	"strings"
@@ -26,14 +27,32 @@ type Script struct {
 	legacy *redis.Script
 }
 
-// New returns the script of src, which must start with "#!lua". It panics
-// otherwise: scripts are package-level constants embedded at build time.
-func New(src string) *Script {
+// Prelude is Lua source that New inserts after a script's "#!lua" line:
+// helpers several scripts share, so that each is written once. The script
+// Redis runs is still one piece, and its line numbers in error messages
+// count the prelude's lines too.
+type Prelude string
+
+// TypeCheck defines type_of(key) and is(key, want) (typecheck.lua): how a
+// script checks the type of a key before it writes.
+//
+//go:embed typecheck.lua
+var TypeCheck Prelude
+
+// New returns the script of src, which must start with "#!lua", with the
+// preludes inserted after that line. It panics otherwise: scripts are
+// package-level constants embedded at build time.
+func New(src string, preludes ...Prelude) *Script {
 	if !strings.HasPrefix(src, shebang) {
 		panic("script: source does not start with " + shebang)
 	}
-	body := src[strings.IndexByte(src, '\n')+1:]
-	return &Script{full: redis.NewScript(src), legacy: redis.NewScript(body)}
+	first, body, _ := strings.Cut(src, "\n")
+	var b strings.Builder
+	for _, p := range preludes {
+		b.WriteString(string(p))
+	}
+	body = b.String() + body
+	return &Script{full: redis.NewScript(first + "\n" + body), legacy: redis.NewScript(body)}
 }
 
 // Dialect says which form of the scripts a server runs.
