@@ -30,7 +30,7 @@ RESC_RECOVERY_KILLS ?= 40
 chaos:
 	./scripts/ensure-redis.sh
 	RESC_SOAK=$(RESC_SOAK) RESC_RECOVERY_KILLS=$(RESC_RECOVERY_KILLS) \
-	  $(GO) test -count=1 -v -parallel 16 -timeout 60m -run '^(TestSoak|TestRecoveryTime)$$' ./cmd/resc/
+	  $(GO) test -count=1 -v -parallel 16 -timeout 60m -run '^(TestSoak|TestRecoveryTime)$$' ./systest/
 
 ## build: a static binary in bin/resc with the version stamped in.
 build:

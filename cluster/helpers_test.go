@@ -103,17 +103,9 @@ func run(t *testing.T, m *Membership) (stop func() error) {
 	return stop
 }
 
-// eventually polls cond every 5 ms until it holds or within passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %s", within, what)
-		}
-		time.Sleep(5 * time.Millisecond) // polling interval, not a synchronisation
-	}
-}
+// eventually is testutil.EventuallyWithin(t, within, what, cond): cond
+// must hold within the time given.
+var eventually = testutil.EventuallyWithin
 
 // waitDone waits for ctx to be done, up to within, and returns when it was
 // noticed.

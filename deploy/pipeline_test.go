@@ -18,6 +18,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 
 	"github.com/resc-go/resc/internal/otlptest"
+	"github.com/resc-go/resc/internal/proctest"
 	"github.com/resc-go/resc/internal/redistest"
 	"github.com/resc-go/resc/internal/testutil"
 )
@@ -213,8 +214,10 @@ func TestComposePipeline(t *testing.T) {
 func buildPrograms(t *testing.T) map[string]string {
 	t.Helper()
 	dir := t.TempDir()
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-X main.version=pipeline-test", "-o", dir+"/",
-		"./cmd/resc", "./examples/worker", "./examples/demo-api", "./deploy/healthcheck")
+	if _, err := proctest.Build(t.Context(), dir, proctest.BuildOptions{Version: "pipeline-test", Trimpath: true, Static: true}); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("go", "build", "-trimpath", "-o", dir+"/", "./examples/worker", "./examples/demo-api", "./deploy/healthcheck")
 	cmd.Dir = ".."
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {

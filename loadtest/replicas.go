@@ -8,12 +8,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/resc-go/resc/internal/proctest"
 )
 
 // replica is one `resc run` process.
@@ -108,13 +109,12 @@ func (t *tailBuffer) String() string {
 	return string(bytes.TrimSpace(t.b))
 }
 
-// buildResc builds cmd/resc of this module into dir with `go build`, from
-// the current directory (which must be inside the module).
+// buildResc builds cmd/resc of this module into dir (proctest.Build), from
+// the current directory, which must be inside the module.
 func buildResc(ctx context.Context, dir string) (string, error) {
-	bin := filepath.Join(dir, "resc")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/resc-go/resc/cmd/resc")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("loadtest: go build resc (run from inside the resc-go module, or give --resc): %w\n%s", err, out)
+	bin, err := proctest.Build(ctx, dir, proctest.BuildOptions{})
+	if err != nil {
+		return "", fmt.Errorf("loadtest: building resc (run from inside the resc-go module, or give --resc): %w", err)
 	}
 	return bin, nil
 }

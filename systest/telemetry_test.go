@@ -1,4 +1,4 @@
-package main
+package systest
 
 import (
 	"io"
@@ -11,7 +11,9 @@ import (
 
 	"github.com/resc-go/resc/internal/keyspace"
 	"github.com/resc-go/resc/internal/otlptest"
+	"github.com/resc-go/resc/internal/proctest"
 	"github.com/resc-go/resc/internal/redistest"
+	"github.com/resc-go/resc/internal/testutil"
 )
 
 // scrape returns the /metrics page at base.
@@ -45,15 +47,15 @@ func TestTelemetryProcess(t *testing.T) {
 		_, _ = io.WriteString(w, `{"name": "widget"}`)
 	}))
 	defer api.Close()
-	addr := freePort(t)
-	p := startResc(t, []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + recv.URL, "OTEL_SERVICE_NAME=resc-it", "OTEL_BSP_SCHEDULE_DELAY=100"},
+	addr := testutil.FreePort(t)
+	p := proctest.Start(t, []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + recv.URL, "OTEL_SERVICE_NAME=resc-it", "OTEL_BSP_SCHEDULE_DELAY=100"},
 		"run", "--replica-id", "t1", "--http-addr", addr, procConfig(t, srv.URL(), api.URL))
-	p.waitLog(10*time.Second, "leader: replaying")
+	p.WaitLog(10*time.Second, "leader: replaying")
 	if err := rdb.LPush(t.Context(), "in", "prod/7", "acq/1").Err(); err != nil {
 		t.Fatal(err)
 	}
-	p.eventually(10*time.Second, "the fetch rule's task", listIs(t, rdb, "made/todo", "made/7/widget"))
-	p.eventually(10*time.Second, "the plain rule's task", listIs(t, rdb, "trt/todo", "trt/1"))
+	p.Eventually(10*time.Second, "the fetch rule's task", listIs(t, rdb, "made/todo", "made/7/widget"))
+	p.Eventually(10*time.Second, "the plain rule's task", listIs(t, rdb, "trt/todo", "trt/1"))
 
 	base := "http://" + addr
 	metrics := scrape(t, base)
@@ -80,7 +82,7 @@ func TestTelemetryProcess(t *testing.T) {
 	if m == nil {
 		t.Fatalf("task trace context %q", tp)
 	}
-	p.stop(10 * time.Second) // flushes the spans
+	p.Stop(10 * time.Second) // flushes the spans
 	byName := map[string]otlptest.Span{}
 	for _, s := range recv.Spans() {
 		if s.TraceID == m[1] {

@@ -1,4 +1,4 @@
-package main
+package systest
 
 import (
 	"context"
@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,7 +22,9 @@ import (
 	"github.com/resc-go/resc/config"
 	"github.com/resc-go/resc/deadletter"
 	"github.com/resc-go/resc/internal/keyspace"
+	"github.com/resc-go/resc/internal/proctest"
 	"github.com/resc-go/resc/internal/redistest"
+	"github.com/resc-go/resc/internal/testutil"
 )
 
 // The chaos suite (issue 3) runs clusters of real resc processes on a real
@@ -47,7 +48,7 @@ func chaosConfig(t *testing.T, redisURL, fetchBase, watcherKeys, timings string)
 	if timings != "" {
 		top += "\n  cluster: {" + timings + "}"
 	}
-	return writeConfig(t, "chaos.hjson", procConfigText(redisURL, fetchBase, top, watcherKeys))
+	return testutil.WriteFile(t, "chaos.hjson", procConfigText(redisURL, fetchBase, top, watcherKeys))
 }
 
 // taskOf is where the chaos configuration pushes the task of event.
@@ -238,16 +239,16 @@ type chaosCluster struct {
 	cfg  string
 	env  []string
 
-	live    map[string]*proc // the running replicas by id
-	all     []member         // every replica started, in order
-	ids     int              // for newID
-	eventNo int              // for newEvent
+	live    map[string]*proctest.Process // the running replicas by id
+	all     []member                     // every replica started, in order
+	ids     int                          // for newID
+	eventNo int                          // for newEvent
 }
 
 // member is a resc process and its replica id.
 type member struct {
 	id string
-	p  *proc
+	p  *proctest.Process
 }
 
 // newChaosCluster starts a redis-server, the API (answering within
@@ -265,7 +266,7 @@ func newChaosCluster(t *testing.T, apiDelay time.Duration, watcherKeys, timings 
 		done: trackDone(t, rdb),
 		cfg:  chaosConfig(t, srv.URL(), api.URL, watcherKeys, timings),
 		env:  env,
-		live: map[string]*proc{},
+		live: map[string]*proctest.Process{},
 	}
 }
 
@@ -284,13 +285,13 @@ func (c *chaosCluster) newEvent() string {
 // start starts replica id and waits until it has joined the cluster (a
 // restart under the id of a killed replica first waits for its old
 // registration to expire).
-func (c *chaosCluster) start(id string) *proc {
+func (c *chaosCluster) start(id string) *proctest.Process {
 	c.t.Helper()
 	if c.live[id] != nil {
 		c.t.Fatalf("replica %s is already running", id)
 	}
-	p := startResc(c.t, c.env, "run", "--replica-id", id, "--http-addr", "off", c.cfg)
-	p.waitLog(20*time.Second, "resc-go started")
+	p := proctest.Start(c.t, c.env, "run", "--replica-id", id, "--http-addr", "off", c.cfg)
+	p.WaitLog(20*time.Second, "resc-go started")
 	c.live[id] = p
 	c.all = append(c.all, member{id, p})
 	return p
@@ -301,7 +302,7 @@ func (c *chaosCluster) stop(id string) {
 	c.t.Helper()
 	p := c.live[id]
 	delete(c.live, id)
-	p.stop(20 * time.Second)
+	p.Stop(20 * time.Second)
 }
 
 // stopAll stops every running replica, in id order.
@@ -319,15 +320,13 @@ func (c *chaosCluster) kill(ids ...string) (at time.Time, held map[string][]stri
 	c.t.Helper()
 	at = time.Now()
 	for _, id := range ids {
-		if err := c.live[id].cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			c.t.Fatalf("SIGKILL %s: %v", id, err)
-		}
+		c.live[id].Kill()
 	}
 	held = map[string][]string{}
 	for _, id := range ids {
-		<-c.live[id].done
+		c.live[id].Wait(10 * time.Second)
 		delete(c.live, id)
-		held[id] = list(c.t, c.rdb, keyspace.TakenList(chaosTaken, id))
+		held[id] = testutil.List(c.t, c.rdb, keyspace.TakenList(chaosTaken, id))
 	}
 	return at, held
 }
@@ -370,7 +369,7 @@ func (c *chaosCluster) push(events ...string) {
 func (c *chaosCluster) logs(lines int) string {
 	var b strings.Builder
 	for _, r := range c.all {
-		l := strings.Split(strings.TrimRight(r.p.stderr.String(), "\n"), "\n")
+		l := strings.Split(strings.TrimRight(r.p.Stderr(), "\n"), "\n")
 		fmt.Fprintf(&b, "--- %s (last %d of %d lines):\n%s\n", r.id, min(lines, len(l)), len(l), strings.Join(l[max(0, len(l)-lines):], "\n"))
 	}
 	return b.String()
@@ -380,7 +379,7 @@ func (c *chaosCluster) logs(lines int) string {
 func (c *chaosCluster) anyLog(s string) []string {
 	var ids []string
 	for _, r := range c.all {
-		if strings.Contains(r.p.stderr.String(), s) {
+		if strings.Contains(r.p.Stderr(), s) {
 			ids = append(ids, r.id)
 		}
 	}
@@ -402,7 +401,7 @@ func (c *chaosCluster) holdOn(victim string, want int) []string {
 		ids = append(ids, id)
 		c.push("prod/" + id)
 		c.eventually(10*time.Second, "the event taken", listIs(c.t, c.rdb, chaosInput))
-		if len(list(c.t, c.rdb, taken)) >= want {
+		if len(testutil.List(c.t, c.rdb, taken)) >= want {
 			return ids
 		}
 	}
@@ -420,9 +419,9 @@ func atRandom(d time.Duration) {
 
 // logLines returns the lines of p's stderr that contain every one of
 // parts.
-func logLines(p *proc, parts ...string) []string {
+func logLines(p *proctest.Process, parts ...string) []string {
 	var lines []string
-	for l := range strings.Lines(p.stderr.String()) {
+	for l := range strings.Lines(p.Stderr()) {
 		if !slices.ContainsFunc(parts, func(s string) bool { return !strings.Contains(l, s) }) {
 			lines = append(lines, strings.TrimSpace(l))
 		}
@@ -430,25 +429,11 @@ func logLines(p *proc, parts ...string) []string {
 	return lines
 }
 
-// poll calls cond every 10 ms until it holds or timeout has passed, and
-// returns whether it held and cond's last description.
-func poll(timeout time.Duration, cond func() (bool, string)) (bool, string) {
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if ok, state := cond(); ok || time.Now().After(deadline) {
-			return ok, state
-		}
-		<-tick.C
-	}
-}
-
 // eventually polls cond until it holds, failing the test with what, cond's
 // last description and the replicas' logs after timeout.
 func (c *chaosCluster) eventually(timeout time.Duration, what string, cond func() (bool, string)) {
 	c.t.Helper()
-	if ok, state := poll(timeout, cond); !ok {
+	if ok, state := testutil.Poll(timeout, cond); !ok {
 		c.t.Fatalf("after %v: want %s; got %s\n%s", timeout, what, state, c.logs(40))
 	}
 }
@@ -459,7 +444,7 @@ func (c *chaosCluster) eventually(timeout time.Duration, what string, cond func(
 // the time since at, the moment of the kill. Safe for concurrent use: it
 // fails nothing itself.
 func (c *chaosCluster) recoveryTime(at time.Time, taken string, held []string, timeout time.Duration) (time.Duration, error) {
-	ok, state := poll(timeout, func() (bool, string) {
+	ok, state := testutil.Poll(timeout, func() (bool, string) {
 		n, example, err := c.done.pending(held)
 		switch {
 		case err != nil:
@@ -506,7 +491,7 @@ func (c *chaosCluster) inFlight() string {
 func (c *chaosCluster) deadEntries() []deadletter.Entry {
 	c.t.Helper()
 	var entries []deadletter.Entry
-	for _, raw := range list(c.t, c.rdb, keyspace.DeadList(chaosInput)) {
+	for _, raw := range testutil.List(c.t, c.rdb, keyspace.DeadList(chaosInput)) {
 		e, err := deadletter.Decode(raw)
 		if err != nil {
 			c.t.Fatal(err)
@@ -537,7 +522,7 @@ func (c *chaosCluster) settle(events, wantDead []string, timeout time.Duration) 
 			handled = append(handled, ev)
 		}
 	}
-	settled, state := poll(timeout, func() (bool, string) {
+	settled, state := testutil.Poll(timeout, func() (bool, string) {
 		n, example, err := c.done.pending(handled)
 		busy := c.inFlight()
 		return n == 0 && busy == "" && err == nil,
@@ -549,7 +534,7 @@ func (c *chaosCluster) settle(events, wantDead []string, timeout time.Duration) 
 
 	tasks := map[string]int{}
 	for _, q := range []string{"trt/todo", "made/todo"} {
-		for _, task := range list(t, c.rdb, q) {
+		for _, task := range testutil.List(t, c.rdb, q) {
 			tasks[q+" "+task]++
 		}
 	}

@@ -1,4 +1,4 @@
-package main
+package systest
 
 import (
 	"crypto/sha1"
@@ -18,6 +18,7 @@ import (
 	"github.com/resc-go/resc/cluster"
 	"github.com/resc-go/resc/config"
 	"github.com/resc-go/resc/internal/keyspace"
+	"github.com/resc-go/resc/internal/testutil"
 	"github.com/resc-go/resc/recovery"
 )
 
@@ -37,7 +38,7 @@ const (
 func TestTwoKilledReplicasRecovered(t *testing.T) {
 	t.Parallel()
 	c := newChaosCluster(t, 0, "concurrency: 2", "", "RESC_LOG=info") // replays are logged at info
-	c.start("a").waitLog(10*time.Second, logLeader)
+	c.start("a").WaitLog(10*time.Second, logLeader)
 	c.start("b")
 	survivor := c.start("c")
 
@@ -52,9 +53,9 @@ func TestTwoKilledReplicasRecovered(t *testing.T) {
 	c.eventually(15*time.Second, "each replica holding two events", func() (bool, string) {
 		var ns []int
 		for _, id := range []string{"a", "b", "c"} {
-			ns = append(ns, len(list(t, c.rdb, keyspace.TakenList(chaosTaken, id))))
+			ns = append(ns, len(testutil.List(t, c.rdb, keyspace.TakenList(chaosTaken, id))))
 		}
-		in := len(list(t, c.rdb, chaosInput))
+		in := len(testutil.List(t, c.rdb, chaosInput))
 		return in == 0 && slices.Equal(ns, []int{2, 2, 2}), fmt.Sprintf("taken lists of a, b, c hold %v, %d events in the input queue", ns, in)
 	})
 
@@ -73,10 +74,10 @@ func TestTwoKilledReplicasRecovered(t *testing.T) {
 		t.Fatalf("%v\n%s", err, c.logs(30))
 	}
 	t.Logf("the events of both killed replicas were committed by the survivor %v after the kills", d.Round(10*time.Millisecond))
-	assertList(t, c.rdb, keyspace.TakenList(chaosTaken, "b"))
+	testutil.AssertList(t, c.rdb, keyspace.TakenList(chaosTaken, "b"))
 	for _, dead := range []string{"a", "b"} {
 		if len(logLines(survivor, logLeaderReplay, "list="+keyspace.TakenList(chaosTaken, dead))) == 0 {
-			survivor.fatalf("the survivor did not log the replay of %s's taken list", dead)
+			survivor.Fatalf("the survivor did not log the replay of %s's taken list", dead)
 		}
 	}
 	c.settle(events, nil, 20*time.Second)
@@ -96,7 +97,7 @@ func TestRollingRestart(t *testing.T) {
 	t.Parallel()
 	c := newChaosCluster(t, 10*time.Millisecond, "", "", "RESC_LOG=info") // replays are logged at info
 	ids := []string{"a", "b", "c"}
-	c.start("a").waitLog(10*time.Second, logLeader)
+	c.start("a").WaitLog(10*time.Second, logLeader)
 	c.start("b")
 	c.start("c")
 	prod := startProducer(t, c.rdb, 3*time.Millisecond, 1)
@@ -116,7 +117,7 @@ func TestRollingRestart(t *testing.T) {
 		if n := c.rdb.Exists(t.Context(), keyspace.Replica(config.DefaultKeyPrefix, id)).Val(); n != 0 {
 			t.Errorf("%s still registered after exiting: the others would wait dead-after for it", id)
 		}
-		assertList(t, c.rdb, keyspace.TakenList(chaosTaken, id)) // finished or handed back
+		testutil.AssertList(t, c.rdb, keyspace.TakenList(chaosTaken, id)) // finished or handed back
 		start = time.Now()
 		c.start(id)
 		t.Logf("%s: stopped in %v, back in %v", id, stopped.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
@@ -194,7 +195,7 @@ func TestPoisonEventDeadLettered(t *testing.T) {
 					return true, ""
 				}
 			}
-			lettered = len(list(t, c.rdb, keyspace.DeadList(chaosInput))) > 0
+			lettered = len(testutil.List(t, c.rdb, keyspace.DeadList(chaosInput))) > 0
 			return lettered, c.inFlight()
 		})
 		if lettered {
@@ -408,7 +409,7 @@ func TestRecoveryTime(t *testing.T) {
 // new replica. It returns the recovery times.
 func measureRecovery(t *testing.T, leader bool, kills int) []time.Duration {
 	c := newChaosCluster(t, 0, "", "", "RESC_LOG=warn")
-	c.start(c.newID()).waitLog(10*time.Second, logLeader)
+	c.start(c.newID()).WaitLog(10*time.Second, logLeader)
 	c.start(c.newID())
 	var ds []time.Duration
 	var events []string
