@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -14,13 +13,13 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/resc-go/resc/internal/redistest"
+	"github.com/resc-go/resc/internal/testutil"
 )
 
 // The tests of this file run the commands in-process through runMain; the
-// ones of process_test.go run the built binary.
+// ones of package systest run the built binary.
 
 // writeConfig writes content to a file name in a new temporary directory and
 // returns its path.
@@ -66,25 +65,8 @@ func clearEnv(t *testing.T) {
 // contacted: assertNoConnection fails the test if anything connected to it.
 func silentRedis(t *testing.T) (url string, assertNoConnection func()) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	return "redis://" + ln.Addr().String() + "/0", func() {
-		t.Helper()
-		// A connection made earlier waits in the backlog: Accept returns it
-		// at once. Nothing is pending when it times out.
-		_ = ln.(*net.TCPListener).SetDeadline(time.Now().Add(100 * time.Millisecond))
-		c, err := ln.Accept()
-		if err == nil {
-			c.Close()
-			t.Fatalf("something connected to the Redis URL %s: no connection was expected", url)
-		}
-		if !errors.Is(err, os.ErrDeadlineExceeded) {
-			t.Fatalf("accept: %v", err)
-		}
-	}
+	addr, assertNoConnection := testutil.SilentListener(t)
+	return "redis://" + addr + "/0", assertNoConnection
 }
 
 // readmeConfig is resc's README example plus a rule with several make
