@@ -48,7 +48,8 @@ func TestTelemetryProcess(t *testing.T) {
 	}))
 	defer api.Close()
 	addr := testutil.FreePort(t)
-	p := proctest.Start(t, []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + recv.URL, "OTEL_SERVICE_NAME=resc-it", "OTEL_BSP_SCHEDULE_DELAY=100"},
+	p := proctest.Start(t, []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + recv.URL, "OTEL_SERVICE_NAME=resc-it", "OTEL_BSP_SCHEDULE_DELAY=100",
+		"RESC_TRACE_CONTEXT_TTL=7m"},
 		"run", "--replica-id", "t1", "--http-addr", addr, procConfig(t, srv.URL(), api.URL))
 	p.WaitLog(10*time.Second, "leader: replaying")
 	if err := rdb.LPush(t.Context(), "in", "prod/7", "acq/1").Err(); err != nil {
@@ -81,6 +82,11 @@ func TestTelemetryProcess(t *testing.T) {
 	m := regexp.MustCompile(`^00-([0-9a-f]{32})-([0-9a-f]{16})-01$`).FindStringSubmatch(tp)
 	if m == nil {
 		t.Fatalf("task trace context %q", tp)
+	}
+	// RESC_TRACE_CONTEXT_TTL reaches the watchers (it was once parsed and
+	// then dropped, leaving the 1 h default).
+	if ttl := rdb.PTTL(t.Context(), keyspace.TraceContext("resc:", "made/todo", "made/7/widget")).Val(); ttl <= 6*time.Minute || ttl > 7*time.Minute {
+		t.Errorf("task trace context TTL %v, want RESC_TRACE_CONTEXT_TTL=7m", ttl)
 	}
 	p.Stop(10 * time.Second) // flushes the spans
 	byName := map[string]otlptest.Span{}
