@@ -6,16 +6,19 @@ LDFLAGS   := -s -w -X main.version=$(VERSION)
 CONFIG    ?= examples/demo.hjson
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: run test chaos build lint vet bench loadtest clean
+.PHONY: run test chaos build lint vet bench loadtest screenshots clean
 
-## run: start resc on the example configuration; without a reachable Redis at
-## its URL, an embedded in-memory server is started instead (for trying only).
+## run: start resc on the example configuration, with the web console at
+## http://127.0.0.1:9464/ui/ (docs/ui.md); without a reachable Redis at its
+## URL, an embedded in-memory server is started instead (for trying only).
 run:
-	RESC_LOG=$${RESC_LOG:-info} $(GO) run -ldflags "$(LDFLAGS)" ./cmd/resc run --embedded=auto $(CONFIG)
+	RESC_LOG=$${RESC_LOG:-info} $(GO) run -ldflags "$(LDFLAGS)" ./cmd/resc run --embedded=auto --ui $(CONFIG)
 
-## test: install redis-server if missing, vet, then every test with -race.
+## test: install redis-server (and chromium, for the console's browser
+## tests) if missing, vet, then every test with -race.
 test:
 	./scripts/ensure-redis.sh
+	./scripts/ensure-chromium.sh
 	$(GO) vet ./...
 	$(GO) test -race -shuffle=on -count=1 -timeout 10m ./...
 
@@ -77,6 +80,12 @@ loadtest:
 	  else \
 	    echo "k6 not installed: skipped (make loadtest LOADTEST_K6=install installs go.k6.io/k6@$(K6_VERSION))"; \
 	  fi
+
+## screenshots: the console's pages in docs/ui/, by its browser test.
+screenshots:
+	./scripts/ensure-redis.sh
+	./scripts/ensure-chromium.sh
+	RESC_UI_SCREENSHOTS=$(CURDIR)/docs/ui $(GO) test -count=1 -run '^TestConsoleInBrowser$$' ./systest/
 
 clean:
 	rm -rf bin

@@ -100,14 +100,21 @@ type Reader interface {
 // together in one MULTI. A missing list is empty; a key of another type is
 // an error wrapping ErrDeadType.
 func Read(ctx context.Context, rdb Reader, inputQueue string, limit int64) (length int64, records []Record, err error) {
+	return ReadRange(ctx, rdb, inputQueue, 0, limit)
+}
+
+// ReadRange is Read of the limit entries after the skip newest ones
+// (every entry after them when limit <= 0), for paging.
+func ReadRange(ctx context.Context, rdb Reader, inputQueue string, skip, limit int64) (length int64, records []Record, err error) {
 	key := keyspace.DeadList(inputQueue)
+	skip = max(skip, 0)
 	stop := int64(-1)
 	if limit > 0 {
-		stop = limit - 1
+		stop = skip + limit - 1
 	}
 	pipe := rdb.TxPipeline()
 	llen := pipe.LLen(ctx, key)
-	lrange := pipe.LRange(ctx, key, 0, stop)
+	lrange := pipe.LRange(ctx, key, skip, stop)
 	if _, err := pipe.Exec(ctx); err != nil {
 		if script.IsWrongTypeReply(err) {
 			return 0, nil, &script.TypeError{Key: key, Err: ErrDeadType}
@@ -119,7 +126,7 @@ func Read(ctx context.Context, rdb Reader, inputQueue string, limit int64) (leng
 	records = make([]Record, len(stored))
 	for i, s := range stored {
 		r := &records[len(stored)-1-i]
-		r.Position, r.Stored = length-int64(i), s
+		r.Position, r.Stored = length-skip-int64(i), s
 		r.Entry, _ = Parse(s)
 	}
 	return length, records, nil

@@ -33,6 +33,9 @@ type Entry struct {
 	// Count is the number of crash replays made, in the entries of a
 	// poison event (package recovery); nil in the others.
 	Count *int `json:"count,omitempty"`
+	// TraceID is the OpenTelemetry trace (32 hex digits) of the attempt
+	// that gave up, when it was traced (package watcher); empty otherwise.
+	TraceID string `json:"trace_id,omitempty"`
 }
 
 // NewEntry is the entry of event, given up on by replica at time at for

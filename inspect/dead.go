@@ -54,12 +54,14 @@ func (in *Inspector) DeadLetters(ctx context.Context, queue string, limit int64)
 }
 
 // Selection chooses entries of a dead-letter list: by their positions (as
-// DeadLetters numbers them), all of them, or those whose event matches a
-// regular expression. Exactly one must be given.
+// DeadLetters numbers them), all of them, those whose event matches a
+// regular expression, or those Where accepts (called oldest first, once
+// per entry). Exactly one must be given.
 type Selection struct {
 	Positions []int64
 	All       bool
 	Match     *regexp.Regexp
+	Where     func(deadletter.Record) bool
 }
 
 // NoEntryError is a Selection's position beyond the end of the list.
@@ -77,13 +79,13 @@ func (e *NoEntryError) Error() string {
 // is a *NoEntryError: nothing is chosen.
 func (in *Inspector) Select(ctx context.Context, queue string, sel Selection) ([]deadletter.Record, error) {
 	given := 0
-	for _, g := range []bool{len(sel.Positions) > 0, sel.All, sel.Match != nil} {
+	for _, g := range []bool{len(sel.Positions) > 0, sel.All, sel.Match != nil, sel.Where != nil} {
 		if g {
 			given++
 		}
 	}
 	if given != 1 {
-		return nil, errors.New("inspect: a Selection gives exactly one of Positions, All and Match")
+		return nil, errors.New("inspect: a Selection gives exactly one of Positions, All, Match and Where")
 	}
 	dl, err := in.DeadLetters(ctx, queue, 0)
 	if err != nil {
@@ -101,6 +103,12 @@ func (in *Inspector) Select(ctx context.Context, queue string, sel Selection) ([
 		}
 	case sel.All:
 		chosen = dl.Records
+	case sel.Where != nil:
+		for _, r := range dl.Records {
+			if sel.Where(r) {
+				chosen = append(chosen, r)
+			}
+		}
 	default:
 		for _, r := range dl.Records {
 			if sel.Match.MatchString(r.Event()) {

@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -102,6 +103,16 @@ type Replica struct {
 	clusterLog *slog.Logger // package cluster adds the id itself
 	cs         cluster.Settings
 	rs         recovery.Settings
+
+	countsMu sync.Mutex
+	counts   []watcherCounts // per watcher
+}
+
+// watcherCounts are the counts of a watcher over its successive runs:
+// those of the runs that ended, and the running one.
+type watcherCounts struct {
+	ended   watcher.Counts
+	running *watcher.Watcher
 }
 
 // New checks o and derives the settings of every part. It does no I/O.
@@ -133,7 +144,8 @@ func New(o Options) (*Replica, error) {
 	if cc.MaxReplays == 0 {
 		rs.MaxReplays = -1 // recovery's "no replay at all"
 	}
-	return &Replica{o: o, log: o.Logger.With("replica", o.ID), clusterLog: o.Logger, cs: cs, rs: rs}, nil
+	return &Replica{o: o, log: o.Logger.With("replica", o.ID), clusterLog: o.Logger, cs: cs, rs: rs,
+		counts: make([]watcherCounts, len(o.Config.Watchers))}, nil
 }
 
 // Run runs the replica until ctx is done, then shuts it down in the order
@@ -217,10 +229,17 @@ func (r *Replica) serve(ctx context.Context, dialect script.Dialect, member *clu
 	for i := range r.o.Config.Watchers {
 		g.Go(func() error { return r.runWatcher(gctx, i, member, dialect, fetcher) })
 	}
+	published := make(chan struct{})
+	go func() {
+		defer close(published)
+		r.publishCounters(gctx)
+	}()
 	r.log.Warn("resc-go started", "version", r.o.Version, "config", r.o.ConfigPath, "watchers", len(r.o.Config.Watchers), "http", r.o.HTTPAddr)
 
 	// Step 1: the watchers drain and hand back, leadership is released.
 	err := g.Wait()
+	<-published
+	r.publish(context.WithoutCancel(ctx)) // the final counts, drained included
 	// Step 2: the heartbeat stops, then the replica deregisters.
 	stopMember()
 	_ = membership.Wait()
@@ -261,7 +280,10 @@ func (r *Replica) runWatcher(ctx context.Context, i int, member *cluster.Members
 			TraceContextTTL: r.o.TraceContextTTL,
 			MeterProvider:   r.meterProvider(),
 		})
-		if err := w.Run(ctx); !errors.Is(err, watcher.ErrFenced) {
+		r.running(i, w)
+		err = w.Run(ctx)
+		r.ended(i, w)
+		if !errors.Is(err, watcher.ErrFenced) {
 			return err
 		}
 	}

@@ -383,7 +383,11 @@ func (w *Watcher) scheduleTag(it *item) string {
 }
 
 func (w *Watcher) deadEntry(it *item, now time.Time) string {
-	return deadletter.NewEntry(it.event, w.cfg.InputQueue, it.reason, w.opts.Replica, now, it.attempts).JSON()
+	e := deadletter.NewEntry(it.event, w.cfg.InputQueue, it.reason, w.opts.Replica, now, it.attempts)
+	if it.trace != nil && it.trace.span != nil {
+		e.TraceID = it.trace.span.SpanContext().TraceID().String()
+	}
+	return e.JSON()
 }
 
 // commitReply is commit.lua's reply for one event.

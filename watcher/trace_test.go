@@ -157,3 +157,29 @@ func TestTraceContextsOfEventsDoNotLeak(t *testing.T) {
 		t.Errorf("%d tasks, want %d", got, n)
 	}
 }
+
+// TestDeadLetterCarriesTraceID: the entry of an event dead-lettered by a
+// permanent fetch failure names the trace of its process span, for the
+// console's link to Jaeger.
+func TestDeadLetterCarriesTraceID(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	s, _ := fetchServer(t, 404, `{}`)
+	fr := rule("children", `^trt/(?P<id>\w+)$`, mk("made/${id}", "out", ""))
+	fr.Fetch = []config.Fetcher{{URL: s.URL + "/children/${id}", Returns: "c"}}
+	h := newHarness(t, []config.Rule{fr}, fetch.New(fetch.Options{Settings: config.FetchSettings{Timeout: 5e9, MaxBody: 1 << 20}, TracerProvider: tp}),
+		func(_ *config.Watcher, o *Options) { o.TracerProvider, o.Permanent = tp, fetch.IsPermanent })
+	h.start()
+	h.push("trt/x")
+	h.waitHandled(1)
+	e := h.onlyDead()
+	var process string
+	for _, sp := range exp.GetSpans() {
+		if sp.Name == "process in" {
+			process = sp.SpanContext.TraceID().String()
+		}
+	}
+	if process == "" || e.TraceID != process {
+		t.Errorf("dead letter trace_id %q, process span's trace %q", e.TraceID, process)
+	}
+}

@@ -10,6 +10,7 @@
 //	resc push [--redis-url URL] QUEUE EVENT...   LPUSH events (for trying)
 //	resc status [--json] CONFIG      replicas, leader, queue lengths
 //	resc dead list|requeue|drop [flags] CONFIG   the dead-letter lists
+//	resc ui [flags] CONFIG           the operators' web console alone
 //	resc --version
 package main
 
@@ -71,6 +72,8 @@ const usage = `usage:
   resc dead requeue|drop [--queue Q] (--index N... | --all | --match REGEXP) [--dry-run] CONFIG
                                                push entries back to the input queue, or remove them
                                                (requeue --raw: also entries pushed by hand)
+  resc ui [--redis-url URL] [--http-addr ADDR] CONFIG
+                                               the operators' web console alone (default 127.0.0.1:9465)
   resc --version
 
 run flags (each also read from the environment):
@@ -80,6 +83,13 @@ run flags (each also read from the environment):
   --embedded MODE      RESC_EMBEDDED     never (default), auto (an in-memory server when the loopback
                                          Redis of CONFIG is not reachable; for trying only), always
   --drain-timeout D    RESC_DRAIN_TIMEOUT  how long in-flight events may finish on SIGTERM (default 30s)
+  --ui                 RESC_UI=1         serve the operators' web console at /ui of --http-addr
+console (run --ui and ui):
+  RESC_UI_TOKEN        the token that allows requeue and drop (at least 16 characters; none: read-only)
+  RESC_UI_TOKEN_FILE   a file holding it, instead
+  RESC_UI_JAEGER_URL   Jaeger UI address: dead letters link to their trace
+  RESC_UI_INTERVAL     how often the console reads the deployment (default 5s)
+  RESC_UI_ADDR         ui: the address, like --http-addr
 status and dead flags:
   --redis-url URL      RESC_REDIS_URL    as for run
   --queue Q                              dead: the watcher's input queue (required when CONFIG has several)
@@ -113,6 +123,8 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return cmdStatus(ctx, args[1:], stdout, stderr)
 	case "dead":
 		return cmdDead(ctx, args[1:], stdout, stderr)
+	case "ui":
+		return cmdUI(ctx, args[1:], stderr)
 	}
 	if looksLikeConfig(args[0]) {
 		return cmdRun(ctx, args, stderr) // resc CONFIG [flags]

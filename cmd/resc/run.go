@@ -31,6 +31,7 @@ type runFlags struct {
 	httpAddr     string
 	embedded     string
 	drainTimeout time.Duration
+	ui           bool // serve the console at /ui
 	replicaGiven bool // the id was set by flag or environment
 	level        slog.Level
 	traceParent  bool          // RESC_TRACE_PARENT=child
@@ -46,6 +47,8 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	fs.StringVar(&f.redisURL, "redis-url", os.Getenv("RESC_REDIS_URL"), "Redis URL, overriding the configuration's")
 	fs.StringVar(&f.httpAddr, "http-addr", os.Getenv("RESC_HTTP_ADDR"), "address of /healthz and /readyz (\"off\": none)")
 	fs.StringVar(&f.embedded, "embedded", envOr("RESC_EMBEDDED", "never"), "never, auto or always: an in-memory Redis for trying")
+	uiEnv, uiErr := parseBool("RESC_UI", os.Getenv("RESC_UI"))
+	fs.BoolVar(&f.ui, "ui", uiEnv, "serve the operators' console at /ui of --http-addr")
 	drain := envOr("RESC_DRAIN_TIMEOUT", "30s")
 	fs.Func("drain-timeout", "how long in-flight events may finish on SIGTERM (default 30s)", func(s string) error { drain = s; return nil })
 	pos, err := positional(fs, args, 1, false, "usage: resc run [flags] CONFIG")
@@ -53,6 +56,9 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 		return nil, err
 	}
 	f.config = pos[0]
+	if uiErr != nil {
+		return nil, &exitError{code: 2, msg: uiErr.Error()}
+	}
 	if f.drainTimeout, err = time.ParseDuration(drain); err != nil || f.drainTimeout <= 0 {
 		return nil, &exitError{code: 2, msg: fmt.Sprintf("bad drain timeout %q: want a positive duration like 30s", drain)}
 	}
@@ -132,6 +138,18 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 			return &exitError{code: 1, msg: err.Error()}
 		}
 		srv.Handle("GET /metrics", tel.Handler())
+	}
+	if f.ui {
+		if srv == nil {
+			return &exitError{code: 2, msg: "--ui needs an HTTP address: --http-addr is off"}
+		}
+		c, made, err := newConsole(rdb, l.cfg, replicaLog, emb != nil)
+		if err != nil {
+			return &exitError{code: 2, msg: err.Error()}
+		}
+		c.Register(srv)
+		go func() { _ = c.Run(ctx) }() // readings stop with ctx; the server stops after the replica
+		printConsoleURL(stderr, srv.Addr(), made)
 	}
 	r, err := replica.New(replica.Options{
 		ID:              f.replica,

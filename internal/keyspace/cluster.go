@@ -42,3 +42,11 @@ func Owners(prefix string) string {
 func Leader(prefix string) string {
 	return prefix + "leader"
 }
+
+// ReplicaCounters are a replica's counters since it started (STRING
+// holding a JSON object, cluster.Counters), written every few seconds
+// with a TTL of a minute, read by the operators' console:
+// "<prefix>replica-counters:<id>".
+func ReplicaCounters(prefix, id string) string {
+	return prefix + "replica-counters:" + id
+}

@@ -49,9 +49,10 @@ var allowed = map[string][]string{
 	// Assembly and operation: a replica's parts, and the read model.
 	"replica": {"config", "rules", "fetch", "watcher", "cluster", "recovery", "telemetry", "internal/*"},
 	"inspect": {"config", "cluster", "deadletter", "internal/keyspace", "internal/script", "internal/takenlist"},
+	"console": {"config", "cluster", "deadletter", "inspect"},
 
 	// The command: wiring of everything above.
-	"cmd/resc": {"config", "rules", "fetch", "deadletter", "cluster", "inspect", "replica", "telemetry", "internal/*"},
+	"cmd/resc": {"config", "rules", "fetch", "deadletter", "cluster", "inspect", "console", "replica", "telemetry", "internal/*"},
 
 	// Beside the product, imported by none of it.
 	"loadtest":               {"config", "fetch", "rules", "internal/*"},

@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/resc-go/resc/config"
+	"github.com/resc-go/resc/console"
+	"github.com/resc-go/resc/inspect"
+	"github.com/resc-go/resc/telemetry"
+)
+
+// defaultUIAddr is where `resc ui` listens: beside a replica's default
+// 127.0.0.1:9464 on the same machine.
+const defaultUIAddr = "127.0.0.1:9465"
+
+// uiSettings are the console's environment: RESC_UI_TOKEN (or
+// RESC_UI_TOKEN_FILE, a file holding it), RESC_UI_JAEGER_URL and
+// RESC_UI_INTERVAL. The token is never a flag: it would show in ps.
+func uiSettings(version string, log *slog.Logger) (console.Options, error) {
+	o := console.Options{Version: version, Logger: log, Token: os.Getenv("RESC_UI_TOKEN")}
+	if f := os.Getenv("RESC_UI_TOKEN_FILE"); f != "" {
+		if o.Token != "" {
+			return o, fmt.Errorf("RESC_UI_TOKEN and RESC_UI_TOKEN_FILE are both set: give one")
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return o, fmt.Errorf("RESC_UI_TOKEN_FILE: %v", err)
+		}
+		o.Token = strings.TrimSpace(string(b))
+		if o.Token == "" {
+			return o, fmt.Errorf("RESC_UI_TOKEN_FILE %s is empty", f)
+		}
+	}
+	if o.Token != "" && len(o.Token) < 16 {
+		return o, fmt.Errorf("RESC_UI_TOKEN is %d characters long: use at least 16 (e.g. openssl rand -hex 16)", len(o.Token))
+	}
+	if j := os.Getenv("RESC_UI_JAEGER_URL"); j != "" {
+		u, err := url.Parse(j)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return o, fmt.Errorf("bad RESC_UI_JAEGER_URL %q: want the Jaeger UI's address, like http://127.0.0.1:16686", j)
+		}
+		o.JaegerURL = j
+	}
+	if v := os.Getenv("RESC_UI_INTERVAL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 100*time.Millisecond {
+			return o, fmt.Errorf("bad RESC_UI_INTERVAL %q: want a duration of at least 100ms like 5s", v)
+		}
+		o.Interval = d
+	}
+	return o, nil
+}
+
+// parseBool reads an on/off environment variable.
+func parseBool(name, v string) (bool, error) {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "", "0", "false", "off", "no":
+		return false, nil
+	case "1", "true", "on", "yes":
+		return true, nil
+	}
+	return false, fmt.Errorf("bad %s %q: use 1 or 0", name, v)
+}
+
+// newConsole is the console of cfg on rdb, with the environment's
+// settings; with trying set (the embedded server) and no token given, a
+// token is made up and printed with the address.
+func newConsole(rdb redis.UniversalClient, cfg *config.Config, log *slog.Logger, trying bool) (*console.Console, string, error) {
+	o, err := uiSettings(version, log)
+	if err != nil {
+		return nil, "", err
+	}
+	made := ""
+	if o.Token == "" && trying {
+		var b [12]byte
+		_, _ = rand.Read(b[:])
+		o.Token = hex.EncodeToString(b[:])
+		made = o.Token
+	}
+	c, err := console.New(inspect.New(rdb, cfg, inspect.Options{}), cfg, o)
+	return c, made, err
+}
+
+// printConsoleURL tells the operator where the console is, and the token
+// made up for trying it.
+func printConsoleURL(stderr io.Writer, addr, made string) {
+	mode := "actions need the value of RESC_UI_TOKEN at Log in"
+	switch {
+	case made != "":
+		mode = "to requeue and drop, log in with the token " + made + " (made up for this run; set RESC_UI_TOKEN for yours)"
+	case os.Getenv("RESC_UI_TOKEN") == "" && os.Getenv("RESC_UI_TOKEN_FILE") == "":
+		mode = "read-only: set RESC_UI_TOKEN to requeue and drop from it"
+	}
+	fmt.Fprintf(stderr, "\n  console: http://%s%s\n           %s\n\n", addr, console.Path, mode)
+}
+
+// cmdUI is `resc ui [--redis-url URL] [--http-addr ADDR] CONFIG`: the
+// console alone, needing only Redis.
+func cmdUI(ctx context.Context, args []string, stderr io.Writer) error {
+	const usage = "usage: resc ui [--redis-url URL] [--http-addr ADDR] CONFIG"
+	fs := newFlags("ui", stderr)
+	redisURL := fs.String("redis-url", os.Getenv("RESC_REDIS_URL"), "Redis `URL`, overriding the configuration's")
+	addr := fs.String("http-addr", envOr("RESC_UI_ADDR", defaultUIAddr), "`address` to serve the console on")
+	pos, err := positional(fs, args, 1, false, usage)
+	if err != nil {
+		return err
+	}
+	level, err := telemetry.ParseLevel(os.Getenv("RESC_LOG"))
+	if err != nil {
+		return &exitError{code: 2, msg: err.Error()}
+	}
+	log := telemetry.NewLogger(stderr, level)
+	telemetry.RouteRedisLog(log)
+	l, err := load(pos[0])
+	if err != nil {
+		return reportLoad(stderr, err)
+	}
+	u := *redisURL
+	if u == "" {
+		u = l.cfg.RedisURL
+	}
+	if u == "" {
+		return &exitError{code: 2, msg: "no Redis URL: set redis.url in the configuration, --redis-url or RESC_REDIS_URL"}
+	}
+	opts, err := redis.ParseURL(u)
+	if err != nil {
+		return &exitError{code: 2, msg: fmt.Sprintf("bad Redis URL: %v", redactURLError(err, u))}
+	}
+	opts.ReadTimeout, opts.WriteTimeout = opsIOTimeout, opsIOTimeout
+	rdb := redis.NewClient(opts)
+	defer rdb.Close()
+	c, _, err := newConsole(rdb, l.cfg, log, false)
+	if err != nil {
+		return &exitError{code: 2, msg: err.Error()}
+	}
+	srv, err := telemetry.Listen(*addr, func(ctx context.Context) error { return rdb.Ping(ctx).Err() }, log)
+	if err != nil {
+		return &exitError{code: 1, msg: err.Error()}
+	}
+	c.Register(srv)
+	printConsoleURL(stderr, srv.Addr(), "")
+	var g errgroup.Group
+	g.Go(func() error { return srv.Run(ctx) })
+	g.Go(func() error { return c.Run(ctx) })
+	return g.Wait()
+}
+
+// redactURLError keeps a password of u out of err's text.
+func redactURLError(err error, u string) string {
+	s := err.Error()
+	if p, perr := url.Parse(u); perr == nil && p.User != nil {
+		if pw, ok := p.User.Password(); ok && pw != "" {
+			s = strings.ReplaceAll(s, pw, "xxxxx")
+		}
+	}
+	return s
+}
