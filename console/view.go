@@ -11,15 +11,17 @@ import (
 )
 
 var funcs = template.FuncMap{
-	"ms":       msAge,
-	"rate":     formatRate,
-	"short":    shorten,
-	"count":    func(n int64) string { return group(n) },
-	"deref":    func(p *int64) string { return derefLen(p) },
-	"add":      func(a, b int) int { return a + b },
-	"timefmt":  func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
-	"plural":   plural,
-	"hasValue": func(p *int64) bool { return p != nil },
+	"ms":           msAge,
+	"rate":         formatRate,
+	"short":        shorten,
+	"count":        func(n int64) string { return group(n) },
+	"deref":        func(p *int64) string { return derefLen(p) },
+	"add":          func(a, b int) int { return a + b },
+	"timefmt":      func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
+	"plural":       plural,
+	"hasValue":     func(p *int64) bool { return p != nil },
+	"redact":       redact,
+	"redactStored": redactStored,
 }
 
 // msAge is a duration given in milliseconds, short: "850ms", "12s",

@@ -8,13 +8,17 @@
 //
 //  1. The context is cancelled: the watchers stop taking, finish what they
 //     hold within the drain timeout and hand back the rest to their input
-//     queues; leadership is released (the elector's Run returns).
+//     queues; leadership is released (the elector's Run returns). The
+//     counters are published once more, drained events included.
 //  2. Only then the membership stops heartbeating and the replica
 //     deregisters, so that its taken lists are empty when it leaves and
 //     nobody waits for it to be declared dead. The membership therefore
 //     runs on a context of its own, not on Run's.
 //  3. The HTTP endpoints stop last of all (they are served on Run's context,
 //     so /readyz reports the stop from its start).
+//
+// While it runs, the replica publishes its watchers' counters every
+// cluster.CountersInterval for the web console (counters.go).
 //
 // A membership that ends by itself (its id taken over by a live replica)
 // stops the whole replica with an error; a lease lost to a slow heartbeat

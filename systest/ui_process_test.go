@@ -1,0 +1,51 @@
+package systest
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/resc-go/resc/internal/proctest"
+	"github.com/resc-go/resc/internal/redistest"
+	"github.com/resc-go/resc/internal/testutil"
+)
+
+// TestConsoleProcesses: a replica started with --ui and a stand-alone
+// `resc ui` serve the same overview: the replica, and the tasks it pushed
+// (from the counters it publishes). Without Chromium, over plain HTTP.
+func TestConsoleProcesses(t *testing.T) {
+	rs := redistest.Start(t)
+	rdb := rs.Client()
+	cfg := testutil.WriteFile(t, "resc.hjson", `{redis: {url: "`+rs.URL()+`"},
+		watchers: [{input_queue: "events", rules: [{name: "acq", on: "^acq/(?P<n>\\d+)$", make: {queue: "todo"}}]}]}`)
+	repAddr, uiAddr := testutil.FreePort(t), testutil.FreePort(t)
+	rep := proctest.Start(t, []string{"RESC_UI=1"}, "run", "--http-addr", repAddr, "--replica-id", "proc-1", cfg)
+	rep.WaitLog(20*time.Second, "console: http://"+repAddr+"/ui/")
+	ui := proctest.Start(t, []string{"RESC_UI_ADDR=" + uiAddr, "RESC_UI_INTERVAL=200ms"}, "ui", cfg)
+	ui.WaitLog(20*time.Second, "console: http://"+uiAddr+"/ui/")
+	if !strings.Contains(ui.Stderr(), "read-only") {
+		t.Errorf("resc ui without a token does not say it is read-only:\n%s", ui.Stderr())
+	}
+	for i := range 7 {
+		rdb.LPush(t.Context(), "events", "acq/"+string(rune('0'+i)))
+	}
+	for _, addr := range []string{repAddr, uiAddr} {
+		var body string
+		ok, _ := testutil.Poll(15*time.Second, func() (bool, string) {
+			resp, err := http.Get("http://" + addr + "/ui/?fragment=1")
+			if err != nil {
+				return false, err.Error()
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			body = string(b)
+			return resp.StatusCode == 200 && strings.Contains(body, `<tr data-replica="proc-1">`) &&
+				strings.Contains(body, `<tr data-task-queue="todo"><td><code>todo</code></td><td class="num">7</td>`), ""
+		})
+		if !ok {
+			t.Errorf("the console at %s does not show the replica and its 7 tasks:\n%s", addr, body)
+		}
+	}
+}
