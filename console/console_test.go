@@ -397,3 +397,28 @@ func summary(body string) string {
 	}
 	return body
 }
+
+// TestManyTaskQueues: past maxQueuesShown task queues, the busiest are
+// listed and the others summed in one row.
+func TestManyTaskQueues(t *testing.T) {
+	f := newFixture(t, Options{})
+	ctx := t.Context()
+	m, err := cluster.Register(ctx, f.rdb, cluster.Info{ID: "rep-1", Started: f.now}, cluster.Options{Settings: cluster.TestSettings()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Deregister(context.Background()) })
+	w := cluster.WatcherCounters{InputQueue: "in"}
+	for i := range maxQueuesShown + 5 {
+		w.Queues = append(w.Queues, cluster.QueueCounts{Queue: "q/" + strconv.Itoa(i), Pushed: int64(100 + i)})
+	}
+	if err := cluster.PublishCounters(ctx, f.rdb, "", "rep-1", cluster.Counters{Time: f.now, Watchers: []cluster.WatcherCounters{w}}); err != nil {
+		t.Fatal(err)
+	}
+	_, body := f.get("/ui/")
+	// The 5 least busy are q/0..q/4: 100+101+102+103+104 = 510.
+	if !strings.Contains(body, `<code>5 other queues</code></td><td class="num">510</td>`) || strings.Contains(body, `data-task-queue="q/4"`) ||
+		!strings.Contains(body, `data-task-queue="q/29"`) {
+		t.Errorf("task queues: %s", body[strings.Index(body, "Task queues"):][:800])
+	}
+}

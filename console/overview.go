@@ -1,8 +1,10 @@
 package console
 
 import (
+	"cmp"
 	"net/http"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/resc-go/resc/inspect"
@@ -36,7 +38,12 @@ type watcherView struct {
 	Charts                                        []chart
 	Rules                                         []ruleView
 	Queues                                        []queueView
+	MoreQueues                                    bool // the last of Queues sums the others
 }
+
+// maxQueuesShown bounds the task queues listed per watcher (queue names
+// come from patterns: there may be thousands).
+const maxQueuesShown = 25
 
 type ruleView struct {
 	Index   int
@@ -114,6 +121,18 @@ func (c *Console) overviewOf(samples []sample) overviewView {
 			wv.Queues = append(wv.Queues, queueView{Queue: q,
 				Pushed: total(act, in, queueCounter(q, false)), Deduplicate: total(act, in, queueCounter(q, true)),
 				Rate: wr(in, queueCounter(q, false))})
+		}
+		// The busiest first; past maxQueuesShown, the rest are summed.
+		slices.SortStableFunc(wv.Queues, func(a, b queueView) int { return cmp.Compare(b.Pushed+b.Deduplicate, a.Pushed+a.Deduplicate) })
+		if n := len(wv.Queues); n > maxQueuesShown {
+			more := queueView{Queue: strconv.Itoa(n-maxQueuesShown) + " other queues"}
+			for _, q := range wv.Queues[maxQueuesShown:] {
+				more.Pushed += q.Pushed
+				more.Deduplicate += q.Deduplicate
+				more.Rate += q.Rate
+			}
+			wv.Queues = append(wv.Queues[:maxQueuesShown], more)
+			wv.MoreQueues = true
 		}
 		v.Watchers = append(v.Watchers, wv)
 	}
