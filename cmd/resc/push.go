@@ -23,7 +23,7 @@ func cmdPush(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	opts, err := redis.ParseURL(*url)
 	if err != nil {
-		return &exitError{code: 2, msg: fmt.Sprintf("bad Redis URL %q: %v", *url, err)}
+		return &exitError{code: 2, msg: badURL(*url, err)}
 	}
 	telemetry.RouteRedisLog(slog.New(slog.DiscardHandler)) // its dial errors come back below
 	opts.MaxRetries = -1

@@ -182,7 +182,7 @@ func runClient(url string, nwatchers int) (*redis.Client, error) {
 	}
 	opts, err := redis.ParseURL(url)
 	if err != nil {
-		return nil, &exitError{code: 2, msg: fmt.Sprintf("bad Redis URL %q: %v", url, err)}
+		return nil, &exitError{code: 2, msg: badURL(url, err)}
 	}
 	// Each watcher holds one connection in BLMOVE and one per commit
 	// pipeline at least; leave room for both and for /readyz.
@@ -219,7 +219,7 @@ func startEmbedded(ctx context.Context, f *runFlags, stderr io.Writer, log *slog
 			return nil, nil // a remote server is never replaced
 		}
 		if f.redisURL != "" && reachable(ctx, f.redisURL) {
-			log.Warn("using the Redis server at " + f.redisURL)
+			log.Warn("using the Redis server at " + redactedURL(f.redisURL))
 			return nil, nil
 		}
 	default:

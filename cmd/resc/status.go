@@ -43,7 +43,7 @@ func opsConnect(ctx context.Context, url string, cfg *config.Config) (*redis.Cli
 	}
 	opts, err := redis.ParseURL(url)
 	if err != nil {
-		return nil, &exitError{code: 2, msg: fmt.Sprintf("bad Redis URL %q: %v", url, err)}
+		return nil, &exitError{code: 2, msg: badURL(url, err)}
 	}
 	telemetry.RouteRedisLog(slog.New(slog.DiscardHandler)) // the errors come back to the caller
 	opts.DialTimeout = opsDialTimeout

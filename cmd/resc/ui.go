@@ -136,7 +136,7 @@ func cmdUI(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	opts, err := redis.ParseURL(u)
 	if err != nil {
-		return &exitError{code: 2, msg: fmt.Sprintf("bad Redis URL: %v", redactURLError(err, u))}
+		return &exitError{code: 2, msg: badURL(u, err)}
 	}
 	opts.ReadTimeout, opts.WriteTimeout = opsIOTimeout, opsIOTimeout
 	rdb := redis.NewClient(opts)
@@ -155,15 +155,4 @@ func cmdUI(ctx context.Context, args []string, stderr io.Writer) error {
 	g.Go(func() error { return srv.Run(ctx) })
 	g.Go(func() error { return c.Run(ctx) })
 	return g.Wait()
-}
-
-// redactURLError keeps a password of u out of err's text.
-func redactURLError(err error, u string) string {
-	s := err.Error()
-	if p, perr := url.Parse(u); perr == nil && p.User != nil {
-		if pw, ok := p.User.Password(); ok && pw != "" {
-			s = strings.ReplaceAll(s, pw, "xxxxx")
-		}
-	}
-	return s
 }
