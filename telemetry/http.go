@@ -15,9 +15,11 @@ import (
 //
 //	/healthz        200 while the process serves (liveness)
 //	/readyz         200 when ready says so, else 503 with the reason
-//	/debug/pprof/   Go profiles, for performance work
+//	/debug/pprof/   Go profiles, for performance work (unless turned off)
 //
-// and what Handle adds (/metrics).
+// and what Handle adds (/metrics, /ui/). /debug/pprof/cmdline is not
+// served: a command line may hold a secret (--redis-url with a password),
+// and go tool pprof does not need it.
 type Server struct {
 	ln    net.Listener
 	mux   *http.ServeMux
@@ -26,9 +28,20 @@ type Server struct {
 	ready func(context.Context) error
 }
 
-// Listen binds addr (e.g. "127.0.0.1:9464") and returns a Server to Run.
-// ready is called by /readyz with a context of one second.
+// ServerOptions tune a Server.
+type ServerOptions struct {
+	// NoPprof leaves /debug/pprof/ out (RESC_PPROF=off).
+	NoPprof bool
+}
+
+// Listen is ListenWith and the default options: profiles served.
 func Listen(addr string, ready func(context.Context) error, log *slog.Logger) (*Server, error) {
+	return ListenWith(addr, ready, log, ServerOptions{})
+}
+
+// ListenWith binds addr (e.g. "127.0.0.1:9464") and returns a Server to
+// Run. ready is called by /readyz with a context of one second.
+func ListenWith(addr string, ready func(context.Context) error, log *slog.Logger, o ServerOptions) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("telemetry: http address %s: %w", addr, err)
@@ -39,11 +52,13 @@ func Listen(addr string, ready func(context.Context) error, log *slog.Logger) (*
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	if !o.NoPprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", http.NotFound)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	return s, nil
 }

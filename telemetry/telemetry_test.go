@@ -68,6 +68,9 @@ func TestServer(t *testing.T) {
 	if code, _ := get(t, base+"/debug/pprof/"); code != 200 {
 		t.Errorf("/debug/pprof/ = %d", code)
 	}
+	if code, _ := get(t, base+"/debug/pprof/cmdline"); code != 404 {
+		t.Errorf("/debug/pprof/cmdline = %d, want 404 (a command line may hold a secret)", code)
+	}
 	cancel()
 	select {
 	case err := <-done:
@@ -76,6 +79,26 @@ func TestServer(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return after cancel")
+	}
+}
+
+// TestServerWithoutPprof: NoPprof leaves every profile out.
+func TestServerWithoutPprof(t *testing.T) {
+	s, err := ListenWith("127.0.0.1:0", func(context.Context) error { return nil }, slog.New(slog.DiscardHandler), ServerOptions{NoPprof: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = s.Run(ctx) }()
+	base := "http://" + s.Addr()
+	for _, path := range []string{"/debug/pprof/", "/debug/pprof/profile?seconds=1", "/debug/pprof/heap", "/debug/pprof/trace?seconds=1"} {
+		if code, _ := get(t, base+path); code != 404 {
+			t.Errorf("%s = %d with NoPprof, want 404", path, code)
+		}
+	}
+	if code, _ := get(t, base+"/healthz"); code != 200 {
+		t.Errorf("/healthz = %d", code)
 	}
 }
 

@@ -95,6 +95,7 @@ status and dead flags:
   --queue Q                              dead: the watcher's input queue (required when CONFIG has several)
 environment:
   RESC_LOG             error, warn (default), info or debug
+  RESC_PPROF           on (default) or off: the Go profiles at /debug/pprof/ of the HTTP address
 `
 
 // runMain dispatches the subcommands; it returns an *exitError for a

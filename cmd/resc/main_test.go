@@ -57,7 +57,7 @@ func exitCode(err error) int {
 // environment of whoever runs the tests cannot change their outcome.
 func clearEnv(t *testing.T) {
 	for _, name := range []string{"RESC_REPLICA_ID", "RESC_REDIS_URL", "RESC_HTTP_ADDR", "RESC_EMBEDDED", "RESC_DRAIN_TIMEOUT", "RESC_LOG",
-		"RESC_UI", "RESC_UI_TOKEN", "RESC_UI_TOKEN_FILE", "RESC_UI_JAEGER_URL", "RESC_UI_INTERVAL", "RESC_UI_ADDR"} {
+		"RESC_PPROF", "RESC_UI", "RESC_UI_TOKEN", "RESC_UI_TOKEN_FILE", "RESC_UI_JAEGER_URL", "RESC_UI_INTERVAL", "RESC_UI_ADDR"} {
 		t.Setenv(name, "")
 	}
 }

@@ -32,6 +32,7 @@ type runFlags struct {
 	embedded     string
 	drainTimeout time.Duration
 	ui           bool // serve the console at /ui
+	noPprof      bool // RESC_PPROF=off
 	replicaGiven bool // the id was set by flag or environment
 	level        slog.Level
 	traceParent  bool          // RESC_TRACE_PARENT=child
@@ -48,6 +49,7 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	fs.StringVar(&f.httpAddr, "http-addr", os.Getenv("RESC_HTTP_ADDR"), "address of /healthz and /readyz (\"off\": none)")
 	fs.StringVar(&f.embedded, "embedded", envOr("RESC_EMBEDDED", "never"), "never, auto or always: an in-memory Redis for trying")
 	uiEnv, uiErr := parseBool("RESC_UI", os.Getenv("RESC_UI"))
+	pprofOn, pprofErr := parseBool("RESC_PPROF", envOr("RESC_PPROF", "on"))
 	fs.BoolVar(&f.ui, "ui", uiEnv, "serve the operators' console at /ui of --http-addr")
 	drain := envOr("RESC_DRAIN_TIMEOUT", "30s")
 	fs.Func("drain-timeout", "how long in-flight events may finish on SIGTERM (default 30s)", func(s string) error { drain = s; return nil })
@@ -56,9 +58,10 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 		return nil, err
 	}
 	f.config = pos[0]
-	if uiErr != nil {
-		return nil, &exitError{code: 2, msg: uiErr.Error()}
+	if err := cmp.Or(uiErr, pprofErr); err != nil {
+		return nil, &exitError{code: 2, msg: err.Error()}
 	}
+	f.noPprof = !pprofOn
 	if f.drainTimeout, err = time.ParseDuration(drain); err != nil || f.drainTimeout <= 0 {
 		return nil, &exitError{code: 2, msg: fmt.Sprintf("bad drain timeout %q: want a positive duration like 30s", drain)}
 	}
@@ -134,7 +137,8 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	// bad address fails at once.
 	var srv *telemetry.Server
 	if f.httpAddr != "off" {
-		if srv, err = telemetry.Listen(f.httpAddr, func(ctx context.Context) error { return rdb.Ping(ctx).Err() }, replicaLog); err != nil {
+		if srv, err = telemetry.ListenWith(f.httpAddr, func(ctx context.Context) error { return rdb.Ping(ctx).Err() }, replicaLog,
+			telemetry.ServerOptions{NoPprof: f.noPprof}); err != nil {
 			return &exitError{code: 1, msg: err.Error()}
 		}
 		srv.Handle("GET /metrics", tel.Handler())

@@ -71,7 +71,7 @@ func parseBool(name, v string) (bool, error) {
 	case "1", "true", "on", "yes":
 		return true, nil
 	}
-	return false, fmt.Errorf("bad %s %q: use 1 or 0", name, v)
+	return false, fmt.Errorf("bad %s %q: use on (1, true) or off (0, false)", name, v)
 }
 
 // newConsole is the console of cfg on rdb, with the environment's
@@ -145,7 +145,11 @@ func cmdUI(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return &exitError{code: 2, msg: err.Error()}
 	}
-	srv, err := telemetry.Listen(*addr, func(ctx context.Context) error { return rdb.Ping(ctx).Err() }, log)
+	pprofOn, err := parseBool("RESC_PPROF", envOr("RESC_PPROF", "on"))
+	if err != nil {
+		return &exitError{code: 2, msg: err.Error()}
+	}
+	srv, err := telemetry.ListenWith(*addr, func(ctx context.Context) error { return rdb.Ping(ctx).Err() }, log, telemetry.ServerOptions{NoPprof: !pprofOn})
 	if err != nil {
 		return &exitError{code: 1, msg: err.Error()}
 	}

@@ -24,6 +24,7 @@ func TestUISettingsRefused(t *testing.T) {
 	}{
 		{map[string]string{"RESC_UI": "maybe"}, []string{"run", good}, `bad RESC_UI "maybe"`},
 		{nil, []string{"run", "--ui", "--http-addr", "off", good}, "--ui needs an HTTP address"},
+		{map[string]string{"RESC_PPROF": "sometimes"}, []string{"run", good}, `bad RESC_PPROF "sometimes"`},
 		{map[string]string{"RESC_UI_TOKEN": "short"}, []string{"run", "--ui", "--http-addr", "127.0.0.1:0", good}, "RESC_UI_TOKEN is 5 characters long"},
 		{map[string]string{"RESC_UI_TOKEN": strings.Repeat("t", 20), "RESC_UI_TOKEN_FILE": tokenFile}, []string{"ui", "--http-addr", "127.0.0.1:0", good}, "RESC_UI_TOKEN and RESC_UI_TOKEN_FILE are both set"},
 		{map[string]string{"RESC_UI_TOKEN_FILE": tokenFile}, []string{"ui", "--http-addr", "127.0.0.1:0", good}, "RESC_UI_TOKEN_FILE " + tokenFile + " is empty"},
