@@ -441,11 +441,13 @@ func (w *Watcher) handleReply(ctx context.Context, it *item, reply commitReply) 
 				detail = "1"
 			}
 		}
+		// The trace ends before the counters move: whoever waits on the
+		// counters then finds the event's spans ended.
+		it.trace.committed(detail)
 		w.stats.Committed.Add(1)
 		w.stats.TasksPushed.Add(n)
 		w.stats.TasksDeduped.Add(deduped)
 		w.metrics.tasks(it.tasks, detail)
-		it.trace.committed(detail)
 		if w.log.Enabled(ctx, slog.LevelInfo) {
 			for _, t := range it.tasks {
 				w.log.Info("-> task", "event", short(it.event), "rule", t.Rule, "task", short(t.Task), "to", t.Queue, "set", t.Set)
@@ -453,8 +455,8 @@ func (w *Watcher) handleReply(ctx context.Context, it *item, reply commitReply) 
 			w.log.Info("event done", "event", short(it.event), "pushed", n, "deduplicated", deduped)
 		}
 	case codeNotOwned:
-		w.stats.NotOwned.Add(1)
 		it.trace.end("not owned", "the event was replayed elsewhere: nothing pushed")
+		w.stats.NotOwned.Add(1)
 		w.log.Warn("event no longer in this replica's taken list (replayed elsewhere): nothing pushed", "event", short(it.event), "taken", w.taken)
 	case codeBadDestination:
 		it.deadLetter(detail)
@@ -475,15 +477,15 @@ func (w *Watcher) handleReply(ctx context.Context, it *item, reply commitReply) 
 		}
 		return w.scriptFailed(it, errors.New(detail))
 	case codeDeadLettered:
-		w.stats.DeadLettered.Add(1)
 		it.trace.end("dead-lettered", it.reason)
+		w.stats.DeadLettered.Add(1)
 		w.log.Warn("event sent to the dead-letter list", "event", short(it.event), "dead", w.dead, "reason", it.reason)
 	case codeBadDeadList:
 		it.trace.end("left in the taken list", "the dead-letter list has the wrong type")
 		w.log.Error("the dead-letter list is not a list: event left in the taken list", "event", short(it.event), "dead", w.dead, "reason", it.reason)
 	case codeRetryScheduled:
-		w.stats.Retried.Add(1)
 		it.trace.end("scheduled again", "fetch failed (attempt "+strconv.FormatInt(n, 10)+"): "+it.reason)
+		w.stats.Retried.Add(1)
 		due, _ := strconv.ParseInt(detail, 10, 64)
 		in := time.UnixMilli(due).Sub(w.opts.Now()).Round(time.Millisecond)
 		if it.outcome == outcomeRetryBusy {
