@@ -12,7 +12,9 @@ STATICCHECK_VERSION ?= v0.8.2
 ## http://127.0.0.1:9464/ui/ (docs/ui.md); without a reachable Redis at its
 ## URL, an embedded in-memory server is started instead (for trying only).
 run:
-	RESC_LOG=$${RESC_LOG:-info} $(GO) run -ldflags "$(LDFLAGS)" ./cmd/resc run --embedded=auto --ui $(CONFIG)
+	RESC_LOG=$${RESC_LOG:-info} \
+	RESC_UI_TOKEN=$${RESC_UI_TOKEN:-$$( [ -n "$$RESC_UI_TOKEN_FILE" ] || echo auto)} \
+	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/resc run --embedded=auto --ui $(CONFIG)
 
 ## test: install redis-server (and chromium, for the console's browser
 ## tests) if missing, vet, then every test with -race.

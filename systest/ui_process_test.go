@@ -3,6 +3,8 @@ package systest
 import (
 	"io"
 	"net/http"
+	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -46,6 +48,37 @@ func TestConsoleProcesses(t *testing.T) {
 		})
 		if !ok {
 			t.Errorf("the console at %s does not show the replica and its 7 tasks:\n%s", addr, body)
+		}
+	}
+}
+
+// TestConsoleAutoToken: RESC_UI_TOKEN=auto (what `make run` sets) makes a
+// token up and prints it beside the address; that token opens a session,
+// another is refused.
+func TestConsoleAutoToken(t *testing.T) {
+	rs := redistest.Start(t)
+	cfg := testutil.WriteFile(t, "resc.hjson", `{redis: {url: "`+rs.URL()+`"},
+		watchers: [{input_queue: "events", rules: [{on: "^acq$", make: {queue: "todo"}}]}]}`)
+	uiAddr := testutil.FreePort(t)
+	ui := proctest.Start(t, []string{"RESC_UI_ADDR=" + uiAddr, "RESC_UI_TOKEN=auto"}, "ui", cfg)
+	ui.WaitLog(20*time.Second, "(made up for this run")
+	m := regexp.MustCompile(`log in with the token ([0-9a-f]{24}) `).FindStringSubmatch(ui.Stderr())
+	if m == nil {
+		t.Fatalf("no made-up token printed:\n%s", ui.Stderr())
+	}
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for token, want := range map[string]int{m[1]: http.StatusSeeOther, "auto": http.StatusUnauthorized, strings.Repeat("0", 24): http.StatusUnauthorized} {
+		resp, err := noRedirect.PostForm("http://"+uiAddr+"/ui/login", url.Values{"token": {token}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		session := false
+		for _, c := range resp.Cookies() {
+			session = session || (c.Value != "" && c.MaxAge >= 0)
+		}
+		if resp.StatusCode != want || session != (want == http.StatusSeeOther) {
+			t.Errorf("login with %q: status %d, session cookie %v; want %d", token, resp.StatusCode, session, want)
 		}
 	}
 }

@@ -85,7 +85,8 @@ run flags (each also read from the environment):
   --drain-timeout D    RESC_DRAIN_TIMEOUT  how long in-flight events may finish on SIGTERM (default 30s)
   --ui                 RESC_UI=1         serve the operators' web console at /ui of --http-addr
 console (run --ui and ui):
-  RESC_UI_TOKEN        the token that allows requeue and drop (at least 16 characters; none: read-only)
+  RESC_UI_TOKEN        the token that allows requeue and drop (at least 16 characters; none: read-only;
+                       auto: made up at start and printed with the console's address)
   RESC_UI_TOKEN_FILE   a file holding it, instead
   RESC_UI_JAEGER_URL   Jaeger UI address: dead letters link to their trace
   RESC_UI_INTERVAL     how often the console reads the deployment (default 5s)

@@ -28,6 +28,7 @@ const defaultUIAddr = "127.0.0.1:9465"
 // uiSettings are the console's environment: RESC_UI_TOKEN (or
 // RESC_UI_TOKEN_FILE, a file holding it), RESC_UI_JAEGER_URL and
 // RESC_UI_INTERVAL. The token is never a flag: it would show in ps.
+// RESC_UI_TOKEN=auto asks for one made up at start (see newConsole).
 func uiSettings(version string, log *slog.Logger) (console.Options, error) {
 	o := console.Options{Version: version, Logger: log, Token: os.Getenv("RESC_UI_TOKEN")}
 	if f := os.Getenv("RESC_UI_TOKEN_FILE"); f != "" {
@@ -43,7 +44,7 @@ func uiSettings(version string, log *slog.Logger) (console.Options, error) {
 			return o, fmt.Errorf("RESC_UI_TOKEN_FILE %s is empty", f)
 		}
 	}
-	if o.Token != "" && len(o.Token) < 16 {
+	if o.Token != "" && o.Token != autoToken && len(o.Token) < 16 {
 		return o, fmt.Errorf("RESC_UI_TOKEN is %d characters long: use at least 16 (e.g. openssl rand -hex 16)", len(o.Token))
 	}
 	if j := os.Getenv("RESC_UI_JAEGER_URL"); j != "" {
@@ -74,16 +75,22 @@ func parseBool(name, v string) (bool, error) {
 	return false, fmt.Errorf("bad %s %q: use on (1, true) or off (0, false)", name, v)
 }
 
+// autoToken, as RESC_UI_TOKEN, asks for a token made up at start and
+// printed beside the console's address: what `make run` sets, so that the
+// console it prints can repair whichever Redis it found.
+const autoToken = "auto"
+
 // newConsole is the console of cfg on rdb, with the environment's
-// settings; with trying set (the embedded server) and no token given, a
-// token is made up and printed with the address.
+// settings; with RESC_UI_TOKEN=auto, or trying set (the embedded server)
+// and no token given, a token is made up and returned, to be printed with
+// the address.
 func newConsole(rdb redis.UniversalClient, cfg *config.Config, log *slog.Logger, trying bool) (*console.Console, string, error) {
 	o, err := uiSettings(version, log)
 	if err != nil {
 		return nil, "", err
 	}
 	made := ""
-	if o.Token == "" && trying {
+	if o.Token == autoToken || (o.Token == "" && trying) {
 		var b [12]byte
 		_, _ = rand.Read(b[:])
 		o.Token = hex.EncodeToString(b[:])
@@ -99,7 +106,7 @@ func printConsoleURL(stderr io.Writer, addr, made string) {
 	mode := "actions need the value of RESC_UI_TOKEN at Log in"
 	switch {
 	case made != "":
-		mode = "to requeue and drop, log in with the token " + made + " (made up for this run; set RESC_UI_TOKEN for yours)"
+		mode = "to requeue and drop, log in with the token " + made + " (made up for this run; set RESC_UI_TOKEN to yours)"
 	case os.Getenv("RESC_UI_TOKEN") == "" && os.Getenv("RESC_UI_TOKEN_FILE") == "":
 		mode = "read-only: set RESC_UI_TOKEN to requeue and drop from it"
 	}
@@ -141,7 +148,7 @@ func cmdUI(ctx context.Context, args []string, stderr io.Writer) error {
 	opts.ReadTimeout, opts.WriteTimeout = opsIOTimeout, opsIOTimeout
 	rdb := redis.NewClient(opts)
 	defer rdb.Close()
-	c, _, err := newConsole(rdb, l.cfg, log, false)
+	c, made, err := newConsole(rdb, l.cfg, log, false)
 	if err != nil {
 		return &exitError{code: 2, msg: err.Error()}
 	}
@@ -154,7 +161,7 @@ func cmdUI(ctx context.Context, args []string, stderr io.Writer) error {
 		return &exitError{code: 1, msg: err.Error()}
 	}
 	c.Register(srv)
-	printConsoleURL(stderr, srv.Addr(), "")
+	printConsoleURL(stderr, srv.Addr(), made)
 	var g errgroup.Group
 	g.Go(func() error { return srv.Run(ctx) })
 	g.Go(func() error { return c.Run(ctx) })
