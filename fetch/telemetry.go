@@ -8,6 +8,7 @@ import (
 	"github.com/sony/gobreaker/v2"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
@@ -19,7 +20,7 @@ import (
 // the W3C traceparent header to the fetched service.
 func (c *Client) traced(tp trace.TracerProvider) {
 	c.transport = otelhttp.NewTransport(c.transport,
-		otelhttp.WithTracerProvider(tp),
+		otelhttp.WithTracerProvider(redactingProvider{tp}),
 		otelhttp.WithPropagators(propagation.TraceContext{}),
 		// No metrics from otelhttp: the client records its own, per
 		// host rather than per URL.
@@ -90,3 +91,60 @@ func (c *Client) record(ctx context.Context, host string, start time.Time, attem
 		m.retries.Add(ctx, int64(attempts-1), metric.WithAttributes(h))
 	}
 }
+
+// urlFull is the attribute otelhttp records the request's URL in.
+const urlFull = attribute.Key("url.full")
+
+// redactingProvider hands otelhttp tracers whose spans never hold a fetch
+// URL's secrets: otelhttp strips a password from url.full but keeps the
+// query, where tokens travel (?token=...), and the text of an error can
+// quote the whole URL. Every URL attribute and error text goes through
+// Redact, like the reasons of dead letters.
+type redactingProvider struct{ trace.TracerProvider }
+
+func (p redactingProvider) Tracer(name string, opts ...trace.TracerOption) trace.Tracer {
+	return redactingTracer{p.TracerProvider.Tracer(name, opts...)}
+}
+
+type redactingTracer struct{ trace.Tracer }
+
+func (t redactingTracer) Start(ctx context.Context, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
+	ctx, span := t.Tracer.Start(ctx, name, opts...)
+	cfg := trace.NewSpanStartConfig(opts...)
+	for _, kv := range cfg.Attributes() {
+		if kv.Key == urlFull {
+			span.SetAttributes(urlFull.String(Redact(kv.Value.AsString())))
+		}
+	}
+	rs := redactingSpan{span}
+	return trace.ContextWithSpan(ctx, rs), rs
+}
+
+type redactingSpan struct{ trace.Span }
+
+func (s redactingSpan) SetAttributes(kv ...attribute.KeyValue) {
+	for i := range kv {
+		if kv[i].Key == urlFull {
+			kv[i] = urlFull.String(Redact(kv[i].Value.AsString()))
+		}
+	}
+	s.Span.SetAttributes(kv...)
+}
+
+func (s redactingSpan) SetStatus(code codes.Code, description string) {
+	s.Span.SetStatus(code, redactText(description))
+}
+
+func (s redactingSpan) RecordError(err error, opts ...trace.EventOption) {
+	if err != nil {
+		err = redactedError{err}
+	}
+	s.Span.RecordError(err, opts...)
+}
+
+// redactedError is an error whose text is redacted; errors.Is and As
+// still reach the original.
+type redactedError struct{ err error }
+
+func (e redactedError) Error() string { return redactText(e.err.Error()) }
+func (e redactedError) Unwrap() error { return e.err }
