@@ -34,6 +34,9 @@ type Server struct {
 	dir    string
 	port   int
 	exited chan struct{}
+	// password is the value of a --requirepass argument: the readiness
+	// check authenticates with it.
+	password string
 }
 
 // Start starts redis-server on a free loopback port, its files in dir, with
@@ -66,6 +69,11 @@ func StartOn(ctx context.Context, dir string, port int, args ...string) (*Server
 		return nil, fmt.Errorf("redis-server not found: %w", err)
 	}
 	s := &Server{dir: dir, port: port, exited: make(chan struct{})}
+	for i, a := range args {
+		if a == "--requirepass" && i+1 < len(args) {
+			s.password = args[i+1]
+		}
+	}
 	s.cmd = exec.Command(bin, append([]string{
 		"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
 		"--dir", dir, "--save", "", "--appendonly", "no",
@@ -89,7 +97,7 @@ func StartOn(ctx context.Context, dir string, port int, args ...string) (*Server
 // awaitAnswer waits until the server answers INFO with its own process id:
 // another server answering on the port means ours cannot bind it.
 func (s *Server) awaitAnswer(ctx context.Context) error {
-	c := redis.NewClient(&redis.Options{Addr: s.Addr(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	c := redis.NewClient(&redis.Options{Addr: s.Addr(), Password: s.password, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
 	defer c.Close()
 	deadline := time.Now().Add(answerTimeout)
 	for {
