@@ -30,6 +30,9 @@ const (
 	DefaultBreakerHalfOpen  = 1
 	DefaultTask             = "${input_task}"
 
+	// DefaultListenerStreamMaxLen is the default listener_stream_maxlen.
+	DefaultListenerStreamMaxLen = 100000
+
 	// The cluster timings (key "cluster"), for ClusterSettings; packages
 	// cluster and recovery use these as their own defaults.
 	DefaultHeartbeatInterval = time.Second
@@ -68,6 +71,19 @@ type Config struct {
 	// handled "<taken_queue> DONE <event>" there, resc's exact text. Empty
 	// (the default) publishes nothing.
 	ListenerChannel string
+
+	// ListenerStream is listener_stream: when not empty, the commit that
+	// publishes a listener message also appends it, in the same script, to
+	// this Redis Stream (XADD, fields type, queue, event and task), trimmed
+	// to about ListenerStreamMaxLen entries: a consumer that was
+	// disconnected reads on from its last entry ID. Empty (the default)
+	// writes no stream. It works with or without ListenerChannel.
+	ListenerStream string
+
+	// ListenerStreamMaxLen is listener_stream_maxlen, the length the stream
+	// is trimmed to (approximately, MAXLEN ~). Default
+	// DefaultListenerStreamMaxLen.
+	ListenerStreamMaxLen int64
 
 	// KeyPrefix is key_prefix, the prefix of resc-go's internal keys
 	// (replica registry, leader lock, retry schedules). Default "resc:";

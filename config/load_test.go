@@ -39,14 +39,15 @@ func watcher(i int, input, taken string, rules ...Rule) Watcher {
 // config is a Config with the default extensions.
 func config(path, redisURL, listener string, ws ...Watcher) *Config {
 	return &Config{
-		Path:            path,
-		RedisURL:        redisURL,
-		ListenerChannel: listener,
-		KeyPrefix:       DefaultKeyPrefix,
-		Fetch:           defaultFetch,
-		Reschedule:      DefaultRescheduleSettings(),
-		Cluster:         DefaultClusterSettings(),
-		Watchers:        ws,
+		Path:                 path,
+		RedisURL:             redisURL,
+		ListenerChannel:      listener,
+		ListenerStreamMaxLen: DefaultListenerStreamMaxLen,
+		KeyPrefix:            DefaultKeyPrefix,
+		Fetch:                defaultFetch,
+		Reschedule:           DefaultRescheduleSettings(),
+		Cluster:              DefaultClusterSettings(),
+		Watchers:             ws,
 	}
 }
 
@@ -261,6 +262,7 @@ func TestLoadDefaultsAndExtensions(t *testing.T) {
 			"redis": {"url": "rediss://user:pw@redis.example:6380/2"},
 			"key_prefix": "myapp:resc:",
 			"http_addr": "off",
+			"listener_stream": "resc/events", "listener_stream_maxlen": 5000,
 			"fetch": {"timeout_ms": 2500, "retries": 0, "max_body_bytes": 1024},
 			"watchers": [{
 				"input_queue": "in", "taken_queue": "in/mine",
@@ -269,10 +271,12 @@ func TestLoadDefaultsAndExtensions(t *testing.T) {
 			}]
 		}`,
 		want: &Config{
-			Path:      "c.json",
-			RedisURL:  "rediss://user:pw@redis.example:6380/2",
-			KeyPrefix: "myapp:resc:",
-			HTTPAddr:  "off",
+			Path:                 "c.json",
+			RedisURL:             "rediss://user:pw@redis.example:6380/2",
+			KeyPrefix:            "myapp:resc:",
+			HTTPAddr:             "off",
+			ListenerStream:       "resc/events",
+			ListenerStreamMaxLen: 5000,
 			Fetch: func() FetchSettings {
 				f := DefaultFetchSettings()
 				f.Timeout, f.Retries, f.MaxBody = 2500*time.Millisecond, 0, 1024
@@ -474,6 +478,17 @@ func TestLoadProblems(t *testing.T) {
 				{"http_addr", "", "must be a string, not a boolean"},
 				{"task_set", "", "must be a string, not an array"},
 				{"watchers", "", "must not be empty"},
+			}},
+		{"listener_stream of the wrong type, maxlen out of range", "",
+			`{"listener_stream":[],"listener_stream_maxlen":0,"watchers":[]}`, []want{
+				{"listener_stream", "", "must be a string, not an array"},
+				{"listener_stream_maxlen", "", "must be a positive integer, not 0"},
+				{"watchers", "", "must not be empty"},
+			}},
+		{"listener_stream is a watcher's queue", "",
+			`{"listener_stream":"in/taken","listener_stream_maxlen":"9","watchers":[{"input_queue":"in","rules":[{"on":"^a$","make":{"queue":"q"}}]}]}`, []want{
+				{"listener_stream_maxlen", "", "must be a positive integer, not a string"},
+				{"listener_stream", "", `"in/taken" is a queue of watchers[0]: the listener stream needs a key of its own`},
 			}},
 		{"fetch settings", "",
 			`{"fetch":{"timeout_ms":0,"retries":-1,"max_body_bytes":"10","timeout":5},"watchers":[]}`, []want{

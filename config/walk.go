@@ -241,6 +241,14 @@ func (l *loader) config(root any) *Config {
 		{name: "listener_channel", set: func(p string, v any) {
 			c.ListenerChannel, _ = l.str(p, "", v)
 		}},
+		{name: "listener_stream", set: func(p string, v any) {
+			c.ListenerStream, _ = l.str(p, "", v)
+		}},
+		{name: "listener_stream_maxlen", set: func(p string, v any) {
+			if n, ok := l.positive(p, "", v, 1<<40); ok {
+				c.ListenerStreamMaxLen = n
+			}
+		}},
 		{name: "key_prefix", set: func(p string, v any) {
 			if s, ok := l.nonEmpty(p, "", v); ok {
 				c.KeyPrefix = s
@@ -267,6 +275,7 @@ func (l *loader) config(root any) *Config {
 		}},
 	})
 	c.RedisURL = l.redisURL
+	l.listenerStream(c)
 	l.fetchSettings(c)
 	l.clusterRelations(c.Cluster)
 	return c
@@ -310,4 +319,22 @@ func hasRedisScheme(u string) bool {
 		}
 	}
 	return false
+}
+
+// listenerStream checks listener_stream against the queues of the
+// watchers: one key cannot be both a stream and a list.
+func (l *loader) listenerStream(c *Config) {
+	if c.ListenerStreamMaxLen == 0 {
+		c.ListenerStreamMaxLen = DefaultListenerStreamMaxLen
+	}
+	s := c.ListenerStream
+	if s == "" {
+		return
+	}
+	for _, w := range c.Watchers {
+		if s == w.InputQueue || s == w.TakenQueue {
+			l.add("listener_stream", "", fmt.Sprintf(
+				"%q is a queue of watchers[%d]: the listener stream needs a key of its own", s, w.Index))
+		}
+	}
 }

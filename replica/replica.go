@@ -266,14 +266,16 @@ func (r *Replica) runWatcher(ctx context.Context, i int, member *cluster.Members
 			return nil // stopping
 		}
 		w := watcher.New(cfg.Watchers[i], r.o.Rules[i], r.o.Redis, fetcher, watcher.Options{
-			Replica:         r.o.ID,
-			ListenerChannel: cfg.ListenerChannel,
-			Dialect:         dialect,
-			DrainTimeout:    r.o.DrainTimeout,
-			Logger:          r.log,
-			Fence:           lease,
-			Prefix:          r.cs.Prefix,
-			Permanent:       fetch.IsPermanent,
+			Replica:              r.o.ID,
+			ListenerChannel:      cfg.ListenerChannel,
+			ListenerStream:       cfg.ListenerStream,
+			ListenerStreamMaxLen: cfg.ListenerStreamMaxLen,
+			Dialect:              dialect,
+			DrainTimeout:         r.o.DrainTimeout,
+			Logger:               r.log,
+			Fence:                lease,
+			Prefix:               r.cs.Prefix,
+			Permanent:            fetch.IsPermanent,
 			Retry: watcher.RetrySettings{
 				Attempts: cfg.Reschedule.Attempts,
 				Delay:    cfg.Reschedule.Delay,

@@ -310,10 +310,14 @@ func (w *Watcher) startCall(c *commitCall, now time.Time, n int) {
 	}
 	n = min(n, maxCallArgs/6+1)
 	if cap(c.items) < n {
-		c.items, c.keys, c.args = make([]*item, 0, n), make([]any, 0, 4+2*n), make([]any, 0, 10+6*n)
+		c.items, c.keys, c.args = make([]*item, 0, n), make([]any, 0, 5+2*n), make([]any, 0, 11+6*n)
 	}
-	c.items, c.keys, c.args = c.items[:0], c.keys[:4], c.args[:10]
+	c.items, c.keys, c.args = c.items[:0], c.keys[:4], c.args[:11]
 	c.keys[0], c.keys[1], c.keys[2], c.keys[3] = &w.taken, &w.dead, &w.attempts, &w.sched
+	if w.stream != "" {
+		c.keys = append(c.keys, &w.stream)
+	}
+	c.args[10] = w.streamLenArg
 	c.args[0], c.args[1], c.args[2], c.args[3], c.args[4] = now.Unix(), w.channelArg, w.takenQueueArg, detail, w.traceTTL
 	r := &w.opts.Retry
 	c.args[5], c.args[6], c.args[7], c.args[8], c.args[9] = now.UnixMilli(), r.Attempts, r.Delay.Milliseconds(), r.MaxDelay.Milliseconds(), r.AttemptsTTL.Milliseconds()

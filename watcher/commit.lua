@@ -13,7 +13,7 @@
 -- and, per event, before that event's writes:
 --   1. every destination has the right type (queue: list or none, set:
 --      zset or none, trace context: string or none, dead-letter list: list
---      or none) and no key has two of these roles in the event; when one
+--      or none, listener stream: stream or none) and no key has two of these roles in the event; when one
 --      has not, it writes nothing for this event and says which (the
 --      caller then dead-letters the event with mode 'dead', fenced like a
 --      commit). Once the event has left the taken list no write can fail
@@ -23,7 +23,8 @@
 --      elsewhere and nothing is written for it;
 --   3. only then it pushes the tasks (ZADD NX first when a set is given, and
 --      LPUSH only when the task was new to the set), stores their trace
---      contexts when traced, and publishes resc's listener messages.
+--      contexts when traced, publishes resc's listener messages and, when
+--      a listener stream is given, appends them to it (XADD, MAXLEN ~).
 --
 -- Modes of an event:
 --   'commit'  as above
@@ -43,6 +44,7 @@
 --           value "<attempts> <last attempt, Unix ms>")
 -- KEYS[4]   the delay schedule of the input queue (ZSET, promoted to the
 --           input queue by the leader when due)
+-- KEYS[5]   the listener stream, when ARGV[11] is not '0'
 -- then, for each event in order: its trace context key (STRING) when
 -- traced, then with 'commit', for each task: its queue, then its set when
 -- it has one, then its trace context key when traced
@@ -59,6 +61,8 @@
 -- ARGV[9]   the longest delay, ms                           |
 -- ARGV[10]  how long attempts are remembered after the      |
 --           last one, ms                                    /
+-- ARGV[11]  the length the listener stream KEYS[5] is trimmed to
+--           (approximately), '0' for no stream
 -- then one record per event:
 --   the event
 --   its mode: 'commit', 'dead' or 'retry'
@@ -78,7 +82,8 @@
 --      '0' skipped by its set, for an event of more than one task (n says
 --      it for one task)
 --   2  not owned: the event is not in the taken list; nothing was written
---   3  bad destination: nothing was written; detail says which and why
+--   3  bad destination (or a listener stream of the wrong type): nothing
+--      was written; detail says which and why
 --   4  dead-lettered as asked (mode 'dead')
 --   5  the dead-letter list has the wrong type; nothing was written
 --   6  retry: that was the last attempt (n = its number); nothing was
@@ -103,13 +108,18 @@ local taken, dead, attempts, sched = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now, channel, taken_name = ARGV[1], ARGV[2], ARGV[3]
 local want_detail, trace_ttl = ARGV[4] == 'd', ARGV[5]
 local nargv = #ARGV
+local stream_len = tonumber(ARGV[11])
+if not stream_len or stream_len < 0 or stream_len ~= math.floor(stream_len) then
+  return redis.error_reply('ERR commit.lua: bad listener stream length ARGV[11] ' .. tostring(ARGV[11]))
+end
+local stream = stream_len > 0 and KEYS[5] or nil
 
 -- The shape of the call, read before anything is written: where each
 -- event's record (rec_a: its first argument) and keys (rec_k) start, and
 -- its argument count (rec_n).
 local rec_a, rec_k, rec_n = {}, {}, {}
 do
-  local a, k, j = 11, 5, 0
+  local a, k, j = 12, stream and 6 or 5, 0
   while a <= nargv do
     local n = tonumber(ARGV[a + 3])
     if not n or n < 0 or n ~= math.floor(n) or a + 3 + n > nargv then
@@ -264,6 +274,9 @@ local function check(role, key, want)
     end
     role[key] = want
   elseif had ~= want then
+    if had == 'stream' then
+      return 'key ' .. key .. ' is both the listener stream and a ' .. names[want] .. 'of this event'
+    end
     if had ~= 'string' and want ~= 'string' then
       return 'key ' .. key .. ' is both a queue and a set of this event\'s tasks'
     end
@@ -282,6 +295,13 @@ local function commit(first, n, trace_key, first_task_key)
   -- no write can fail once the event has left the taken list.
   local role = {}
   local why = trace_key and check(role, trace_key, 'string') or nil
+  if stream and not why then
+    local t = type_of(stream)
+    if t ~= 'stream' and t ~= 'none' then
+      why = 'listener stream ' .. stream .. ' is a ' .. t .. ', not a stream'
+    end
+    role[stream] = 'stream'
+  end
   local k = first_task_key
   for i = first, last, stride do
     why = why or check(role, KEYS[k], 'list')
@@ -333,6 +353,11 @@ local function commit(first, n, trace_key, first_task_key)
       if channel ~= '' then
         redis.call('PUBLISH', channel, taken_name .. ' TRIGGER ' .. event .. ' -> ' .. task)
       end
+      if stream then
+        redis.call('XADD', stream, 'MAXLEN', '~', stream_len, '*',
+          'type', 'TRIGGER', 'queue', taken_name, 'event', event, 'task', task)
+        types[stream] = 'stream'
+      end
     else
       deduped = deduped + 1
     end
@@ -342,6 +367,11 @@ local function commit(first, n, trace_key, first_task_key)
   end
   if channel ~= '' then
     redis.call('PUBLISH', channel, taken_name .. ' DONE ' .. event)
+  end
+  if stream then
+    redis.call('XADD', stream, 'MAXLEN', '~', stream_len, '*',
+      'type', 'DONE', 'queue', taken_name, 'event', event)
+    types[stream] = 'stream'
   end
   forget(trace_key)
   if details then

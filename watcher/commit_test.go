@@ -2,6 +2,9 @@ package watcher
 
 import (
 	"context"
+	"fmt"
+	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -254,5 +257,102 @@ func TestCommitListenerMessages(t *testing.T) {
 		if msg.Payload != w {
 			t.Fatalf("message %d = %q, want %q", i, msg.Payload, w)
 		}
+	}
+}
+
+// TestCommitListenerStream checks the durable listener messages: the same
+// TRIGGERs and DONE as the channel, appended to the stream by the commit,
+// each with its fields, in commit order across events of one call.
+func TestCommitListenerStream(t *testing.T) {
+	h := newHarness(t, nil, nil, func(_ *config.Watcher, o *Options) {
+		o.ListenerStream, o.ListenerStreamMaxLen = "events/log", 1000
+	})
+	ctx := context.Background()
+	h.rdb.LPush(ctx, "in/taken/r1", "acq/1/2", "acq/3/4")
+	h.rdb.ZAdd(ctx, "s", redis.Z{Score: 1, Member: "old"})
+	a := item{event: "acq/1/2", tasks: []rules.Task{
+		{Task: "trt/1/2", Queue: "q", Set: "s", HasSet: true},
+		{Task: "old", Queue: "q", Set: "s", HasSet: true},
+		{Task: "x", Queue: "q2"},
+	}}
+	b := item{event: "acq/3/4", tasks: []rules.Task{{Task: "trt/3/4", Queue: "q"}}}
+	if _, err := h.runCommit(ctx, &a, &b); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := h.rdb.XRange(ctx, "events/log", "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	trigger := func(e, task string) map[string]any {
+		return map[string]any{"type": "TRIGGER", "queue": "in/taken", "event": e, "task": task}
+	}
+	done := func(e string) map[string]any {
+		return map[string]any{"type": "DONE", "queue": "in/taken", "event": e}
+	}
+	want := []map[string]any{
+		trigger("acq/1/2", "trt/1/2"), trigger("acq/1/2", "x"), done("acq/1/2"),
+		trigger("acq/3/4", "trt/3/4"), done("acq/3/4"),
+	}
+	if len(entries) != len(want) {
+		t.Fatalf("stream has %d entries %v, want %d", len(entries), entries, len(want))
+	}
+	for i, e := range entries {
+		if !reflect.DeepEqual(e.Values, want[i]) {
+			t.Errorf("entry %d = %v, want %v", i, e.Values, want[i])
+		}
+	}
+}
+
+// TestCommitListenerStreamTrimmed checks that the stream stays near its
+// MAXLEN (trimmed with ~, so whole macro nodes of 100 entries go at once).
+func TestCommitListenerStreamTrimmed(t *testing.T) {
+	h := newHarness(t, nil, nil, func(_ *config.Watcher, o *Options) {
+		o.ListenerStream, o.ListenerStreamMaxLen = "events/log", 10
+	})
+	ctx := context.Background()
+	const n = 600
+	for i := range n {
+		e := fmt.Sprintf("e%d", i)
+		h.rdb.LPush(ctx, "in/taken/r1", e)
+		if _, err := h.commitOne(ctx, &item{event: e, tasks: []rules.Task{{Task: e, Queue: "q"}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := h.rdb.LLen(ctx, "q").Val(); got != n {
+		t.Fatalf("q has %d tasks, want %d", got, n)
+	}
+	if l := h.rdb.XLen(ctx, "events/log").Val(); l < 10 || l > 10+200 {
+		t.Fatalf("stream length %d after %d entries, want about its MAXLEN 10 (at most two macro nodes more)", l, 2*n)
+	}
+}
+
+// TestListenerStreamBadKey checks that a listener stream key of the wrong
+// type, or one that is also a task's queue, dead-letters the event with the
+// reason and writes none of its tasks.
+func TestListenerStreamBadKey(t *testing.T) {
+	for _, tc := range []struct {
+		name, queue string
+		setup       func(*redis.Client)
+		reason      string
+	}{
+		{"stream key is a list", "q", func(r *redis.Client) { r.LPush(context.Background(), "events/log", "x") },
+			"listener stream events/log is a list, not a stream"},
+		{"stream key is the task queue", "events/log", func(*redis.Client) {},
+			"key events/log is both the listener stream and a queue of this event"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, []config.Rule{rule("r", "^a$", mk("t", tc.queue, ""))}, nil,
+				func(_ *config.Watcher, o *Options) { o.ListenerStream = "events/log" })
+			tc.setup(h.rdb)
+			h.start()
+			h.push("a")
+			h.waitHandled(1)
+			if e := h.onlyDead(); e.Event != "a" || !strings.Contains(e.Reason, tc.reason) {
+				t.Fatalf("dead entry %+v, want event a with reason containing %q", e, tc.reason)
+			}
+			if q := h.list("q"); len(q) != 0 {
+				t.Fatalf("q = %q, want no task", q)
+			}
+		})
 	}
 }

@@ -18,6 +18,13 @@ type Options struct {
 	// ListenerChannel is the configuration's listener_channel; "" publishes
 	// nothing.
 	ListenerChannel string
+	// ListenerStream is the configuration's listener_stream: the listener
+	// messages are also appended to this stream, in the commit script.
+	// "" writes no stream.
+	ListenerStream string
+	// ListenerStreamMaxLen is the length ListenerStream is trimmed to,
+	// approximately. Default config.DefaultListenerStreamMaxLen.
+	ListenerStreamMaxLen int64
 	// Dialect is the server's script dialect (script.Detect).
 	Dialect script.Dialect
 	// BlockTimeout is how long one BLMOVE waits for an event; it bounds how

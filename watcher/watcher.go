@@ -115,6 +115,10 @@ type Watcher struct {
 
 	// commit.lua's arguments boxed once (see commitCalls)
 	channelArg, takenQueueArg any
+	// stream is the listener stream ("" none), streamLenArg its MAXLEN
+	// ("0" with no stream)
+	stream       string
+	streamLenArg any
 	// calls are the commit.lua calls of the last commit round, reused
 	calls []commitCall
 	// commitMu is held by whoever commits (commitBatch): the committing
@@ -174,6 +178,15 @@ func New(cfg config.Watcher, rs *rules.Ruleset, rdb Redis, f Fetcher, opts Optio
 
 		channelArg:    opts.ListenerChannel,
 		takenQueueArg: cfg.TakenQueue,
+		streamLenArg:  "0",
+	}
+	if opts.ListenerStream != "" {
+		w.stream = opts.ListenerStream
+		n := opts.ListenerStreamMaxLen
+		if n <= 0 {
+			n = config.DefaultListenerStreamMaxLen
+		}
+		w.streamLenArg = strconv.FormatInt(n, 10)
 	}
 	if opts.TracerProvider != nil {
 		w.tracer = opts.TracerProvider.Tracer(tracerName)
