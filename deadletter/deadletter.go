@@ -56,12 +56,11 @@ var (
 	// dropped meanwhile); nothing was written.
 	ErrGone = errors.New("deadletter: the entry is no longer in the dead-letter list")
 
-	// ErrDeadType, ErrInputType and ErrCountsType: a key has the wrong
+	// ErrDeadType and ErrInputType: a key has the wrong
 	// Redis type; nothing was written. The error is a *script.TypeError
 	// naming the key (it wraps script.ErrWrongType too).
-	ErrDeadType   = errors.New("deadletter: the dead-letter list is not a list")
-	ErrInputType  = errors.New("deadletter: the input queue is not a list")
-	ErrCountsType = errors.New("deadletter: the replay counts are not a hash")
+	ErrDeadType  = errors.New("deadletter: the dead-letter list is not a list")
+	ErrInputType = errors.New("deadletter: the input queue is not a list")
 )
 
 // Record is one stored entry of a dead-letter list.
@@ -133,15 +132,17 @@ func ReadRange(ctx context.Context, rdb Reader, inputQueue string, skip, limit i
 }
 
 // Requeue removes one copy of the entry stored (the oldest) from the
-// dead-letter list of inputQueue, LPUSHes event (the exact event bytes,
-// Record.Event) to inputQueue and clears the event's replay count under
-// prefix, in one atomic script. It returns ErrGone when no such entry is
-// left, an error wrapping ErrDeadType, ErrInputType or ErrCountsType when
-// a key has the wrong type (nothing written in both cases), and the Redis
-// error when Redis did not answer: the entry may then have been requeued
-// or not (calling Requeue again is safe: it returns ErrGone if it was).
-func Requeue(ctx context.Context, d script.Dialect, rdb redis.Scripter, prefix, inputQueue, stored, event string) error {
-	keys := []string{keyspace.DeadList(inputQueue), inputQueue, keyspace.ReplayCounts(prefix, inputQueue)}
+// dead-letter list of inputQueue and LPUSHes event (the exact event bytes,
+// Record.Event) to inputQueue, in one atomic script. The event goes back
+// bare, as a producer pushes it: a fresh occurrence, with its full
+// allowance of crash replays (the counts travel with the entries, see
+// keyspace.StampReplays). It returns ErrGone when no such entry is left,
+// an error wrapping ErrDeadType or ErrInputType when a key has the wrong
+// type (nothing written in both cases), and the Redis error when Redis did
+// not answer: the entry may then have been requeued or not (calling
+// Requeue again is safe: it returns ErrGone if it was).
+func Requeue(ctx context.Context, d script.Dialect, rdb redis.Scripter, inputQueue, stored, event string) error {
+	keys := []string{keyspace.DeadList(inputQueue), inputQueue}
 	code, err := requeueScript.Run(ctx, d, rdb, keys, stored, event).Int64()
 	if err != nil {
 		return fmt.Errorf("deadletter: requeue: %w", err)
@@ -155,8 +156,6 @@ func Requeue(ctx context.Context, d script.Dialect, rdb redis.Scripter, prefix, 
 		return &script.TypeError{Key: keys[0], Err: ErrDeadType}
 	case 4:
 		return &script.TypeError{Key: keys[1], Err: ErrInputType}
-	case 5:
-		return &script.TypeError{Key: keys[2], Err: ErrCountsType}
 	}
 	return fmt.Errorf("deadletter: unexpected reply of requeue.lua: %d", code)
 }

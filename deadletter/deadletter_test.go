@@ -2,8 +2,6 @@ package deadletter
 
 import (
 	"context"
-	"crypto/sha1"
-	"encoding/hex"
 	"errors"
 	"reflect"
 	"sync"
@@ -16,10 +14,7 @@ import (
 	"github.com/resc-go/resc/internal/script"
 )
 
-const (
-	dead   = "in/dead"
-	counts = "p:replays:in"
-)
+const dead = "in/dead"
 
 // Entries of the tests, as package watcher and recovery write them.
 const (
@@ -28,16 +23,10 @@ const (
 	bin = `{"event":"bin/\ufffd\ufffd","event_base64":"YmluL//+","queue":"in","reason":"r","replica":"r2","time":"2026-11-23T10:58:47Z"}`
 )
 
-func sha(ev string) string {
-	h := sha1.Sum([]byte(ev))
-	return hex.EncodeToString(h[:])
-}
-
-// Redis contents for "before" and "after" tables: a list (head first), a
-// hash, or a string.
+// Redis contents for "before" and "after" tables: a list (head first) or
+// a string.
 type (
 	list = redistest.List
-	hash = redistest.Hash
 	db   = redistest.Data
 )
 
@@ -95,24 +84,16 @@ func TestRequeueScript(t *testing.T) {
 		after         db // nil: same as before
 	}{
 		{
-			name: "requeued, its replay count cleared",
-			before: db{
-				dead:   list{e2, e1},
-				"in":   list{"x"},
-				counts: hash{sha("e1"): "3 1700000000000 r1@a/1", sha("x"): "1 1700000000000 r1@a/1"},
-			},
+			name:   "requeued bare, to the producers' end",
+			before: db{dead: list{e2, e1}, "in": list{"x"}},
 			stored: e1, event: "e1",
-			after: db{
-				dead:   list{e2},
-				"in":   list{"e1", "x"},
-				counts: hash{sha("x"): "1 1700000000000 r1@a/1"},
-			},
+			after: db{dead: list{e2}, "in": list{"e1", "x"}},
 		},
 		{
 			name:   "exact bytes of a binary event",
-			before: db{dead: list{bin}, counts: hash{sha("bin/\xff\xfe"): "4 1 t", sha("bin/\ufffd\ufffd"): "1 1 t"}},
+			before: db{dead: list{bin}},
 			stored: bin, event: "bin/\xff\xfe",
-			after: db{"in": list{"bin/\xff\xfe"}, counts: hash{sha("bin/\ufffd\ufffd"): "1 1 t"}},
+			after: db{"in": list{"bin/\xff\xfe"}},
 		},
 		{
 			name:   "one copy of identical entries",
@@ -122,7 +103,7 @@ func TestRequeueScript(t *testing.T) {
 		},
 		{
 			name:   "entry gone: nothing written",
-			before: db{dead: list{e2}, counts: hash{sha("e1"): "3 1 t"}},
+			before: db{dead: list{e2}},
 			stored: e1, event: "e1",
 			err: ErrGone,
 		},
@@ -134,21 +115,15 @@ func TestRequeueScript(t *testing.T) {
 		},
 		{
 			name:   "the input queue is not a list: nothing written",
-			before: db{dead: list{e1}, "in": "a string", counts: hash{sha("e1"): "3 1 t"}},
+			before: db{dead: list{e1}, "in": "a string"},
 			stored: e1, event: "e1",
 			err: ErrInputType,
 		},
 		{
 			name:   "the dead-letter list is not a list: nothing written",
-			before: db{dead: "a string", counts: hash{sha("e1"): "3 1 t"}},
+			before: db{dead: "a string"},
 			stored: e1, event: "e1",
 			err: ErrDeadType,
-		},
-		{
-			name:   "the replay counts are not a hash: nothing written",
-			before: db{dead: list{e1}, counts: "a string"},
-			stored: e1, event: "e1",
-			err: ErrCountsType,
 		},
 	}
 	for _, tt := range tests {
@@ -156,7 +131,7 @@ func TestRequeueScript(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)
 			e.load(tt.before)
-			err := Requeue(context.Background(), e.d, e.rdb, "p:", "in", tt.stored, tt.event)
+			err := Requeue(context.Background(), e.d, e.rdb, "in", tt.stored, tt.event)
 			if !errors.Is(err, tt.err) {
 				t.Fatalf("Requeue: %v, want %v", err, tt.err)
 			}
@@ -180,7 +155,7 @@ func TestRequeueOnce(t *testing.T) {
 	errs := make(chan error, callers)
 	var wg sync.WaitGroup
 	for range callers {
-		wg.Go(func() { errs <- Requeue(context.Background(), e.d, e.rdb, "p:", "in", e1, "e1") })
+		wg.Go(func() { errs <- Requeue(context.Background(), e.d, e.rdb, "in", e1, "e1") })
 	}
 	wg.Wait()
 	close(errs)
@@ -215,10 +190,7 @@ func TestRequeueLegacyDialect(t *testing.T) {
 	if err := rdb.RPush(ctx, dead, e1).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := rdb.HSet(ctx, counts, sha("e1"), "3 1 t", "other", "1 1 t").Err(); err != nil {
-		t.Fatal(err)
-	}
-	if err := Requeue(ctx, d, rdb, "p:", "in", e1, "e1"); err != nil {
+	if err := Requeue(ctx, d, rdb, "in", e1, "e1"); err != nil {
 		t.Fatal(err)
 	}
 	if got := rdb.LRange(ctx, "in", 0, -1).Val(); !reflect.DeepEqual(got, []string{"e1"}) {
@@ -227,20 +199,16 @@ func TestRequeueLegacyDialect(t *testing.T) {
 	if n := rdb.Exists(ctx, dead).Val(); n != 0 {
 		t.Errorf("the dead-letter list still exists")
 	}
-	if got := rdb.HKeys(ctx, counts).Val(); !reflect.DeepEqual(got, []string{"other"}) {
-		t.Errorf("replay count fields %q, want [other]", got)
-	}
 }
 
 func TestDrop(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	e.load(db{dead: list{e1, e2, e1}, counts: hash{sha("e1"): "3 1 t"}, "str/dead": "a string"})
+	e.load(db{dead: list{e1, e2, e1}, "str/dead": "a string"})
 	if err := Drop(ctx, e.rdb, "in", e1); err != nil {
 		t.Fatal(err)
 	}
-	// The replay count stays: the event is not back in play.
-	if got, want := e.dump(), (db{dead: list{e1, e2}, counts: hash{sha("e1"): "3 1 t"}, "str/dead": "a string"}); !reflect.DeepEqual(got, want) {
+	if got, want := e.dump(), (db{dead: list{e1, e2}, "str/dead": "a string"}); !reflect.DeepEqual(got, want) {
 		t.Errorf("after the first drop: %q, want %q", got, want)
 	}
 	if err := Drop(ctx, e.rdb, "in", e1); err != nil {
@@ -249,7 +217,7 @@ func TestDrop(t *testing.T) {
 	if err := Drop(ctx, e.rdb, "in", e1); !errors.Is(err, ErrGone) {
 		t.Errorf("third drop: %v, want ErrGone", err)
 	}
-	if got, want := e.dump(), (db{dead: list{e2}, counts: hash{sha("e1"): "3 1 t"}, "str/dead": "a string"}); !reflect.DeepEqual(got, want) {
+	if got, want := e.dump(), (db{dead: list{e2}, "str/dead": "a string"}); !reflect.DeepEqual(got, want) {
 		t.Errorf("after the drops: %q, want %q", got, want)
 	}
 	if err := Drop(ctx, e.rdb, "str", e1); !errors.Is(err, ErrDeadType) {

@@ -7,16 +7,15 @@
 -- the second run finds no entry. Identical entries are interchangeable:
 -- each run moves one of them.
 --
--- The event's crash replay count (field sha1(event) of the replay counts,
--- as replay.lua names it) is removed in the same step, so that a requeued
--- poison event gets its full allowance of replays again.
+-- The event goes back bare, without the crash replay count an entry may
+-- carry (keyspace.StampReplays): a requeued poison event gets its full
+-- allowance of replays again.
 --
 -- Redis does not roll back a script: every key's type is checked before
 -- anything is written.
 --
 -- KEYS[1]  the dead-letter list "<input_queue>/dead"
 -- KEYS[2]  the input queue
--- KEYS[3]  the replay counts of the input queue
 --
 -- ARGV[1]  the entry, exactly as stored
 -- ARGV[2]  the event to push, exact bytes
@@ -27,20 +26,17 @@
 --      meanwhile); nothing was written
 --   3  the dead-letter list is not a list; nothing was written
 --   4  the input queue is not a list; nothing was written
---   5  the replay counts are not a hash; nothing was written
 
-local dead, input, counts = KEYS[1], KEYS[2], KEYS[3]
+local dead, input = KEYS[1], KEYS[2]
 local entry, event = ARGV[1], ARGV[2]
 
 -- type_of and is come from internal/script's TypeCheck prelude.
 
 if not is(dead, 'list') then return 3 end
 if not is(input, 'list') then return 4 end
-if not is(counts, 'hash') then return 5 end
 
 if redis.call('LREM', dead, -1, entry) ~= 1 then
   return 2
 end
 redis.call('LPUSH', input, event)
-redis.call('HDEL', counts, redis.sha1hex(event))
 return 1

@@ -208,7 +208,7 @@ func (in *Inspector) apply(ctx context.Context, a Action, queue string, r deadle
 		if d, err = in.scriptDialect(ctx); err != nil {
 			return 0, err
 		}
-		err = deadletter.Requeue(ctx, d, in.rdb, in.cfg.KeyPrefix, queue, r.Stored, r.Event())
+		err = deadletter.Requeue(ctx, d, in.rdb, queue, r.Stored, r.Event())
 	} else {
 		err = deadletter.Drop(ctx, in.rdb, queue, r.Stored)
 	}

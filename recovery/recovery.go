@@ -27,18 +27,16 @@
 //     "<input_queue>/dead" as a JSON entry (see DeadEntry's format below).
 //
 // Non-guarantees:
-//   - Replay counts are per event text (SHA1 of the event): identical
-//     events share one count. A crash counts once per orphan list and
-//     leader pass, whatever the number of identical copies in that list.
-//     Two coexisting leaders replaying the same list may count one crash
-//     twice.
-//   - Counts are not cleared when an event is finally handled (the commit
-//     of package watcher does not know them): a count is forgotten
-//     CountTTL after the last replay of that event, and cleared when the
-//     event is dead-lettered (so a requeue from the dead list starts
-//     afresh). An identical event arriving again within CountTTL and
-//     orphaned by an ordinary crash may therefore be delayed, or even
-//     dead-lettered, earlier than a fresh one.
+//   - Replay counts are per occurrence: replay.lua stamps the count on
+//     the entry it pushes back ("\0resc:replays=<n>\0<event>",
+//     keyspace.StampReplays), and the entry carries it through the input
+//     queue, a taken list, the delay schedule and hand-backs. The same
+//     event text pushed again by a producer starts at 0. A crash counts
+//     once for each occurrence in the orphan list. An occurrence is no
+//     longer counted once it is committed, dead-lettered or requeued from
+//     the dead-letter list (which pushes the bare event).
+//   - A producer event that starts with a well-formed stamp is read as a
+//     stamped one: events must not start with "\0resc:replays=".
 //   - Due times are written with the leader's clock and compared with the
 //     promoting replica's clock: clock skew between replicas shifts the
 //     replay delay by as much.
@@ -46,7 +44,7 @@
 //     taken for a taken list (it may belong to another watcher whose queue
 //     name starts with "<taken_queue>/").
 //   - On Redis Cluster, the keys of one script (taken list, input queue,
-//     dead list, and the delay schedule and counts under the prefix) must
+//     dead list, and the delay schedule under the prefix) must
 //     share a hash slot (hash tags).
 //
 // Dead-letter entries are JSON objects with the fields of package
@@ -59,11 +57,9 @@ package recovery
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -83,7 +79,6 @@ const (
 	DefaultMaxReplays     = config.DefaultMaxReplays
 	DefaultReplayDelay    = config.DefaultReplayDelay
 	DefaultMaxReplayDelay = 30 * time.Second
-	DefaultCountTTL       = 24 * time.Hour
 	DefaultBatchSize      = 1000
 )
 
@@ -120,15 +115,10 @@ type Settings struct {
 	ReplayDelay time.Duration
 	// MaxReplayDelay caps the replay delay. Default 30 s.
 	MaxReplayDelay time.Duration
-	// CountTTL is how long a replay count is remembered after the last
-	// replay of its event. It must outlast the time an event may wait in
-	// the input queue, else a poison event gets a fresh budget. Default
-	// 24 h.
-	CountTTL time.Duration
 	// BatchSize is the most entries one script call moves (orphan replay,
 	// promotion). Default 1000.
 	BatchSize int
-	// Now is the clock of due times, count ages and dead-letter times.
+	// Now is the clock of due times and dead-letter times.
 	// Default time.Now.
 	Now func() time.Time
 }
@@ -149,9 +139,6 @@ func (s Settings) WithDefaults() Settings {
 	}
 	if s.MaxReplayDelay <= 0 {
 		s.MaxReplayDelay = DefaultMaxReplayDelay
-	}
-	if s.CountTTL <= 0 {
-		s.CountTTL = DefaultCountTTL
 	}
 	if s.BatchSize <= 0 {
 		s.BatchSize = DefaultBatchSize
@@ -180,11 +167,7 @@ type Recoverer struct {
 	outage  *backoff.Outage
 	finder  *takenlist.Finder
 	badKeys badKeys
-	// instance and passes make the pass tags of replay.lua unique, whatever
-	// the clock says: a random id of this Recoverer and a pass number.
-	instance string
-	passes   atomic.Uint64
-	stats    Stats
+	stats   Stats
 }
 
 // Stats count what a Recoverer did since it was created.
@@ -234,16 +217,15 @@ func New(rdb Redis, watched []Watched, live Liveness, o Options) *Recoverer {
 	}
 	log = log.With("component", "recovery")
 	r := &Recoverer{
-		rdb:      rdb,
-		dialect:  o.Dialect,
-		watched:  ws,
-		live:     live,
-		s:        s,
-		log:      log,
-		outage:   backoff.NewOutage(log, "redis"),
-		finder:   takenlist.New(queues),
-		badKeys:  badKeys{m: map[string]bool{}},
-		instance: rand.Text()[:10],
+		rdb:     rdb,
+		dialect: o.Dialect,
+		watched: ws,
+		live:    live,
+		s:       s,
+		log:     log,
+		outage:  backoff.NewOutage(log, "redis"),
+		finder:  takenlist.New(queues),
+		badKeys: badKeys{m: map[string]bool{}},
 	}
 	if o.MeterProvider != nil {
 		if err := r.registerMetrics(o.MeterProvider); err != nil {
@@ -326,12 +308,11 @@ func (r *Recoverer) scan(ctx context.Context) error {
 	for i, id := range idList {
 		ids[id] = alive[i]
 	}
-	pass := "@" + r.instance + "/" + strconv.FormatUint(r.passes.Add(1), 10)
 	for _, o := range found {
 		if ids[o.replica] {
 			continue
 		}
-		st, err := r.replayList(ctx, o.w, o.list, o.replica, o.replica+pass)
+		st, err := r.replayList(ctx, o.w, o.list, o.replica)
 		if err != nil {
 			if r.skip(err, o.list) {
 				continue

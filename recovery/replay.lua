@@ -12,15 +12,16 @@
 -- too (each call moves older entries than the previous one, to the right
 -- of them).
 --
--- For each entry, its crash replay count (KEYS[5], field sha1(event)) is
--- read; a count older than ARGV[6] ms is forgotten; it is incremented once
--- per pass tag (ARGV[7]), so identical events of one orphan list count one
--- crash, not one each. Then, with n the new count:
---   n == 1               RPUSH to the input queue (taken next)
---   1 < n <= ARGV[3]     ZADD to the delay schedule, due at
+-- Each entry carries its own crash replay count, stamped on it by this
+-- script ("\0resc:replays=<n>\0<event>", the ReplayStamp prelude; an
+-- unstamped entry counts 0), so two occurrences of the same event text
+-- count their crashes apart. With n the entry's count plus one:
+--   n == 1               RPUSH the event stamped n to the input queue
+--                        (taken next)
+--   1 < n <= ARGV[3]     ZADD it, stamped n, to the delay schedule, due at
 --                        now + ARGV[4] * 2^(n-2) ms, capped at ARGV[5] ms
---   n > ARGV[3]          LPUSH a JSON entry to the dead-letter list and
---                        forget the count
+--   n > ARGV[3]          LPUSH a JSON entry of the bare event to the
+--                        dead-letter list
 --
 -- Redis does not roll back a script: every key's type is checked before
 -- anything is written.
@@ -29,18 +30,15 @@
 -- KEYS[2]  the input queue
 -- KEYS[3]  the delay schedule of the input queue
 -- KEYS[4]  the dead-letter list "<input_queue>/dead"
--- KEYS[5]  the replay counts of the input queue
 --
 -- ARGV[1]  the most entries to move, >= 1
 -- ARGV[2]  now, Unix ms
 -- ARGV[3]  max replays (0: every entry goes to the dead-letter list)
 -- ARGV[4]  the delay of the 2nd replay, ms
 -- ARGV[5]  the longest delay, ms
--- ARGV[6]  how long a count is remembered after its last replay, ms (>= 1)
--- ARGV[7]  the pass tag: one per orphan list per leader pass
--- ARGV[8]  the dead replica's id (dead-letter entries)
--- ARGV[9]  the input queue's name (dead-letter entries)
--- ARGV[10] now in RFC 3339 (dead-letter entries)
+-- ARGV[6]  the dead replica's id (dead-letter entries)
+-- ARGV[7]  the input queue's name (dead-letter entries)
+-- ARGV[8]  now in RFC 3339 (dead-letter entries)
 --
 -- Returns {code, replayed, delayed, dead_lettered, left}, left being the
 -- length of the taken list after the call:
@@ -49,21 +47,20 @@
 --   3  the input queue is not a list; nothing was written
 --   4  the delay schedule is not a sorted set; nothing was written
 --   5  the dead-letter list is not a list; nothing was written
---   6  the replay counts are not a hash; nothing was written
 --   7  bad argument; nothing was written
 
-local taken, input, sched, dead, counts = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local taken, input, sched, dead = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local max_entries, now = tonumber(ARGV[1]), tonumber(ARGV[2])
 local max_replays, delay0, max_delay = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local ttl, tag = tonumber(ARGV[6]), ARGV[7]
-local replica, queue, time = ARGV[8], ARGV[9], ARGV[10]
+local replica, queue, time = ARGV[6], ARGV[7], ARGV[8]
 
-if not (max_entries and now and max_replays and delay0 and max_delay and ttl and time)
-    or max_entries < 1 or max_replays < 0 or delay0 < 0 or max_delay < 0 or ttl < 1 then
+if not (max_entries and now and max_replays and delay0 and max_delay and time)
+    or max_entries < 1 or max_replays < 0 or delay0 < 0 or max_delay < 0 then
   return {7, 0, 0, 0, 0}
 end
 
--- type_of and is come from internal/script's TypeCheck prelude.
+-- type_of and is come from internal/script's TypeCheck prelude, unstamp
+-- and stamp from its ReplayStamp prelude.
 
 local tt = type_of(taken)
 if tt == 'none' then
@@ -74,7 +71,6 @@ end
 if not is(input, 'list') then return {3, 0, 0, 0, 0} end
 if not is(sched, 'zset') then return {4, 0, 0, 0, 0} end
 if not is(dead, 'list') then return {5, 0, 0, 0, 0} end
-if not is(counts, 'hash') then return {6, 0, 0, 0, 0} end
 
 -- utf8 returns s and true when s is valid UTF-8 (Go's rules: no overlong
 -- form, no surrogate, nothing above U+10FFFF); else a copy of s with each
@@ -149,51 +145,34 @@ local function dead_entry(event, replays)
   return cjson.encode(e)
 end
 
-local replayed, delayed, lettered, seq, counted = 0, 0, 0, 0, false
+local replayed, delayed, lettered, seq = 0, 0, 0, 0
 for _ = 1, max_entries do
-  local event = redis.call('LPOP', taken)
-  if not event then
+  local entry = redis.call('LPOP', taken)
+  if not entry then
     break
   end
-  local field = redis.sha1hex(event)
-  local n, same_pass = 0, false
-  local v = redis.call('HGET', counts, field)
-  if v then
-    local c, last, t = string.match(v, '^(%d+) (%d+) (.*)$')
-    if c and now - tonumber(last) <= ttl then
-      n, same_pass = tonumber(c), t == tag
-    end
-  end
-  if not same_pass then
-    n = n + 1
-  end
+  local event, n = unstamp(entry)
+  n = n + 1
   if n > max_replays then
-    redis.call('HDEL', counts, field)
     redis.call('LPUSH', dead, dead_entry(event, n - 1))
     lettered = lettered + 1
+  elseif n == 1 then
+    redis.call('RPUSH', input, stamp(n, event))
+    replayed = replayed + 1
   else
-    redis.call('HSET', counts, field, n .. ' ' .. string.format('%d', now) .. ' ' .. tag)
-    counted = true
-    if n == 1 then
-      redis.call('RPUSH', input, event)
-      replayed = replayed + 1
-    else
-      local delay = delay0
-      for _ = 3, n do
-        delay = delay * 2
-        if delay >= max_delay then break end
-      end
-      local due = string.format('%d', now + math.min(delay, max_delay))
-      -- Identical events must stay distinct members: the member carries
-      -- now and a number, bumped until no member has it.
-      repeat
-        seq = seq + 1
-      until redis.call('ZADD', sched, 'NX', due, string.format('%d', now) .. '-' .. seq .. ':' .. event) == 1
-      delayed = delayed + 1
+    local delay = delay0
+    for _ = 3, n do
+      delay = delay * 2
+      if delay >= max_delay then break end
     end
+    local due = string.format('%d', now + math.min(delay, max_delay))
+    -- Identical events must stay distinct members: the member carries now
+    -- and a number, bumped until no member has it.
+    local member = stamp(n, event)
+    repeat
+      seq = seq + 1
+    until redis.call('ZADD', sched, 'NX', due, string.format('%d', now) .. '-' .. seq .. ':' .. member) == 1
+    delayed = delayed + 1
   end
-end
-if counted then
-  redis.call('PEXPIRE', counts, string.format('%d', ttl))
 end
 return {1, replayed, delayed, lettered, redis.call('LLEN', taken)}

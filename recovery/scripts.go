@@ -15,7 +15,7 @@ import (
 var (
 	//go:embed replay.lua
 	replaySrc    string
-	replayScript = script.New(replaySrc, script.TypeCheck)
+	replayScript = script.New(replaySrc, script.TypeCheck, script.ReplayStamp)
 
 	//go:embed promote.lua
 	promoteSrc    string
@@ -28,7 +28,6 @@ var (
 	ErrInputType    = errors.New("recovery: the input queue is not a list")
 	ErrScheduleType = errors.New("recovery: the delay schedule is not a sorted set")
 	ErrDeadType     = errors.New("recovery: the dead-letter list is not a list")
-	ErrCountsType   = errors.New("recovery: the replay counts are not a hash")
 )
 
 // errBadArgument is a script refusing its arguments: a bug of this package.
@@ -47,10 +46,10 @@ func (s replayStats) total() int64 { return s.replayed + s.delayed + s.dead }
 
 // replayList moves every entry of the orphan taken list, one script call
 // per batch, until the list is empty.
-func (r *Recoverer) replayList(ctx context.Context, w Watched, list, replica, tag string) (replayStats, error) {
+func (r *Recoverer) replayList(ctx context.Context, w Watched, list, replica string) (replayStats, error) {
 	var st replayStats
 	for {
-		b, left, err := r.replayBatch(ctx, w, list, replica, tag, r.s.Now())
+		b, left, err := r.replayBatch(ctx, w, list, replica, r.s.Now())
 		st.replayed += b.replayed
 		st.delayed += b.delayed
 		st.dead += b.dead
@@ -65,12 +64,12 @@ func (r *Recoverer) replayList(ctx context.Context, w Watched, list, replica, ta
 }
 
 // replayBatch runs replay.lua once (see its header).
-func (r *Recoverer) replayBatch(ctx context.Context, w Watched, list, replica, tag string, now time.Time) (replayStats, int64, error) {
-	keys := []string{list, w.InputQueue, keyspace.DelaySchedule(r.s.Prefix, w.InputQueue), keyspace.DeadList(w.InputQueue), keyspace.ReplayCounts(r.s.Prefix, w.InputQueue)}
+func (r *Recoverer) replayBatch(ctx context.Context, w Watched, list, replica string, now time.Time) (replayStats, int64, error) {
+	keys := []string{list, w.InputQueue, keyspace.DelaySchedule(r.s.Prefix, w.InputQueue), keyspace.DeadList(w.InputQueue)}
 	reply, err := replayScript.Run(ctx, r.dialect, r.rdb, keys,
 		r.s.BatchSize, now.UnixMilli(), r.s.MaxReplays,
-		r.s.ReplayDelay.Milliseconds(), r.s.MaxReplayDelay.Milliseconds(), r.s.CountTTL.Milliseconds(),
-		tag, replica, w.InputQueue, now.UTC().Format(time.RFC3339)).Int64Slice()
+		r.s.ReplayDelay.Milliseconds(), r.s.MaxReplayDelay.Milliseconds(),
+		replica, w.InputQueue, now.UTC().Format(time.RFC3339)).Int64Slice()
 	if err != nil {
 		return replayStats{}, 0, err
 	}
@@ -89,8 +88,6 @@ func (r *Recoverer) replayBatch(ctx context.Context, w Watched, list, replica, t
 		bad = &TypeError{Key: keys[2], Err: ErrScheduleType}
 	case 5:
 		bad = &TypeError{Key: keys[3], Err: ErrDeadType}
-	case 6:
-		bad = &TypeError{Key: keys[4], Err: ErrCountsType}
 	case 7:
 		bad = errBadArgument
 	default:

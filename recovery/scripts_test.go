@@ -2,9 +2,7 @@ package recovery
 
 import (
 	"context"
-	"crypto/sha1"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,16 +19,6 @@ import (
 
 	"github.com/resc-go/resc/internal/keyspace"
 )
-
-func sha(ev string) string {
-	h := sha1.Sum([]byte(ev))
-	return hex.EncodeToString(h[:])
-}
-
-// count is a replay counts value.
-func count(n int, at int64, tag string) string {
-	return fmt.Sprintf("%d %d %s", n, at, tag)
-}
 
 // TestScriptsLoad checks that every script loads on a real server under
 // the hash the code uses, in the #!lua form on Redis 7.
@@ -57,16 +45,16 @@ func TestScriptsLoad(t *testing.T) {
 }
 
 // TestReplayScript runs replay.lua's branches: Redis before, call, Redis
-// after. The call replays "in/taken/r1" of input queue "in" at t0 with pass
-// tag "T"; MaxReplays 3, delays 1 s doubling up to 30 s, CountTTL 1 h.
+// after. The call replays "in/taken/r1" of input queue "in" at t0;
+// MaxReplays 3, delays 1 s doubling up to 30 s. An entry's count is the
+// stamp it carries (st).
 func TestReplayScript(t *testing.T) {
 	const (
-		taken  = "in/taken/r1"
-		counts = "p:replays:in"
-		sched  = "p:delayed:in"
+		taken = "in/taken/r1"
+		sched = "p:delayed:in"
 	)
 	now := ms(0)
-	old := ms(-time.Minute)
+	st := keyspace.StampReplays
 	bad := "\xffq\"\x00/\xe2\x82"
 	tests := []struct {
 		name   string
@@ -78,41 +66,39 @@ func TestReplayScript(t *testing.T) {
 		after  db // nil: same as before
 	}{
 		{
-			name:   "first replay: to the consuming end, oldest rightmost",
+			name:   "first replay: to the consuming end, oldest rightmost, stamped 1",
 			before: db{taken: list{"c", "b", "a"}, "in": list{"x"}},
 			want:   replayStats{replayed: 3},
-			after: db{"in": list{"x", "c", "b", "a"}, counts: hash{
-				sha("a"): count(1, now, "T"), sha("b"): count(1, now, "T"), sha("c"): count(1, now, "T")}},
+			after:  db{"in": list{"x", st(1, "c"), st(1, "b"), st(1, "a")}},
 		},
 		{
-			name:   "second replay: delayed by ReplayDelay",
-			before: db{taken: list{"e"}, counts: hash{sha("e"): count(1, old, "old")}},
+			name:   "second replay: delayed by ReplayDelay, stamped 2",
+			before: db{taken: list{st(1, "e")}},
 			want:   replayStats{delayed: 1},
-			after:  db{sched: zset{fmt.Sprint(now, "-1:e"): at(time.Second)}, counts: hash{sha("e"): count(2, now, "T")}},
+			after:  db{sched: zset{fmt.Sprint(now, "-1:", st(2, "e")): at(time.Second)}},
 		},
 		{
 			name:   "third replay: delay doubled",
-			before: db{taken: list{"e"}, counts: hash{sha("e"): count(2, old, "old")}},
+			before: db{taken: list{st(2, "e")}},
 			want:   replayStats{delayed: 1},
-			after:  db{sched: zset{fmt.Sprint(now, "-1:e"): at(2 * time.Second)}, counts: hash{sha("e"): count(3, now, "T")}},
+			after:  db{sched: zset{fmt.Sprint(now, "-1:", st(3, "e")): at(2 * time.Second)}},
 		},
 		{
 			name:   "delay capped at MaxReplayDelay",
 			set:    func(s *Settings) { s.MaxReplays = 20 },
-			before: db{taken: list{"e"}, counts: hash{sha("e"): count(9, old, "old")}},
+			before: db{taken: list{st(9, "e")}},
 			want:   replayStats{delayed: 1},
-			after:  db{sched: zset{fmt.Sprint(now, "-1:e"): at(30 * time.Second)}, counts: hash{sha("e"): count(10, now, "T")}},
+			after:  db{sched: zset{fmt.Sprint(now, "-1:", st(10, "e")): at(30 * time.Second)}},
 		},
 		{
-			name:   "past MaxReplays: dead-lettered, count forgotten",
-			before: db{taken: list{"e", "f"}, "in/dead": list{"older"}, counts: hash{sha("e"): count(3, old, "old")}},
+			name:   "past MaxReplays: dead-lettered bare",
+			before: db{taken: list{st(3, "e"), "f"}, "in/dead": list{"older"}},
 			want:   replayStats{replayed: 1, dead: 1},
-			after: db{"in": list{"f"}, "in/dead": list{deadJSON("e", "in", "r1", 3, t0), "older"},
-				counts: hash{sha("f"): count(1, now, "T")}},
+			after:  db{"in": list{st(1, "f")}, "in/dead": list{deadJSON("e", "in", "r1", 3, t0), "older"}},
 		},
 		{
 			name:   "dead-lettered event not UTF-8: replaced as Go does, exact bytes in base64",
-			before: db{taken: list{bad}, counts: hash{sha(bad): count(3, old, "old")}},
+			before: db{taken: list{st(3, bad)}},
 			want:   replayStats{dead: 1},
 			after:  db{"in/dead": list{deadJSON(bad, "in", "r1", 3, t0)}},
 		},
@@ -124,30 +110,26 @@ func TestReplayScript(t *testing.T) {
 			after:  db{"in/dead": list{deadJSON("e", "in", "r1", 0, t0)}},
 		},
 		{
-			name:   "count older than CountTTL forgotten",
-			before: db{taken: list{"e"}, counts: hash{sha("e"): count(3, ms(-2*time.Hour), "old")}},
-			want:   replayStats{replayed: 1},
-			after:  db{"in": list{"e"}, counts: hash{sha("e"): count(1, now, "T")}},
+			name:   "identical events count apart: each occurrence its own crashes",
+			before: db{taken: list{"e", st(3, "e"), st(1, "e"), "e"}},
+			want:   replayStats{replayed: 2, delayed: 1, dead: 1},
+			after: db{"in": list{st(1, "e"), st(1, "e")}, "in/dead": list{deadJSON("e", "in", "r1", 3, t0)},
+				sched: zset{fmt.Sprint(now, "-1:", st(2, "e")): at(time.Second)}},
 		},
 		{
-			name:   "identical events of one pass count one crash",
-			before: db{taken: list{"e", "e", "e"}},
-			want:   replayStats{replayed: 3},
-			after:  db{"in": list{"e", "e", "e"}, counts: hash{sha("e"): count(1, now, "T")}},
-		},
-		{
-			name:   "a count of this pass is not incremented again",
-			before: db{taken: list{"e"}, counts: hash{sha("e"): count(1, now, "T")}},
+			name:   "an event that only looks stamped counts 0 and keeps its bytes",
+			before: db{taken: list{"\x00resc:replays=x\x00e"}},
 			want:   replayStats{replayed: 1},
-			after:  db{"in": list{"e"}, counts: hash{sha("e"): count(1, now, "T")}},
+			after:  db{"in": list{st(1, "\x00resc:replays=x\x00e")}},
 		},
 		{
 			name: "identical delayed events stay distinct, also beside another leader's member",
-			before: db{taken: list{"e", "e"}, counts: hash{sha("e"): count(1, old, "old")},
-				sched: zset{fmt.Sprint(now, "-1:e"): at(time.Second)}},
+			before: db{taken: list{st(1, "e"), st(1, "e")},
+				sched: zset{fmt.Sprint(now, "-1:", st(2, "e")): at(time.Second)}},
 			want: replayStats{delayed: 2},
-			after: db{counts: hash{sha("e"): count(2, now, "T")}, sched: zset{
-				fmt.Sprint(now, "-1:e"): at(time.Second), fmt.Sprint(now, "-2:e"): at(time.Second), fmt.Sprint(now, "-3:e"): at(time.Second)}},
+			after: db{sched: zset{
+				fmt.Sprint(now, "-1:", st(2, "e")): at(time.Second), fmt.Sprint(now, "-2:", st(2, "e")): at(time.Second),
+				fmt.Sprint(now, "-3:", st(2, "e")): at(time.Second)}},
 		},
 		{
 			name:   "batch: the newest BatchSize entries, the rest left",
@@ -155,8 +137,7 @@ func TestReplayScript(t *testing.T) {
 			before: db{taken: list{"d", "c", "b", "a"}},
 			want:   replayStats{replayed: 2},
 			left:   2,
-			after: db{taken: list{"b", "a"}, "in": list{"d", "c"},
-				counts: hash{sha("c"): count(1, now, "T"), sha("d"): count(1, now, "T")}},
+			after:  db{taken: list{"b", "a"}, "in": list{st(1, "d"), st(1, "c")}},
 		},
 		{
 			name:   "no taken list: nothing to do",
@@ -182,21 +163,16 @@ func TestReplayScript(t *testing.T) {
 			before: db{taken: list{"e"}, "in/dead": hash{"a": "b"}},
 			err:    ErrDeadType,
 		},
-		{
-			name:   "replay counts not a hash",
-			before: db{taken: list{"e"}, counts: list{"x"}},
-			err:    ErrCountsType,
-		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := Settings{MaxReplays: 3, ReplayDelay: time.Second, MaxReplayDelay: 30 * time.Second, CountTTL: time.Hour, BatchSize: 10}
+			s := Settings{MaxReplays: 3, ReplayDelay: time.Second, MaxReplayDelay: 30 * time.Second, BatchSize: 10}
 			if tt.set != nil {
 				tt.set(&s)
 			}
 			e := newEnv(t, s, nil, nil)
 			e.load(tt.before)
-			got, left, err := e.r.replayBatch(context.Background(), e.r.watched[0], taken, "r1", "T", t0)
+			got, left, err := e.r.replayBatch(context.Background(), e.r.watched[0], taken, "r1", t0)
 			if !errors.Is(err, tt.err) {
 				t.Fatalf("error %v, want %v", err, tt.err)
 			}
@@ -214,11 +190,6 @@ func TestReplayScript(t *testing.T) {
 			if after := e.dump(); !reflect.DeepEqual(after, want) {
 				t.Errorf("Redis after:\n got %#v\nwant %#v", after, want)
 			}
-			if tt.want.replayed+tt.want.delayed > 0 {
-				if ttl := e.rdb.PTTL(context.Background(), counts).Val(); ttl <= 0 || ttl > time.Hour {
-					t.Errorf("replay counts TTL %v, want about CountTTL (1h)", ttl)
-				}
-			}
 		})
 	}
 }
@@ -232,7 +203,7 @@ func TestDeadEntryNotUTF8(t *testing.T) {
 	ctx := context.Background()
 	for _, ev := range events {
 		e.rdb.LPush(ctx, "in/taken/r1", ev)
-		if _, _, err := e.r.replayBatch(ctx, e.r.watched[0], "in/taken/r1", "r1", "T", t0); err != nil {
+		if _, _, err := e.r.replayBatch(ctx, e.r.watched[0], "in/taken/r1", "r1", t0); err != nil {
 			t.Fatal(err)
 		}
 		raw := e.rdb.LIndex(ctx, "in/dead", 0).Val()
@@ -345,18 +316,19 @@ func TestReplayTwoLeaders(t *testing.T) {
 		var want []string
 		for i := range entries {
 			ev := "e" + strconv.Itoa(i)
+			entry := ev
 			switch i % 5 {
 			case 0:
-				ev = "dup" // identical events
+				ev, entry = "dup", "dup" // identical events
 			case 1:
-				ev = "delayed" + strconv.Itoa(i) // counted before: delayed
-				seed.HSet(ctx, keyspace.ReplayCounts("p:", input), sha(ev), count(1, ms(-time.Minute), "old"))
+				ev = "delayed" + strconv.Itoa(i) // replayed before: delayed
+				entry = keyspace.StampReplays(1, ev)
 			case 2:
-				ev = "dead" + strconv.Itoa(i) // counted to the max: dead-lettered
-				seed.HSet(ctx, keyspace.ReplayCounts("p:", input), sha(ev), count(3, ms(-time.Minute), "old"))
+				ev = "dead" + strconv.Itoa(i) // replayed to the max: dead-lettered
+				entry = keyspace.StampReplays(3, ev)
 			}
 			want = append(want, ev)
-			seed.LPush(ctx, taken, ev)
+			seed.LPush(ctx, taken, entry)
 		}
 		var (
 			wg    sync.WaitGroup
@@ -368,12 +340,12 @@ func TestReplayTwoLeaders(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				d, _ := script.Detect(ctx, seed)
-				// Each leader has its own connection, batch size and pass
-				// tag, and both use the same clock: identical delayed
-				// events must still stay distinct.
+				// Each leader has its own connection and batch size, and
+				// both use the same clock: identical delayed events must
+				// still stay distinct.
 				r := New(srv.Client(), []Watched{w}, newFakeLive(), Options{Settings: Settings{Prefix: "p:", BatchSize: 3 + 4*l, Now: func() time.Time { return t0 }}, Dialect: d})
 				for {
-					st, left, err := r.replayBatch(ctx, w, taken, "r1", "leader"+strconv.Itoa(l), t0)
+					st, left, err := r.replayBatch(ctx, w, taken, "r1", t0)
 					if err != nil {
 						errs[l] = err
 						return
@@ -395,9 +367,19 @@ func TestReplayTwoLeaders(t *testing.T) {
 			t.Fatalf("round %d: %d entries moved, want %d (%+v)", round, n, entries, total)
 		}
 		var got []string
-		got = append(got, seed.LRange(ctx, input, 0, -1).Val()...)
+		for _, e := range seed.LRange(ctx, input, 0, -1).Val() {
+			ev, n := keyspace.Unstamp(e)
+			if n != 1 {
+				t.Fatalf("round %d: %q replayed with count %d, want 1", round, e, n)
+			}
+			got = append(got, ev)
+		}
 		for _, m := range seed.ZRange(ctx, keyspace.DelaySchedule("p:", input), 0, -1).Val() {
-			_, ev, _ := cutColon(m)
+			_, e, _ := cutColon(m)
+			ev, n := keyspace.Unstamp(e)
+			if n != 2 {
+				t.Fatalf("round %d: %q delayed with count %d, want 2", round, e, n)
+			}
 			got = append(got, ev)
 		}
 		for _, raw := range seed.LRange(ctx, input+"/dead", 0, -1).Val() {

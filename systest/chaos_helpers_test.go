@@ -315,7 +315,8 @@ func (c *chaosCluster) stopAll() {
 
 // kill kills the replicas ids with SIGKILL, all at once, waits for them to
 // die and returns when the first signal was sent and what each held: its
-// taken list, which nobody but the leader changes any more.
+// taken list, which nobody but the leader changes any more, as events
+// (without the crash replay stamps of its entries).
 func (c *chaosCluster) kill(ids ...string) (at time.Time, held map[string][]string) {
 	c.t.Helper()
 	at = time.Now()
@@ -326,9 +327,20 @@ func (c *chaosCluster) kill(ids ...string) (at time.Time, held map[string][]stri
 	for _, id := range ids {
 		c.live[id].Wait(10 * time.Second)
 		delete(c.live, id)
-		held[id] = testutil.List(c.t, c.rdb, keyspace.TakenList(chaosTaken, id))
+		held[id] = heldEvents(c.t, c.rdb, keyspace.TakenList(chaosTaken, id))
 	}
 	return at, held
+}
+
+// heldEvents returns the events of the entries of list, without the crash
+// replay stamps they may carry.
+func heldEvents(t *testing.T, rdb *redis.Client, list string) []string {
+	t.Helper()
+	entries := testutil.List(t, rdb, list)
+	for i, e := range entries {
+		entries[i], _ = keyspace.Unstamp(e)
+	}
+	return entries
 }
 
 // liveIDs returns the ids of the running replicas, sorted.

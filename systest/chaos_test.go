@@ -1,8 +1,6 @@
 package systest
 
 import (
-	"crypto/sha1"
-	"encoding/hex"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -12,8 +10,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/resc-go/resc/cluster"
 	"github.com/resc-go/resc/config"
@@ -132,10 +128,6 @@ func TestRollingRestart(t *testing.T) {
 			t.Errorf("%q logged by %q during a rolling restart", msg, who)
 		}
 	}
-	counts := keyspace.ReplayCounts(config.DefaultKeyPrefix, chaosInput)
-	if n := c.rdb.HLen(t.Context(), counts).Val(); n != 0 {
-		t.Errorf("%s holds %d replay counts, want none: events were replayed", counts, n)
-	}
 	latencies := make([]time.Duration, 0, len(events))
 	for _, ev := range events {
 		if at, ok := c.done.committedAt(ev); ok {
@@ -156,8 +148,8 @@ func TestRollingRestart(t *testing.T) {
 // replayed its list), while other events flow. The event is replayed
 // max_replays (3) times, the 2nd and 3rd after a growing delay (300 ms,
 // then 600 ms, seen in the delay schedule); then it is in the dead-letter
-// list with the reason, the count and the last replica that held it, and
-// its replay count is forgotten. Every other event is handled exactly
+// list with the reason, the count and the last replica that held it.
+// Every other event is handled exactly
 // once. Fast cluster timings.
 func TestPoisonEventDeadLettered(t *testing.T) {
 	t.Parallel()
@@ -183,14 +175,15 @@ func TestPoisonEventDeadLettered(t *testing.T) {
 			// the time they are due.
 			for _, z := range c.rdb.ZRangeWithScores(t.Context(), sched, 0, -1).Val() {
 				m, _ := z.Member.(string)
-				head, ev, _ := strings.Cut(m, ":")
+				head, entry, _ := strings.Cut(m, ":")
 				replayed, _, _ := strings.Cut(head, "-")
+				ev, _ := keyspace.Unstamp(entry)
 				if ms, err := strconv.ParseInt(replayed, 10, 64); err == nil && ev == poison {
 					delays[m] = time.Duration(int64(z.Score)-ms) * time.Millisecond
 				}
 			}
 			for _, id := range c.liveIDs() {
-				if _, err := c.rdb.LPos(t.Context(), keyspace.TakenList(chaosTaken, id), poison, redis.LPosArgs{}).Result(); err == nil {
+				if slices.Contains(heldEvents(t, c.rdb, keyspace.TakenList(chaosTaken, id)), poison) {
 					holder = id
 					return true, ""
 				}
@@ -261,11 +254,6 @@ func TestPoisonEventDeadLettered(t *testing.T) {
 		t.Errorf("the poison event waited %v in the delay schedule, want %v (replay_delay_ms, then twice as long)", got, []time.Duration{replayDelay, 2 * replayDelay})
 	} else if len(got) < 2 {
 		t.Logf("the poison event's first wait (%v) was not seen by the poll; the doubled one was", replayDelay)
-	}
-	sum := sha1.Sum([]byte(poison))
-	counts := keyspace.ReplayCounts(config.DefaultKeyPrefix, chaosInput)
-	if c.rdb.HExists(t.Context(), counts, hex.EncodeToString(sum[:])).Val() {
-		t.Errorf("the poison event's replay count is still in %s after dead-lettering", counts)
 	}
 
 	events := prod.halt(t)
@@ -443,4 +431,71 @@ func measureRecovery(t *testing.T, leader bool, kills int) []time.Duration {
 	c.settle(events, nil, 20*time.Second)
 	c.stopAll()
 	return ds
+}
+
+// TestPoisonCountPerOccurrence: max_replays is 1, and one event text,
+// prod/7, is pushed three times, one occurrence after the other. Each
+// occurrence is held by its replica (its fetch does not answer) and that
+// replica is killed. The 1st and the 2nd occurrence are each replayed
+// once and then let through: both commit, neither is dead-lettered,
+// although the text was replayed twice in all (a count per text would
+// dead-letter the 2nd, an innocent event). The 3rd is killed twice, a
+// true poison: dead-lettered with count 1.
+func TestPoisonCountPerOccurrence(t *testing.T) {
+	t.Parallel()
+	c := newChaosCluster(t, 0, "",
+		"heartbeat_interval_ms: 100, dead_after_ms: 1000, leader_ttl_ms: 500, scan_interval_ms: 100, replay_delay_ms: 100, max_replays: 1")
+	const event = "prod/7"
+	holder := c.newID()
+	c.start(holder)
+	// crash kills the replica holding the event once it holds it, starts a
+	// replica under a new id (the leader once the others are gone), and
+	// waits until that one holds the event again: replayed after a crash,
+	// or dead-lettered (then it returns true).
+	crash := func(what string) (lettered bool) {
+		t.Helper()
+		c.eventually(20*time.Second, what+": the event held by "+holder, func() (bool, string) {
+			return slices.Contains(heldEvents(t, c.rdb, keyspace.TakenList(chaosTaken, holder)), event), c.inFlight()
+		})
+		if _, held := c.kill(holder); !slices.Contains(held[holder], event) {
+			t.Fatalf("%s: %s held %q when killed", what, holder, held[holder])
+		}
+		holder = c.newID()
+		c.start(holder)
+		c.eventually(20*time.Second, what+": the event replayed to "+holder+" or dead-lettered", func() (bool, string) {
+			lettered = len(c.deadEntries()) > 0
+			return lettered || slices.Contains(heldEvents(t, c.rdb, keyspace.TakenList(chaosTaken, holder)), event), c.inFlight()
+		})
+		return lettered
+	}
+	for i := 1; i <= 2; i++ {
+		what := fmt.Sprintf("occurrence %d", i)
+		c.api.hold("7")
+		c.push(event)
+		if crash(what) {
+			t.Fatalf("%s, replayed once, dead-lettered: %+v", what, c.deadEntries())
+		}
+		c.api.release("7")
+		c.eventually(20*time.Second, what+" committed", func() (bool, string) {
+			n := c.done.commits(event)
+			return n == i, fmt.Sprintf("%d commits of %s; in flight: %s", n, event, c.inFlight())
+		})
+	}
+	c.api.hold("7")
+	c.push(event)
+	if crash("occurrence 3, first crash") {
+		t.Fatalf("occurrence 3 dead-lettered after one crash: %+v", c.deadEntries())
+	}
+	if !crash("occurrence 3, second crash") {
+		t.Fatalf("occurrence 3 replayed after a second crash, past max_replays 1")
+	}
+	entries := c.deadEntries()
+	if len(entries) != 1 || entries[0].Event != event || entries[0].Count == nil || *entries[0].Count != 1 {
+		t.Fatalf("dead-letter list %+v, want %s once, count 1", entries, event)
+	}
+	if n := c.done.commits(event); n != 2 {
+		t.Errorf("%d commits of %s, want 2 (occurrences 1 and 2)", n, event)
+	}
+	c.api.releaseAll()
+	c.stopAll()
 }

@@ -326,6 +326,7 @@ func (w *Watcher) startCall(c *commitCall, now time.Time, n int) {
 // appendItem adds it's record, and the keys it names, to c.
 func (w *Watcher) appendItem(c *commitCall, it *item, now time.Time) {
 	c.items = append(c.items, it)
+	it.entry = it.raw() // the fence's argument, boxed from the item
 	flags := 0
 	if it.fetched {
 		flags |= 1 // it may have fetch attempts to forget
@@ -338,21 +339,21 @@ func (w *Watcher) appendItem(c *commitCall, it *item, now time.Time) {
 	}
 	switch commitMode(it) {
 	case "dead":
-		c.args = append(c.args, &it.event, argDead, argFlags[flags], 1, w.deadEntry(it, now))
+		c.args = append(c.args, &it.entry, argDead, argFlags[flags], 1, w.deadEntry(it, now))
 		return
 	case "retry":
 		busy := argEmpty
 		if it.outcome == outcomeRetryBusy {
 			busy = argBusy
 		}
-		c.args = append(c.args, &it.event, argRetry, argFlags[flags], 2, w.scheduleTag(it), busy)
+		c.args = append(c.args, &it.entry, argRetry, argFlags[flags], 2, w.scheduleTag(it), busy)
 		return
 	}
 	per := 2
 	if traced {
 		per = 3
 	}
-	c.args = append(c.args, &it.event, argCommit, argFlags[flags], per*len(it.tasks))
+	c.args = append(c.args, &it.entry, argCommit, argFlags[flags], per*len(it.tasks))
 	for i := range it.tasks {
 		t := &it.tasks[i]
 		c.keys = append(c.keys, &t.Queue)

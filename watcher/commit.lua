@@ -64,7 +64,8 @@
 -- ARGV[11]  the length the listener stream KEYS[5] is trimmed to
 --           (approximately), '0' for no stream
 -- then one record per event:
---   the event
+--   the event as the taken list holds it (with the crash replay stamp it
+--   may carry, keyspace.StampReplays)
 --   its mode: 'commit', 'dead' or 'retry'
 --   its flags: 'f' forget its attempts (it had fetches), 't' traced; or ''
 --   the number of arguments that follow, then these arguments:
@@ -169,8 +170,12 @@ local function type_of(key)
   return t
 end
 
--- The event being handled (see the main loop).
-local event, forgets, traced, fenced
+-- The event being handled (see the main loop): entry as the taken list
+-- holds it, event without the crash replay stamp it may carry (the
+-- ReplayStamp prelude). The fence and the delay schedule take the entry,
+-- so that the count stays with the occurrence; the messages, the attempts
+-- field and the trace context name the event.
+local event, entry, forgets, traced, fenced
 
 -- forget drops what 'retry' kept of the event once it is done with. A
 -- wrong-typed attempts hash is left alone (never an error after a write).
@@ -208,12 +213,12 @@ local function retry(first, n)
     return 8, 0, 0, 'delay schedule ' .. sched .. ' is a ' .. st .. ', not a sorted set'
   end
   if ARGV[first + 1] == 'busy' then
-    if redis.call('LREM', taken, -1, event) ~= 1 then
+    if redis.call('LREM', taken, -1, entry) ~= 1 then
       return 2, 0, 0, ''
     end
     fenced = true
     local due = now_ms + delay0
-    redis.call('ZADD', sched, due, tag .. ':' .. event)
+    redis.call('ZADD', sched, due, tag .. ':' .. entry)
     types[sched] = 'zset'
     return 7, 0, 0, string.format('%d', due)
   end
@@ -229,7 +234,7 @@ local function retry(first, n)
   if count >= max_attempts then
     return 6, count, 0, ''
   end
-  if redis.call('LREM', taken, -1, event) ~= 1 then
+  if redis.call('LREM', taken, -1, entry) ~= 1 then
     return 2, 0, 0, ''
   end
   fenced = true
@@ -237,7 +242,7 @@ local function retry(first, n)
   redis.call('PEXPIRE', attempts, ttl)
   types[attempts] = 'hash'
   local due = now_ms + math.min(delay0 * 2 ^ (count - 1), max_delay)
-  redis.call('ZADD', sched, due, tag .. ':' .. event)
+  redis.call('ZADD', sched, due, tag .. ':' .. entry)
   types[sched] = 'zset'
   return 7, count, 0, string.format('%d', due)
 end
@@ -250,7 +255,7 @@ local function dead_letter(first, n, trace_key)
   if dt ~= 'list' and dt ~= 'none' then
     return 5, 0, 0, ''
   end
-  if redis.call('LREM', taken, -1, event) ~= 1 then
+  if redis.call('LREM', taken, -1, entry) ~= 1 then
     return 2, 0, 0, ''
   end
   fenced = true
@@ -320,7 +325,7 @@ local function commit(first, n, trace_key, first_task_key)
   end
 
   -- 2. prove ownership
-  if redis.call('LREM', taken, -1, event) ~= 1 then
+  if redis.call('LREM', taken, -1, entry) ~= 1 then
     return 2, 0, 0, ''
   end
   fenced = true
@@ -384,7 +389,8 @@ end
 local function handle(j)
   local a, k, n = rec_a[j], rec_k[j], rec_n[j]
   local mode, flags = ARGV[a + 1], ARGV[a + 2]
-  event = ARGV[a]
+  entry = ARGV[a]
+  event = (unstamp(entry))
   traced = flags == 't' or flags == 'ft'
   forgets = flags == 'f' or flags == 'ft'
   local trace_key
@@ -415,7 +421,7 @@ for j = 1, #rec_a do
     types = {}
     detail = type(code) == 'table' and code.err or tostring(code)
     if fenced then
-      redis.pcall('RPUSH', taken, event)
+      redis.pcall('RPUSH', taken, entry)
     end
     code, n, deduped = 10, fenced and 1 or 0, 0
   end

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -11,6 +12,7 @@ import (
 
 	"github.com/resc-go/resc/config"
 	"github.com/resc-go/resc/deadletter"
+	"github.com/resc-go/resc/internal/keyspace"
 	"github.com/resc-go/resc/internal/redistest"
 	"github.com/resc-go/resc/internal/script"
 	"github.com/resc-go/resc/rules"
@@ -354,5 +356,50 @@ func TestListenerStreamBadKey(t *testing.T) {
 				t.Fatalf("q = %q, want no task", q)
 			}
 		})
+	}
+}
+
+// TestCommitStampedEntry: an entry replayed after a crash carries its
+// count ("\0resc:replays=n\0event"). Its commit fences on the entry and
+// tells the bare event (listener message, stream, fetch attempts); a fetch
+// retry keeps the stamp in the delay schedule, so the count stays with the
+// occurrence; a dead-letter entry holds the bare event.
+func TestCommitStampedEntry(t *testing.T) {
+	entry := keyspace.StampReplays(2, "ev")
+	h := newHarness(t, nil, nil, func(_ *config.Watcher, o *Options) { o.ListenerStream = "events/log" })
+	ctx := context.Background()
+	h.rdb.LPush(ctx, "in/taken/r1", entry, entry, entry)
+	h.rdb.HSet(ctx, h.w.attempts, sha1hex("ev"), "1 "+strconv.FormatInt(fixedNow.UnixMilli(), 10))
+
+	commit := item{event: "ev", entry: entry, fetched: true, tasks: []rules.Task{{Task: "t", Queue: "q"}}}
+	if r, err := h.commitOne(ctx, &commit); err != nil || r[0] != int64(1) {
+		t.Fatalf("commit: %v %v, want code 1", r, err)
+	}
+	if n := h.rdb.HLen(ctx, h.w.attempts).Val(); n != 0 {
+		t.Errorf("the bare event's fetch attempts not forgotten: %d fields", n)
+	}
+	log, _ := h.rdb.XRange(ctx, "events/log", "-", "+").Result()
+	if len(log) != 2 || log[0].Values["event"] != "ev" || log[1].Values["event"] != "ev" {
+		t.Errorf("stream entries %v, want TRIGGER and DONE of the bare event", log)
+	}
+
+	retry := item{event: "ev", entry: entry, fetched: true, outcome: outcomeRetry, reason: "503", seq: 7}
+	if r, err := h.commitOne(ctx, &retry); err != nil || r[0] != int64(7) {
+		t.Fatalf("retry: %v %v, want code 7", r, err)
+	}
+	members := h.rdb.ZRange(ctx, keyspace.DelaySchedule("resc:", "in"), 0, -1).Val()
+	if len(members) != 1 || !strings.HasSuffix(members[0], ":"+entry) {
+		t.Errorf("delay schedule %q, want one member ending with the stamped entry", members)
+	}
+
+	dead := item{event: "ev", entry: entry, outcome: outcomeDead, reason: "because"}
+	if r, err := h.commitOne(ctx, &dead); err != nil || r[0] != int64(4) {
+		t.Fatalf("dead: %v %v, want code 4", r, err)
+	}
+	if e := h.onlyDead(); e.Event != "ev" {
+		t.Errorf("dead-letter entry of event %q, want the bare ev", e.Event)
+	}
+	if l := h.list("in/taken/r1"); len(l) != 0 {
+		t.Errorf("taken list %q after three fenced commits, want empty", l)
 	}
 }

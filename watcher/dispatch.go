@@ -13,10 +13,11 @@ import (
 	"github.com/resc-go/resc/rules"
 )
 
-// dispatch applies the rules to ev, the i-th event of b. When no matching
+// dispatch applies the rules to ev, the i-th event of b, taken as entry
+// (ev with its crash replay stamp, if any). When no matching
 // rule fetches, the event joins b.now, ready to commit; else a goroutine
 // sends it to the committer once fetched.
-func (w *Watcher) dispatch(work context.Context, b *takeBatch, i int, ev string, t *eventTrace, ready chan<- []*item, fetchSlots *hostSlots, fetches *sync.WaitGroup) {
+func (w *Watcher) dispatch(work context.Context, b *takeBatch, i int, entry, ev string, t *eventTrace, ready chan<- []*item, fetchSlots *hostSlots, fetches *sync.WaitGroup) {
 	seq := uint64(w.stats.Taken.Add(1))
 	b.matches = w.rules.AppendMatches(b.matches[:0], ev)
 	matches := b.matches
@@ -30,7 +31,7 @@ func (w *Watcher) dispatch(work context.Context, b *takeBatch, i int, ev string,
 	}
 	if !needsFetch {
 		it := &b.items[i]
-		it.event, it.seq, it.trace = ev, seq, t
+		it.event, it.entry, it.seq, it.trace = ev, entry, seq, t
 		start := len(b.tasks)
 		for j := range matches {
 			n := len(b.tasks)
@@ -47,7 +48,7 @@ func (w *Watcher) dispatch(work context.Context, b *takeBatch, i int, ev string,
 	go func() {
 		defer fetches.Done()
 		it := w.fetchAndMake(work, ev, t, matches, fetchSlots)
-		it.seq, it.trace = seq, t
+		it.entry, it.seq, it.trace = entry, seq, t
 		w.queued.Add(1)
 		ready <- []*item{it}
 	}()

@@ -57,7 +57,7 @@ func (w *Watcher) handBack(ctx context.Context, items []*item) {
 	slices.SortFunc(items, func(a, b *item) int { return cmp.Compare(a.seq, b.seq) })
 	events := make([]string, len(items))
 	for i, it := range items {
-		events[i] = it.event
+		events[i] = it.raw()
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()

@@ -8,8 +8,13 @@ import (
 
 // item is one taken event on its way to its commit.
 type item struct {
-	event string
-	tasks []rules.Task
+	// event is the event the rules see; entry is it as the taken list
+	// holds it, with the crash replay stamp it may carry
+	// (keyspace.StampReplays): the commit's fence (LREM) and a hand-back
+	// use entry, so that the count stays with the occurrence. An entry ""
+	// stands for the event itself.
+	event, entry string
+	tasks        []rules.Task
 	// outcome is what its commit does with it, reason why when it is not
 	// outcomeCommit.
 	outcome outcome
@@ -64,6 +69,14 @@ func (o outcome) String() string {
 		return "hand back"
 	}
 	return "outcome(" + strconv.Itoa(int(o)) + ")"
+}
+
+// raw returns it's entry in the taken list.
+func (it *item) raw() string {
+	if it.entry == "" {
+		return it.event
+	}
+	return it.entry
 }
 
 // deadLetter makes it go to the dead-letter list for reason.

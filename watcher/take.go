@@ -3,11 +3,13 @@ package watcher
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/resc-go/resc/internal/backoff"
+	"github.com/resc-go/resc/internal/keyspace"
 	"github.com/resc-go/resc/internal/script"
 	"github.com/resc-go/resc/rules"
 )
@@ -63,9 +65,11 @@ func (w *Watcher) takeLoop(ctx, work context.Context, slots chan struct{}, ready
 		}
 		attempt = 0
 		w.outage.OK()
+		entries := events
+		events, replays := unstamped(entries)
 		var infos []traceInfo
 		if w.tracer != nil {
-			infos = w.readTraceInfo(ctx, events)
+			infos = w.readTraceInfo(ctx, events, replays)
 		}
 		var traces []*eventTrace
 		if infos != nil {
@@ -84,7 +88,7 @@ func (w *Watcher) takeLoop(ctx, work context.Context, slots chan struct{}, ready
 			if traces != nil {
 				t = traces[i]
 			}
-			w.dispatch(work, b, i, ev, t, ready, fetchSlots, fetches)
+			w.dispatch(work, b, i, entries[i], ev, t, ready, fetchSlots, fetches)
 		}
 		if len(b.now) == 0 {
 			continue
@@ -199,4 +203,23 @@ type takeBatch struct {
 	now     []*item       // those ready to commit at once (no fetch)
 	tasks   []rules.Task  // their tasks, each item's a part
 	matches []rules.Match // scratch: the rules matching the current event
+}
+
+// unstamped returns the events of the taken entries and their crash replay
+// counts (keyspace.Unstamp). With no stamped entry, the common case, it
+// returns entries itself and nil counts, allocating nothing.
+func unstamped(entries []string) (events []string, replays []int) {
+	for i, e := range entries {
+		if len(e) == 0 || e[0] != 0 {
+			continue
+		}
+		if events == nil {
+			events, replays = slices.Clone(entries), make([]int, len(entries))
+		}
+		events[i], replays[i] = keyspace.Unstamp(e)
+	}
+	if events == nil {
+		return entries, nil
+	}
+	return events, replays
 }

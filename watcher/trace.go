@@ -59,35 +59,36 @@ type eventTrace struct {
 }
 
 // traceInfo is what Redis holds of an event's history, read when it is
-// taken: its stored trace context, crash replays and fetch attempts.
+// taken: its stored trace context, crash replays (from its entry) and
+// fetch attempts.
 type traceInfo struct {
 	parent   string
 	replays  int
 	attempts int
 }
 
-// readTraceInfo reads, in one pipeline, the trace context, replay count and
-// fetch attempts of each event. Errors leave the zero info: tracing never
+// readTraceInfo reads, in one pipeline, the trace context and fetch
+// attempts of each event; replays are their crash replay counts (nil: all
+// 0), carried by their entries. Errors leave the zero info: tracing never
 // holds events back.
-func (w *Watcher) readTraceInfo(ctx context.Context, events []string) []traceInfo {
+func (w *Watcher) readTraceInfo(ctx context.Context, events []string, replays []int) []traceInfo {
 	infos := make([]traceInfo, len(events))
 	pipe := w.rdb.Pipeline()
 	gets := make([]*redis.StringCmd, len(events))
-	replays := make([]*redis.StringCmd, len(events))
 	attempts := make([]*redis.StringCmd, len(events))
-	replayKey := keyspace.ReplayCounts(w.opts.Prefix, w.cfg.InputQueue)
 	for i, ev := range events {
 		sum := sha1.Sum([]byte(ev))
 		field := hex.EncodeToString(sum[:])
 		gets[i] = pipe.Get(ctx, keyspace.TraceContext(w.opts.Prefix, w.cfg.InputQueue, ev))
-		replays[i] = pipe.HGet(ctx, replayKey, field)
 		attempts[i] = pipe.HGet(ctx, w.attempts, field)
 	}
 	_, _ = pipe.Exec(ctx)
 	for i := range events {
 		infos[i].parent = gets[i].Val()
-		infos[i].replays = leadingInt(replays[i].Val())
 		infos[i].attempts = leadingInt(attempts[i].Val())
+		if replays != nil {
+			infos[i].replays = replays[i]
+		}
 	}
 	return infos
 }

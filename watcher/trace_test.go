@@ -101,10 +101,13 @@ func TestTraceContinuesStoredContext(t *testing.T) {
 			func(_ *config.Watcher, o *Options) { o.TracerProvider, o.TraceParent = tp, child })
 		ctx := context.Background()
 		h.rdb.Set(ctx, keyspace.TraceContext("resc:", "in", "ev"), stored, 0)
-		h.rdb.HSet(ctx, keyspace.ReplayCounts("resc:", "in"), sha1hex("ev"), "2 1 tag")
 		h.start()
-		h.push("ev")
+		h.push(keyspace.StampReplays(2, "ev")) // replayed twice after crashes
 		h.waitHandled(1)
+		// The rules saw the bare event, the fence the stamped entry.
+		if got := h.list("plain"); !equal(got, []string{"ev"}) || h.w.Stats().Committed.Load() != 1 {
+			t.Fatalf("child=%v: plain = %q, committed %d; want the bare event's task, committed once", child, got, h.w.Stats().Committed.Load())
+		}
 		var process tracetest.SpanStub
 		for _, sp := range exp.GetSpans() {
 			if sp.Name == "process in" {

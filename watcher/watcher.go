@@ -52,7 +52,7 @@ import (
 var (
 	//go:embed commit.lua
 	commitSrc    string
-	commitScript = script.New(commitSrc)
+	commitScript = script.New(commitSrc, script.ReplayStamp)
 
 	//go:embed take.lua
 	takeSrc    string

@@ -297,7 +297,7 @@ func cmdDeadMove(ctx context.Context, verb string, args []string, stdout, stderr
 // deadFailed is the exit error of a dead-letter command that failed on
 // Redis: a key of the wrong type, or Redis not answering.
 func deadFailed(rdb *redis.Client, err error) error {
-	if inspect.Answered(err) || errors.Is(err, deadletter.ErrDeadType) || errors.Is(err, deadletter.ErrInputType) || errors.Is(err, deadletter.ErrCountsType) {
+	if inspect.Answered(err) || errors.Is(err, deadletter.ErrDeadType) || errors.Is(err, deadletter.ErrInputType) {
 		return &exitError{code: 1, msg: err.Error()}
 	}
 	return redisFailed(rdb, err)

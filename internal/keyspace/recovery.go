@@ -1,16 +1,9 @@
 package keyspace
 
-// ReplayCounts holds the crash replay counts of the events of one input
-// queue (HASH: field the SHA1 hex of the event text, value
-// "<count> <last replay, Unix ms> <pass tag>"), with a TTL refreshed by
-// every replay: "<prefix>replays:<input_queue>".
-func ReplayCounts(prefix, inputQueue string) string {
-	return prefix + "replays:" + inputQueue
-}
-
 // DelaySchedule holds the events of one input queue waiting out their
-// replay delay or their next fetch attempt (ZSET: member "<tag>:<event>",
-// unique even for identical events, the tag holding no ':': "<replay time,
+// replay delay or their next fetch attempt (ZSET: member "<tag>:<entry>",
+// the entry being the event with the crash replay stamp it may carry
+// (StampReplays), unique even for identical events, the tag holding no ':': "<replay time,
 // Unix ms>-<n>" from recovery, "<time>-f<run>-<seq>" from a fetch retry;
 // score the time the event is due, Unix ms): "<prefix>delayed:<input_queue>".
 func DelaySchedule(prefix, inputQueue string) string {

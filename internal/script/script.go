@@ -39,6 +39,13 @@ type Prelude string
 //go:embed typecheck.lua
 var TypeCheck Prelude
 
+// ReplayStamp defines unstamp(entry) and stamp(n, event)
+// (replaystamp.lua): the crash replay count an entry carries, as
+// keyspace.StampReplays and keyspace.Unstamp write and read it.
+//
+//go:embed replaystamp.lua
+var ReplayStamp Prelude
+
 // New returns the script of src, which must start with "#!lua", with the
 // preludes inserted after that line. It panics otherwise: scripts are
 // package-level constants embedded at build time.

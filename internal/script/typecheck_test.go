@@ -17,12 +17,8 @@ var types = New("#!lua flags=no-writes\nreturn {type_of(KEYS[1]), type_of(KEYS[2
 // TestTypeCheck runs the TypeCheck prelude in both dialects: a real
 // redis-server (#!lua kept) and the embedded server (the line stripped).
 func TestTypeCheck(t *testing.T) {
-	real := redistest.Start(t).Client()
-	m := miniredis.RunT(t)
-	mini := redis.NewClient(&redis.Options{Addr: m.Addr()})
-	t.Cleanup(func() { mini.Close() })
 	ctx := context.Background()
-	for _, c := range []*redis.Client{real, mini} {
+	for _, c := range bothServers(t) {
 		d, err := Detect(ctx, c)
 		if err != nil {
 			t.Fatal(err)
@@ -54,4 +50,14 @@ func TestTypeError(t *testing.T) {
 	if !IsWrongTypeReply(real.LLen(ctx, "s").Err()) || IsWrongTypeReply(errDead) || IsWrongTypeReply(nil) {
 		t.Error("IsWrongTypeReply")
 	}
+}
+
+// bothServers returns a client of a real redis-server (#!lua kept) and one
+// of the embedded server (the line stripped), each started for t.
+func bothServers(t *testing.T) []*redis.Client {
+	real := redistest.Start(t).Client()
+	m := miniredis.RunT(t)
+	mini := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	t.Cleanup(func() { mini.Close() })
+	return []*redis.Client{real, mini}
 }
