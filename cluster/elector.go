@@ -201,11 +201,20 @@ extend:
 			break extend
 		case <-t.C:
 		}
-		ectx, cancelExtend := context.WithTimeout(lctx, period)
+		// An extend may wait, up to the lock's validity, behind a slow
+		// script; one that fails on Redis (a timeout, a broken connection)
+		// is tried again at the next tick, and the validity timer ends
+		// leadership should none succeed in time. A lock found taken or
+		// gone ends it at once.
+		ectx, cancelExtend := context.WithTimeout(lctx, max(time.Until(e.mutex.Until()), period))
 		ok, err := e.mutex.ExtendContext(ectx)
 		cancelExtend()
 		if lctx.Err() != nil {
 			break
+		}
+		if !ok && transientExtend(err) {
+			e.log.Debug("extending the leader lock failed; trying again", "err", err)
+			continue
 		}
 		if err != nil || !ok {
 			if err == nil {
@@ -218,6 +227,22 @@ extend:
 	}
 	wg.Wait()
 	e.release(ctx, context.Cause(lctx))
+}
+
+// transientExtend reports whether an extend failed only on Redis errors
+// (redsync.RedisError: a timeout, a connection), not because the lock was
+// taken, gone, or extended too late.
+func transientExtend(err error) bool {
+	if err == nil || errors.Is(err, redsync.ErrExtendFailed) || errors.Is(err, redsync.ErrLockAlreadyExpired) {
+		return false
+	}
+	var taken *redsync.ErrTaken
+	var nodeTaken *redsync.ErrNodeTaken
+	if errors.As(err, &taken) || errors.As(err, &nodeTaken) {
+		return false
+	}
+	var re *redsync.RedisError
+	return errors.As(err, &re)
 }
 
 // release releases the lock if this elector still holds it, with a fresh

@@ -150,13 +150,16 @@ func (m *Membership) Run(ctx context.Context) error {
 	}
 }
 
-// heartbeat runs heartbeat.lua once with the current token, waiting at most
-// one interval for the reply.
+// heartbeat runs heartbeat.lua once with the current token, waiting for
+// the reply until the lease ends (at least one interval): a heartbeat
+// queued behind a slow script, this replica's own included, still renews
+// the lease when it gets its turn in time, rather than being given up
+// after one interval and sent again behind the next script.
 func (m *Membership) heartbeat(ctx context.Context) (sent time.Time, renewed bool, err error) {
 	m.mu.Lock()
-	token := m.token
+	token, end := m.token, m.renewed.Add(m.s.leaseFor())
 	m.mu.Unlock()
-	ctx, cancel := context.WithTimeout(ctx, m.s.HeartbeatInterval)
+	ctx, cancel := context.WithTimeout(ctx, max(time.Until(end), m.s.HeartbeatInterval))
 	defer cancel()
 	sent = time.Now()
 	n, err := heartbeatScript.Run(ctx, m.opts.Dialect, m.rdb, m.keys()[:2], token, ms(m.s.DeadAfter)).Int64()

@@ -33,6 +33,12 @@ const (
 	// DefaultListenerStreamMaxLen is the default listener_stream_maxlen.
 	DefaultListenerStreamMaxLen = 100000
 
+	// DefaultMaxEventBytes is the default max_event_bytes, 16 MiB: more
+	// than any event resc-go was measured to handle well, far below
+	// Redis's 512 MB limit. MaxMaxEventBytes is that limit.
+	DefaultMaxEventBytes = 16 << 20
+	MaxMaxEventBytes     = 512 << 20
+
 	// The cluster timings (key "cluster"), for ClusterSettings; packages
 	// cluster and recovery use these as their own defaults.
 	DefaultHeartbeatInterval = time.Second
@@ -84,6 +90,13 @@ type Config struct {
 	// is trimmed to (approximately, MAXLEN ~). Default
 	// DefaultListenerStreamMaxLen.
 	ListenerStreamMaxLen int64
+
+	// MaxEventBytes is max_event_bytes: an event longer than this many
+	// bytes is set aside at take time, before any rule runs: its bytes go
+	// to the hash "<key_prefix>oversized:<input_queue>" and a dead-letter
+	// entry says where, with its size and its first bytes. Default
+	// DefaultMaxEventBytes.
+	MaxEventBytes int64
 
 	// KeyPrefix is key_prefix, the prefix of resc-go's internal keys
 	// (replica registry, leader lock, retry schedules). Default "resc:";

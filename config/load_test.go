@@ -43,6 +43,7 @@ func config(path, redisURL, listener string, ws ...Watcher) *Config {
 		RedisURL:             redisURL,
 		ListenerChannel:      listener,
 		ListenerStreamMaxLen: DefaultListenerStreamMaxLen,
+		MaxEventBytes:        DefaultMaxEventBytes,
 		KeyPrefix:            DefaultKeyPrefix,
 		Fetch:                defaultFetch,
 		Reschedule:           DefaultRescheduleSettings(),
@@ -262,7 +263,7 @@ func TestLoadDefaultsAndExtensions(t *testing.T) {
 			"redis": {"url": "rediss://user:pw@redis.example:6380/2"},
 			"key_prefix": "myapp:resc:",
 			"http_addr": "off",
-			"listener_stream": "resc/events", "listener_stream_maxlen": 5000,
+			"listener_stream": "resc/events", "listener_stream_maxlen": 5000, "max_event_bytes": 1048576,
 			"fetch": {"timeout_ms": 2500, "retries": 0, "max_body_bytes": 1024},
 			"watchers": [{
 				"input_queue": "in", "taken_queue": "in/mine",
@@ -277,6 +278,7 @@ func TestLoadDefaultsAndExtensions(t *testing.T) {
 			HTTPAddr:             "off",
 			ListenerStream:       "resc/events",
 			ListenerStreamMaxLen: 5000,
+			MaxEventBytes:        1 << 20,
 			Fetch: func() FetchSettings {
 				f := DefaultFetchSettings()
 				f.Timeout, f.Retries, f.MaxBody = 2500*time.Millisecond, 0, 1024
@@ -479,10 +481,11 @@ func TestLoadProblems(t *testing.T) {
 				{"task_set", "", "must be a string, not an array"},
 				{"watchers", "", "must not be empty"},
 			}},
-		{"listener_stream of the wrong type, maxlen out of range", "",
-			`{"listener_stream":[],"listener_stream_maxlen":0,"watchers":[]}`, []want{
+		{"listener_stream of the wrong type, maxlen and max_event_bytes out of range", "",
+			`{"listener_stream":[],"listener_stream_maxlen":0,"max_event_bytes":536870913,"watchers":[]}`, []want{
 				{"listener_stream", "", "must be a string, not an array"},
 				{"listener_stream_maxlen", "", "must be a positive integer, not 0"},
+				{"max_event_bytes", "", "must be at most 536870912, not 536870913"},
 				{"watchers", "", "must not be empty"},
 			}},
 		{"listener_stream is a watcher's queue", "",

@@ -226,10 +226,12 @@ func (l *loader) objects(path, rule string, v any, what string) []*object {
 // config walks the top-level object.
 func (l *loader) config(root any) *Config {
 	c := &Config{
-		Path:      l.file,
-		KeyPrefix: DefaultKeyPrefix,
-		Fetch:     DefaultFetchSettings(),
-		Cluster:   DefaultClusterSettings(),
+		Path:                 l.file,
+		KeyPrefix:            DefaultKeyPrefix,
+		ListenerStreamMaxLen: DefaultListenerStreamMaxLen,
+		MaxEventBytes:        DefaultMaxEventBytes,
+		Fetch:                DefaultFetchSettings(),
+		Cluster:              DefaultClusterSettings(),
 	}
 	o, ok := root.(*object)
 	if !ok {
@@ -247,6 +249,11 @@ func (l *loader) config(root any) *Config {
 		{name: "listener_stream_maxlen", set: func(p string, v any) {
 			if n, ok := l.positive(p, "", v, 1<<40); ok {
 				c.ListenerStreamMaxLen = n
+			}
+		}},
+		{name: "max_event_bytes", set: func(p string, v any) {
+			if n, ok := l.positive(p, "", v, MaxMaxEventBytes); ok {
+				c.MaxEventBytes = n
 			}
 		}},
 		{name: "key_prefix", set: func(p string, v any) {
@@ -324,9 +331,6 @@ func hasRedisScheme(u string) bool {
 // listenerStream checks listener_stream against the queues of the
 // watchers: one key cannot be both a stream and a list.
 func (l *loader) listenerStream(c *Config) {
-	if c.ListenerStreamMaxLen == 0 {
-		c.ListenerStreamMaxLen = DefaultListenerStreamMaxLen
-	}
 	s := c.ListenerStream
 	if s == "" {
 		return

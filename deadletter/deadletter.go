@@ -18,8 +18,11 @@
 //     once: the later call finds no entry (ErrGone).
 //   - The event pushed is the exact bytes of the original event
 //     (event_base64 when the event is not valid UTF-8).
-//   - Requeue clears the event's crash replay count, so that an event
+//   - Requeue pushes the bare event, a fresh occurrence: an event
 //     dead-lettered as poison gets its full allowance of replays again.
+//   - The entry of an event set aside for its size (Entry.SetAside) is
+//     requeued from the hash field holding its bytes, and the field is
+//     deleted in the same step; dropping it deletes the field too.
 //
 // Non-guarantees:
 //   - Identical entries (same event, reason, replica and second) are
@@ -61,6 +64,12 @@ var (
 	// naming the key (it wraps script.ErrWrongType too).
 	ErrDeadType  = errors.New("deadletter: the dead-letter list is not a list")
 	ErrInputType = errors.New("deadletter: the input queue is not a list")
+	ErrAsideType = errors.New("deadletter: the hash of the oversized events is not a hash")
+
+	// ErrAsideGone: the entry is of an event set aside for its size, whose
+	// bytes are no longer in their hash; nothing was written (the entry
+	// can only be dropped).
+	ErrAsideGone = errors.New("deadletter: the bytes of the event set aside are gone")
 )
 
 // Record is one stored entry of a dead-letter list.
@@ -133,7 +142,9 @@ func ReadRange(ctx context.Context, rdb Reader, inputQueue string, skip, limit i
 
 // Requeue removes one copy of the entry stored (the oldest) from the
 // dead-letter list of inputQueue and LPUSHes event (the exact event bytes,
-// Record.Event) to inputQueue, in one atomic script. The event goes back
+// Record.Event) to inputQueue, in one atomic script; for the entry of an
+// event set aside for its size, the bytes pushed are those of its hash
+// field, which is deleted (ErrAsideGone when it is missing). The event goes back
 // bare, as a producer pushes it: a fresh occurrence, with its full
 // allowance of crash replays (the counts travel with the entries, see
 // keyspace.StampReplays). It returns ErrGone when no such entry is left,
@@ -143,9 +154,18 @@ func ReadRange(ctx context.Context, rdb Reader, inputQueue string, skip, limit i
 // Requeue again is safe: it returns ErrGone if it was).
 func Requeue(ctx context.Context, d script.Dialect, rdb redis.Scripter, inputQueue, stored, event string) error {
 	keys := []string{keyspace.DeadList(inputQueue), inputQueue}
-	code, err := requeueScript.Run(ctx, d, rdb, keys, stored, event).Int64()
+	field := ""
+	if e, ok := Parse(stored); ok && e.SetAside() {
+		keys, field = append(keys, e.EventKey), e.EventField
+	}
+	return runRequeue(ctx, d, rdb, keys, stored, event, field, "requeue")
+}
+
+// runRequeue runs requeue.lua (see its header) and maps its reply.
+func runRequeue(ctx context.Context, d script.Dialect, rdb redis.Scripter, keys []string, stored, event, field, mode string) error {
+	code, err := requeueScript.Run(ctx, d, rdb, keys, stored, event, field, mode).Int64()
 	if err != nil {
-		return fmt.Errorf("deadletter: requeue: %w", err)
+		return fmt.Errorf("deadletter: %s: %w", mode, err)
 	}
 	switch code {
 	case 1:
@@ -156,21 +176,30 @@ func Requeue(ctx context.Context, d script.Dialect, rdb redis.Scripter, inputQue
 		return &script.TypeError{Key: keys[0], Err: ErrDeadType}
 	case 4:
 		return &script.TypeError{Key: keys[1], Err: ErrInputType}
+	case 5:
+		return &script.TypeError{Key: keys[2], Err: ErrAsideType}
+	case 6:
+		return fmt.Errorf("%w: field %q of %q", ErrAsideGone, field, keys[2])
 	}
 	return fmt.Errorf("deadletter: unexpected reply of requeue.lua: %d", code)
 }
 
 // Remover is what Drop needs of a go-redis client.
 type Remover interface {
+	redis.Scripter
 	LRem(ctx context.Context, key string, count int64, value any) *redis.IntCmd
 }
 
 // Drop removes one copy of the entry stored (the oldest) from the
-// dead-letter list of inputQueue, with one LREM. It returns ErrGone when
-// no such entry is left, and an error wrapping ErrDeadType when the key is
-// not a list.
-func Drop(ctx context.Context, rdb Remover, inputQueue, stored string) error {
+// dead-letter list of inputQueue, with one LREM; the entry of an event set
+// aside for its size also deletes the event's field, in one atomic script.
+// It returns ErrGone when no such entry is left, and an error wrapping
+// ErrDeadType (or ErrAsideType) when a key has the wrong type.
+func Drop(ctx context.Context, d script.Dialect, rdb Remover, inputQueue, stored string) error {
 	key := keyspace.DeadList(inputQueue)
+	if e, ok := Parse(stored); ok && e.SetAside() {
+		return runRequeue(ctx, d, rdb, []string{key, inputQueue, e.EventKey}, stored, "", e.EventField, "drop")
+	}
 	n, err := rdb.LRem(ctx, key, -1, stored).Result()
 	if err != nil {
 		if script.IsWrongTypeReply(err) {

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
@@ -205,22 +207,22 @@ func TestDrop(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	e.load(db{dead: list{e1, e2, e1}, "str/dead": "a string"})
-	if err := Drop(ctx, e.rdb, "in", e1); err != nil {
+	if err := Drop(ctx, e.d, e.rdb, "in", e1); err != nil {
 		t.Fatal(err)
 	}
 	if got, want := e.dump(), (db{dead: list{e1, e2}, "str/dead": "a string"}); !reflect.DeepEqual(got, want) {
 		t.Errorf("after the first drop: %q, want %q", got, want)
 	}
-	if err := Drop(ctx, e.rdb, "in", e1); err != nil {
+	if err := Drop(ctx, e.d, e.rdb, "in", e1); err != nil {
 		t.Fatal(err)
 	}
-	if err := Drop(ctx, e.rdb, "in", e1); !errors.Is(err, ErrGone) {
+	if err := Drop(ctx, e.d, e.rdb, "in", e1); !errors.Is(err, ErrGone) {
 		t.Errorf("third drop: %v, want ErrGone", err)
 	}
 	if got, want := e.dump(), (db{dead: list{e2}, "str/dead": "a string"}); !reflect.DeepEqual(got, want) {
 		t.Errorf("after the drops: %q, want %q", got, want)
 	}
-	if err := Drop(ctx, e.rdb, "str", e1); !errors.Is(err, ErrDeadType) {
+	if err := Drop(ctx, e.d, e.rdb, "str", e1); !errors.Is(err, ErrDeadType) {
 		t.Errorf("drop from a string: %v, want ErrDeadType", err)
 	}
 }
@@ -296,5 +298,46 @@ func TestRead(t *testing.T) {
 	}
 	if _, _, err := Read(ctx, e.rdb, "str", 0); !errors.Is(err, ErrDeadType) {
 		t.Errorf("Read of a string: %v, want ErrDeadType", err)
+	}
+}
+
+// TestSetAsideEntry: the entry of an event set aside for its size is
+// requeued from its hash field (deleted in the same step) and dropped with
+// the field; a field gone refuses the requeue and writes nothing.
+func TestSetAsideEntry(t *testing.T) {
+	const store = "p:oversized:in"
+	big := strings.Repeat("x", 1000) + "\xff"
+	entry := func(field string) string {
+		e := NewEntry(big[:200], "in", "too big", "r1", time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC), 0)
+		e.EventBytes, e.EventKey, e.EventField = int64(len(big)), store, field
+		return e.JSON()
+	}
+	a, b, c := entry("a"), entry("b"), entry("c")
+	e := newEnv(t)
+	ctx := context.Background()
+	e.load(db{dead: list{a, b, c}, store: redistest.Hash{"a": big, "b": big}, "in": list{"x"}})
+
+	if err := Requeue(ctx, e.d, e.rdb, "in", a, "not this"); err != nil {
+		t.Fatal(err)
+	}
+	if err := Requeue(ctx, e.d, e.rdb, "in", a, "not this"); !errors.Is(err, ErrGone) {
+		t.Errorf("second requeue: %v, want ErrGone", err)
+	}
+	if err := Drop(ctx, e.d, e.rdb, "in", b); err != nil {
+		t.Fatal(err)
+	}
+	if err := Requeue(ctx, e.d, e.rdb, "in", c, ""); !errors.Is(err, ErrAsideGone) {
+		t.Errorf("requeue of an entry whose field is gone: %v, want ErrAsideGone", err)
+	}
+	if got, want := e.dump(), (db{dead: list{c}, "in": list{big, "x"}}); !reflect.DeepEqual(got, want) {
+		t.Errorf("after: %q, want %q", got, want)
+	}
+	if err := Drop(ctx, e.d, e.rdb, "in", c); err != nil {
+		t.Fatal(err)
+	}
+	e.rdb.Set(ctx, "str", "x", 0)
+	e.load(db{dead: list{a}})
+	if err := Requeue(ctx, e.d, e.rdb, "in", strings.Replace(a, store, "str", 1), ""); !errors.Is(err, ErrAsideType) {
+		t.Errorf("requeue from a string: %v, want ErrAsideType", err)
 	}
 }

@@ -33,6 +33,13 @@ type Entry struct {
 	// Count is the number of crash replays made, in the entries of a
 	// poison event (package recovery); nil in the others.
 	Count *int `json:"count,omitempty"`
+	// EventBytes, EventKey and EventField are set for an event longer than
+	// max_event_bytes (package watcher): its size, and the hash and field
+	// its exact bytes were set aside in; Event then holds only its first
+	// bytes (as valid UTF-8), and EventBase64 is empty.
+	EventBytes int64  `json:"event_bytes,omitempty"`
+	EventKey   string `json:"event_key,omitempty"`
+	EventField string `json:"event_field,omitempty"`
 	// TraceID is the OpenTelemetry trace (32 hex digits) of the attempt
 	// that gave up, when it was traced (package watcher); empty otherwise.
 	TraceID string `json:"trace_id,omitempty"`
@@ -49,6 +56,10 @@ func NewEntry(event, queue, reason, replica string, at time.Time, attempts int) 
 	}
 	return e
 }
+
+// SetAside reports whether e is the entry of an event set aside for its
+// size: its bytes are in field EventField of hash EventKey.
+func (e *Entry) SetAside() bool { return e.EventKey != "" }
 
 // JSON is e as it is stored.
 func (e Entry) JSON() string {

@@ -151,6 +151,9 @@ const (
 	SkippedNotEntry
 	// SkippedGone: no longer in the list (requeued or dropped meanwhile).
 	SkippedGone
+	// SkippedAsideGone: the entry of an event set aside for its size
+	// whose bytes are no longer in their hash: not requeued (drop it).
+	SkippedAsideGone
 )
 
 // ApplyOptions tune Apply.
@@ -202,21 +205,22 @@ func (in *Inspector) apply(ctx context.Context, a Action, queue string, r deadle
 	if o.DryRun {
 		return WouldDo, nil
 	}
-	var err error
+	d, err := in.scriptDialect(ctx)
+	if err != nil {
+		return 0, err
+	}
 	if a == Requeue {
-		var d script.Dialect
-		if d, err = in.scriptDialect(ctx); err != nil {
-			return 0, err
-		}
 		err = deadletter.Requeue(ctx, d, in.rdb, queue, r.Stored, r.Event())
 	} else {
-		err = deadletter.Drop(ctx, in.rdb, queue, r.Stored)
+		err = deadletter.Drop(ctx, d, in.rdb, queue, r.Stored)
 	}
 	switch {
 	case err == nil:
 		return Done, nil
 	case errors.Is(err, deadletter.ErrGone):
 		return SkippedGone, nil
+	case errors.Is(err, deadletter.ErrAsideGone):
+		return SkippedAsideGone, nil
 	}
 	return 0, err
 }

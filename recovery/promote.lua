@@ -18,6 +18,9 @@
 -- KEYS[2]  the input queue
 -- ARGV[1]  now, Unix ms: members scored up to it are due
 -- ARGV[2]  the most events to move, >= 1
+-- ARGV[3]  the byte budget: the call stops once the members it moved add
+--          up to this many bytes (at least one is moved), so that its time
+--          is bounded by that budget plus one member
 --
 -- Returns {code, promoted}:
 --   1  done
@@ -26,8 +29,8 @@
 --   4  bad argument; nothing was written
 
 local sched, input = KEYS[1], KEYS[2]
-local now, max = tonumber(ARGV[1]), tonumber(ARGV[2])
-if not (now and max) or max < 1 then
+local now, max, budget = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+if not (now and max and budget) or max < 1 then
   return {4, 0}
 end
 
@@ -43,13 +46,18 @@ if it ~= 'list' and it ~= 'none' then
   return {3, 0}
 end
 
-local due = redis.call('ZREVRANGEBYSCORE', sched, ARGV[1], '-inf', 'LIMIT', 0, max)
-local promoted = 0
-for _, m in ipairs(due) do
-  if redis.call('ZREM', sched, m) == 1 then
-    local p = string.find(m, ':', 1, true)
-    redis.call('RPUSH', input, p and string.sub(m, p + 1) or m)
-    promoted = promoted + 1
+-- One member read at a time, the latest due first: the budget is checked
+-- before the next one is read.
+local promoted, bytes = 0, 0
+while promoted < max and bytes < budget do
+  local m = redis.call('ZREVRANGEBYSCORE', sched, ARGV[1], '-inf', 'LIMIT', 0, 1)[1]
+  if not m then
+    break
   end
+  redis.call('ZREM', sched, m)
+  local p = string.find(m, ':', 1, true)
+  redis.call('RPUSH', input, p and string.sub(m, p + 1) or m)
+  promoted = promoted + 1
+  bytes = bytes + #m
 end
 return {1, promoted}

@@ -356,7 +356,7 @@ func (r *Recoverer) Promote(ctx context.Context) (int, error) {
 				}
 				return total, err
 			}
-			if n < r.s.BatchSize {
+			if n == 0 { // a call stops at BatchSize or at its byte budget
 				break
 			}
 		}

@@ -39,6 +39,9 @@
 -- ARGV[6]  the dead replica's id (dead-letter entries)
 -- ARGV[7]  the input queue's name (dead-letter entries)
 -- ARGV[8]  now in RFC 3339 (dead-letter entries)
+-- ARGV[9]  the byte budget: the call stops once the entries it moved add
+--          up to this many bytes (at least one is moved), so that its time
+--          is bounded by that budget plus one entry
 --
 -- Returns {code, replayed, delayed, dead_lettered, left}, left being the
 -- length of the taken list after the call:
@@ -52,9 +55,9 @@
 local taken, input, sched, dead = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local max_entries, now = tonumber(ARGV[1]), tonumber(ARGV[2])
 local max_replays, delay0, max_delay = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local replica, queue, time = ARGV[6], ARGV[7], ARGV[8]
+local replica, queue, time, budget = ARGV[6], ARGV[7], ARGV[8], tonumber(ARGV[9])
 
-if not (max_entries and now and max_replays and delay0 and max_delay and time)
+if not (max_entries and now and max_replays and delay0 and max_delay and time and budget)
     or max_entries < 1 or max_replays < 0 or delay0 < 0 or max_delay < 0 then
   return {7, 0, 0, 0, 0}
 end
@@ -145,12 +148,16 @@ local function dead_entry(event, replays)
   return cjson.encode(e)
 end
 
-local replayed, delayed, lettered, seq = 0, 0, 0, 0
+local replayed, delayed, lettered, seq, bytes = 0, 0, 0, 0, 0
 for _ = 1, max_entries do
+  if bytes >= budget then
+    break
+  end
   local entry = redis.call('LPOP', taken)
   if not entry then
     break
   end
+  bytes = bytes + #entry
   local event, n = unstamp(entry)
   n = n + 1
   if n > max_replays then

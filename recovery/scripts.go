@@ -30,6 +30,12 @@ var (
 	ErrDeadType     = errors.New("recovery: the dead-letter list is not a list")
 )
 
+// scriptBudget is the most bytes one replay.lua or promote.lua call moves,
+// beyond its first entry: a list of big events moves in several calls,
+// each short, so that no call holds Redis past a bound (nor anyone's lease
+// renewal behind it).
+const scriptBudget = 4 << 20
+
 // errBadArgument is a script refusing its arguments: a bug of this package.
 var errBadArgument = errors.New("recovery: script refused its arguments")
 
@@ -69,7 +75,7 @@ func (r *Recoverer) replayBatch(ctx context.Context, w Watched, list, replica st
 	reply, err := replayScript.Run(ctx, r.dialect, r.rdb, keys,
 		r.s.BatchSize, now.UnixMilli(), r.s.MaxReplays,
 		r.s.ReplayDelay.Milliseconds(), r.s.MaxReplayDelay.Milliseconds(),
-		replica, w.InputQueue, now.UTC().Format(time.RFC3339)).Int64Slice()
+		replica, w.InputQueue, now.UTC().Format(time.RFC3339), scriptBudget).Int64Slice()
 	if err != nil {
 		return replayStats{}, 0, err
 	}
@@ -98,7 +104,7 @@ func (r *Recoverer) replayBatch(ctx context.Context, w Watched, list, replica st
 
 // promote runs promote.lua once (see its header).
 func (r *Recoverer) promote(ctx context.Context, sched, input string, nowMs int64) (int, error) {
-	reply, err := promoteScript.Run(ctx, r.dialect, r.rdb, []string{sched, input}, nowMs, r.s.BatchSize).Int64Slice()
+	reply, err := promoteScript.Run(ctx, r.dialect, r.rdb, []string{sched, input}, nowMs, r.s.BatchSize, scriptBudget).Int64Slice()
 	if err != nil {
 		return 0, err
 	}

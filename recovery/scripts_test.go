@@ -8,10 +8,13 @@ import (
 	"fmt"
 	"reflect"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/resc-go/resc/deadletter"
 	"github.com/resc-go/resc/internal/redistest"
@@ -408,4 +411,45 @@ func cutColon(m string) (string, string, bool) {
 		}
 	}
 	return "", m, false
+}
+
+// TestScriptsByteBudget: replay.lua and promote.lua stop once a call has
+// moved scriptBudget bytes, leaving the rest to the next call, in order.
+func TestScriptsByteBudget(t *testing.T) {
+	e := newEnv(t, Settings{MaxReplays: 3, ReplayDelay: time.Second, MaxReplayDelay: 30 * time.Second, BatchSize: 1000}, nil, nil)
+	ctx := context.Background()
+	const n, size = 6, 1 << 20 // 4 MiB is reached by the 4th
+	var taken list
+	for i := range n {
+		taken = append(taken, fmt.Sprintf("%d%s", i, strings.Repeat("x", size))) // head first: 0 is the newest
+	}
+	e.load(db{"in/taken/r1": taken})
+	st, left, err := e.r.replayBatch(ctx, e.r.watched[0], "in/taken/r1", "r1", t0)
+	if err != nil || st.replayed != 4 || left != 2 {
+		t.Fatalf("first call: %+v, %d left, %v; want 4 replayed, 2 left", st, left, err)
+	}
+	if st, left, err = e.r.replayBatch(ctx, e.r.watched[0], "in/taken/r1", "r1", t0); err != nil || st.replayed != 2 || left != 0 {
+		t.Fatalf("second call: %+v, %d left, %v; want 2 replayed, none left", st, left, err)
+	}
+	in := e.list("in")
+	for i, entry := range in {
+		if ev, _ := keyspace.Unstamp(entry); ev != taken[i] {
+			t.Fatalf("input queue entry %d is event %.1s, want %.1s: order lost across calls", i, ev, taken[i])
+		}
+	}
+
+	sched := keyspace.DelaySchedule("p:", "in")
+	for i := range n {
+		e.rdb.ZAdd(ctx, sched, redis.Z{Score: at(time.Duration(i-n) * time.Millisecond), Member: fmt.Sprintf("t-%d:%s", i, taken[i])})
+	}
+	e.rdb.Del(ctx, "in")
+	if got, err := e.r.promote(ctx, sched, "in", ms(0)); err != nil || got != 4 {
+		t.Fatalf("first promote: %d, %v; want 4", got, err)
+	}
+	if got, err := e.r.Promote(ctx); err != nil || got != 2 {
+		t.Fatalf("Promote: %d, %v; want the 2 left", got, err)
+	}
+	if got := e.list("in"); len(got) != n || got[n-1] != taken[0] {
+		t.Errorf("promoted %d events, the earliest due at the consuming end: %v", len(got), got[n-1] == taken[0])
+	}
 }

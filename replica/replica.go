@@ -270,6 +270,7 @@ func (r *Replica) runWatcher(ctx context.Context, i int, member *cluster.Members
 			ListenerChannel:      cfg.ListenerChannel,
 			ListenerStream:       cfg.ListenerStream,
 			ListenerStreamMaxLen: cfg.ListenerStreamMaxLen,
+			MaxEventBytes:        cfg.MaxEventBytes,
 			Dialect:              dialect,
 			DrainTimeout:         r.o.DrainTimeout,
 			Logger:               r.log,

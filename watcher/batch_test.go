@@ -302,6 +302,31 @@ func equalInts(a, b []int64) bool {
 	return slices.Equal(a, b)
 }
 
+// TestCommitCallsSplitByBytes: big events go to calls of about
+// maxCallBytes each (at least one event a call), in order.
+func TestCommitCallsSplitByBytes(t *testing.T) {
+	h := newHarness(t, nil, nil, nil)
+	big := strings.Repeat("e", 1<<20)
+	var items []*item
+	for range 10 {
+		items = append(items, &item{event: big, tasks: []rules.Task{{Task: "t", Queue: "q"}}})
+	}
+	items = append(items, &item{event: strings.Repeat("h", maxCallBytes+1)}, &item{event: "small"})
+	var sizes []int
+	for _, c := range h.w.commitCalls(items, fixedNow, false) {
+		sizes = append(sizes, len(c.items))
+		if len(c.items) > 1 && c.bytes-len(c.items[len(c.items)-1].entry) >= maxCallBytes {
+			t.Errorf("a call of %d bytes before its last event", c.bytes)
+		}
+	}
+	// 4 MiB of 1 MiB events a call (the 4th reaches the bound), the last
+	// two with the huge one (the bound is checked before each event), then
+	// the small one.
+	if want := []int{4, 4, 3, 1}; !slices.Equal(sizes, want) {
+		t.Errorf("events per call %v, want %v", sizes, want)
+	}
+}
+
 // TestTakeScript: take.lua leaves the input queue and the taken list as
 // the same number of BLMOVE RIGHT LEFT would (checked against them, on
 // other keys), and returns the events oldest first; in chunks past Lua's
@@ -318,7 +343,7 @@ func TestTakeScript(t *testing.T) {
 		h.rdb.LPush(ctx, k+"/taken", "before")
 	}
 	for _, n := range []int{1, 3, 1200, 5000} {
-		got, err := takeScript.Run(ctx, h.w.opts.Dialect, h.rdb, []string{"in", "in/taken"}, n).StringSlice()
+		got, err := takeScript.Run(ctx, h.w.opts.Dialect, h.rdb, takeKeys, "take", n, 1<<30, 1<<20, "f").StringSlice()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -337,7 +362,7 @@ func TestTakeScript(t *testing.T) {
 	if n := h.rdb.Exists(ctx, "in").Val(); n != 0 {
 		t.Errorf("the emptied input queue still exists")
 	}
-	got, err := takeScript.Run(ctx, h.w.opts.Dialect, h.rdb, []string{"in", "in/taken"}, 10).StringSlice()
+	got, err := takeScript.Run(ctx, h.w.opts.Dialect, h.rdb, takeKeys, "take", 10, 1<<30, 1<<20, "f").StringSlice()
 	if err != nil || len(got) != 0 {
 		t.Errorf("take from an empty queue: %q, %v", got, err)
 	}
@@ -374,6 +399,72 @@ func evalshaCalls(t *testing.T, h *harness) int {
 	return 0
 }
 
+// takeKeys are take.lua's keys in the take tests.
+var takeKeys = []string{"in", "in/taken", "resc:oversized:in"}
+
+// TestTakeScriptBudget: a take stops once its events add up to the byte
+// budget (at least one event taken), and an event longer than the
+// maximum is set aside alone: found first, its bytes go to the hash and
+// its set-aside entry to the taken list; found after others, it waits for
+// the next call.
+func TestTakeScriptBudget(t *testing.T) {
+	h := newHarness(t, nil, nil, nil)
+	ctx := context.Background()
+	take := func(n, budget, max int, field string) []string {
+		t.Helper()
+		got, err := takeScript.Run(ctx, h.w.opts.Dialect, h.rdb, takeKeys, "take", n, budget, max, field).StringSlice()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	big := strings.Repeat("B", 300) + "\xff"
+	// Oldest at the right end: a1 a2 a3 (10 bytes each), big, a4.
+	h.rdb.LPush(ctx, "in", "a1-xxxxxxx", "a2-xxxxxxx", "a3-xxxxxxx", big, "a4-xxxxxxx")
+	assertEqual(t, "first take, budget 15", take(10, 15, 100, "f1"), []string{"a1-xxxxxxx", "a2-xxxxxxx"})
+	assertEqual(t, "second take, budget 1: one event", take(10, 1, 100, "f2"), []string{"a3-xxxxxxx"})
+	aside := keyspace.SetAside(int64(len(big)), "f3", big[:keyspace.SetAsideHeadBytes])
+	assertEqual(t, "the big event, set aside", take(10, 1000, 100, "f3"), []string{aside})
+	if got := h.rdb.HGetAll(ctx, "resc:oversized:in").Val(); len(got) != 1 || got["f3"] != big {
+		t.Fatalf("oversized hash %q, want the big event's exact bytes under f3", got)
+	}
+	assertEqual(t, "last take", take(10, 1000, 100, "f4"), []string{"a4-xxxxxxx"})
+	assertEqual(t, "taken list", h.list("in/taken"), []string{"a4-xxxxxxx", aside, "a3-xxxxxxx", "a2-xxxxxxx", "a1-xxxxxxx"})
+	if size, field, head, ok := keyspace.ParseSetAside(aside); !ok || size != 301 || field != "f3" || head != big[:200] {
+		t.Errorf("ParseSetAside(%q) = %d %q %q %v", aside, size, field, head, ok)
+	}
+
+	// A big event found after others waits for the next call.
+	h.rdb.LPush(ctx, "in", "b1", big)
+	assertEqual(t, "before the big one", take(10, 1000, 100, "f5"), []string{"b1"})
+	if n := h.rdb.LLen(ctx, "in").Val(); n != 1 {
+		t.Fatalf("input queue has %d events, want the big one left", n)
+	}
+
+	// Mode aside: the head of the taken list, when it has the size said.
+	h.rdb.LMove(ctx, "in", "in/taken", "RIGHT", "LEFT")
+	got, err := takeScript.Run(ctx, h.w.opts.Dialect, h.rdb, takeKeys, "aside", len(big)+1, "f6").StringSlice()
+	if err != nil || len(got) != 0 || h.list("in/taken")[0] != big {
+		t.Fatalf("aside of the wrong size: %q %v; the head must stay", got, err)
+	}
+	got, err = takeScript.Run(ctx, h.w.opts.Dialect, h.rdb, takeKeys, "aside", len(big), "f6").StringSlice()
+	want := keyspace.SetAside(int64(len(big)), "f6", big[:200])
+	if err != nil || len(got) != 1 || got[0] != want || h.list("in/taken")[0] != want {
+		t.Fatalf("aside: %q %v, taken head %q", got, err, h.list("in/taken")[0])
+	}
+	if v := h.rdb.HGet(ctx, "resc:oversized:in", "f6").Val(); v != big {
+		t.Fatalf("f6 holds %d bytes, want the big event", len(v))
+	}
+	// A field already in use is refused, nothing written.
+	h.rdb.LPush(ctx, "in", big)
+	if err := takeScript.Run(ctx, h.w.opts.Dialect, h.rdb, takeKeys, "take", 10, 1000, 100, "f6").Err(); err == nil {
+		t.Fatal("a second event under field f6: no error")
+	}
+	if n := h.rdb.LLen(ctx, "in").Val(); n != 1 {
+		t.Fatalf("input queue has %d events after a refused take, want 1", n)
+	}
+}
+
 // TestTakeScriptWrongTakenList: a taken list of the wrong type is refused
 // before any event leaves the input queue (a script is not rolled back).
 func TestTakeScriptWrongTakenList(t *testing.T) {
@@ -381,7 +472,7 @@ func TestTakeScriptWrongTakenList(t *testing.T) {
 	ctx := context.Background()
 	h.rdb.LPush(ctx, "in", "e1", "e2", "e3")
 	h.rdb.Set(ctx, "in/taken", "x", 0)
-	err := takeScript.Run(ctx, h.w.opts.Dialect, h.rdb, []string{"in", "in/taken"}, 2).Err()
+	err := takeScript.Run(ctx, h.w.opts.Dialect, h.rdb, takeKeys, "take", 2, 1<<30, 1<<20, "f").Err()
 	if err == nil || !strings.Contains(err.Error(), "WRONGTYPE") {
 		t.Fatalf("err %v, want WRONGTYPE", err)
 	}

@@ -251,6 +251,11 @@ var (
 // pipeline), so that no single call holds Redis for long.
 const maxCallArgs = 8192
 
+// maxCallBytes bounds the bytes of events and tasks one commit.lua call
+// carries, beyond its first event: a batch of big events is split too, so
+// that a call's time does not grow with the size of the batch.
+const maxCallBytes = 4 << 20
+
 // commitCall is one commit.lua call: the events it commits, in order, and
 // its KEYS and ARGV (see the script's header), each a string or a *string.
 type commitCall struct {
@@ -258,6 +263,8 @@ type commitCall struct {
 	keys  []any
 	args  []any
 	cmd   []any // the EVALSHA command (see command)
+	// bytes counts the bytes of its events and tasks
+	bytes int
 }
 
 // command returns the EVALSHA command of c, the script known by sha.
@@ -269,7 +276,8 @@ func (c *commitCall) command(ctx context.Context, sha string) *redis.Cmd {
 }
 
 // commitCalls lays out the commit.lua calls committing items: one call
-// for all of them unless they are many (maxCallArgs), or one per item when
+// for all of them unless they are many (maxCallArgs) or big
+// (maxCallBytes), or one per item when
 // single. The calls, and their slices, are those of the previous round
 // reused (the slices of a commit round are the bulk of what one replica
 // allocates): they are valid until the next call, which only commitBatch
@@ -278,7 +286,7 @@ func (w *Watcher) commitCalls(items []*item, now time.Time, single bool) []commi
 	calls := w.calls[:0]
 	var c *commitCall
 	for _, it := range items {
-		if c == nil || single || len(c.args) >= maxCallArgs {
+		if c == nil || single || len(c.args) >= maxCallArgs || c.bytes >= maxCallBytes {
 			calls = slices.Grow(calls, 1)[:len(calls)+1]
 			c = &calls[len(calls)-1]
 			w.startCall(c, now, len(items))
@@ -312,7 +320,7 @@ func (w *Watcher) startCall(c *commitCall, now time.Time, n int) {
 	if cap(c.items) < n {
 		c.items, c.keys, c.args = make([]*item, 0, n), make([]any, 0, 5+2*n), make([]any, 0, 11+6*n)
 	}
-	c.items, c.keys, c.args = c.items[:0], c.keys[:4], c.args[:11]
+	c.items, c.keys, c.args, c.bytes = c.items[:0], c.keys[:4], c.args[:11], 0
 	c.keys[0], c.keys[1], c.keys[2], c.keys[3] = &w.taken, &w.dead, &w.attempts, &w.sched
 	if w.stream != "" {
 		c.keys = append(c.keys, &w.stream)
@@ -327,6 +335,10 @@ func (w *Watcher) startCall(c *commitCall, now time.Time, n int) {
 func (w *Watcher) appendItem(c *commitCall, it *item, now time.Time) {
 	c.items = append(c.items, it)
 	it.entry = it.raw() // the fence's argument, boxed from the item
+	c.bytes += len(it.entry)
+	for i := range it.tasks {
+		c.bytes += len(it.tasks[i].Task)
+	}
 	flags := 0
 	if it.fetched {
 		flags |= 1 // it may have fetch attempts to forget
@@ -389,6 +401,10 @@ func (w *Watcher) scheduleTag(it *item) string {
 
 func (w *Watcher) deadEntry(it *item, now time.Time) string {
 	e := deadletter.NewEntry(it.event, w.cfg.InputQueue, it.reason, w.opts.Replica, now, it.attempts)
+	if a := it.aside; a != nil {
+		e.Event, e.EventBase64 = strings.ToValidUTF8(it.event, "\uFFFD"), ""
+		e.EventBytes, e.EventKey, e.EventField = a.size, w.oversized, a.field
+	}
 	if it.trace != nil && it.trace.span != nil {
 		e.TraceID = it.trace.span.SpanContext().TraceID().String()
 	}

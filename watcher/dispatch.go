@@ -3,6 +3,7 @@ package watcher
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strconv"
@@ -19,6 +20,18 @@ import (
 // sends it to the committer once fetched.
 func (w *Watcher) dispatch(work context.Context, b *takeBatch, i int, entry, ev string, t *eventTrace, ready chan<- []*item, fetchSlots *hostSlots, fetches *sync.WaitGroup) {
 	seq := uint64(w.stats.Taken.Add(1))
+	if len(ev) > 0 && ev[0] == 0 {
+		if size, field, head, ok := keyspace.ParseSetAside(ev); ok {
+			// Set aside by take.lua for its size: no rule reads it.
+			it := &b.items[i]
+			it.event, it.entry, it.seq, it.trace = head, entry, seq, t
+			it.aside = &setAside{size: size, field: field}
+			it.deadLetter(fmt.Sprintf("event of %d bytes, more than max_event_bytes (%d): set aside in hash %s, field %s",
+				size, w.opts.MaxEventBytes, w.oversized, field))
+			b.now = append(b.now, it)
+			return
+		}
+	}
 	b.matches = w.rules.AppendMatches(b.matches[:0], ev)
 	matches := b.matches
 	w.metrics.matched(matches)

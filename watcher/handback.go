@@ -3,11 +3,18 @@ package watcher
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"slices"
 	"time"
 
 	"github.com/resc-go/resc/internal/backoff"
 )
+
+// handBackBudget is the most bytes one handback.lua call moves, beyond its
+// first event: a taken list of big events moves in several calls, each
+// short, so that no call holds Redis past a bound (nor this replica's
+// lease renewal behind it).
+const handBackBudget = 4 << 20
 
 // replayTaken moves every event of this replica's taken list back to the
 // input queue, as resc does on start: they were taken by an earlier run of
@@ -16,7 +23,10 @@ func (w *Watcher) replayTaken(ctx context.Context) error {
 	const chunk = 1000
 	total, attempt := int64(0), 0
 	for {
-		n, err := handbackScript.Run(ctx, w.opts.Dialect, w.rdb, []string{w.taken, w.cfg.InputQueue}, "all", chunk).Int64()
+		r, err := handbackScript.Run(ctx, w.opts.Dialect, w.rdb, []string{w.taken, w.cfg.InputQueue}, "all", chunk, handBackBudget).Int64Slice()
+		if err == nil && len(r) != 2 {
+			err = fmt.Errorf("watcher: unexpected reply of handback.lua: %v", r)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -30,8 +40,8 @@ func (w *Watcher) replayTaken(ctx context.Context) error {
 		}
 		w.outage.OK()
 		attempt = 0
-		total += n
-		if n < chunk {
+		total += r[0]
+		if r[1] == 0 || r[0] == 0 {
 			break
 		}
 	}
@@ -61,9 +71,23 @@ func (w *Watcher) handBack(ctx context.Context, items []*item) {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
+	// Parts of at most a thousand events and about handBackBudget bytes,
+	// sent newest part first: each call RPUSHes its events newest first,
+	// so the oldest of all ends rightmost, taken next.
 	const chunk = 1000
-	for start := 0; start < len(events); start += chunk {
-		part := events[start:min(start+chunk, len(events))]
+	var parts [][]string
+	for start := 0; start < len(events); {
+		end, bytes := start, 0
+		for end < len(events) && end-start < chunk && (end == start || bytes < handBackBudget) {
+			bytes += len(events[end])
+			end++
+		}
+		parts = append(parts, events[start:end])
+		start = end
+	}
+	left := len(events)
+	for i := len(parts) - 1; i >= 0; i-- {
+		part := parts[i]
 		args := make([]any, 0, len(part)+1)
 		args = append(args, "these")
 		for _, ev := range part {
@@ -72,9 +96,10 @@ func (w *Watcher) handBack(ctx context.Context, items []*item) {
 		n, err := handbackScript.Run(ctx, w.opts.Dialect, w.rdb, []string{w.taken, w.cfg.InputQueue}, args...).Int64()
 		if err != nil {
 			w.log.Error("cannot hand back unfinished events: they stay in the taken list and are replayed when this replica id starts again",
-				"taken", w.taken, "events", len(events)-start, "err", err)
+				"taken", w.taken, "events", left, "err", err)
 			return
 		}
+		left -= len(part)
 		w.stats.HandedBack.Add(n)
 		w.log.Warn("handed back unfinished events to the input queue", "events", n)
 	}

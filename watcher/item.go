@@ -34,6 +34,15 @@ type item struct {
 	outage error
 	// seq is the order in which this replica took the event.
 	seq uint64
+	// aside is set for an event set aside for its size (take.lua): event
+	// then holds only its first bytes.
+	aside *setAside
+}
+
+// setAside is where take.lua put an event longer than max_event_bytes.
+type setAside struct {
+	size  int64
+	field string
 }
 
 // outcome is what the commit of an item does with its event.

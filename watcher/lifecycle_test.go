@@ -3,9 +3,11 @@ package watcher
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -369,5 +371,55 @@ func TestIdleCommitsBesideFetches(t *testing.T) {
 		t.Error("no event was committed by the taking goroutine")
 	} else {
 		t.Logf("%d of %d events alone committed by the taking goroutine", n, rounds)
+	}
+}
+
+// TestHandBackBigEventsInParts: the start replay and the shutdown
+// hand-back move a taken list of big events in several short calls
+// (about handBackBudget bytes each) and keep the order: the oldest event
+// ends at the consuming end of the input queue.
+func TestHandBackBigEventsInParts(t *testing.T) {
+	h := newHarness(t, nil, nil, nil)
+	ctx := context.Background()
+	var events []string // oldest first
+	for i := range 12 {
+		events = append(events, fmt.Sprintf("%02d%s", i, strings.Repeat("x", 1<<20)))
+	}
+	// consuming returns the input queue from its consuming (right) end.
+	consuming := func() []string {
+		l := h.list("in")
+		slices.Reverse(l)
+		return l
+	}
+	for _, e := range events {
+		h.rdb.LPush(ctx, "in/taken/r1", e) // as taken: newest at the head
+	}
+	h.rdb.ConfigResetStat(ctx)
+	if err := h.w.replayTaken(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := evalshaCalls(t, h); n < 3 {
+		t.Errorf("12 MiB replayed in %d calls, want one about every %d bytes", n, handBackBudget)
+	}
+	if got := consuming(); !slices.Equal(got, events) {
+		t.Fatalf("start replay: input queue from its consuming end holds %d events out of order", len(got))
+	}
+
+	h.rdb.Del(ctx, "in")
+	items := make([]*item, len(events))
+	for i, e := range events {
+		h.rdb.LPush(ctx, "in/taken/r1", e)
+		items[len(events)-1-i] = &item{event: e, seq: uint64(i)} // any order: sorted by seq
+	}
+	h.rdb.ConfigResetStat(ctx)
+	h.w.handBack(ctx, items)
+	if n := evalshaCalls(t, h); n < 3 {
+		t.Errorf("12 MiB handed back in %d calls, want one about every %d bytes", n, handBackBudget)
+	}
+	if got := consuming(); !slices.Equal(got, events) {
+		t.Fatalf("hand-back: input queue from its consuming end holds %d events out of order", len(got))
+	}
+	if n := h.rdb.LLen(ctx, "in/taken/r1").Val(); n != 0 {
+		t.Errorf("%d entries left in the taken list", n)
 	}
 }

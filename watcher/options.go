@@ -43,6 +43,10 @@ type Options struct {
 	// is done the watcher stops at once, without draining (see Run). Nil
 	// means no lease.
 	Fence context.Context
+	// MaxEventBytes is the configuration's max_event_bytes: a longer event
+	// is set aside at take time and dead-lettered (take.lua). Default
+	// config.DefaultMaxEventBytes.
+	MaxEventBytes int64
 	// Prefix is the configuration's key prefix of internal keys (fetch
 	// attempts, delay schedule, trace contexts). Default
 	// config.DefaultKeyPrefix.

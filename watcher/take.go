@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -158,11 +159,16 @@ func (w *Watcher) replayStranded(ctx context.Context, slots chan struct{}) error
 // thousand events a second, events keep going to the committer.
 const idleAfter = time.Millisecond
 
+// takeBudget is the most bytes one take.lua call moves, beyond its first
+// event: it bounds the script's time and what one take holds in memory.
+const takeBudget = 4 << 20
+
 // take takes up to n events: without blocking when the queue has some, else
 // blocking with BLMOVE for one, up to the block timeout. idle is true when
-// it waited idleAfter or more for that one.
+// it waited idleAfter or more for that one. An event longer than
+// max_event_bytes comes back as its set-aside entry (take.lua).
 func (w *Watcher) take(ctx context.Context, n int) (events []string, idle bool, err error) {
-	events, err = w.takeNow(ctx, n)
+	events, err = w.takeNow(ctx, "take", n, takeBudget, w.opts.MaxEventBytes)
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, false, err
 	}
@@ -177,15 +183,27 @@ func (w *Watcher) take(ctx context.Context, n int) (events []string, idle bool, 
 	if err != nil {
 		return nil, false, err
 	}
-	return []string{ev}, time.Since(start) >= w.idleAfter, nil
+	idle = time.Since(start) >= w.idleAfter
+	if int64(len(ev)) > w.opts.MaxEventBytes {
+		// The blocking take could not look before it took: the event is
+		// at the head of the taken list, set it aside there.
+		events, err = w.takeNow(ctx, "aside", len(ev))
+		return events, idle, err
+	}
+	return []string{ev}, idle, nil
 }
 
-// takeNow runs take.lua: up to n events, without blocking. The command is
-// made here rather than by go-redis' Script so that the reply is read
-// straight into strings.
-func (w *Watcher) takeNow(ctx context.Context, n int) ([]string, error) {
+// takeNow runs take.lua in mode with args (see its header), and a field
+// for an event it may set aside. The command is made here rather than by
+// go-redis' Script so that the reply is read straight into strings.
+func (w *Watcher) takeNow(ctx context.Context, mode string, args ...any) ([]string, error) {
+	field := w.runTag + "-" + strconv.FormatUint(w.asides.Add(1), 36)
+	cmdArgs := make([]any, 0, 7+len(args))
+	cmdArgs = append(cmdArgs, "evalsha", takeScript.Hash(w.opts.Dialect), 3, &w.cfg.InputQueue, &w.taken, &w.oversized, mode)
+	cmdArgs = append(cmdArgs, args...)
+	cmdArgs = append(cmdArgs, field)
 	for loaded := false; ; loaded = true {
-		cmd := redis.NewStringSliceCmd(ctx, "evalsha", takeScript.Hash(w.opts.Dialect), 2, &w.cfg.InputQueue, &w.taken, n)
+		cmd := redis.NewStringSliceCmd(ctx, cmdArgs...)
 		_ = w.rdb.Process(ctx, cmd)
 		events, err := cmd.Result()
 		if loaded || !script.IsNoScript(err) {

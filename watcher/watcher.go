@@ -108,10 +108,14 @@ type Watcher struct {
 
 	attempts string // fetch attempts of the input queue
 	sched    string // delay schedule of the input queue
-	runTag   string // makes this run's schedule members unique
-	tracer   trace.Tracer
-	traceTTL any // TraceContextTTL in ms, for commit.lua
-	metrics  *watcherMetrics
+	// oversized holds the events set aside for their size; asides numbers
+	// them, after runTag
+	oversized string
+	asides    atomic.Uint64
+	runTag    string // makes this run's schedule members unique
+	tracer    trace.Tracer
+	traceTTL  any // TraceContextTTL in ms, for commit.lua
+	metrics   *watcherMetrics
 
 	// commit.lua's arguments boxed once (see commitCalls)
 	channelArg, takenQueueArg any
@@ -155,6 +159,9 @@ func New(cfg config.Watcher, rs *rules.Ruleset, rdb Redis, f Fetcher, opts Optio
 	if opts.Prefix == "" {
 		opts.Prefix = config.DefaultKeyPrefix
 	}
+	if opts.MaxEventBytes <= 0 {
+		opts.MaxEventBytes = config.DefaultMaxEventBytes
+	}
 	opts.Retry = opts.Retry.WithDefaults()
 	if opts.TraceContextTTL <= 0 {
 		opts.TraceContextTTL = DefaultTraceContextTTL
@@ -172,6 +179,7 @@ func New(cfg config.Watcher, rs *rules.Ruleset, rdb Redis, f Fetcher, opts Optio
 		outage:    backoff.NewOutage(log, "redis"),
 		attempts:  keyspace.FetchAttempts(opts.Prefix, cfg.InputQueue),
 		sched:     keyspace.DelaySchedule(opts.Prefix, cfg.InputQueue),
+		oversized: keyspace.Oversized(opts.Prefix, cfg.InputQueue),
 		runTag:    randomTag(),
 		idleAfter: idleAfter,
 		traceTTL:  strconv.FormatInt(max(opts.TraceContextTTL.Milliseconds(), 1), 10),

@@ -9,10 +9,13 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/resc-go/resc/config"
 	"github.com/resc-go/resc/deadletter"
 	"github.com/resc-go/resc/fetch"
+	"github.com/resc-go/resc/internal/keyspace"
+	"github.com/resc-go/resc/internal/testutil"
 )
 
 // resc's introductory rule.
@@ -216,5 +219,95 @@ func TestFetchFailureDeadLetters(t *testing.T) {
 	}
 	if n.Load() != 1 {
 		t.Errorf("a 404 was requested %d times, want 1 (permanent)", n.Load())
+	}
+}
+
+// TestOversizedEventSetAside: an event longer than max_event_bytes is
+// dead-lettered before any rule runs, whether it is found by a take
+// (queued before the watcher starts) or by the blocking take of an idle
+// watcher: the entry holds its first bytes, its size and where its exact
+// bytes are; the events around it are handled as usual.
+func TestOversizedEventSetAside(t *testing.T) {
+	h := newHarness(t, []config.Rule{rule("any", `^`, mk("t/${input_task}", "q", ""))}, nil,
+		func(_ *config.Watcher, o *Options) { o.MaxEventBytes = 300 })
+	ctx := context.Background()
+	queued := "acq/" + strings.Repeat("q", 400)
+	idle := "acq/" + strings.Repeat("i", 500) + "\xff"
+	h.push("small1", queued, "small2")
+	h.start()
+	h.waitHandled(3)
+	h.push(idle) // taken by the blocking take
+	h.waitHandled(4)
+	h.push("small3")
+	h.waitHandled(5)
+	if got, want := h.list("q"), []string{"t/small3", "t/small2", "t/small1"}; !equal(got, want) {
+		t.Errorf("q = %q, want %q: no task of a set-aside event", got, want)
+	}
+	dead := h.list("in/dead")
+	if len(dead) != 2 {
+		t.Fatalf("dead = %q, want the two big events", dead)
+	}
+	stored := h.rdb.HGetAll(ctx, "resc:oversized:in").Val()
+	for i, ev := range []string{idle, queued} { // newest first
+		e, err := deadletter.Decode(dead[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !e.SetAside() || e.EventBytes != int64(len(ev)) || e.EventKey != "resc:oversized:in" || stored[e.EventField] != ev {
+			t.Errorf("entry %+v: want size %d and the exact bytes in resc:oversized:in", e, len(ev))
+		}
+		if e.Event != strings.ToValidUTF8(ev[:200], "\uFFFD") || e.EventBase64 != "" {
+			t.Errorf("entry event %q (base64 %q), want the first 200 bytes", e.Event, e.EventBase64)
+		}
+		if want := fmt.Sprintf("event of %d bytes, more than max_event_bytes (300)", len(ev)); !strings.Contains(e.Reason, want) {
+			t.Errorf("reason %q, want it to say %q", e.Reason, want)
+		}
+	}
+	if n := h.rdb.LLen(ctx, "in/taken/r1").Val(); n != 0 {
+		t.Errorf("taken list holds %d entries, want none", n)
+	}
+	if s := h.w.Stats(); s.DeadLettered.Load() != 2 || s.Committed.Load() != 3 {
+		t.Errorf("dead-lettered %d, committed %d; want 2 and 3", s.DeadLettered.Load(), s.Committed.Load())
+	}
+}
+
+// TestBlockingTakeSetsAside: an oversized event taken by the blocking take
+// (BLMOVE, which cannot look before it takes) is set aside in place at the
+// head of the taken list.
+func TestBlockingTakeSetsAside(t *testing.T) {
+	h := newHarness(t, nil, nil, func(_ *config.Watcher, o *Options) { o.MaxEventBytes = 300 })
+	ctx := context.Background()
+	big := strings.Repeat("b", 301)
+	pushed := make(chan error, 1)
+	go func() {
+		// Once the take blocks (INFO clients: blocked_clients:1).
+		if ok, state := testutil.Poll(10*time.Second, func() (bool, string) {
+			info := h.rdb.Info(ctx, "clients").Val()
+			return strings.Contains(info, "blocked_clients:1\r"), info
+		}); !ok {
+			pushed <- fmt.Errorf("the take never blocked: %s", state)
+			return
+		}
+		pushed <- h.rdb.LPush(ctx, "in", big).Err()
+	}()
+	got, _, err := h.w.take(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-pushed; err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 {
+		t.Fatalf("took %q, want one set-aside entry", got)
+	}
+	size, field, head, ok := keyspace.ParseSetAside(got[0])
+	if !ok || size != 301 || head != big[:200] {
+		t.Fatalf("took %q, want the set-aside entry of the big event", got[0])
+	}
+	if v := h.rdb.HGet(ctx, "resc:oversized:in", field).Val(); v != big {
+		t.Errorf("field %s holds %d bytes, want the event", field, len(v))
+	}
+	if l := h.list("in/taken/r1"); len(l) != 1 || l[0] != got[0] {
+		t.Errorf("taken list %q, want the set-aside entry alone", l)
 	}
 }

@@ -280,6 +280,9 @@ func cmdDeadMove(ctx context.Context, verb string, args []string, stdout, stderr
 				fmt.Fprintf(stdout, "%s #%d %s\n", past, r.Position, ev)
 			case inspect.SkippedGone:
 				fmt.Fprintf(stdout, "skipped #%d %s: no longer in %s (requeued or dropped meanwhile)\n", r.Position, ev, dead)
+			case inspect.SkippedAsideGone:
+				fmt.Fprintf(stdout, "skipped #%d %s: its event, set aside for its size, is no longer in %s field %s (drop the entry)\n",
+					r.Position, ev, r.Entry.EventKey, r.Entry.EventField)
 			}
 		})
 	if err != nil {
@@ -297,7 +300,7 @@ func cmdDeadMove(ctx context.Context, verb string, args []string, stdout, stderr
 // deadFailed is the exit error of a dead-letter command that failed on
 // Redis: a key of the wrong type, or Redis not answering.
 func deadFailed(rdb *redis.Client, err error) error {
-	if inspect.Answered(err) || errors.Is(err, deadletter.ErrDeadType) || errors.Is(err, deadletter.ErrInputType) {
+	if inspect.Answered(err) || errors.Is(err, deadletter.ErrDeadType) || errors.Is(err, deadletter.ErrInputType) || errors.Is(err, deadletter.ErrAsideType) {
 		return &exitError{code: 1, msg: err.Error()}
 	}
 	return redisFailed(rdb, err)

@@ -1,6 +1,9 @@
 package keyspace
 
-import "strconv"
+import (
+	"strconv"
+	"strings"
+)
 
 // replayStampHead starts an entry stamped with its crash replay count.
 const replayStampHead = "\x00resc:replays="
@@ -36,4 +39,48 @@ func Unstamp(entry string) (event string, replays int) {
 		return entry, 0
 	}
 	return rest[i+1:], n
+}
+
+// setAsideHead starts the entry that stands, in a taken list or an input
+// queue, for an event set aside for its size.
+const setAsideHead = "\x00resc:oversized="
+
+// SetAsideHeadBytes is how many of an event's first bytes its set-aside
+// entry keeps, for the dead-letter entry and the logs.
+const SetAsideHeadBytes = 200
+
+// SetAside is the entry that take.lua leaves in the taken list in place of
+// an event longer than max_event_bytes, whose bytes it moved to field of
+// the hash Oversized: "\x00resc:oversized=<size>:<field>\x00<first bytes>".
+// The replica that takes it dead-letters it without reading the event.
+func SetAside(size int64, field, head string) string {
+	return setAsideHead + strconv.FormatInt(size, 10) + ":" + field + "\x00" + head
+}
+
+// ParseSetAside reads an entry written by SetAside (after Unstamp): the
+// event's size, its field in Oversized and its first bytes. ok is false
+// for any other entry.
+func ParseSetAside(event string) (size int64, field, head string, ok bool) {
+	rest, found := strings.CutPrefix(event, setAsideHead)
+	if !found {
+		return 0, "", "", false
+	}
+	meta, head, found := strings.Cut(rest, "\x00")
+	if !found {
+		return 0, "", "", false
+	}
+	n, field, found := strings.Cut(meta, ":")
+	size, err := strconv.ParseInt(n, 10, 64)
+	if !found || err != nil || size < 0 || field == "" {
+		return 0, "", "", false
+	}
+	return size, field, head, true
+}
+
+// Oversized holds the events of one input queue set aside for their size
+// (HASH: field an id unique to the event, value its exact bytes), each
+// until its dead-letter entry is requeued or dropped:
+// "<prefix>oversized:<input_queue>".
+func Oversized(prefix, inputQueue string) string {
+	return prefix + "oversized:" + inputQueue
 }

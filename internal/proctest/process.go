@@ -71,6 +71,9 @@ func (p *Process) Stdout() string { return p.stdout.String() }
 // Stderr returns what the process wrote to its stderr (its log) so far.
 func (p *Process) Stderr() string { return p.stderr.String() }
 
+// Pid is the process id.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
 // Done is closed when the process has exited.
 func (p *Process) Done() <-chan struct{} { return p.done }
 
