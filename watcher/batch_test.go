@@ -7,10 +7,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/resc-go/resc/internal/keyspace"
+	"github.com/resc-go/resc/internal/script"
 	"github.com/resc-go/resc/rules"
 )
 
@@ -403,10 +406,11 @@ func evalshaCalls(t *testing.T, h *harness) int {
 var takeKeys = []string{"in", "in/taken", "resc:oversized:in"}
 
 // TestTakeScriptBudget: a take stops once its events add up to the byte
-// budget (at least one event taken), and an event longer than the
-// maximum is set aside alone: found first, its bytes go to the hash and
-// its set-aside entry to the taken list; found after others, it waits for
-// the next call.
+// budget (at least one event taken), reading one event first and then
+// more at a time only as far as the events seen say the budget allows; an
+// event longer than the maximum is set aside in its place: its bytes go
+// to the hash under a field of its own, its set-aside entry to the taken
+// list.
 func TestTakeScriptBudget(t *testing.T) {
 	h := newHarness(t, nil, nil, nil)
 	ctx := context.Background()
@@ -418,50 +422,52 @@ func TestTakeScriptBudget(t *testing.T) {
 		}
 		return got
 	}
+	ten := func(name string) string { return name + strings.Repeat("-", 10-len(name)) }
 	big := strings.Repeat("B", 300) + "\xff"
-	// Oldest at the right end: a1 a2 a3 (10 bytes each), big, a4.
-	h.rdb.LPush(ctx, "in", "a1-xxxxxxx", "a2-xxxxxxx", "a3-xxxxxxx", big, "a4-xxxxxxx")
-	assertEqual(t, "first take, budget 15", take(10, 15, 100, "f1"), []string{"a1-xxxxxxx", "a2-xxxxxxx"})
-	assertEqual(t, "second take, budget 1: one event", take(10, 1, 100, "f2"), []string{"a3-xxxxxxx"})
-	aside := keyspace.SetAside(int64(len(big)), "f3", big[:keyspace.SetAsideHeadBytes])
-	assertEqual(t, "the big event, set aside", take(10, 1000, 100, "f3"), []string{aside})
-	if got := h.rdb.HGetAll(ctx, "resc:oversized:in").Val(); len(got) != 1 || got["f3"] != big {
-		t.Fatalf("oversized hash %q, want the big event's exact bytes under f3", got)
+	// Oldest at the right end: a1 a2 a3 a4 (10 bytes each), big, a5.
+	h.rdb.LPush(ctx, "in", ten("a1"), ten("a2"), ten("a3"), ten("a4"), big, ten("a5"))
+	assertEqual(t, "budget 25: three events", take(10, 25, 100, "f1"), []string{ten("a1"), ten("a2"), ten("a3")})
+	assertEqual(t, "budget 1: one event", take(10, 1, 100, "f2"), []string{ten("a4")})
+	aside := keyspace.SetAside(int64(len(big)), "f3-1", big[:keyspace.SetAsideHeadBytes])
+	assertEqual(t, "the big event set aside, then the next", take(10, 1000, 100, "f3"), []string{aside, ten("a5")})
+	if got := h.rdb.HGetAll(ctx, "resc:oversized:in").Val(); len(got) != 1 || got["f3-1"] != big {
+		t.Fatalf("oversized hash %q, want the big event's exact bytes under f3-1", got)
 	}
-	assertEqual(t, "last take", take(10, 1000, 100, "f4"), []string{"a4-xxxxxxx"})
-	assertEqual(t, "taken list", h.list("in/taken"), []string{"a4-xxxxxxx", aside, "a3-xxxxxxx", "a2-xxxxxxx", "a1-xxxxxxx"})
-	if size, field, head, ok := keyspace.ParseSetAside(aside); !ok || size != 301 || field != "f3" || head != big[:200] {
+	assertEqual(t, "taken list", h.list("in/taken"), []string{ten("a5"), aside, ten("a4"), ten("a3"), ten("a2"), ten("a1")})
+	if size, field, head, ok := keyspace.ParseSetAside(aside); !ok || size != 301 || field != "f3-1" || head != big[:200] {
 		t.Errorf("ParseSetAside(%q) = %d %q %q %v", aside, size, field, head, ok)
 	}
 
-	// A big event found after others waits for the next call.
-	h.rdb.LPush(ctx, "in", "b1", big)
-	assertEqual(t, "before the big one", take(10, 1000, 100, "f5"), []string{"b1"})
-	if n := h.rdb.LLen(ctx, "in").Val(); n != 1 {
-		t.Fatalf("input queue has %d events, want the big one left", n)
+	// Two big ones in one take: a field each, in order.
+	h.rdb.LPush(ctx, "in", ten("b1"), big, big)
+	got := take(10, 100000, 100, "f4")
+	want := []string{ten("b1"), keyspace.SetAside(301, "f4-2", big[:200]), keyspace.SetAside(301, "f4-3", big[:200])}
+	assertEqual(t, "two big ones", got, want)
+	if n := h.rdb.HLen(ctx, "resc:oversized:in").Val(); n != 3 {
+		t.Errorf("oversized hash has %d fields, want 3", n)
 	}
 
 	// Mode aside: the head of the taken list, when it has the size said.
-	h.rdb.LMove(ctx, "in", "in/taken", "RIGHT", "LEFT")
+	h.rdb.LPush(ctx, "in/taken", big)
 	got, err := takeScript.Run(ctx, h.w.opts.Dialect, h.rdb, takeKeys, "aside", len(big)+1, "f6").StringSlice()
 	if err != nil || len(got) != 0 || h.list("in/taken")[0] != big {
 		t.Fatalf("aside of the wrong size: %q %v; the head must stay", got, err)
 	}
 	got, err = takeScript.Run(ctx, h.w.opts.Dialect, h.rdb, takeKeys, "aside", len(big), "f6").StringSlice()
-	want := keyspace.SetAside(int64(len(big)), "f6", big[:200])
-	if err != nil || len(got) != 1 || got[0] != want || h.list("in/taken")[0] != want {
+	want6 := keyspace.SetAside(int64(len(big)), "f6", big[:200])
+	if err != nil || len(got) != 1 || got[0] != want6 || h.list("in/taken")[0] != want6 {
 		t.Fatalf("aside: %q %v, taken head %q", got, err, h.list("in/taken")[0])
 	}
 	if v := h.rdb.HGet(ctx, "resc:oversized:in", "f6").Val(); v != big {
 		t.Fatalf("f6 holds %d bytes, want the big event", len(v))
 	}
 	// A field already in use is refused, nothing written.
-	h.rdb.LPush(ctx, "in", big)
-	if err := takeScript.Run(ctx, h.w.opts.Dialect, h.rdb, takeKeys, "take", 10, 1000, 100, "f6").Err(); err == nil {
+	h.rdb.LPush(ctx, "in/taken", big)
+	if err := takeScript.Run(ctx, h.w.opts.Dialect, h.rdb, takeKeys, "aside", len(big), "f6").Err(); err == nil {
 		t.Fatal("a second event under field f6: no error")
 	}
-	if n := h.rdb.LLen(ctx, "in").Val(); n != 1 {
-		t.Fatalf("input queue has %d events after a refused take, want 1", n)
+	if h.list("in/taken")[0] != big {
+		t.Fatal("a refused aside changed the taken list")
 	}
 }
 
@@ -510,4 +516,24 @@ func TestIsOutageReply(t *testing.T) {
 			t.Errorf("isOutageReply(%q) = %v, want %v", msg, got, want)
 		}
 	}
+}
+
+// TestTakeScriptEmbedded runs take.lua on the embedded server (miniredis,
+// the legacy dialect): RPOP with a count, as on redis-server.
+func TestTakeScriptEmbedded(t *testing.T) {
+	m := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	ctx := context.Background()
+	d, err := script.Detect(ctx, rdb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb.LPush(ctx, "in", "e1", "e2", "e3", "e4", "e5", strings.Repeat("x", 101))
+	got, err := takeScript.Run(ctx, d, rdb, takeKeys, "take", 10, 1000, 100, "f").StringSlice()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"e1", "e2", "e3", "e4", "e5", keyspace.SetAside(101, "f-6", strings.Repeat("x", 101))}
+	assertEqual(t, "taken", got, want)
 }

@@ -3,22 +3,19 @@
 -- aside the event a blocking take just took.
 --
 -- Mode 'take' takes up to ARGV[2] events, and stops once the events taken
--- add up to ARGV[3] bytes or more (at least one is taken): a call's time
--- is bounded by that budget plus one event, whatever the queue holds. The
--- events move atomically from the input queue (its right end, where the
--- oldest event is) to the head of this replica's taken list, as that many
--- BRPOPLPUSH or BLMOVE RIGHT LEFT would: afterwards the taken list starts
--- with the newest event taken and the input queue has lost its oldest
--- ones. Each event is read once (LINDEX), then one LTRIM and one LPUSH per
--- thousand events move them.
+-- add up to ARGV[3] bytes or more (at least one is taken; see the reads
+-- below for how far past it one call can go). The events move atomically
+-- from the input queue (its right end, where the oldest event is) to the
+-- head of this replica's taken list, as that many BRPOPLPUSH or BLMOVE
+-- RIGHT LEFT would: afterwards the taken list starts with the newest event
+-- taken and the input queue has lost its oldest ones.
 --
--- An event longer than ARGV[4] bytes (max_event_bytes) is not taken with
--- others: found first, it is set aside alone. Its bytes go to field
--- ARGV[5] of the hash KEYS[3], and the taken list gets in its place the
--- short entry keyspace.SetAside describes ("\0resc:oversized=<size>:
--- <field>\0<first 200 bytes>"), which the replica dead-letters without
--- reading the event again. Found after others, it is left for the next
--- call.
+-- An event longer than ARGV[4] bytes (max_event_bytes) is set aside: its
+-- bytes go to field "<ARGV[5]>-<n>" of the hash KEYS[3] (n its position
+-- in this call), and the taken list gets in its place the short entry
+-- keyspace.SetAside describes ("\0resc:oversized=<size>:<field>\0<first
+-- 200 bytes>"), which the replica dead-letters without reading the event
+-- again.
 --
 -- Mode 'aside' sets aside the newest entry of the taken list, which a
 -- blocking take (BLMOVE) has just put there, when it is ARGV[2] bytes long
@@ -34,7 +31,7 @@
 
 local input, taken, store = KEYS[1], KEYS[2], KEYS[3]
 -- Redis does not roll a script back: a taken list of the wrong type would
--- make the LPUSH fail after the LTRIM, and the events would be lost.
+-- make the LPUSH fail after the RPOP, and the events would be lost.
 local function check(key, want, what)
   local t = redis.call('TYPE', key)
   t = t.ok or t
@@ -49,12 +46,6 @@ local function aside_entry(e, field)
   return '\0resc:oversized=' .. string.format('%d', #e) .. ':' .. field .. '\0' .. string.sub(e, 1, 200)
 end
 
--- set_aside stores e under field; false when the field is taken (a bug of
--- the caller: fields are unique to their event), having written nothing.
-local function set_aside(e, field)
-  return redis.call('HSETNX', store, field, e) == 1
-end
-
 if ARGV[1] == 'aside' then
   local size, field = tonumber(ARGV[2]), ARGV[3]
   bad = check(store, 'hash', 'the oversized events hash')
@@ -63,7 +54,7 @@ if ARGV[1] == 'aside' then
   if not e or #e ~= size then
     return {}
   end
-  if not set_aside(e, field) then
+  if redis.call('HSETNX', store, field, e) == 0 then
     return redis.error_reply('ERR take.lua: field ' .. field .. ' of ' .. store .. ' already holds an event')
   end
   local p = aside_entry(e, field)
@@ -75,37 +66,39 @@ local want, budget, max, field = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(
 if ARGV[1] ~= 'take' or not (want and budget and max) then
   return redis.error_reply('ERR take.lua: bad arguments')
 end
-local got, bytes = {}, 0
-for i = 1, want do
-  local e = redis.call('LINDEX', input, -i)
-  if not e then
+-- Nothing may fail once an event is popped: the hash is checked first,
+-- and each event set aside gets a field of its own (ARGV[5] and its
+-- position in this call).
+bad = check(store, 'hash', 'the oversized events hash')
+if bad then return bad end
+-- The events are popped in reads of c events (RPOP with a count), c
+-- doubling from 1, at most 64, and never more than the budget left
+-- divided by the largest event seen: with events alike, no read goes past
+-- the budget; an event much larger than those before it can make one read
+-- go past it by that read's events (the first read of a call is a single
+-- event).
+local got, bytes, n, c, largest = {}, 0, 0, 1, 1
+while n < want and bytes < budget do
+  local es = redis.call('RPOP', input, math.min(c, want - n))
+  if not es then
     break
   end
-  if #e > max then
-    if i > 1 then
-      break -- set aside alone, by the next call
+  for _, e in ipairs(es) do
+    n = n + 1
+    bytes = bytes + #e
+    largest = math.max(largest, #e)
+    if #e > max then
+      local f = field .. '-' .. n
+      redis.call('HSET', store, f, e)
+      e = aside_entry(e, f)
     end
-    bad = check(store, 'hash', 'the oversized events hash')
-    if bad then return bad end
-    if not set_aside(e, field) then
-      return redis.error_reply('ERR take.lua: field ' .. field .. ' of ' .. store .. ' already holds an event')
-    end
-    local p = aside_entry(e, field)
-    redis.call('LTRIM', input, 0, -2)
-    redis.call('LPUSH', taken, p)
-    return {p}
+    got[n] = e
   end
-  got[i] = e
-  bytes = bytes + #e
-  if bytes >= budget then
-    break
-  end
+  c = math.max(1, math.min(2 * c, 64, math.floor((budget - bytes) / largest)))
 end
-local n = #got
 if n == 0 then
   return {}
 end
-redis.call('LTRIM', input, 0, -n - 1)
 -- got is oldest first, the order LPUSH must receive them in to leave the
 -- newest at the head. unpack is bounded by Lua's stack: push in chunks.
 local chunk = 1000
