@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/resc-go/resc/config"
 	"github.com/resc-go/resc/internal/keyspace"
 )
@@ -430,5 +432,46 @@ func TestWaitLeaseHonoursContext(t *testing.T) {
 	defer cancel()
 	if _, err := m.WaitLease(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("WaitLease: %v, want the context's error", err)
+	}
+}
+
+// busyScript holds Redis for ARGV[1] microseconds, as a slow script of a
+// replica's own (the set-aside of a huge event) does.
+var busyScript = redis.NewScript(`
+local t = redis.call('TIME')
+local start = t[1] * 1000000 + t[2]
+repeat
+  t = redis.call('TIME')
+until t[1] * 1000000 + t[2] - start >= tonumber(ARGV[1])
+return 1`)
+
+// TestLeaseSurvivesSlowScripts: scripts of two fifths of the lease each, 20
+// ms apart (a replica's work between its scripts), for three leases, from
+// another connection: every heartbeat waits behind one of them (or two,
+// losing the race for the gap) for its turn, gets it in time, and the
+// lease holds. A heartbeat given up after one interval, as before, lost
+// the lease in 5 runs out of 5.
+func TestLeaseSurvivesSlowScripts(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.s.DeadAfter = 1200 * time.Millisecond // lease 1 s, heartbeats every 100 ms
+	m := e.register("r1", Options{}, "q/taken/r1")
+	run(t, m)
+	lease := m.Lease()
+	blocker := e.srv.Client()
+	ctx := context.Background()
+	each := e.s.leaseFor() * 2 / 5
+	start := time.Now()
+	for time.Since(start) < 3*e.s.leaseFor() {
+		if err := busyScript.Run(ctx, blocker, nil, each.Microseconds()).Err(); err != nil {
+			t.Fatal(err)
+		}
+		<-time.After(20 * time.Millisecond) // the load's shape, not a wait for anything
+	}
+	if err := context.Cause(lease); err != nil {
+		t.Fatalf("lease lost behind scripts of %v each: %v\n%s", each, err, e.logs.String())
+	}
+	if n := e.rdb.Exists(ctx, keyspace.Replica(e.s.Prefix, "r1")).Val(); n != 1 {
+		t.Fatal("the registration expired")
 	}
 }
