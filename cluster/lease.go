@@ -43,6 +43,16 @@ func (m *Membership) Lease() context.Context {
 	return m.lease
 }
 
+// LeaseToken returns the current lease and the token of the registration
+// it belongs to: a script that must only write for this registration (the
+// fenced scripts of package worker) checks that the replica key still
+// holds the token.
+func (m *Membership) LeaseToken() (context.Context, string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.lease, m.token
+}
+
 // WaitLease returns a live lease, waiting while the membership is lost
 // and Run registers again. It returns ErrStopped once Run has returned or
 // Deregister was called, and ctx.Err() when ctx is done first. The usual

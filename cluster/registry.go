@@ -86,6 +86,8 @@ type Info struct {
 	Version    string    `json:"version"`
 	Started    time.Time `json:"started"`
 	TakenLists []string  `json:"taken_lists"`
+	// Kind is "worker" for a worker of package worker, "" for a replica.
+	Kind string `json:"kind,omitempty"`
 	// DeadAfter is the replica's Settings.DeadAfter, set by Register: the
 	// age of its heartbeat is DeadAfter minus the TTL left on its key.
 	DeadAfter time.Duration `json:"dead_after_ns"`

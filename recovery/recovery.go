@@ -60,6 +60,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -95,6 +98,10 @@ type Watched struct {
 	InputQueue string
 	// TakenQueue is the taken_queue; "" means "<input_queue>/taken".
 	TakenQueue string
+	// Tasks marks a task queue of the workers of package worker (found in
+	// keyspace.WorkerQueues): its taken lists are the workers'
+	// "<queue>/taken/<worker-id>", and its poison entries are tasks.
+	Tasks bool
 }
 
 // Settings tune a Recoverer. A zero field means its default.
@@ -153,6 +160,7 @@ func (s Settings) WithDefaults() Settings {
 type Redis interface {
 	redis.Scripter
 	ScanType(ctx context.Context, cursor uint64, match string, count int64, keyType string) *redis.ScanCmd
+	HGetAll(ctx context.Context, key string) *redis.MapStringStringCmd
 }
 
 // Recoverer replays orphan taken lists and promotes delayed replays. Create
@@ -168,6 +176,11 @@ type Recoverer struct {
 	finder  *takenlist.Finder
 	badKeys badKeys
 	stats   Stats
+
+	mu sync.Mutex
+	// tasks are the worker queues found by the latest scan (Promote moves
+	// their due retries too).
+	tasks []Watched
 }
 
 // Stats count what a Recoverer did since it was created.
@@ -281,8 +294,17 @@ func (r *Recoverer) scan(ctx context.Context) error {
 	}
 	var found []orphan
 	ids := map[string]bool{}
-	for _, w := range r.watched {
-		lists, err := r.finder.Find(ctx, r.rdb, w.TakenQueue)
+	tasks, err := r.workerQueues(ctx)
+	if err != nil {
+		return err
+	}
+	finder := r.finder
+	if len(tasks) > 0 {
+		// The worker queues and the watchers' queues exclude each other.
+		finder = takenlist.New(queuesOf(slices.Concat(r.watched, tasks)))
+	}
+	for _, w := range slices.Concat(r.watched, tasks) {
+		lists, err := finder.Find(ctx, r.rdb, w.TakenQueue)
 		if err != nil {
 			return err
 		}
@@ -329,11 +351,57 @@ func (r *Recoverer) scan(ctx context.Context) error {
 		if st.dead > 0 {
 			level = slog.LevelWarn
 		}
-		r.log.Log(ctx, level, "replayed the taken list of a dead replica",
+		msg := "replayed the taken list of a dead replica"
+		if o.w.Tasks {
+			msg = "replayed the taken list of a dead worker"
+		}
+		r.log.Log(ctx, level, msg,
 			"replica", o.replica, "list", o.list, "queue", o.w.InputQueue,
 			"events", st.replayed, "delayed", st.delayed, "dead_lettered", st.dead)
 	}
 	return nil
+}
+
+// workerQueues reads the task queues of the workers (keyspace.WorkerQueues)
+// that are not a watcher's input queue, sorted, and keeps them for Promote.
+func (r *Recoverer) workerQueues(ctx context.Context) ([]Watched, error) {
+	m, err := r.rdb.HGetAll(ctx, keyspace.WorkerQueues(r.s.Prefix)).Result()
+	if err != nil {
+		if r.skip(asTypeError(err, keyspace.WorkerQueues(r.s.Prefix)), keyspace.WorkerQueues(r.s.Prefix)) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("reading the worker queues: %w", err)
+	}
+	var tasks []Watched
+	for q := range m {
+		if q == "" || slices.ContainsFunc(r.watched, func(w Watched) bool { return w.InputQueue == q }) {
+			continue
+		}
+		tasks = append(tasks, Watched{InputQueue: q, TakenQueue: keyspace.WorkerTakenQueue(q), Tasks: true})
+	}
+	slices.SortFunc(tasks, func(a, b Watched) int { return strings.Compare(a.InputQueue, b.InputQueue) })
+	r.mu.Lock()
+	r.tasks = tasks
+	r.mu.Unlock()
+	return tasks, nil
+}
+
+// asTypeError is err as a *TypeError of key when Redis refused a command
+// for the key's type (WRONGTYPE), else err.
+func asTypeError(err error, key string) error {
+	if err != nil && strings.HasPrefix(err.Error(), "WRONGTYPE") {
+		return &TypeError{Key: key, Err: ErrWorkerQueuesType}
+	}
+	return err
+}
+
+// queuesOf is the takenlist queues of ws.
+func queuesOf(ws []Watched) []takenlist.Queues {
+	qs := make([]takenlist.Queues, len(ws))
+	for i, w := range ws {
+		qs[i] = takenlist.Queues{InputQueue: w.InputQueue, TakenQueue: w.TakenQueue}
+	}
+	return qs
 }
 
 // Promote moves the delayed replays that are due to the consuming end of
@@ -344,7 +412,10 @@ func (r *Recoverer) scan(ctx context.Context) error {
 func (r *Recoverer) Promote(ctx context.Context) (int, error) {
 	total := 0
 	now := r.s.Now().UnixMilli()
-	for _, w := range r.watched {
+	r.mu.Lock()
+	tasks := r.tasks
+	r.mu.Unlock()
+	for _, w := range slices.Concat(r.watched, tasks) {
 		sched := keyspace.DelaySchedule(r.s.Prefix, w.InputQueue)
 		for {
 			n, err := r.promote(ctx, sched, w.InputQueue, now)

@@ -249,3 +249,38 @@ func TestRunSkipsBadKey(t *testing.T) {
 		t.Errorf("bad key logged %d times, want once:\n%s", n, logs)
 	}
 }
+
+// TestRunReplaysDeadWorkers: the task queues announced in the worker
+// queues hash have their taken lists "<queue>/taken/<worker>" replayed
+// like a dead replica's, a live worker's left alone, poison tasks
+// dead-lettered as tasks, and their delayed replays promoted.
+func TestRunReplaysDeadWorkers(t *testing.T) {
+	e := newEnv(t, Settings{ScanInterval: 5 * time.Millisecond, MaxReplays: 1}, nil, newFakeLive("w-alive"))
+	e.load(db{
+		"p:worker-queues":         hash{"jobs/todo": "1", "in": "1"}, // "in" is a watcher's: not a task queue
+		"jobs/todo/taken/w-dead":  list{keyspace.StampReplays(1, "poison"), "t2", "t1"},
+		"jobs/todo/taken/w-alive": list{"busy"},
+	})
+	e.run()
+	testutil.Eventually(t, "dead worker's list replayed", func() bool { return !e.exists("jobs/todo/taken/w-dead") })
+	e.waitPasses(2)
+	if got, want := e.list("jobs/todo"), []string{keyspace.StampReplays(1, "t2"), keyspace.StampReplays(1, "t1")}; !reflect.DeepEqual(got, want) {
+		t.Errorf("task queue %q, want %q (t1 taken first)", got, want)
+	}
+	if got := e.list("jobs/todo/taken/w-alive"); !reflect.DeepEqual(got, []string{"busy"}) {
+		t.Errorf("live worker's taken list %q, want untouched", got)
+	}
+	dead := e.list("jobs/todo/dead")
+	if len(dead) != 1 || !strings.Contains(dead[0], `"event":"poison"`) || !strings.Contains(dead[0], "it may crash workers (poison task)") {
+		t.Errorf("dead list %q, want the poison task as a task", dead)
+	}
+	if !strings.Contains(e.logs.String(), "replayed the taken list of a dead worker") {
+		t.Errorf("no worker replay logged:\n%s", e.logs.String())
+	}
+	// A retry a worker scheduled is promoted by the leader too.
+	e.load(db{"p:delayed:jobs/todo": zset{"1-wx-1:retry-me": at(0)}})
+	testutil.Eventually(t, "worker retry promoted", func() bool {
+		l := e.list("jobs/todo")
+		return len(l) == 3 && l[2] == "retry-me" // at the consuming end
+	})
+}

@@ -42,6 +42,9 @@
 -- ARGV[9]  the byte budget: the call stops once the entries it moved add
 --          up to this many bytes (at least one is moved), so that its time
 --          is bounded by that budget plus one entry
+-- ARGV[10] optional: what a poison entry may crash, for the dead-letter
+--          reason (default "replicas (poison event)"; the worker queues
+--          pass "workers (poison task)")
 --
 -- Returns {code, replayed, delayed, dead_lettered, left}, left being the
 -- length of the taken list after the call:
@@ -56,6 +59,7 @@ local taken, input, sched, dead = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local max_entries, now = tonumber(ARGV[1]), tonumber(ARGV[2])
 local max_replays, delay0, max_delay = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local replica, queue, time, budget = ARGV[6], ARGV[7], ARGV[8], tonumber(ARGV[9])
+local victims = ARGV[10] or 'replicas (poison event)'
 
 if not (max_entries and now and max_replays and delay0 and max_delay and time and budget)
     or max_entries < 1 or max_replays < 0 or delay0 < 0 or max_delay < 0 then
@@ -137,7 +141,7 @@ local function dead_entry(event, replays)
   local e = {
     event = text,
     queue = (utf8(queue)),
-    reason = 'replayed ' .. replays .. ' times: it may crash replicas (poison event)',
+    reason = 'replayed ' .. replays .. ' times: it may crash ' .. victims,
     replica = (utf8(replica)),
     time = time,
     count = replays,

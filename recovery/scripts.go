@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/resc-go/resc/internal/keyspace"
 	"github.com/resc-go/resc/internal/script"
 )
@@ -28,6 +30,8 @@ var (
 	ErrInputType    = errors.New("recovery: the input queue is not a list")
 	ErrScheduleType = errors.New("recovery: the delay schedule is not a sorted set")
 	ErrDeadType     = errors.New("recovery: the dead-letter list is not a list")
+	// ErrWorkerQueuesType is the worker queues' key not being a hash.
+	ErrWorkerQueuesType = errors.New("recovery: the worker queues key is not a hash")
 )
 
 // scriptBudget is the most bytes one replay.lua or promote.lua call moves,
@@ -53,29 +57,64 @@ func (s replayStats) total() int64 { return s.replayed + s.delayed + s.dead }
 // replayList moves every entry of the orphan taken list, one script call
 // per batch, until the list is empty.
 func (r *Recoverer) replayList(ctx context.Context, w Watched, list, replica string) (replayStats, error) {
+	st, err := replayAll(ctx, r.rdb, r.dialect, r.s, w, list, replica)
+	if err == nil {
+		r.badKeys.remove(list)
+	}
+	return st, err
+}
+
+// ReplayOwn moves every entry of list, the taken list of owner, back into
+// w's queue exactly as the leader replays the list of a dead replica:
+// counted per occurrence, delayed, or dead-lettered past MaxReplays. A
+// worker (package worker) calls it on its own taken list when it starts a
+// lease, since whatever is left there was taken under an earlier one.
+// s takes its defaults for zero fields.
+func ReplayOwn(ctx context.Context, rdb redis.Scripter, d script.Dialect, s Settings, w Watched, list, owner string) (replayed, delayed, dead int64, err error) {
+	s = s.WithDefaults()
+	if s.MaxReplays < 0 {
+		s.MaxReplays = 0
+	}
+	if w.TakenQueue == "" {
+		w.TakenQueue = w.InputQueue + "/taken"
+	}
+	st, err := replayAll(ctx, rdb, d, s, w, list, owner)
+	return st.replayed, st.delayed, st.dead, err
+}
+
+// replayAll runs replay.lua on list until it is empty.
+func replayAll(ctx context.Context, rdb redis.Scripter, d script.Dialect, s Settings, w Watched, list, replica string) (replayStats, error) {
 	var st replayStats
 	for {
-		b, left, err := r.replayBatch(ctx, w, list, replica, r.s.Now())
+		b, left, err := replayBatch(ctx, rdb, d, s, w, list, replica, s.Now())
 		st.replayed += b.replayed
 		st.delayed += b.delayed
 		st.dead += b.dead
 		if err != nil {
 			return st, err
 		}
-		r.badKeys.remove(list)
 		if left == 0 || b.total() == 0 {
 			return st, nil
 		}
 	}
 }
 
-// replayBatch runs replay.lua once (see its header).
+// replayBatch runs replay.lua once with r's client and settings.
 func (r *Recoverer) replayBatch(ctx context.Context, w Watched, list, replica string, now time.Time) (replayStats, int64, error) {
-	keys := []string{list, w.InputQueue, keyspace.DelaySchedule(r.s.Prefix, w.InputQueue), keyspace.DeadList(w.InputQueue)}
-	reply, err := replayScript.Run(ctx, r.dialect, r.rdb, keys,
-		r.s.BatchSize, now.UnixMilli(), r.s.MaxReplays,
-		r.s.ReplayDelay.Milliseconds(), r.s.MaxReplayDelay.Milliseconds(),
-		replica, w.InputQueue, now.UTC().Format(time.RFC3339), scriptBudget).Int64Slice()
+	return replayBatch(ctx, r.rdb, r.dialect, r.s, w, list, replica, now)
+}
+
+// replayBatch runs replay.lua once (see its header).
+func replayBatch(ctx context.Context, rdb redis.Scripter, d script.Dialect, s Settings, w Watched, list, replica string, now time.Time) (replayStats, int64, error) {
+	keys := []string{list, w.InputQueue, keyspace.DelaySchedule(s.Prefix, w.InputQueue), keyspace.DeadList(w.InputQueue)}
+	victims := "replicas (poison event)"
+	if w.Tasks {
+		victims = "workers (poison task)"
+	}
+	reply, err := replayScript.Run(ctx, d, rdb, keys,
+		s.BatchSize, now.UnixMilli(), s.MaxReplays,
+		s.ReplayDelay.Milliseconds(), s.MaxReplayDelay.Milliseconds(),
+		replica, w.InputQueue, now.UTC().Format(time.RFC3339), scriptBudget, victims).Int64Slice()
 	if err != nil {
 		return replayStats{}, 0, err
 	}
@@ -102,9 +141,34 @@ func (r *Recoverer) replayBatch(ctx context.Context, w Watched, list, replica st
 	return replayStats{}, 0, bad
 }
 
+// PromoteDue moves the delayed entries of queue's delay schedule that are
+// due at now to the consuming end of queue, in due order, as the leader
+// does, and returns how many it moved. Any process may call it: each entry
+// moves once. A worker (package worker) promotes the retries of its own
+// queues with it.
+func PromoteDue(ctx context.Context, rdb redis.Scripter, d script.Dialect, prefix, queue string, now time.Time) (int, error) {
+	total := 0
+	for {
+		n, err := promoteOnce(ctx, rdb, d, keyspace.DelaySchedule(prefix, queue), queue, now.UnixMilli(), DefaultBatchSize)
+		total += n
+		if err != nil || n == 0 {
+			return total, err
+		}
+	}
+}
+
 // promote runs promote.lua once (see its header).
 func (r *Recoverer) promote(ctx context.Context, sched, input string, nowMs int64) (int, error) {
-	reply, err := promoteScript.Run(ctx, r.dialect, r.rdb, []string{sched, input}, nowMs, r.s.BatchSize, scriptBudget).Int64Slice()
+	n, err := promoteOnce(ctx, r.rdb, r.dialect, sched, input, nowMs, r.s.BatchSize)
+	if err == nil {
+		r.badKeys.remove(sched)
+	}
+	return n, err
+}
+
+// promoteOnce runs promote.lua once.
+func promoteOnce(ctx context.Context, rdb redis.Scripter, d script.Dialect, sched, input string, nowMs int64, batch int) (int, error) {
+	reply, err := promoteScript.Run(ctx, d, rdb, []string{sched, input}, nowMs, batch, scriptBudget).Int64Slice()
 	if err != nil {
 		return 0, err
 	}
@@ -113,7 +177,6 @@ func (r *Recoverer) promote(ctx context.Context, sched, input string, nowMs int6
 	}
 	switch reply[0] {
 	case 1:
-		r.badKeys.remove(sched)
 		return int(reply[1]), nil
 	case 2:
 		return 0, &TypeError{Key: sched, Err: ErrScheduleType}

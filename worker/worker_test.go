@@ -1,0 +1,399 @@
+package worker_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/resc-go/resc/cluster"
+	"github.com/resc-go/resc/deadletter"
+	"github.com/resc-go/resc/internal/keyspace"
+	"github.com/resc-go/resc/internal/redistest"
+	"github.com/resc-go/resc/internal/testutil"
+	"github.com/resc-go/resc/worker"
+)
+
+// env is a redis-server and a client of it.
+type env struct {
+	t   *testing.T
+	rdb *redis.Client
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	return &env{t: t, rdb: redistest.Start(t).Client()}
+}
+
+// options are fast test options.
+func (e *env) options(id string) worker.Options {
+	return worker.Options{
+		ID: id, Cluster: cluster.TestSettings(),
+		RetryDelay: 10 * time.Millisecond, MaxRetryDelay: 50 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(testWriter{e.t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
+	}
+}
+
+// testWriter logs through t.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// start runs w until the test ends or stop is called; stop returns Run's
+// error.
+func (e *env) start(w *worker.Worker) (stop func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case err = <-done:
+			case <-time.After(30 * time.Second):
+				err = errors.New("Run did not return within 30 s")
+			}
+		})
+		return err
+	}
+	e.t.Cleanup(func() { _ = stop() })
+	return stop
+}
+
+func (e *env) push(queue string, tasks ...string) {
+	e.t.Helper()
+	args := make([]any, len(tasks))
+	for i, t := range tasks {
+		args[i] = t
+	}
+	if err := e.rdb.LPush(context.Background(), queue, args...).Err(); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *env) llen(key string) int64 {
+	e.t.Helper()
+	n, err := e.rdb.LLen(context.Background(), key).Result()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return n
+}
+
+// TestCompletes: every task is handled, its done event pushed once, its
+// dedup set member and trace context removed, the taken list left empty,
+// the worker announced and registered as a worker, then deregistered.
+func TestCompletes(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	const n = 2000
+	tasks := make([]string, n)
+	for i := range tasks {
+		tasks[i] = fmt.Sprintf("task-%d", i)
+		e.rdb.ZAdd(ctx, "todo-set", redis.Z{Score: 1, Member: tasks[i]})
+	}
+	e.push("todo", tasks...)
+	var mu sync.Mutex
+	seen := map[string]int{}
+	w := worker.New(e.rdb, e.options("w1"))
+	w.Handle("todo", func(_ context.Context, t worker.Task) error {
+		mu.Lock()
+		seen[t.Body]++
+		mu.Unlock()
+		return nil
+	}, worker.WithSet("todo-set"), worker.WithDone("done"), worker.WithDoneEvent(func(t worker.Task) string { return "did " + t.Body }))
+	stop := e.start(w)
+	testutil.Eventually(t, "all done events", func() bool { return e.llen("done") == n })
+	info, err := e.rdb.Get(ctx, keyspace.ReplicaInfo("resc:", "w1")).Result()
+	if err != nil || !strings.Contains(info, `"kind":"worker"`) || !strings.Contains(info, "todo/taken/w1") {
+		t.Errorf("registration info %q (%v), want a worker owning todo/taken/w1", info, err)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	done := testutil.List(t, e.rdb, "done")
+	slices.Sort(done)
+	want := make([]string, n)
+	for i, task := range tasks {
+		want[i] = "did " + task
+	}
+	slices.Sort(want)
+	if !slices.Equal(done, want) {
+		t.Errorf("done events differ from one per task (%d events)", len(done))
+	}
+	for _, task := range tasks {
+		if seen[task] != 1 {
+			t.Fatalf("task %q handled %d times, want 1", task, seen[task])
+		}
+	}
+	if c := e.rdb.ZCard(ctx, "todo-set").Val(); c != 0 {
+		t.Errorf("%d tasks left in the dedup set", c)
+	}
+	if l := e.llen(w.TakenList("todo")); l != 0 {
+		t.Errorf("%d tasks left in the taken list", l)
+	}
+	if q := e.rdb.HExists(ctx, keyspace.WorkerQueues("resc:"), "todo").Val(); !q {
+		t.Error("queue not announced in the worker queues")
+	}
+	if ex := e.rdb.Exists(ctx, keyspace.Replica("resc:", "w1")).Val(); ex != 0 {
+		t.Error("still registered after Run returned")
+	}
+	if s := w.Stats(); s.Completed.Load() != n || s.Taken.Load() != n {
+		t.Errorf("stats: completed %d, taken %d, want %d", s.Completed.Load(), s.Taken.Load(), n)
+	}
+}
+
+// TestRetriesThenDeadLetters: a failing task is attempted MaxAttempts
+// times, with its failure count seen by the handler, then dead-lettered
+// with the reason; a permanent error dead-letters at once; a panic is a
+// failure and the task completes on its retry.
+func TestRetriesThenDeadLetters(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.push("todo", "fails", "permanent", "panics")
+	var mu sync.Mutex
+	calls := map[string][]int{}
+	o := e.options("w1")
+	o.MaxAttempts = 3
+	w := worker.New(e.rdb, o)
+	w.Handle("todo", func(_ context.Context, t worker.Task) error {
+		mu.Lock()
+		calls[t.Body] = append(calls[t.Body], t.Failures)
+		mu.Unlock()
+		switch t.Body {
+		case "fails":
+			return errors.New("boom")
+		case "permanent":
+			return worker.Permanent(errors.New("bad task"))
+		case "panics":
+			if t.Failures == 0 {
+				panic("oops")
+			}
+		}
+		return nil
+	}, worker.WithDone("done"))
+	stop := e.start(w)
+	testutil.Eventually(t, "two dead and one done", func() bool { return e.llen("todo/dead") == 2 && e.llen("done") == 1 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if got := calls["fails"]; !slices.Equal(got, []int{0, 1, 2}) {
+		t.Errorf("failing task attempted with failure counts %v, want [0 1 2]", got)
+	}
+	if got := calls["permanent"]; !slices.Equal(got, []int{0}) {
+		t.Errorf("permanent failure attempted %v, want once", got)
+	}
+	if got := calls["panics"]; !slices.Equal(got, []int{0, 1}) {
+		t.Errorf("panicking task attempted %v, want twice", got)
+	}
+	reasons := map[string]*deadletter.Entry{}
+	for _, s := range testutil.List(t, e.rdb, "todo/dead") {
+		d, err := deadletter.Decode(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reasons[d.Event] = d
+	}
+	if d := reasons["fails"]; d == nil || d.Attempts != 3 || !strings.Contains(d.Reason, "failed 3 times, last: boom") || d.Replica != "w1" || d.Queue != "todo" {
+		t.Errorf("dead entry of the failing task: %+v", d)
+	}
+	if d := reasons["permanent"]; d == nil || !strings.Contains(d.Reason, "permanent failure") || !strings.Contains(d.Reason, "bad task") {
+		t.Errorf("dead entry of the permanent failure: %+v", d)
+	}
+	if n := e.rdb.HLen(ctx, keyspace.TaskFailures("resc:", "todo")).Val(); n != 0 {
+		t.Errorf("%d failure counts left", n)
+	}
+	if p := w.Stats().Panics.Load(); p != 1 {
+		t.Errorf("%d panics counted, want 1", p)
+	}
+}
+
+// TestDrainHandsBack: on cancel, handlers in flight get DrainTimeout to
+// finish; those that do complete, the others are cancelled and their
+// tasks handed back to the queue, taken next; the taken list ends empty.
+func TestDrainHandsBack(t *testing.T) {
+	e := newEnv(t)
+	e.push("todo", "slow-1", "slow-2", "quick")
+	o := e.options("w1")
+	o.DrainTimeout = 300 * time.Millisecond
+	var started atomic.Int32
+	release := make(chan struct{})
+	w := worker.New(e.rdb, o)
+	w.Handle("todo", func(ctx context.Context, t worker.Task) error {
+		started.Add(1)
+		if t.Body == "quick" {
+			<-release // finishes within the drain timeout
+			return nil
+		}
+		<-ctx.Done() // cannot finish: cancelled after the drain timeout
+		return ctx.Err()
+	}, worker.WithDone("done"))
+	stop := e.start(w)
+	testutil.Eventually(t, "three handlers running", func() bool { return started.Load() == 3 })
+	go func() {
+		time.Sleep(50 * time.Millisecond) // within the drain timeout
+		close(release)
+	}()
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	testutil.AssertList(t, e.rdb, "done", "quick")
+	// Handed back oldest first at the consuming end: slow-1 is taken next.
+	testutil.AssertList(t, e.rdb, "todo", "slow-2", "slow-1")
+	testutil.AssertList(t, e.rdb, w.TakenList("todo"))
+	if h := w.Stats().HandedBack.Load(); h != 2 {
+		t.Errorf("%d handed back, want 2", h)
+	}
+}
+
+// TestTraceContinued: the handler's span is a child of the trace context
+// resc-go stored with the task, and the done event's stored trace context
+// continues that trace.
+func TestTraceContinued(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	const parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	e.rdb.Set(ctx, keyspace.TraceContext("resc:", "todo", "traced"), parent, time.Hour)
+	e.push("todo", "traced", "plain")
+	rec := tracetest.NewSpanRecorder()
+	o := e.options("w1")
+	o.TracerProvider = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	w := worker.New(e.rdb, o)
+	w.Handle("todo", func(context.Context, worker.Task) error { return nil }, worker.WithDone("done"))
+	stop := e.start(w)
+	testutil.Eventually(t, "both done", func() bool { return e.llen("done") == 2 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	var traced sdktrace.ReadOnlySpan
+	for _, s := range rec.Ended() {
+		for _, a := range s.Attributes() {
+			if a.Key == "resc.task" && a.Value.AsString() == "traced" {
+				traced = s
+			}
+		}
+	}
+	if traced == nil {
+		t.Fatalf("no span of the traced task among %d", len(rec.Ended()))
+	}
+	if got := traced.Parent().TraceID().String(); got != "0af7651916cd43dd8448eb211c80319c" || traced.Parent().SpanID().String() != "b7ad6b7169203331" {
+		t.Errorf("handler span's parent %v, want the stored context", traced.Parent())
+	}
+	done, err := e.rdb.Get(ctx, keyspace.TraceContext("resc:", "done", "traced")).Result()
+	if err != nil || !strings.Contains(done, "0af7651916cd43dd8448eb211c80319c-"+traced.SpanContext().SpanID().String()) {
+		t.Errorf("done event's trace context %q (%v), want the handler span of trace 0af7...", done, err)
+	}
+	if n := e.rdb.Exists(ctx, keyspace.TraceContext("resc:", "todo", "traced")).Val(); n != 0 {
+		t.Error("the task's trace context was not removed")
+	}
+}
+
+// TestReplayStampStripped: a task the leader replayed reaches the handler
+// bare, with its replay count, and a resc (Canop) plain task as it is.
+func TestReplayStampStripped(t *testing.T) {
+	e := newEnv(t)
+	e.push("todo", keyspace.StampReplays(2, "again"), "plain")
+	got := make(chan worker.Task, 2)
+	w := worker.New(e.rdb, e.options("w1"))
+	w.Handle("todo", func(_ context.Context, t worker.Task) error { got <- t; return nil }, worker.WithDone("done"))
+	e.start(w)
+	byBody := map[string]worker.Task{}
+	for range 2 {
+		select {
+		case tk := <-got:
+			byBody[tk.Body] = tk
+		case <-time.After(10 * time.Second):
+			t.Fatal("tasks not handled")
+		}
+	}
+	if tk, ok := byBody["again"]; !ok || tk.Replays != 2 {
+		t.Errorf("replayed task %+v, want body again with 2 replays", tk)
+	}
+	if tk, ok := byBody["plain"]; !ok || tk.Replays != 0 {
+		t.Errorf("plain task %+v", tk)
+	}
+	testutil.Eventually(t, "done events", func() bool { return e.llen("done") == 2 })
+	done := testutil.List(t, e.rdb, "done")
+	slices.Sort(done)
+	if !slices.Equal(done, []string{"again", "plain"}) {
+		t.Errorf("done events %q, want the bare tasks", done)
+	}
+}
+
+// TestOwnListReplayed: a worker that starts again under a fixed id
+// replays what its taken list still holds, counted as a crash replay.
+func TestOwnListReplayed(t *testing.T) {
+	e := newEnv(t)
+	e.push(keyspace.WorkerTakenList("todo", "fixed"), "left-over")
+	got := make(chan worker.Task, 1)
+	w := worker.New(e.rdb, e.options("fixed"))
+	w.Handle("todo", func(_ context.Context, t worker.Task) error { got <- t; return nil }, worker.WithDone("done"))
+	e.start(w)
+	select {
+	case tk := <-got:
+		if tk.Body != "left-over" || tk.Replays != 1 {
+			t.Errorf("task %+v, want left-over replayed once", tk)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("left-over task not handled")
+	}
+}
+
+// TestRefusesBadSetup: clear errors before anything is taken.
+func TestRefusesBadSetup(t *testing.T) {
+	e := newEnv(t)
+	nop := func(context.Context, worker.Task) error { return nil }
+	for _, c := range []struct {
+		name string
+		w    func() *worker.Worker
+		want string
+	}{
+		{"no queue", func() *worker.Worker { return worker.New(e.rdb, e.options("w")) }, "no queue"},
+		{"slash in id", func() *worker.Worker {
+			w := worker.New(e.rdb, e.options("a/b"))
+			w.Handle("q", nop)
+			return w
+		}, "no '/'"},
+		{"twice", func() *worker.Worker {
+			w := worker.New(e.rdb, e.options("w"))
+			w.Handle("q", nop)
+			w.Handle("q", nop)
+			return w
+		}, "twice"},
+		{"done is queue", func() *worker.Worker {
+			w := worker.New(e.rdb, e.options("w"))
+			w.Handle("q", nop, worker.WithDone("q"))
+			return w
+		}, "cannot be the queue itself"},
+	} {
+		err := c.w().Run(context.Background())
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: Run = %v, want an error with %q", c.name, err, c.want)
+		}
+	}
+	// An id held by a live registration is refused.
+	o := e.options("taken-id")
+	e.rdb.Set(context.Background(), keyspace.Replica("resc:", "taken-id"), "other", time.Hour)
+	w := worker.New(e.rdb, o)
+	w.Handle("q", nop)
+	if err := w.Run(context.Background()); !errors.Is(err, cluster.ErrIDInUse) {
+		t.Errorf("Run with an id in use = %v, want ErrIDInUse", err)
+	}
+}
