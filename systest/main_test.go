@@ -7,7 +7,20 @@ import (
 	"github.com/resc-go/resc/internal/proctest"
 )
 
-// TestMain removes the resc binary that the tests built (proctest.Binary).
+// binTmp holds the test programs other than resc (the test worker).
+var binTmp string
+
+// tempBinDir is the directory of the test programs, removed by TestMain.
+func tempBinDir() string { return binTmp }
+
+// TestMain removes the binaries that the tests built (proctest.Binary and
+// the test worker).
 func TestMain(m *testing.M) {
-	os.Exit(proctest.Main(m))
+	var err error
+	if binTmp, err = os.MkdirTemp("", "resc-test-programs-"); err != nil {
+		panic(err)
+	}
+	code := proctest.Main(m)
+	os.RemoveAll(binTmp)
+	os.Exit(code)
 }

@@ -397,3 +397,36 @@ func TestRefusesBadSetup(t *testing.T) {
 		t.Errorf("Run with an id in use = %v, want ErrIDInUse", err)
 	}
 }
+
+// TestCompletionFenced: a task that left the taken list while its handler
+// ran (the leader replayed it: the worker was presumed dead) completes
+// nothing when the handler returns: no done event, counted as fenced.
+func TestCompletionFenced(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.push("todo", "zombie")
+	running, release := make(chan struct{}), make(chan struct{})
+	w := worker.New(e.rdb, e.options("w1"))
+	w.Handle("todo", func(context.Context, worker.Task) error {
+		close(running)
+		<-release
+		return nil
+	}, worker.WithDone("done"))
+	stop := e.start(w)
+	<-running
+	// What the leader's replay does: the task leaves the taken list.
+	if n := e.rdb.LRem(ctx, w.TakenList("todo"), 1, "zombie").Val(); n != 1 {
+		t.Fatalf("task not in the taken list (LREM %d)", n)
+	}
+	close(release)
+	testutil.Eventually(t, "the completion fenced", func() bool { return w.Stats().Fenced.Load() == 1 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.llen("done"); n != 0 {
+		t.Errorf("%d done events, want none", n)
+	}
+	if c := w.Stats().Completed.Load(); c != 0 {
+		t.Errorf("%d completed, want 0", c)
+	}
+}

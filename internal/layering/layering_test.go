@@ -63,6 +63,7 @@ var allowed = map[string][]string{
 	"examples/demo-api":      {"telemetry"},
 	"examples/worker":        {"telemetry"},
 	"systest":                nil,
+	"systest/testworker":     {"cluster", "worker"},
 }
 
 type pkg struct {

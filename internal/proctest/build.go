@@ -58,6 +58,18 @@ func Build(ctx context.Context, dir string, opts BuildOptions) (string, error) {
 	return bin, nil
 }
 
+// BuildPackage builds the main package pkg (an import path of the module)
+// into dir with `go build` and returns the binary's path: the test
+// programs beside resc (a worker of package worker, for instance).
+func BuildPackage(ctx context.Context, dir, pkg string) (string, error) {
+	bin := filepath.Join(dir, filepath.Base(pkg))
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, pkg)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("proctest: go build %s: %w\n%s", pkg, err, out)
+	}
+	return bin, nil
+}
+
 // The binary of Binary, built once per test process.
 var (
 	buildOnce sync.Once

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -30,13 +31,19 @@ type Process struct {
 // its stderr logged: no process outlives its test.
 func Start(t testutil.TB, env []string, args ...string) *Process {
 	t.Helper()
+	return StartProgram(t, Binary(t), env, args...)
+}
+
+// StartProgram is Start for another binary (BuildPackage's).
+func StartProgram(t testutil.TB, bin string, env []string, args ...string) *Process {
+	t.Helper()
 	p := &Process{t: t, done: make(chan struct{})}
-	p.cmd = exec.Command(Binary(t), args...)
+	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = append(baseEnv(), env...)
 	p.cmd.Stdout = &p.stdout
 	p.cmd.Stderr = &p.stderr
 	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("starting resc: %v", err)
+		t.Fatalf("starting %s: %v", bin, err)
 	}
 	go func() { // ends with the process, which the cleanup below makes sure of
 		_ = p.cmd.Wait()
@@ -48,7 +55,7 @@ func Start(t testutil.TB, env []string, args ...string) *Process {
 		}
 		_ = p.cmd.Process.Kill()
 		<-p.done
-		t.Logf("resc %q was killed at the end of the test; its stderr:\n%s", args, p.stderr.String())
+		t.Logf("%s %q was killed at the end of the test; its stderr:\n%s", filepath.Base(bin), args, p.stderr.String())
 	})
 	return p
 }
