@@ -122,7 +122,9 @@ func (w *Worker) runSession(ctx context.Context, lease context.Context, token st
 		w:        w,
 		lease:    lease,
 		token:    token,
-		sem:      make(chan struct{}, w.o.Concurrency),
+		sem:      make(chan struct{}, w.o.Concurrency+w.o.Prefetch),
+		run:      make(chan struct{}, w.o.Concurrency),
+		stopping: make(chan struct{}),
 		done:     map[*queue]chan *Task{},
 		inflight: map[*Task]*queue{},
 	}
@@ -160,6 +162,7 @@ func (w *Worker) runSession(ctx context.Context, lease context.Context, token st
 	for range w.queues {
 		<-takers
 	}
+	close(s.stopping)
 	// Taking has stopped. Drain: wait for the handlers, up to the timeout
 	// (at once when the lease is lost: their work cannot be completed).
 	finished := make(chan struct{})
@@ -252,9 +255,12 @@ func (s *session) take(ctx context.Context, q *queue) {
 			}
 			break
 		}
-		entries, err := s.takeBatch(ctx, q, slots)
-		if err == nil && len(entries) == 0 {
-			entries, err = s.wait(ctx, q)
+		tasks, err := s.takeBatch(ctx, q, slots)
+		if err == nil && len(tasks) == 0 {
+			var entries []string
+			if entries, err = s.wait(ctx, q); err == nil && len(entries) > 0 {
+				tasks = s.read(ctx, q, entries)
+			}
 		}
 		if err != nil {
 			s.release(slots)
@@ -270,12 +276,11 @@ func (s *session) take(ctx context.Context, q *queue) {
 		}
 		outage.OK()
 		attempt = 0
-		s.release(slots - len(entries))
-		if len(entries) == 0 {
+		s.release(slots - len(tasks))
+		if len(tasks) == 0 {
 			continue
 		}
-		w.stats.Taken.Add(int64(len(entries)))
-		tasks := s.read(ctx, q, entries)
+		w.stats.Taken.Add(int64(len(tasks)))
 		s.mu.Lock()
 		for _, t := range tasks {
 			s.inflight[t] = q
@@ -289,19 +294,27 @@ func (s *session) take(ctx context.Context, q *queue) {
 }
 
 // takeBatch runs take.lua for up to n tasks.
-func (s *session) takeBatch(ctx context.Context, q *queue, n int) ([]string, error) {
-	keys := []string{q.name, q.taken, s.w.registrationKey()}
+func (s *session) takeBatch(ctx context.Context, q *queue, n int) ([]*Task, error) {
+	p := s.w.o.Prefix
+	keys := []string{q.name, q.taken, s.w.registrationKey(), keyspace.TaskFailures(p, q.name)}
 	if q.set != "" {
 		keys = append(keys, q.set)
 	}
-	reply, err := takeScript.Run(ctx, s.w.dialect, s.w.rdb, keys, s.token, n, scriptBudget).StringSlice()
+	reply, err := takeScript.Run(ctx, s.w.dialect, s.w.rdb, keys, s.token, n, scriptBudget, keyspace.TraceContext(p, q.name, "")).StringSlice()
 	if err != nil {
 		return nil, fmt.Errorf("taking from %q: %w", q.name, err)
 	}
 	switch {
 	case len(reply) == 0:
-	case reply[0] == "1":
-		return reply[1:], nil
+	case reply[0] == "1" && len(reply)%3 == 1:
+		tasks := make([]*Task, 0, len(reply)/3)
+		for i := 1; i < len(reply); i += 3 {
+			t := newTask(q, reply[i])
+			t.traceparent = reply[i+1]
+			_, _ = fmt.Sscan(reply[i+2], &t.Failures)
+			tasks = append(tasks, t)
+		}
+		return tasks, nil
 	case reply[0] == "0":
 		return nil, errFenced
 	case reply[0] == "2":
@@ -310,6 +323,8 @@ func (s *session) takeBatch(ctx context.Context, q *queue, n int) ([]string, err
 		return nil, &script.TypeError{Key: q.taken, Err: script.ErrWrongType}
 	case reply[0] == "4":
 		return nil, &script.TypeError{Key: q.set, Err: script.ErrWrongType}
+	case reply[0] == "6":
+		return nil, &script.TypeError{Key: keys[3], Err: script.ErrWrongType}
 	}
 	return nil, fmt.Errorf("worker: take.lua: unexpected reply %q", reply)
 }
@@ -340,16 +355,23 @@ func (s *session) wait(ctx context.Context, q *queue) ([]string, error) {
 	return []string{entry}, nil
 }
 
-// read makes the tasks of entries, with their stored trace contexts and
-// failure counts (one round trip; a failure to read them only loses them).
+// newTask is the task of an entry of q's taken list.
+func newTask(q *queue, entry string) *Task {
+	body, replays := keyspace.Unstamp(entry)
+	return &Task{Queue: q.name, Body: body, Replays: replays, entry: entry, sha: sha1Hex(body)}
+}
+
+// read makes the tasks of entries taken by BLMOVE, with their stored trace
+// contexts and failure counts, as take.lua returns them with its tasks
+// (one round trip; a failure to read them only loses them).
 func (s *session) read(ctx context.Context, q *queue, entries []string) []*Task {
 	p := s.w.o.Prefix
 	tasks := make([]*Task, len(entries))
 	traceKeys := make([]string, len(entries))
 	fields := make([]string, len(entries))
 	for i, e := range entries {
-		body, replays := keyspace.Unstamp(e)
-		tasks[i] = &Task{Queue: q.name, Body: body, Replays: replays, entry: e, sha: sha1Hex(body)}
+		tasks[i] = newTask(q, e)
+		body := tasks[i].Body
 		traceKeys[i] = keyspace.TraceContext(p, q.name, body)
 		fields[i] = tasks[i].sha
 	}
@@ -386,6 +408,17 @@ func (s *session) handle(q *queue, t *Task) {
 	w := s.w
 	defer s.wg.Done()
 	defer func() { <-s.sem }()
+	select {
+	case <-s.stopping:
+		return // held, not started: handed back, or replayed
+	default:
+	}
+	select {
+	case s.run <- struct{}{}:
+		defer func() { <-s.run }()
+	case <-s.stopping:
+		return
+	}
 	ctx := s.handlers
 	if t.traceparent != "" {
 		parent := propagator.Extract(context.Background(), propagation.MapCarrier{"traceparent": t.traceparent})

@@ -114,8 +114,13 @@ type Options struct {
 	// Concurrency is how many handlers run at once, all queues together.
 	// Default 10.
 	Concurrency int
+	// Prefetch is how many tasks the worker may hold, taken but not yet
+	// started, beside the Concurrency running: takes then move more tasks
+	// per round trip. Other workers cannot take them meanwhile; a drain
+	// hands them back at once. Default Concurrency; negative means none.
+	Prefetch int
 	// Batch is the most tasks one take moves. Default 64 (never more than
-	// the free handler slots).
+	// the free slots of Concurrency plus Prefetch).
 	Batch int
 	// Block is how long a take waits on an empty queue before it looks
 	// again (BLMOVE timeout), in whole seconds as go-redis sends it: it
@@ -212,6 +217,12 @@ func New(rdb redis.UniversalClient, o Options) *Worker {
 	}
 	if o.Concurrency <= 0 {
 		o.Concurrency = DefaultConcurrency
+	}
+	switch {
+	case o.Prefetch == 0:
+		o.Prefetch = o.Concurrency
+	case o.Prefetch < 0:
+		o.Prefetch = 0
 	}
 	if o.Batch <= 0 {
 		o.Batch = DefaultBatch
@@ -332,7 +343,9 @@ type session struct {
 	// too by the drain timeout.
 	handlers context.Context
 	cancel   context.CancelFunc
-	sem      chan struct{}
+	sem      chan struct{} // a slot per task held: Concurrency + Prefetch
+	run      chan struct{} // a slot per handler running: Concurrency
+	stopping chan struct{} // closed once taking stopped: held tasks are not started
 	wg       sync.WaitGroup // handlers
 	done     map[*queue]chan *Task
 	sending  sync.WaitGroup // completions being sent to done
