@@ -420,13 +420,18 @@ func (s *session) handle(q *queue, t *Task) {
 		return
 	}
 	ctx := s.handlers
+	var start []trace.SpanStartOption
 	if t.traceparent != "" {
 		parent := propagator.Extract(context.Background(), propagation.MapCarrier{"traceparent": t.traceparent})
 		if sc := trace.SpanContextFromContext(parent); sc.IsValid() {
-			ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
+			if w.o.TraceLink {
+				start = append(start, trace.WithNewRoot(), trace.WithLinks(trace.Link{SpanContext: sc}))
+			} else {
+				ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
+			}
 		}
 	}
-	ctx, span := w.tracer.Start(ctx, "process "+q.name, trace.WithSpanKind(trace.SpanKindConsumer),
+	ctx, span := w.tracer.Start(ctx, "process "+q.name, append(start, trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithAttributes(
 			attribute.String("messaging.system", "redis"),
 			attribute.String("messaging.operation.type", "process"),
@@ -435,7 +440,7 @@ func (s *session) handle(q *queue, t *Task) {
 			attribute.String("resc.worker", w.o.ID),
 			attribute.Int("resc.replays", t.Replays),
 			attribute.Int("resc.failures", t.Failures),
-		))
+		))...)
 	err := s.call(ctx, q, t)
 	if err != nil {
 		span.RecordError(err)

@@ -148,6 +148,10 @@ type Options struct {
 	// TraceTTL is the expiry of the done events' stored trace contexts.
 	// Default 24 h.
 	TraceTTL time.Duration
+	// TraceLink starts each handler's span as a new trace linked to the
+	// task's stored trace context, instead of its child (the default):
+	// match the replicas' RESC_TRACE_PARENT.
+	TraceLink bool
 	// TracerProvider makes the handlers' spans. Default otel's global.
 	TracerProvider trace.TracerProvider
 	// Logger; default slog.Default(), with component=worker and the id.

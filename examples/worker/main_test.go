@@ -1,69 +1,60 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/propagation"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/resc-go/resc/internal/keyspace"
 	"github.com/resc-go/resc/internal/redistest"
+	"github.com/resc-go/resc/internal/testutil"
 )
 
-// TestWorkerContinuesTrace: the worker takes a task, removes it from its
-// set, works under a span linked to (or child of) the task's stored trace
-// context, and atomically pushes the done event with its own trace context
-// for resc-go and removes the task from its taken list.
-func TestWorkerContinuesTrace(t *testing.T) {
-	otel.SetTextMapPropagator(propagation.TraceContext{})
+// TestWorkerExample runs the example as a process: it takes the tasks,
+// cleans their dedup set, pushes their done events with trace contexts
+// continuing the stored ones, and exits 0 on SIGTERM, deregistered.
+func TestWorkerExample(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client()
+	ctx := context.Background()
 	const stored = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-	for _, child := range []bool{false, true} {
-		srv := redistest.Start(t)
-		rdb := srv.Client()
-		ctx := context.Background()
-		exp := tracetest.NewInMemoryExporter()
-		tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
-		w := &worker{rdb: rdb, tracer: tp.Tracer("t"), queue: "trt/a/todo", taken: "trt/a/todo/taken/w1", set: "trt/a/todo-set",
-			done: "global/done", prefix: "resc:", child: child, ttl: time.Hour,
-			work: func(context.Context, string) error { return nil }}
-		rdb.LPush(ctx, "trt/a/todo", "trt/a/42")
-		rdb.ZAdd(ctx, "trt/a/todo-set", redisZ("trt/a/42"))
-		rdb.Set(ctx, keyspace.TraceContext("resc:", "trt/a/todo", "trt/a/42"), stored, time.Hour)
-		if err := w.takeOne(ctx, time.Second); err != nil {
-			t.Fatal(err)
-		}
-		if got := rdb.LRange(ctx, "global/done", 0, -1).Val(); len(got) != 1 || got[0] != "trt/a/42" {
-			t.Errorf("done = %q", got)
-		}
-		if n := rdb.LLen(ctx, "trt/a/todo/taken/w1").Val() + rdb.ZCard(ctx, "trt/a/todo-set").Val(); n != 0 {
-			t.Errorf("taken list or set not emptied: %d", n)
-		}
-		spans := exp.GetSpans()
-		if len(spans) != 1 || spans[0].Name != "process trt/a/todo" {
-			t.Fatalf("spans %v", spans)
-		}
-		s := spans[0]
-		if child {
-			if s.Parent.TraceID().String() != "0af7651916cd43dd8448eb211c80319c" || s.Parent.SpanID().String() != "b7ad6b7169203331" {
-				t.Errorf("child mode: parent %v", s.Parent)
-			}
-		} else if len(s.Links) != 1 || s.Links[0].SpanContext.SpanID().String() != "b7ad6b7169203331" || s.Parent.IsValid() {
-			t.Errorf("link mode: links %v parent %v", s.Links, s.Parent)
-		}
-		if rdb.Exists(ctx, keyspace.TraceContext("resc:", "trt/a/todo", "trt/a/42")).Val() != 0 {
-			t.Error("the task's trace context outlived the task")
-		}
-		done := rdb.Get(ctx, keyspace.TraceContext("resc:", "global/done", "trt/a/42")).Val()
-		if !strings.Contains(done, s.SpanContext.TraceID().String()+"-"+s.SpanContext.SpanID().String()) {
-			t.Errorf("done event's trace context %q, want the worker span %v", done, s.SpanContext)
-		}
+	rdb.LPush(ctx, "trt/a/todo", "trt/a/1", "trt/a/2")
+	rdb.ZAdd(ctx, "trt/a/todo-set", redis.Z{Score: 1, Member: "trt/a/1"}, redis.Z{Score: 1, Member: "trt/a/2"})
+	rdb.Set(ctx, keyspace.TraceContext("resc:", "trt/a/todo", "trt/a/1"), stored, time.Hour)
+
+	bin := t.TempDir() + "/worker"
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	var stderr bytes.Buffer
+	cmd := exec.Command(bin, "-redis-url", srv.URL(), "-queue", "trt/a/todo", "-set", "trt/a/todo-set", "-done", "global/done", "-id", "w1", "-child")
+	cmd.Env = []string{"OTEL_TRACES_EXPORTER=console", "OTEL_METRICS_EXPORTER=none", "OTEL_LOGS_EXPORTER=none"}
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	testutil.Eventually(t, "both done events", func() bool { return rdb.LLen(ctx, "global/done").Val() == 2 })
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, stderr.String())
+	}
+	if n := rdb.ZCard(ctx, "trt/a/todo-set").Val() + rdb.LLen(ctx, "trt/a/todo/taken/w1").Val(); n != 0 {
+		t.Errorf("set or taken list not emptied: %d", n)
+	}
+	done := rdb.Get(ctx, keyspace.TraceContext("resc:", "global/done", "trt/a/1")).Val()
+	if !strings.HasPrefix(done, "00-0af7651916cd43dd8448eb211c80319c-") || strings.Contains(done, "b7ad6b7169203331") {
+		t.Errorf("done event's trace context %q, want a child span of the stored trace", done)
+	}
+	if rdb.Exists(ctx, keyspace.Replica("resc:", "w1")).Val() != 0 {
+		t.Error("still registered after exit")
 	}
 }
-
-func redisZ(m string) redis.Z { return redis.Z{Score: 1, Member: m} }

@@ -61,7 +61,7 @@ var allowed = map[string][]string{
 	"deploy":                 nil,
 	"deploy/healthcheck":     nil,
 	"examples/demo-api":      {"telemetry"},
-	"examples/worker":        {"telemetry"},
+	"examples/worker":        {"telemetry", "worker"},
 	"systest":                nil,
 	"systest/testworker":     {"cluster", "worker"},
 }
