@@ -45,6 +45,9 @@ type Replica struct {
 	Host           string    `json:"host"`
 	PID            int       `json:"pid"`
 	Version        string    `json:"version"`
+	// Kind is "worker" for a worker of the Go SDK (package worker),
+	// absent for a replica.
+	Kind string `json:"kind,omitempty"`
 	// Started is when the process started; UptimeMs its age, for a live
 	// replica. Nil when unknown.
 	Started  *time.Time `json:"started"`
@@ -140,7 +143,7 @@ func (in *Inspector) readReplicas(ctx context.Context, st *Status, problem func(
 	for _, r := range replicas {
 		s := Replica{
 			ID: r.ID, Alive: r.Alive, Leader: st.Leader != nil && r.ID == *st.Leader,
-			Registered: r.Registered.UTC(), Host: r.Info.Host, PID: r.Info.PID, Version: r.Info.Version,
+			Registered: r.Registered.UTC(), Host: r.Info.Host, PID: r.Info.PID, Version: r.Info.Version, Kind: r.Info.Kind,
 			TakenLists: []ListLength{},
 		}
 		if r.Alive && r.TTL >= 0 && r.Info.DeadAfter > 0 { // as cluster computes HeartbeatAge

@@ -17,6 +17,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/resc-go/resc/cluster"
@@ -154,6 +155,9 @@ type Options struct {
 	TraceLink bool
 	// TracerProvider makes the handlers' spans. Default otel's global.
 	TracerProvider trace.TracerProvider
+	// MeterProvider receives the counters resc.worker.* (Stats); nil
+	// records none.
+	MeterProvider metric.MeterProvider
 	// Logger; default slog.Default(), with component=worker and the id.
 	Logger *slog.Logger
 	// Version is written in the worker's registration. Default "sdk".
@@ -261,12 +265,18 @@ func New(rdb redis.UniversalClient, o Options) *Worker {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Worker{
+	w := &Worker{
 		rdb:    rdb,
 		o:      o,
 		log:    log.With("component", "worker", "worker", o.ID),
 		tracer: o.TracerProvider.Tracer("github.com/resc-go/resc/worker"),
 	}
+	if o.MeterProvider != nil {
+		if err := w.registerMetrics(o.MeterProvider); err != nil {
+			w.log.Warn("metrics: worker counters", "err", err)
+		}
+	}
+	return w
 }
 
 // defaultID is "<hostname>-<pid>-<random>".

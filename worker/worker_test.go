@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
@@ -170,6 +172,8 @@ func TestRetriesThenDeadLetters(t *testing.T) {
 	calls := map[string][]int{}
 	o := e.options("w1")
 	o.MaxAttempts = 3
+	reader := sdkmetric.NewManualReader()
+	o.MeterProvider = sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	w := worker.New(e.rdb, o)
 	w.Handle("todo", func(_ context.Context, t worker.Task) error {
 		mu.Lock()
@@ -222,6 +226,24 @@ func TestRetriesThenDeadLetters(t *testing.T) {
 	}
 	if p := w.Stats().Panics.Load(); p != 1 {
 		t.Errorf("%d panics counted, want 1", p)
+	}
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(ctx, &rm); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if sum, ok := m.Data.(metricdata.Sum[int64]); ok && len(sum.DataPoints) == 1 {
+				got[m.Name] = sum.DataPoints[0].Value
+			}
+		}
+	}
+	want := map[string]int64{"resc.worker.dead_lettered": 2, "resc.worker.completed": 1, "resc.worker.retried": 3, "resc.worker.panics": 1}
+	for name, v := range want {
+		if got[name] != v {
+			t.Errorf("metric %s = %d, want %d (all: %v)", name, got[name], v, got)
+		}
 	}
 }
 

@@ -126,6 +126,9 @@ func printStatus(w io.Writer, doc *inspect.Status) {
 			if r.Leader {
 				state += ",leader"
 			}
+			if r.Kind != "" {
+				state += "," + printable(r.Kind)
+			}
 			pid, started, lists := "-", "-", "-"
 			if r.PID != 0 {
 				pid = strconv.Itoa(r.PID)

@@ -96,6 +96,7 @@ type (
 		Host           string     `json:"host"`
 		PID            int        `json:"pid"`
 		Version        string     `json:"version"`
+		Kind           string     `json:"kind"`
 		Started        *time.Time `json:"started"`
 		UptimeMs       *int64     `json:"uptime_ms"`
 		TakenLists     []struct {
@@ -137,6 +138,9 @@ func TestStatus(t *testing.T) {
 	for i, id := range []string{"a", "b", "c"} {
 		info := cluster.Info{ID: id, Host: "host-" + id, PID: 100 + i, Version: "v-" + id, Started: started,
 			TakenLists: []string{"in/taken/" + id, "jobs/taken/" + id}}
+		if id == "b" {
+			info.Kind = "worker" // a worker of the Go SDK registers like a replica
+		}
 		if _, err := cluster.Register(ctx, rdb, info, cluster.Options{Settings: s, Logger: slog.New(slog.DiscardHandler), Dialect: d}); err != nil {
 			t.Fatal(err)
 		}
@@ -185,7 +189,7 @@ func TestStatus(t *testing.T) {
 				t.Errorf("replica %s: row %q, want 9 cells", id, r)
 				continue
 			}
-			state := map[string]string{"a": "alive,leader", "b": "alive"}[id]
+			state := map[string]string{"a": "alive,leader", "b": "alive,worker"}[id]
 			lists := "in/taken/" + id + "(" + map[string]string{"a": "2", "b": "0"}[id] + "),jobs/taken/" + id + "(" + map[string]string{"a": "0", "b": "1"}[id] + ")"
 			want := []string{id, state, r[2], "host-" + id, map[string]string{"a": "100", "b": "101"}[id], "v-" + id, started.Format(time.RFC3339), r[7], lists}
 			if !slices.Equal(r, want) {
@@ -261,7 +265,7 @@ func TestStatus(t *testing.T) {
      "host": "host-a", "pid": 100, "version": "v-a", "started": "`+started.Format(time.RFC3339)+`", "uptime_ms": null,
      "taken_lists": [{"list": "in/taken/a", "length": 2}, {"list": "jobs/taken/a", "length": 0}]},
     {"id": "b", "alive": true, "leader": false, "heartbeat_age_ms": null, "registered": "0001-01-01T00:00:00Z",
-     "host": "host-b", "pid": 101, "version": "v-b", "started": "`+started.Format(time.RFC3339)+`", "uptime_ms": null,
+     "host": "host-b", "pid": 101, "version": "v-b", "kind": "worker", "started": "`+started.Format(time.RFC3339)+`", "uptime_ms": null,
      "taken_lists": [{"list": "in/taken/b", "length": 0}, {"list": "jobs/taken/b", "length": 1}]},
     {"id": "c", "alive": false, "leader": false, "heartbeat_age_ms": null, "registered": "0001-01-01T00:00:00Z",
      "host": "", "pid": 0, "version": "", "started": null, "uptime_ms": null,

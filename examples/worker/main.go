@@ -64,7 +64,7 @@ func main() {
 
 	w := worker.New(redis.NewClient(opts), worker.Options{
 		ID: *id, Prefix: *prefix, Concurrency: *concurrency, DrainTimeout: *drain,
-		TraceLink: !*child, TracerProvider: tel.TracerProvider(), Logger: log,
+		TraceLink: !*child, TracerProvider: tel.TracerProvider(), MeterProvider: tel.MeterProvider(), Logger: log,
 	})
 	var hopts []worker.HandleOption
 	if *set != "" {
