@@ -92,8 +92,8 @@ func (c *Console) queueOf(w http.ResponseWriter, r *http.Request, q string) stri
 	if q == "" && len(c.cfg.Watchers) == 1 {
 		return c.cfg.Watchers[0].InputQueue
 	}
-	if _, err := c.in.Watcher(q); err != nil {
-		c.message(w, r, http.StatusNotFound, "No such watcher", fmt.Sprintf("No watcher of this configuration has the input queue %q.", q))
+	if err := c.in.DeadQueue(r.Context(), q); err != nil {
+		c.message(w, r, http.StatusNotFound, "No such watcher", fmt.Sprintf("No watcher of this configuration has the input queue %q, and no worker announced it as its task queue.", q))
 		return ""
 	}
 	return q

@@ -27,6 +27,25 @@ func (in *Inspector) Watcher(queue string) (config.Watcher, error) {
 	return config.Watcher{}, fmt.Errorf("%w: %q", ErrNoWatcher, queue)
 }
 
+// DeadQueue reports whether queue has a dead-letter list that `resc dead`
+// and the console work on: the input queue of a watcher, or a task queue
+// that workers of the Go SDK announced (keyspace.WorkerQueues), whose
+// dead-letter list "<queue>/dead" holds the tasks they gave up on.
+// Otherwise it returns an error wrapping ErrNoWatcher.
+func (in *Inspector) DeadQueue(ctx context.Context, queue string) error {
+	if _, err := in.Watcher(queue); err == nil {
+		return nil
+	}
+	ok, err := in.rdb.HExists(ctx, keyspace.WorkerQueues(in.cfg.KeyPrefix), queue).Result()
+	if err != nil && !Answered(err) {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%w (nor any worker of the Go SDK announced it): %q", ErrNoWatcher, queue)
+	}
+	return nil
+}
+
 // DeadLetters are entries of the dead-letter list of a watcher.
 type DeadLetters struct {
 	// Queue is the watcher's input queue, DeadList its dead-letter list.
@@ -43,7 +62,7 @@ type DeadLetters struct {
 // oldest first, in one MULTI. A key of another type is an error wrapping
 // deadletter.ErrDeadType.
 func (in *Inspector) DeadLetters(ctx context.Context, queue string, limit int64) (*DeadLetters, error) {
-	if _, err := in.Watcher(queue); err != nil {
+	if err := in.DeadQueue(ctx, queue); err != nil {
 		return nil, err
 	}
 	length, recs, err := deadletter.Read(ctx, in.rdb, queue, limit)
@@ -178,7 +197,7 @@ type Counts struct {
 // before it are done, the others untouched.
 func (in *Inspector) Apply(ctx context.Context, a Action, queue string, recs []deadletter.Record, o ApplyOptions, each func(deadletter.Record, Result)) (Counts, error) {
 	var c Counts
-	if _, err := in.Watcher(queue); err != nil {
+	if err := in.DeadQueue(ctx, queue); err != nil {
 		return c, err
 	}
 	for _, r := range recs {

@@ -43,7 +43,7 @@ type DeadPage struct {
 // after the other, not atomically: an entry pushed or removed meanwhile
 // may shift the page by as much (positions stay those read).
 func (in *Inspector) DeadPage(ctx context.Context, queue string, q DeadQuery) (*DeadPage, error) {
-	if _, err := in.Watcher(queue); err != nil {
+	if err := in.DeadQueue(ctx, queue); err != nil {
 		return nil, err
 	}
 	q.Limit = max(q.Limit, 1)

@@ -80,14 +80,26 @@ func (f *deadFlags) open(ctx context.Context, path string, stderr io.Writer) (*d
 		return nil, reportLoad(stderr, err)
 	}
 	w, err := f.watcher(l.cfg)
-	if err != nil {
+	taskQueue := errors.Is(err, errNotWatched)
+	if err != nil && !taskQueue {
 		return nil, err
 	}
 	rdb, err := opsConnect(ctx, f.url, l.cfg)
 	if err != nil {
 		return nil, err
 	}
-	return &deadTarget{rdb: rdb, in: inspect.New(rdb, l.cfg, inspect.Options{}), input: w.InputQueue}, nil
+	in := inspect.New(rdb, l.cfg, inspect.Options{})
+	if taskQueue {
+		w.InputQueue = f.queue
+		if err := in.DeadQueue(ctx, w.InputQueue); errors.Is(err, inspect.ErrNoWatcher) {
+			rdb.Close()
+			return nil, f.usage("no watcher has input queue %q, and no worker of the Go SDK announced it as its task queue", f.queue)
+		} else if err != nil {
+			rdb.Close()
+			return nil, err
+		}
+	}
+	return &deadTarget{rdb: rdb, in: in, input: w.InputQueue}, nil
 }
 
 func (f *deadFlags) watcher(cfg *config.Config) (config.Watcher, error) {
@@ -106,8 +118,12 @@ func (f *deadFlags) watcher(cfg *config.Config) (config.Watcher, error) {
 			return w, nil
 		}
 	}
-	return config.Watcher{}, f.usage("no watcher has input queue %q", f.queue)
+	// Perhaps the task queue of SDK workers: open checks it in Redis.
+	return config.Watcher{}, errNotWatched
 }
+
+// errNotWatched: --queue names no watcher's input queue.
+var errNotWatched = errors.New("not the input queue of a watcher")
 
 // cmdDead is `resc dead list|requeue|drop [flags] CONFIG`.
 func cmdDead(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -6,6 +6,7 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"reflect"
@@ -537,5 +538,35 @@ func TestDeadRequeueBadKey(t *testing.T) {
 	}
 	if _, _, err := runCmd(t, "dead", "list", "--queue", "jobs", opsConfig(t, srv.URL())); exitCode(err) != 1 || !strings.Contains(err.Error(), "not a list") {
 		t.Errorf("list of a string: err = %v, want exit code 1", err)
+	}
+}
+
+// TestDeadTaskQueue: `resc dead` works on the dead-letter list of a task
+// queue that SDK workers announced, and refuses, naming both, a queue that
+// is neither a watcher's nor a worker's.
+func TestDeadTaskQueue(t *testing.T) {
+	clearEnv(t)
+	srv := redistest.Start(t)
+	rdb := srv.Client()
+	cfg := opsConfig(t, srv.URL())
+	ctx := t.Context()
+	if err := rdb.HSet(ctx, "t:worker-queues", "thumbs/todo", 1).Err(); err != nil {
+		t.Fatal(err)
+	}
+	rpush(t, rdb, map[string][]string{"thumbs/todo/dead": {`{"event":"thumb/1","queue":"thumbs/todo","reason":"failed 5 times, last: boom","replica":"w1","time":"2026-12-07T08:00:00Z","attempts":5}`}})
+	stdout, stderr, err := runCmd(t, "dead", "list", "--queue", "thumbs/todo", cfg)
+	if err != nil || !strings.Contains(stdout, "thumbs/todo/dead: 1 entry") || !strings.Contains(stdout, "failed 5 times, last: boom") {
+		t.Fatalf("dead list of a task queue: %v\n%s%s", err, stdout, stderr)
+	}
+	if _, stderr, err := runCmd(t, "dead", "requeue", "--all", "--queue", "thumbs/todo", cfg); err != nil {
+		t.Fatalf("requeue: %v\n%s", err, stderr)
+	}
+	if got := rdb.LRange(ctx, "thumbs/todo", 0, -1).Val(); len(got) != 1 || got[0] != "thumb/1" {
+		t.Errorf("task queue after requeue %q, want the task", got)
+	}
+	_, _, err = runCmd(t, "dead", "list", "--queue", "nope", cfg)
+	var ee *exitError
+	if !errors.As(err, &ee) || ee.code != 2 || !strings.Contains(ee.msg, `no watcher has input queue "nope", and no worker of the Go SDK announced it`) {
+		t.Errorf("unknown queue: %#v", err)
 	}
 }
