@@ -357,9 +357,9 @@ type session struct {
 	// too by the drain timeout.
 	handlers context.Context
 	cancel   context.CancelFunc
-	sem      chan struct{} // a slot per task held: Concurrency + Prefetch
-	run      chan struct{} // a slot per handler running: Concurrency
-	stopping chan struct{} // closed once taking stopped: held tasks are not started
+	sem      chan struct{}  // a slot per task held: Concurrency + Prefetch
+	run      chan struct{}  // a slot per handler running: Concurrency
+	stopping chan struct{}  // closed once taking stopped: held tasks are not started
 	wg       sync.WaitGroup // handlers
 	done     map[*queue]chan *Task
 	sending  sync.WaitGroup // completions being sent to done
