@@ -61,7 +61,7 @@ func BenchmarkConsumeSDK(b *testing.B) {
 }
 
 // BenchmarkConsumeLoop is the protocol as DESIGN.md states it, written by
-// hand: BRPOPLPUSH into the taken list, work, then LREM and LPUSH of the
+// hand: BRPOPLPUSH (as BLMOVE RIGHT LEFT) into the taken list, work, then LREM and LPUSH of the
 // done event in one MULTI (two round trips per task).
 func BenchmarkConsumeLoop(b *testing.B) {
 	srv := redistest.Start(b)
@@ -70,7 +70,7 @@ func BenchmarkConsumeLoop(b *testing.B) {
 	fill(b, rdb, b.N)
 	b.ResetTimer()
 	for range b.N {
-		task, err := rdb.BRPopLPush(ctx, "todo", "todo/taken/loop", time.Second).Result()
+		task, err := rdb.BLMove(ctx, "todo", "todo/taken/loop", "RIGHT", "LEFT", time.Second).Result() // BRPOPLPUSH
 		if errors.Is(err, redis.Nil) {
 			b.Fatal("queue empty before the end")
 		}
