@@ -447,6 +447,23 @@ func TestTakeScriptBudget(t *testing.T) {
 		t.Errorf("oversized hash has %d fields, want 3", n)
 	}
 
+	// A replayed big one is set aside bare: its stamp counts in neither
+	// its size nor its head nor its stored bytes.
+	h.rdb.LPush(ctx, "in", keyspace.StampReplays(2, big))
+	assertEqual(t, "a stamped big one", take(10, 100000, 100, "f5"), []string{keyspace.SetAside(301, "f5-1", big[:200])})
+	if v := h.rdb.HGet(ctx, "resc:oversized:in", "f5-1").Val(); v != big {
+		t.Errorf("f5-1 holds %q..., want the bare event", v[:20])
+	}
+	stamped := keyspace.StampReplays(1, big)
+	h.rdb.LPush(ctx, "in/taken", stamped)
+	if got, err := takeScript.Run(ctx, h.w.opts.Dialect, h.rdb, takeKeys, "aside", len(stamped), "f5b").StringSlice(); err != nil || len(got) != 1 || got[0] != keyspace.SetAside(301, "f5b", big[:200]) {
+		t.Errorf("aside of a stamped one: %q %v", got, err)
+	}
+	if v := h.rdb.HGet(ctx, "resc:oversized:in", "f5b").Val(); v != big {
+		t.Errorf("f5b holds %q..., want the bare event", v[:20])
+	}
+	h.rdb.LPop(ctx, "in/taken")
+
 	// Mode aside: the head of the taken list, when it has the size said.
 	h.rdb.LPush(ctx, "in/taken", big)
 	got, err := takeScript.Run(ctx, h.w.opts.Dialect, h.rdb, takeKeys, "aside", len(big)+1, "f6").StringSlice()

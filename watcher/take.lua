@@ -42,6 +42,9 @@ end
 local bad = check(taken, 'list', 'the taken list')
 if bad then return bad end
 
+-- An event set aside is stored bare: a crash replay stamp it carries
+-- (unstamp, internal/script's ReplayStamp prelude) would otherwise count
+-- in its size, show in its dead-letter entry and come back with a requeue.
 local function aside_entry(e, field)
   return '\0resc:oversized=' .. string.format('%d', #e) .. ':' .. field .. '\0' .. string.sub(e, 1, 200)
 end
@@ -54,6 +57,7 @@ if ARGV[1] == 'aside' then
   if not e or #e ~= size then
     return {}
   end
+  e = unstamp(e)
   if redis.call('HSETNX', store, field, e) == 0 then
     return redis.error_reply('ERR take.lua: field ' .. field .. ' of ' .. store .. ' already holds an event')
   end
@@ -89,6 +93,7 @@ while n < want and bytes < budget do
     largest = math.max(largest, #e)
     if #e > max then
       local f = field .. '-' .. n
+      e = unstamp(e)
       redis.call('HSET', store, f, e)
       e = aside_entry(e, f)
     end

@@ -56,7 +56,7 @@ var (
 
 	//go:embed take.lua
 	takeSrc    string
-	takeScript = script.New(takeSrc)
+	takeScript = script.New(takeSrc, script.ReplayStamp)
 
 	//go:embed handback.lua
 	handbackSrc    string
