@@ -71,6 +71,9 @@ type Config struct {
 	// watcher instead are accepted, with a warning: their url is used, and
 	// they must all give the same one.
 	RedisURL string
+	// Redis holds the other keys of the redis object: credentials, TLS,
+	// Sentinel, cluster mode, WAIT after commit.
+	Redis RedisSettings
 
 	// ListenerChannel is listener_channel: when not empty, every task pushed
 	// publishes "<taken_queue> TRIGGER <event> -> <task>" and every event

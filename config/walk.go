@@ -239,7 +239,11 @@ func (l *loader) config(root any) *Config {
 		return c
 	}
 	l.walk("", "", o, []field{
-		{name: "redis", set: l.redis},
+		{name: "redis", set: func(p string, v any) {
+			if o, ok := l.obj(p, "", v); ok {
+				l.walk(p, "", o, l.redisFields(&c.Redis))
+			}
+		}},
 		{name: "listener_channel", set: func(p string, v any) {
 			c.ListenerChannel, _ = l.str(p, "", v)
 		}},
@@ -282,14 +286,16 @@ func (l *loader) config(root any) *Config {
 		}},
 	})
 	c.RedisURL = l.redisURL
+	l.redisRelations(c.Redis)
 	l.listenerStream(c)
 	l.fetchSettings(c)
 	l.clusterRelations(c.Cluster)
 	return c
 }
 
-// redis walks a redis object, top-level or (deprecated) a watcher's.
-func (l *loader) redis(path string, v any) {
+// watcherRedis walks a watcher's own redis object (deprecated): only its
+// url counts.
+func (l *loader) watcherRedis(path string, v any) {
 	o, ok := l.obj(path, "", v)
 	if !ok {
 		return

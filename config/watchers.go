@@ -27,7 +27,7 @@ func (l *loader) watcher(path string, i int, o *object) Watcher {
 	l.walk(path, "", o, []field{
 		{name: "redis", set: func(p string, v any) {
 			l.warn(p, "", watcherRedis)
-			l.redis(p, v)
+			l.watcherRedis(p, v)
 		}},
 		{name: "input_queue", required: true, set: func(p string, v any) {
 			w.InputQueue, _ = l.nonEmpty(p, "", v)

@@ -69,7 +69,7 @@ type Options struct {
 	// Redis is the client every part shares. It should run with
 	// MaxRetries -1 (see cmd/resc): a take or commit whose reply is lost
 	// must surface.
-	Redis *redis.Client
+	Redis redis.UniversalClient
 	// Server, when not nil, is the listening HTTP server of /healthz,
 	// /readyz and /metrics; Run serves it until Run returns. Nil: none.
 	Server *telemetry.Server
@@ -357,7 +357,7 @@ func (r *Replica) deregister(ctx context.Context, member *cluster.Membership) {
 
 // waitDialect waits for Redis, with backoff and one log line per outage,
 // and asks it which script form it runs.
-func waitDialect(ctx context.Context, rdb *redis.Client, log *slog.Logger) (script.Dialect, error) {
+func waitDialect(ctx context.Context, rdb redis.Scripter, log *slog.Logger) (script.Dialect, error) {
 	outage := backoff.NewOutage(log, "redis")
 	for attempt := 1; ; attempt++ {
 		d, err := script.Detect(ctx, rdb)

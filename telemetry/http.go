@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"sync"
 	"time"
 )
 
@@ -26,6 +27,9 @@ type Server struct {
 	srv   *http.Server
 	log   *slog.Logger
 	ready func(context.Context) error
+
+	start sync.Once
+	errc  chan error // Serve's error, once started
 }
 
 // ServerOptions tune a Server.
@@ -63,7 +67,7 @@ func ListenWith(addr string, ready func(context.Context) error, log *slog.Logger
 	return s, nil
 }
 
-// Handle serves h at pattern (e.g. "GET /metrics"); call it before Run.
+// Handle serves h at pattern (e.g. "GET /metrics"), also once serving.
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
 // Addr is the address the server listens on.
@@ -79,12 +83,20 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintln(w, "ready")
 }
 
+// Start starts serving, if Run has not already: the health endpoints of a
+// process still waiting for Redis answer. Run still stops the server.
+func (s *Server) Start() {
+	s.start.Do(func() {
+		s.errc = make(chan error, 1)
+		go func() { s.errc <- s.srv.Serve(s.ln) }()
+	})
+}
+
 // Run serves until ctx is done, then shuts down within five seconds.
 func (s *Server) Run(ctx context.Context) error {
-	errc := make(chan error, 1)
-	go func() { errc <- s.srv.Serve(s.ln) }()
+	s.Start()
 	select {
-	case err := <-errc:
+	case err := <-s.errc:
 		return fmt.Errorf("telemetry: http server: %w", err)
 	case <-ctx.Done():
 	}

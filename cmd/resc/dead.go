@@ -15,12 +15,11 @@ import (
 	"text/tabwriter"
 	"unicode/utf8"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/resc-go/resc/config"
 	"github.com/resc-go/resc/deadletter"
 	"github.com/resc-go/resc/inspect"
 	"github.com/resc-go/resc/internal/keyspace"
+	"github.com/resc-go/resc/internal/redisconn"
 )
 
 const deadUsage = `usage:
@@ -31,7 +30,7 @@ const deadUsage = `usage:
 
 // deadTarget is the watcher a `resc dead` command works on.
 type deadTarget struct {
-	rdb   *redis.Client
+	rdb   *redisconn.Client
 	in    *inspect.Inspector
 	input string // the watcher's input queue
 }
@@ -315,7 +314,7 @@ func cmdDeadMove(ctx context.Context, verb string, args []string, stdout, stderr
 
 // deadFailed is the exit error of a dead-letter command that failed on
 // Redis: a key of the wrong type, or Redis not answering.
-func deadFailed(rdb *redis.Client, err error) error {
+func deadFailed(rdb *redisconn.Client, err error) error {
 	if inspect.Answered(err) || errors.Is(err, deadletter.ErrDeadType) || errors.Is(err, deadletter.ErrInputType) || errors.Is(err, deadletter.ErrAsideType) {
 		return &exitError{code: 1, msg: err.Error()}
 	}

@@ -2,13 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 
-	"github.com/redis/go-redis/v9"
-
+	"github.com/resc-go/resc/internal/redisconn"
 	"github.com/resc-go/resc/telemetry"
 )
 
@@ -21,13 +21,15 @@ func cmdPush(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	opts, err := redis.ParseURL(*url)
-	if err != nil {
-		return &exitError{code: 2, msg: badURL(*url, err)}
-	}
 	telemetry.RouteRedisLog(slog.New(slog.DiscardHandler)) // its dial errors come back below
-	opts.MaxRetries = -1
-	c := redis.NewClient(opts)
+	c, err := redisconn.Open(ctx, redisconn.Options{URL: *url, MaxRetries: -1, Getenv: os.Getenv})
+	var setup *redisconn.Error
+	switch {
+	case errors.As(err, &setup):
+		return &exitError{code: 2, msg: err.Error()}
+	case err != nil:
+		return fmt.Errorf("LPUSH %s: %w", pos[0], err)
+	}
 	defer c.Close()
 	events := make([]any, len(pos)-1)
 	for i, e := range pos[1:] {

@@ -11,13 +11,16 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode"
 
-	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/resc-go/resc/config"
+	"github.com/resc-go/resc/console"
 	"github.com/resc-go/resc/internal/embedded"
+	"github.com/resc-go/resc/internal/redisconn"
 	"github.com/resc-go/resc/replica"
 	"github.com/resc-go/resc/telemetry"
 )
@@ -111,12 +114,6 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	if emb != nil {
 		defer emb.Close()
 	}
-	rdb, err := runClient(f.redisURL, len(l.cfg.Watchers))
-	if err != nil {
-		return err
-	}
-	defer rdb.Close()
-
 	replicaLog := log.With("replica", f.replica)
 	tel, err := telemetry.Setup(ctx, telemetry.Options{Version: version, Replica: f.replica}, replicaLog)
 	if err != nil {
@@ -134,20 +131,46 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		tracer = tel.TracerProvider()
 	}
 	// Health first: /healthz answers while Redis is still awaited, and a
-	// bad address fails at once.
-	var srv *telemetry.Server
+	// bad address or console setting fails at once.
+	var (
+		srv       *telemetry.Server
+		connected atomic.Pointer[redisconn.Client]
+	)
 	if f.httpAddr != "off" {
-		if srv, err = telemetry.ListenWith(f.httpAddr, func(ctx context.Context) error { return rdb.Ping(ctx).Err() }, replicaLog,
-			telemetry.ServerOptions{NoPprof: f.noPprof}); err != nil {
+		ping := func(ctx context.Context) error {
+			if c := connected.Load(); c != nil {
+				return c.Ping(ctx).Err()
+			}
+			return errors.New("connecting to Redis")
+		}
+		if srv, err = telemetry.ListenWith(f.httpAddr, ping, replicaLog, telemetry.ServerOptions{NoPprof: f.noPprof}); err != nil {
 			return &exitError{code: 1, msg: err.Error()}
 		}
 		srv.Handle("GET /metrics", tel.Handler())
 	}
+	var uo console.Options
 	if f.ui {
 		if srv == nil {
 			return &exitError{code: 2, msg: "--ui needs an HTTP address: --http-addr is off"}
 		}
-		c, made, err := newConsole(rdb, l.cfg, replicaLog, emb != nil)
+		if uo, err = uiSettings(version, replicaLog); err != nil {
+			return &exitError{code: 2, msg: err.Error()}
+		}
+	}
+	if srv != nil {
+		srv.Start() // /healthz answers while Redis is awaited
+	}
+	rdb, err := runClient(ctx, f.redisURL, l.cfg, len(l.cfg.Watchers), log)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while waiting for Redis: nothing was taken
+		}
+		return err
+	}
+	defer rdb.Close()
+	connected.Store(rdb)
+	if f.ui {
+		c, made, err := newConsole(rdb, l.cfg, uo, emb != nil)
 		if err != nil {
 			return &exitError{code: 2, msg: err.Error()}
 		}
@@ -180,22 +203,36 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 }
 
 // runClient is the go-redis client of a replica of nwatchers watchers.
-func runClient(url string, nwatchers int) (*redis.Client, error) {
-	if url == "" {
-		return nil, &exitError{code: 2, msg: "no Redis URL: set redis.url in the configuration, --redis-url or RESC_REDIS_URL"}
+func runClient(ctx context.Context, url string, cfg *config.Config, nwatchers int, log *slog.Logger) (*redisconn.Client, error) {
+	return connect(ctx, redisconn.Options{
+		URL:      url,
+		Settings: cfg.Redis,
+		// Each watcher holds one connection in BLMOVE and one per commit
+		// pipeline at least; leave room for both and for /readyz.
+		PoolSize: 10 + 4*nwatchers,
+		// No silent retries inside go-redis: a take or commit whose reply
+		// was lost must surface, so that the watcher replays what it may
+		// have left in its taken list; the loops retry with their own
+		// backoff.
+		MaxRetries: -1,
+		Wait:       true, // Redis may start after resc
+		Logger:     log,
+	})
+}
+
+// connect opens the client o describes, with the exit code of its error:
+// 2 for a setup problem, 1 for a Redis that did not answer.
+func connect(ctx context.Context, o redisconn.Options) (*redisconn.Client, error) {
+	o.Getenv = os.Getenv
+	c, err := redisconn.Open(ctx, o)
+	var setup *redisconn.Error
+	switch {
+	case errors.As(err, &setup):
+		return nil, &exitError{code: 2, msg: err.Error()}
+	case err != nil:
+		return nil, &exitError{code: 1, msg: err.Error()}
 	}
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		return nil, &exitError{code: 2, msg: badURL(url, err)}
-	}
-	// Each watcher holds one connection in BLMOVE and one per commit
-	// pipeline at least; leave room for both and for /readyz.
-	opts.PoolSize = max(opts.PoolSize, 10+4*nwatchers)
-	// No silent retries inside go-redis: a take or commit whose reply was
-	// lost must surface, so that the watcher replays what it may have left
-	// in its taken list; the loops retry with their own backoff.
-	opts.MaxRetries = -1
-	return redis.NewClient(opts), nil
+	return c, nil
 }
 
 // traceParentMode reads RESC_TRACE_PARENT: how an event's consumer span
@@ -222,8 +259,8 @@ func startEmbedded(ctx context.Context, f *runFlags, stderr io.Writer, log *slog
 		if f.redisURL != "" && !embedded.IsLoopbackURL(f.redisURL) {
 			return nil, nil // a remote server is never replaced
 		}
-		if f.redisURL != "" && reachable(ctx, f.redisURL) {
-			log.Warn("using the Redis server at " + redactedURL(f.redisURL))
+		if f.redisURL != "" && reachable(ctx, f.redisURL, l.cfg) {
+			log.Warn("using the Redis server at " + redisconn.Redact(f.redisURL))
 			return nil, nil
 		}
 	default:
@@ -245,17 +282,15 @@ func startEmbedded(ctx context.Context, f *runFlags, stderr io.Writer, log *slog
 	return emb, nil
 }
 
-func reachable(ctx context.Context, url string) bool {
-	opts, err := redis.ParseURL(url)
+func reachable(ctx context.Context, url string, cfg *config.Config) bool {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	c, err := redisconn.Open(ctx, redisconn.Options{URL: url, Settings: cfg.Redis, Getenv: os.Getenv,
+		MaxRetries: -1, DialTimeout: 500 * time.Millisecond})
 	if err != nil {
 		return false
 	}
-	opts.DialTimeout = 500 * time.Millisecond
-	opts.MaxRetries = -1
-	c := redis.NewClient(opts)
 	defer c.Close()
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
 	return c.Ping(ctx).Err() == nil
 }
 

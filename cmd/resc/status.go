@@ -15,10 +15,9 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/resc-go/resc/config"
 	"github.com/resc-go/resc/inspect"
+	"github.com/resc-go/resc/internal/redisconn"
 	"github.com/resc-go/resc/telemetry"
 )
 
@@ -34,35 +33,27 @@ const (
 // once it answered PING: url (from --redis-url or RESC_REDIS_URL), else
 // the configuration's, with short timeouts and no retry, so that an
 // unreachable Redis fails the command within seconds.
-func opsConnect(ctx context.Context, url string, cfg *config.Config) (*redis.Client, error) {
+func opsConnect(ctx context.Context, url string, cfg *config.Config) (*redisconn.Client, error) {
 	if url == "" {
 		url = cfg.RedisURL
 	}
-	if url == "" {
-		return nil, &exitError{code: 2, msg: "no Redis URL: set redis.url in the configuration, --redis-url or RESC_REDIS_URL"}
-	}
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		return nil, &exitError{code: 2, msg: badURL(url, err)}
-	}
 	telemetry.RouteRedisLog(slog.New(slog.DiscardHandler)) // the errors come back to the caller
-	opts.DialTimeout = opsDialTimeout
-	opts.DialerRetries = 1
-	opts.ReadTimeout, opts.WriteTimeout = opsIOTimeout, opsIOTimeout
-	opts.MaxRetries = -1
-	opts.PoolSize = 2
-	rdb := redis.NewClient(opts)
+	rdb, err := connect(ctx, redisconn.Options{URL: url, Settings: cfg.Redis,
+		DialTimeout: opsDialTimeout, DialerRetries: 1, IOTimeout: opsIOTimeout, MaxRetries: -1, PoolSize: 2})
+	if err != nil {
+		return nil, err
+	}
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		rdb.Close()
-		return nil, &exitError{code: 1, msg: fmt.Sprintf("Redis at %s did not answer: %v", opts.Addr, err)}
+		return nil, &exitError{code: 1, msg: fmt.Sprintf("Redis at %s did not answer: %v", rdb.Addr, err)}
 	}
 	return rdb, nil
 }
 
 // redisFailed is the exit error of an operational command whose Redis
 // failed after answering PING.
-func redisFailed(rdb *redis.Client, err error) error {
-	return &exitError{code: 1, msg: fmt.Sprintf("Redis at %s: %v", rdb.Options().Addr, err)}
+func redisFailed(rdb *redisconn.Client, err error) error {
+	return &exitError{code: 1, msg: fmt.Sprintf("Redis at %s: %v", rdb.Addr, err)}
 }
 
 // cmdStatus is `resc status [--redis-url URL] [--json] CONFIG`: the

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -18,6 +19,7 @@ import (
 	"github.com/resc-go/resc/config"
 	"github.com/resc-go/resc/console"
 	"github.com/resc-go/resc/inspect"
+	"github.com/resc-go/resc/internal/redisconn"
 	"github.com/resc-go/resc/telemetry"
 )
 
@@ -81,14 +83,11 @@ func parseBool(name, v string) (bool, error) {
 const autoToken = "auto"
 
 // newConsole is the console of cfg on rdb, with the environment's
-// settings; with RESC_UI_TOKEN=auto, or trying set (the embedded server)
+// settings o (uiSettings, read before connecting so that a bad one fails
+// at once); with RESC_UI_TOKEN=auto, or trying set (the embedded server)
 // and no token given, a token is made up and returned, to be printed with
 // the address.
-func newConsole(rdb redis.UniversalClient, cfg *config.Config, log *slog.Logger, trying bool) (*console.Console, string, error) {
-	o, err := uiSettings(version, log)
-	if err != nil {
-		return nil, "", err
-	}
+func newConsole(rdb redis.UniversalClient, cfg *config.Config, o console.Options, trying bool) (*console.Console, string, error) {
 	made := ""
 	if o.Token == autoToken || (o.Token == "" && trying) {
 		var b [12]byte
@@ -134,25 +133,21 @@ func cmdUI(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return reportLoad(stderr, err)
 	}
-	u := *redisURL
-	if u == "" {
-		u = l.cfg.RedisURL
-	}
-	if u == "" {
-		return &exitError{code: 2, msg: "no Redis URL: set redis.url in the configuration, --redis-url or RESC_REDIS_URL"}
-	}
-	opts, err := redis.ParseURL(u)
-	if err != nil {
-		return &exitError{code: 2, msg: badURL(u, err)}
-	}
-	opts.ReadTimeout, opts.WriteTimeout = opsIOTimeout, opsIOTimeout
-	rdb := redis.NewClient(opts)
-	defer rdb.Close()
-	c, made, err := newConsole(rdb, l.cfg, log, false)
+	uo, err := uiSettings(version, log)
 	if err != nil {
 		return &exitError{code: 2, msg: err.Error()}
 	}
 	pprofOn, err := parseBool("RESC_PPROF", envOr("RESC_PPROF", "on"))
+	if err != nil {
+		return &exitError{code: 2, msg: err.Error()}
+	}
+	rdb, err := connect(ctx, redisconn.Options{URL: cmp.Or(*redisURL, l.cfg.RedisURL), Settings: l.cfg.Redis,
+		IOTimeout: opsIOTimeout, Wait: true, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	c, made, err := newConsole(rdb, l.cfg, uo, false)
 	if err != nil {
 		return &exitError{code: 2, msg: err.Error()}
 	}

@@ -49,16 +49,6 @@ func TestUISettingsRefused(t *testing.T) {
 
 // TestRedactedURL: a Redis URL's password never reaches a message.
 func TestRedactedURL(t *testing.T) {
-	for in, want := range map[string]string{
-		"redis://u:pw-1@h:6379/0":  "redis://u:xxxxx@h:6379/0",
-		"redis://:pw-1@h:6379/0":   "redis://:xxxxx@h:6379/0",
-		"redis://h:6379/0":         "redis://h:6379/0",
-		"redis://u:pw-1@h:port:x/": "redis://u:xxxxx@h:port:x/", // does not parse
-	} {
-		if got := redactedURL(in); got != want {
-			t.Errorf("redactedURL(%q) = %q, want %q", in, got, want)
-		}
-	}
 	clearEnv(t)
 	_, stderr, err := runCmd(t, "status", "--redis-url", "redis://u:pw-1@h:port:x/", writeConfig(t, "c.hjson", `{watchers: [{input_queue: "in", rules: [{on: "^a$", make: {queue: "q"}}]}]}`))
 	if err == nil || strings.Contains(err.Error(), "pw-1") || strings.Contains(stderr, "pw-1") {

@@ -32,6 +32,7 @@ var allowed = map[string][]string{
 	"internal/testutil":    nil,
 	"internal/otlptest":    nil,
 	"internal/takenlist":   {"internal/keyspace"},
+	"internal/redisconn":   {"config"},
 	"internal/redistest":   {"internal/redisserver"},
 	"internal/proctest":    {"internal/*"},
 	"internal/explain":     {"config", "rules"},

@@ -59,7 +59,10 @@ func New(src string, preludes ...Prelude) *Script {
 		b.WriteString(string(p))
 	}
 	body = b.String() + body
-	return &Script{full: redis.NewScript(first + "\n" + body), legacy: redis.NewScript(body)}
+	sc := &Script{full: redis.NewScript(first + "\n" + body), legacy: redis.NewScript(body)}
+	register(sc.full, first+"\n"+body)
+	register(sc.legacy, body)
+	return sc
 }
 
 // Dialect says which form of the scripts a server runs.

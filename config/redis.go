@@ -1,0 +1,214 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"time"
+)
+
+// Redis modes (RedisSettings.Mode).
+const (
+	// RedisModeAuto asks the server named by the URL (INFO cluster) and
+	// uses a cluster client when it runs in cluster mode.
+	RedisModeAuto = "auto"
+	// RedisModeSingle is one server (or a Sentinel-managed primary).
+	RedisModeSingle = "single"
+	// RedisModeCluster is a Redis Cluster, the URL naming a seed node.
+	RedisModeCluster = "cluster"
+)
+
+// RedisSettings are the keys of the top-level redis object besides url
+// (Config.RedisURL): credentials, TLS, Sentinel, cluster mode and the
+// opt-in WAIT after each commit. Secrets given here or by environment
+// variables are never logged nor shown by `resc status` or the console.
+type RedisSettings struct {
+	// Username is redis.username, the ACL user, overriding the URL's.
+	Username string
+	// Password is redis.password, overriding the URL's. Prefer
+	// PasswordFile or the RESC_REDIS_PASSWORD variable: a configuration
+	// file is often not a secret.
+	Password string
+	// PasswordFile is redis.password_file, a file holding the password
+	// (trailing newline ignored), read when connecting.
+	PasswordFile string
+
+	// TLS is redis.tls. It applies to rediss:// URLs (and to the
+	// Sentinel-managed primary when the URL is rediss://).
+	TLS TLSSettings
+
+	// Sentinel is redis.sentinel; zero when the file gives none.
+	Sentinel SentinelSettings
+
+	// Mode is redis.mode: RedisModeAuto (also when empty, the default),
+	// RedisModeSingle or RedisModeCluster.
+	Mode string
+
+	// WaitReplicas is redis.wait.replicas: when positive, every commit
+	// is followed by WAIT <replicas> <WaitTimeout>, so that the tasks it
+	// pushed reached that many replicas before the event counts as done.
+	// Zero (default) does not wait.
+	WaitReplicas int
+	// WaitTimeout is redis.wait.timeout_ms (default 1 s when replicas is
+	// given): how long a WAIT may block.
+	WaitTimeout time.Duration
+}
+
+// TLSSettings are the keys of redis.tls.
+type TLSSettings struct {
+	// CAFile is ca_file, the PEM certificates the server's is checked
+	// against, instead of the system's roots.
+	CAFile string
+	// CertFile and KeyFile are cert_file and key_file, the PEM client
+	// certificate and its key, for servers that ask for one
+	// (tls-auth-clients). Both or neither.
+	CertFile, KeyFile string
+	// ServerName is server_name, the name the server's certificate must
+	// hold when it is not the URL's host.
+	ServerName string
+	// InsecureSkipVerify is insecure_skip_verify: accept any server
+	// certificate. Only for tests; logged as a warning.
+	InsecureSkipVerify bool
+}
+
+// Given tells whether any TLS key was given.
+func (t TLSSettings) Given() bool { return t != TLSSettings{} }
+
+// SentinelSettings are the keys of redis.sentinel: the primary is asked
+// from the sentinels, and asked again after a failover.
+type SentinelSettings struct {
+	// MasterName is master_name, the name the sentinels monitor.
+	MasterName string
+	// Addrs are addrs, the sentinels' host:port.
+	Addrs []string
+	// Username, Password and PasswordFile authenticate with the
+	// sentinels themselves (requirepass / ACL of sentinel.conf).
+	Username, Password, PasswordFile string
+}
+
+// Given tells whether a sentinel object was given.
+func (s SentinelSettings) Given() bool { return s.MasterName != "" || len(s.Addrs) > 0 }
+
+// redisFields are the keys of the top-level redis object.
+func (l *loader) redisFields(rs *RedisSettings) []field {
+	str := func(dst *string) func(string, any) {
+		return func(p string, v any) { *dst, _ = l.nonEmpty(p, "", v) }
+	}
+	return []field{
+		{name: "url", set: l.redisURLValue},
+		{name: "username", set: str(&rs.Username)},
+		{name: "password", set: str(&rs.Password)},
+		{name: "password_file", set: str(&rs.PasswordFile)},
+		{name: "tls", set: func(p string, v any) { l.redisTLS(p, v, &rs.TLS) }},
+		{name: "sentinel", set: func(p string, v any) { l.redisSentinel(p, v, &rs.Sentinel) }},
+		{name: "mode", set: func(p string, v any) {
+			s, ok := l.str(p, "", v)
+			switch {
+			case !ok:
+			case s == RedisModeAuto, s == RedisModeSingle, s == RedisModeCluster:
+				rs.Mode = s
+			default:
+				l.add(p, "", fmt.Sprintf("must be %q, %q or %q, not %q", RedisModeAuto, RedisModeSingle, RedisModeCluster, s))
+			}
+		}},
+		{name: "wait", set: func(p string, v any) { l.redisWait(p, v, rs) }},
+	}
+}
+
+func (l *loader) redisTLS(path string, v any, t *TLSSettings) {
+	o, ok := l.obj(path, "", v)
+	if !ok {
+		return
+	}
+	str := func(dst *string) func(string, any) {
+		return func(p string, v any) { *dst, _ = l.nonEmpty(p, "", v) }
+	}
+	l.walk(path, "", o, []field{
+		{name: "ca_file", set: str(&t.CAFile)},
+		{name: "cert_file", set: str(&t.CertFile)},
+		{name: "key_file", set: str(&t.KeyFile)},
+		{name: "server_name", set: str(&t.ServerName)},
+		{name: "insecure_skip_verify", set: func(p string, v any) {
+			b, ok := v.(bool)
+			if !ok {
+				l.wrongType(p, "", "true or false", v)
+			}
+			t.InsecureSkipVerify = b
+		}},
+	})
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		l.add(path, "", "cert_file and key_file go together: give both or neither")
+	}
+}
+
+func (l *loader) redisSentinel(path string, v any, s *SentinelSettings) {
+	o, ok := l.obj(path, "", v)
+	if !ok {
+		return
+	}
+	str := func(dst *string) func(string, any) {
+		return func(p string, v any) { *dst, _ = l.nonEmpty(p, "", v) }
+	}
+	l.walk(path, "", o, []field{
+		{name: "master_name", required: true, set: str(&s.MasterName)},
+		{name: "addrs", required: true, set: func(p string, v any) {
+			a, ok := v.([]any)
+			if !ok || len(a) == 0 {
+				l.add(p, "", "must be a non-empty array of \"host:port\" strings")
+				return
+			}
+			for i, e := range a {
+				addr, ok := l.nonEmpty(index(p, i), "", e)
+				if !ok {
+					continue
+				}
+				if _, _, err := net.SplitHostPort(addr); err != nil {
+					l.add(index(p, i), "", fmt.Sprintf("%q is not host:port", addr))
+					continue
+				}
+				s.Addrs = append(s.Addrs, addr)
+			}
+		}},
+		{name: "username", set: str(&s.Username)},
+		{name: "password", set: str(&s.Password)},
+		{name: "password_file", set: str(&s.PasswordFile)},
+	})
+	if s.Password != "" && s.PasswordFile != "" {
+		l.add(path, "", "give password or password_file, not both")
+	}
+}
+
+func (l *loader) redisWait(path string, v any, rs *RedisSettings) {
+	o, ok := l.obj(path, "", v)
+	if !ok {
+		return
+	}
+	l.walk(path, "", o, []field{
+		{name: "replicas", required: true, set: func(p string, v any) {
+			if n, ok := l.positive(p, "", v, 100); ok {
+				rs.WaitReplicas = int(n)
+			}
+		}},
+		{name: "timeout_ms", set: func(p string, v any) {
+			if n, ok := l.positive(p, "", v, 60_000); ok {
+				rs.WaitTimeout = time.Duration(n) * time.Millisecond
+			}
+		}},
+	})
+	if rs.WaitReplicas > 0 && rs.WaitTimeout == 0 {
+		rs.WaitTimeout = time.Second
+	}
+}
+
+// redisRelations reports redis keys that contradict each other.
+func (l *loader) redisRelations(rs RedisSettings) {
+	if rs.Password != "" && rs.PasswordFile != "" {
+		l.add("redis", "", "give password or password_file, not both")
+	}
+	if rs.Sentinel.Given() && rs.Mode == RedisModeCluster {
+		l.add("redis.mode", "", "a Sentinel-managed primary is not a Redis Cluster: drop mode or sentinel")
+	}
+	if rs.Sentinel.Given() && strings.Contains(l.redisURL, "addr=") {
+		l.add("redis.url", "", "with redis.sentinel, the url gives only the scheme, credentials and database: list the sentinels in redis.sentinel.addrs")
+	}
+}
