@@ -115,6 +115,36 @@ if not stream_len or stream_len < 0 or stream_len ~= math.floor(stream_len) then
 end
 local stream = stream_len > 0 and KEYS[5] or nil
 
+-- Permissions (Redis 7 ACL), before anything is written: a command or a
+-- key the user may not use fails the whole call with a NOPERM error naming
+-- it, instead of failing half way through an event's writes.
+if redis.acl_check_cmd then
+  local probe = {
+    {'LREM', taken, '0', 'x'}, {'LPUSH', taken, 'x'}, {'RPUSH', taken, 'x'},
+    {'ZADD', taken, '1', 'x'}, {'SET', taken, 'x'}, {'DEL', taken},
+    {'HGET', taken, 'f'}, {'HSET', taken, 'f', 'x'}, {'HDEL', taken, 'f'},
+    {'PEXPIRE', taken, '1'}, {'TYPE', taken},
+  }
+  if stream then
+    probe[#probe + 1] = {'XADD', stream, '*', 'f', 'x'}
+  end
+  if channel ~= '' then
+    probe[#probe + 1] = {'PUBLISH', channel, 'x'}
+  end
+  for _, c in ipairs(probe) do
+    if not redis.acl_check_cmd(unpack(c)) then
+      return redis.error_reply('NOPERM resc-go commit: the Redis user may not run ' .. c[1] ..
+        ' (on ' .. c[2] .. '): add +' .. string.lower(c[1]) .. ' to its ACL rule, or the key or channel pattern')
+    end
+  end
+  for i = 2, #KEYS do
+    if not redis.acl_check_cmd('LPUSH', KEYS[i], 'x') then
+      return redis.error_reply('NOPERM resc-go commit: the Redis user may not access the key ' .. KEYS[i] ..
+        ': add a pattern matching it to its ACL rule')
+    end
+  end
+end
+
 -- The shape of the call, read before anything is written: where each
 -- event's record (rec_a: its first argument) and keys (rec_k) start, and
 -- its argument count (rec_n).

@@ -169,6 +169,9 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer rdb.Close()
 	connected.Store(rdb)
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	guardPermissions(rdb, stop)
 	if f.ui {
 		c, made, err := newConsole(rdb, l.cfg, uo, emb != nil)
 		if err != nil {
@@ -199,7 +202,13 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return &exitError{code: 2, msg: fmt.Sprintf("%s: %v", f.config, err)}
 	}
-	return r.Run(ctx)
+	err = r.Run(ctx)
+	var refused *exitError
+	if errors.As(context.Cause(ctx), &refused) {
+		log.Error("stopped: " + refused.msg)
+		return refused
+	}
+	return err
 }
 
 // runClient is the go-redis client of a replica of nwatchers watchers.

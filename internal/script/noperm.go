@@ -37,6 +37,9 @@ func NoPermission(err error, cmd string) (string, bool) {
 	msg := re.Error()
 	keys := strings.Contains(msg, "keys") || strings.Contains(msg, "key ")
 	switch {
+	case strings.HasPrefix(msg, "NOPERM resc-go "):
+		_, words, _ := strings.Cut(strings.TrimPrefix(msg, "NOPERM resc-go "), ": ")
+		return words, true // a script's own check, already in words
 	case strings.HasPrefix(msg, "NOPERM"):
 		if keys {
 			return "the Redis user may not access a key of " + strings.ToUpper(cmd) + " (" + msg + "): add the key pattern to its ACL rule", true

@@ -1,0 +1,254 @@
+package systest
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/resc-go/resc/config"
+	"github.com/resc-go/resc/internal/proctest"
+	"github.com/resc-go/resc/internal/redisconn"
+	"github.com/resc-go/resc/internal/redistest"
+	"github.com/resc-go/resc/internal/testutil"
+	"github.com/resc-go/resc/worker"
+)
+
+// documentedACL is the ACL SETUSER line of docs/redis.md, with the
+// password put in.
+func documentedACL(t *testing.T, password string) []any {
+	t.Helper()
+	f, err := os.Open(filepath.Join("..", "docs", "redis.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if line := sc.Text(); strings.HasPrefix(line, "ACL SETUSER resc ") {
+			var args []any
+			for _, w := range strings.Fields(line) {
+				args = append(args, strings.Replace(w, ">CHANGE-ME", ">"+password, 1))
+			}
+			return args
+		}
+	}
+	t.Fatal("docs/redis.md has no line starting with \"ACL SETUSER resc \"")
+	return nil
+}
+
+// gatedAPI answers /p/<id> with {"name": "widget"}, /p/bad with 404, and
+// /p/slow... only once released (or never, to a client that goes away).
+type gatedAPI struct {
+	*httptest.Server
+	release chan struct{}
+	once    sync.Once
+}
+
+func newGatedAPI(t *testing.T) *gatedAPI {
+	a := &gatedAPI{release: make(chan struct{})}
+	a.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := strings.TrimPrefix(r.URL.Path, "/p/")
+		switch {
+		case id == "bad":
+			http.Error(w, "no such product", http.StatusNotFound)
+			return
+		case strings.HasPrefix(id, "slow"):
+			select {
+			case <-a.release:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		fmt.Fprint(w, `{"name": "widget"}`)
+	}))
+	t.Cleanup(a.Close)
+	t.Cleanup(a.open)
+	return a
+}
+
+func (a *gatedAPI) open() { a.once.Do(func() { close(a.release) }) }
+
+// TestMinimalACLOverTLS: replicas, the leader's recovery of a killed
+// replica, the Go worker SDK, `resc status`, `resc dead list|requeue`
+// and the console all work as a user restricted to the ACL rule of
+// docs/redis.md, over mutual TLS, the password read from a file named by
+// the environment; the password shows nowhere. Then a permission taken
+// away stops the replica with exit code 2, naming the command refused
+// inside the commit script.
+func TestMinimalACLOverTLS(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	srv := redistest.StartTLS(t, "yes")
+	admin := srv.Client() // the default user, on the plain port
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	password := "acl-PLANTED-" + hex.EncodeToString(b[:])
+	if err := admin.Do(ctx, documentedACL(t, password)...).Err(); err != nil {
+		t.Fatalf("the documented ACL rule: %v", err)
+	}
+	pwFile := testutil.WriteFile(t, "redis-password", password+"\n")
+	api := newGatedAPI(t)
+	f := srv.Files
+	cfg := testutil.WriteFile(t, "resc.hjson", `{
+  redis: {
+    url: "`+srv.TLSURL()+`"
+    username: resc
+    tls: { ca_file: "`+f.CA+`", cert_file: "`+f.ClientCert+`", key_file: "`+f.ClientKey+`" }
+  }
+  listener_channel: events
+  listener_stream: global/events
+  cluster: { heartbeat_interval_ms: 200, dead_after_ms: 1000, scan_interval_ms: 200, leader_ttl_ms: 1000 }
+  watchers: [{
+    input_queue: global/done
+    taken_queue: global/taken
+    rules: [
+      { name: "trt", on: "^acq/(?P<plant>\\w+)/(?P<product>\\w+)$", fetch: [{ url: "`+api.URL+`/p/${product}", returns: "p" }],
+        make: { task: "trt/${plant}/${product}", queue: "trt/${plant}/todo", set: "trt/${plant}/todo-set" } }
+      { name: "report", on: "^trt/(?P<plant>\\w+)/(?P<product>\\w+)$",
+        make: [{ task: "report/${plant}/${product}", queue: "report/todo" }, { task: "${plant}", queue: "stats/plants", set: "stats/plants-set" }] }
+    ]
+  }]
+}`)
+	env := []string{"RESC_REDIS_PASSWORD_FILE=" + pwFile, "RESC_LOG=info"}
+	start := func(id string) *proctest.Process {
+		p := proctest.Start(t, env, "run", "--replica-id", id, "--http-addr", "off", cfg)
+		p.WaitLog(20*time.Second, "resc-go started")
+		return p
+	}
+	replicas := map[string]*proctest.Process{"r1": start("r1"), "r2": start("r2")}
+
+	// The worker SDK, in this process, as the same user.
+	loaded, err := config.Load(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wc, err := redisconn.Open(ctx, redisconn.Options{URL: loaded.RedisURL, Settings: loaded.Redis,
+		Getenv: func(k string) string { return map[string]string{redisconn.EnvPasswordFile: pwFile}[k] }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wc.Close()
+	w := worker.New(wc, worker.Options{ID: "w1", Block: time.Second})
+	w.Handle("trt/p/todo", func(context.Context, worker.Task) error { return nil }, worker.WithSet("trt/p/todo-set"), worker.WithDone("global/done"))
+	wctx, stopWorker := context.WithCancel(ctx)
+	werr := make(chan error, 1)
+	go func() { werr <- w.Run(wctx) }()
+
+	// A slow event held by a replica that is then killed: the leader
+	// replays it, and its tasks are made once.
+	if err := admin.LPush(ctx, "global/done", "acq/p/slow1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	var victim string
+	replicas["r1"].Eventually(10*time.Second, "the slow event taken", func() (bool, string) {
+		for id := range replicas {
+			if slices.Contains(admin.LRange(ctx, "global/taken/"+id, 0, -1).Val(), "acq/p/slow1") {
+				victim = id
+				return true, ""
+			}
+		}
+		return false, "in no taken list"
+	})
+	replicas[victim].Kill()
+	<-replicas[victim].Done()
+	delete(replicas, victim)
+	var survivor *proctest.Process
+	var survivorID string
+	for id, p := range replicas {
+		survivor, survivorID = p, id
+	}
+	api.open()
+	events := []string{"acq/p/1", "acq/p/2", "acq/p/3", "acq/p/bad"}
+	if err := admin.LPush(ctx, "global/done", events).Err(); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"report/p/1", "report/p/2", "report/p/3", "report/p/slow1"}
+	survivor.Eventually(20*time.Second, "every report task", func() (bool, string) {
+		got := admin.LRange(ctx, "report/todo", 0, -1).Val()
+		slices.Sort(got)
+		return slices.Equal(got, want), fmt.Sprintf("report/todo %q", got)
+	})
+	survivor.Eventually(10*time.Second, "the refused fetch's dead letter", func() (bool, string) {
+		n := admin.LLen(ctx, "global/done/dead").Val()
+		return n == 1, fmt.Sprintf("%d dead letters", n)
+	})
+	if got := admin.LRange(ctx, "stats/plants", 0, -1).Val(); !slices.Equal(got, []string{"p"}) {
+		t.Errorf("stats/plants = %q, want [p] (deduplicated)", got)
+	}
+	if n := admin.XLen(ctx, "global/events").Val(); n == 0 {
+		t.Error("the listener stream is empty")
+	}
+
+	// The operators' commands, as the same user.
+	outputs := map[string]string{}
+	for _, args := range [][]string{{"status", cfg}, {"status", "--json", cfg}, {"dead", "list", cfg}, {"dead", "requeue", "--all", cfg}} {
+		c := proctest.Start(t, env, args...)
+		if code := c.Wait(20 * time.Second); code != 0 {
+			t.Errorf("resc %v: exit %d\n%s", args, code, c.Stderr())
+		}
+		outputs["resc "+strings.Join(args[:len(args)-1], " ")] = c.Stdout() + c.Stderr()
+	}
+	if !strings.Contains(outputs["resc status"], "alive,leader") || !strings.Contains(outputs["resc dead requeue --all"], "requeued 1") {
+		t.Errorf("status or requeue did not work:\n%s\n%s", outputs["resc status"], outputs["resc dead requeue --all"])
+	}
+	uiAddr := testutil.FreePort(t)
+	ui := proctest.Start(t, env, "ui", "--http-addr", uiAddr, cfg)
+	ui.WaitLog(20*time.Second, "console: http://")
+	for _, page := range []string{"/ui/", "/ui/dead"} {
+		resp, err := http.Get("http://" + uiAddr + page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("console %s: %s", page, resp.Status)
+		}
+	}
+	ui.Stop(10 * time.Second)
+	outputs["resc ui"] = ui.Stdout() + ui.Stderr()
+
+	stopWorker()
+	if err := <-werr; err != nil {
+		t.Errorf("worker: %v", err)
+	}
+
+	// A permission taken away: the next commit's XADD is refused inside
+	// the script, and the replica stops saying so.
+	if err := admin.Do(ctx, "ACL", "SETUSER", "resc", "-xadd").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.LPush(ctx, "global/done", "acq/p/4").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if code := survivor.Wait(20 * time.Second); code != 2 {
+		t.Errorf("replica without +xadd: exit %d, want 2\n%s", code, survivor.Stderr())
+	}
+	if !regexp.MustCompile(`may not run XADD \(on global/events\): add \+xadd`).MatchString(survivor.Stderr()) {
+		t.Errorf("replica without +xadd: the log does not name XADD:\n%s", survivor.Stderr())
+	}
+	if n := admin.LLen(ctx, "global/taken/"+survivorID).Val() +
+		admin.LLen(ctx, "global/done").Val(); n != 1 {
+		t.Errorf("acq/p/4 is in %d of the input queue and the taken list, want 1 (not lost)", n)
+	}
+
+	for _, p := range replicas {
+		outputs["replica logs"] += p.Stdout() + p.Stderr()
+	}
+	for what, out := range outputs {
+		if strings.Contains(out, password) {
+			t.Errorf("%s shows the Redis password", what)
+		}
+	}
+}
