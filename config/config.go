@@ -72,7 +72,7 @@ type Config struct {
 	// they must all give the same one.
 	RedisURL string
 	// Redis holds the other keys of the redis object: credentials, TLS,
-	// Sentinel, cluster mode, WAIT after commit.
+	// Sentinel, cluster mode.
 	Redis RedisSettings
 
 	// ListenerChannel is listener_channel: when not empty, every task pushed

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"strings"
-	"time"
 )
 
 // Redis modes (RedisSettings.Mode).
@@ -19,8 +18,7 @@ const (
 )
 
 // RedisSettings are the keys of the top-level redis object besides url
-// (Config.RedisURL): credentials, TLS, Sentinel, cluster mode and the
-// opt-in WAIT after each commit. Secrets given here or by environment
+// (Config.RedisURL): credentials, TLS, Sentinel and cluster mode. Secrets given here or by environment
 // variables are never logged nor shown by `resc status` or the console.
 type RedisSettings struct {
 	// Username is redis.username, the ACL user, overriding the URL's.
@@ -43,15 +41,6 @@ type RedisSettings struct {
 	// Mode is redis.mode: RedisModeAuto (also when empty, the default),
 	// RedisModeSingle or RedisModeCluster.
 	Mode string
-
-	// WaitReplicas is redis.wait.replicas: when positive, every commit
-	// is followed by WAIT <replicas> <WaitTimeout>, so that the tasks it
-	// pushed reached that many replicas before the event counts as done.
-	// Zero (default) does not wait.
-	WaitReplicas int
-	// WaitTimeout is redis.wait.timeout_ms (default 1 s when replicas is
-	// given): how long a WAIT may block.
-	WaitTimeout time.Duration
 }
 
 // TLSSettings are the keys of redis.tls.
@@ -111,7 +100,6 @@ func (l *loader) redisFields(rs *RedisSettings) []field {
 				l.add(p, "", fmt.Sprintf("must be %q, %q or %q, not %q", RedisModeAuto, RedisModeSingle, RedisModeCluster, s))
 			}
 		}},
-		{name: "wait", set: func(p string, v any) { l.redisWait(p, v, rs) }},
 	}
 }
 
@@ -175,28 +163,6 @@ func (l *loader) redisSentinel(path string, v any, s *SentinelSettings) {
 	})
 	if s.Password != "" && s.PasswordFile != "" {
 		l.add(path, "", "give password or password_file, not both")
-	}
-}
-
-func (l *loader) redisWait(path string, v any, rs *RedisSettings) {
-	o, ok := l.obj(path, "", v)
-	if !ok {
-		return
-	}
-	l.walk(path, "", o, []field{
-		{name: "replicas", required: true, set: func(p string, v any) {
-			if n, ok := l.positive(p, "", v, 100); ok {
-				rs.WaitReplicas = int(n)
-			}
-		}},
-		{name: "timeout_ms", set: func(p string, v any) {
-			if n, ok := l.positive(p, "", v, 60_000); ok {
-				rs.WaitTimeout = time.Duration(n) * time.Millisecond
-			}
-		}},
-	})
-	if rs.WaitReplicas > 0 && rs.WaitTimeout == 0 {
-		rs.WaitTimeout = time.Second
 	}
 }
 

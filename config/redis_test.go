@@ -4,7 +4,6 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 )
 
 const oneWatcher = `watchers: [{input_queue: "in", rules: [{on: "a", make: {queue: "q"}}]}]`
@@ -12,8 +11,7 @@ const oneWatcher = `watchers: [{input_queue: "in", rules: [{on: "a", make: {queu
 func TestRedisSettings(t *testing.T) {
 	data := `{redis: {url: "rediss://h:6380/0", username: "resc", password_file: "/run/secrets/redis", mode: "single",
 		tls: {ca_file: "ca.pem", cert_file: "c.pem", key_file: "k.pem", server_name: "redis.internal", insecure_skip_verify: false},
-		sentinel: {master_name: "mymaster", addrs: ["s1:26379", "s2:26379"], username: "sent", password: "sp"},
-		wait: {replicas: 1}},
+		sentinel: {master_name: "mymaster", addrs: ["s1:26379", "s2:26379"], username: "sent", password: "sp"}},
 		` + oneWatcher + `}`
 	c, err := LoadBytes("c.hjson", []byte(data))
 	if err != nil {
@@ -23,20 +21,12 @@ func TestRedisSettings(t *testing.T) {
 		Username: "resc", PasswordFile: "/run/secrets/redis", Mode: RedisModeSingle,
 		TLS:      TLSSettings{CAFile: "ca.pem", CertFile: "c.pem", KeyFile: "k.pem", ServerName: "redis.internal"},
 		Sentinel: SentinelSettings{MasterName: "mymaster", Addrs: []string{"s1:26379", "s2:26379"}, Username: "sent", Password: "sp"},
-		WaitReplicas: 1, WaitTimeout: time.Second,
 	}
 	if !reflect.DeepEqual(c.Redis, want) {
 		t.Errorf("Redis = %+v\nwant    %+v", c.Redis, want)
 	}
 	if c.RedisURL != "rediss://h:6380/0" {
 		t.Errorf("RedisURL = %q", c.RedisURL)
-	}
-	c, err = LoadBytes("c.hjson", []byte(`{redis: {url: "redis://h/", wait: {replicas: 2, timeout_ms: 50}}, `+oneWatcher+`}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.Redis.WaitReplicas != 2 || c.Redis.WaitTimeout != 50*time.Millisecond || c.Redis.Mode != "" {
-		t.Errorf("Redis = %+v, want WAIT 2 50ms and mode auto", c.Redis)
 	}
 }
 
@@ -52,8 +42,7 @@ func TestRedisSettingsProblems(t *testing.T) {
 		{`{url: "redis://h/", sentinel: {master_name: "m", addrs: ["s1"]}}`, `redis.sentinel.addrs[0]: "s1" is not host:port`},
 		{`{url: "redis://h/", sentinel: {master_name: "m", addrs: ["s:1"]}, mode: "cluster"}`, "redis.mode: a Sentinel-managed primary is not a Redis Cluster"},
 		{`{url: "redis://h/?addr=h2:1", sentinel: {master_name: "m", addrs: ["s:1"]}}`, "redis.url: with redis.sentinel, the url gives only"},
-		{`{url: "redis://h/", wait: {timeout_ms: 10}}`, "redis.wait.replicas: is required"},
-		{`{url: "redis://h/", wait: {replicas: 0}}`, "redis.wait.replicas: must be a positive integer, not 0"},
+		{`{url: "redis://h/", wait: {replicas: 1}}`, `redis.wait: unknown key "wait"`},
 		{`{url: "redis://h/", username: ""}`, "redis.username: must not be empty"},
 	} {
 		_, err := LoadBytes("c.hjson", []byte(`{redis: `+tt.redis+`, `+oneWatcher+`}`))

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Makes sure redis-server is on PATH for the integration tests, installing it
-# with the system's package manager where it is missing.
+# Makes sure redis-server and redis-sentinel are on PATH for the integration
+# tests (the Sentinel failover tests run three redis-sentinel processes),
+# installing them with the system's package manager where missing.
 set -euo pipefail
 
-if command -v redis-server >/dev/null 2>&1; then
+if command -v redis-server >/dev/null 2>&1 && command -v redis-sentinel >/dev/null 2>&1; then
   exit 0
 fi
 
-echo "redis-server not found: installing it for the tests" >&2
+echo "redis-server or redis-sentinel not found: installing them for the tests" >&2
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then
   if command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
@@ -18,7 +19,7 @@ fi
 
 if command -v apt-get >/dev/null 2>&1; then
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server redis-sentinel >/dev/null
 elif command -v dnf >/dev/null 2>&1; then
   $sudo dnf install -y redis
 elif command -v apk >/dev/null 2>&1; then
@@ -33,4 +34,7 @@ fi
 # Debian starts a system service on install; the tests never use it (they
 # start their own servers on free ports), so leave it be.
 command -v redis-server >/dev/null 2>&1 || { echo "error: redis-server still not on PATH after install" >&2; exit 1; }
+# Debian's redis-sentinel package starts a sentinel service too; the tests
+# start their own on free ports.
+command -v redis-sentinel >/dev/null 2>&1 || { echo "error: redis-sentinel still not on PATH after install (the Sentinel tests need it)" >&2; exit 1; }
 echo "installed $(redis-server --version | cut -d' ' -f1-3)" >&2

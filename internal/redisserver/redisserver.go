@@ -64,9 +64,41 @@ func Start(ctx context.Context, dir string, args ...string) (*Server, error) {
 // StartOn starts redis-server on port, as Start does; the port may still be
 // held for a moment after an earlier server on it exited (ErrExited).
 func StartOn(ctx context.Context, dir string, port int, args ...string) (*Server, error) {
-	bin, err := exec.LookPath("redis-server")
+	return startOn(ctx, "redis-server", dir, port, append([]string{
+		"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+		"--dir", dir, "--save", "", "--appendonly", "no",
+		"--daemonize", "no", "--loglevel", "warning",
+		"--logfile", filepath.Join(dir, "redis.log"),
+	}, args...))
+}
+
+// StartSentinel starts redis-sentinel on a free loopback port with the
+// configuration conf (which it rewrites as it learns), its log in dir.
+func StartSentinel(ctx context.Context, dir, conf string) (*Server, error) {
+	var errs []error
+	for range 5 {
+		port, err := FreePort()
+		if err != nil {
+			return nil, err
+		}
+		s, err := startOn(ctx, "redis-sentinel", dir, port, []string{conf,
+			"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
+			"--daemonize", "no", "--logfile", filepath.Join(dir, "redis.log")})
+		if err == nil {
+			return s, nil
+		}
+		errs = append(errs, err)
+		if !errors.Is(err, ErrExited) {
+			break
+		}
+	}
+	return nil, errors.Join(errs...)
+}
+
+func startOn(ctx context.Context, name, dir string, port int, args []string) (*Server, error) {
+	bin, err := exec.LookPath(name)
 	if err != nil {
-		return nil, fmt.Errorf("redis-server not found: %w", err)
+		return nil, fmt.Errorf("%s not found: %w", name, err)
 	}
 	s := &Server{dir: dir, port: port, exited: make(chan struct{})}
 	for i, a := range args {
@@ -74,14 +106,9 @@ func StartOn(ctx context.Context, dir string, port int, args ...string) (*Server
 			s.password = args[i+1]
 		}
 	}
-	s.cmd = exec.Command(bin, append([]string{
-		"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-		"--dir", dir, "--save", "", "--appendonly", "no",
-		"--daemonize", "no", "--loglevel", "warning",
-		"--logfile", filepath.Join(dir, "redis.log"),
-	}, args...)...)
+	s.cmd = exec.Command(bin, args...)
 	if err := s.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting redis-server: %w", err)
+		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
 	go func() {
 		_ = s.cmd.Wait()

@@ -62,6 +62,13 @@ func (s *Server) Client() *redis.Client {
 	return c
 }
 
+// stopped tells whether the server is stopped.
+func (s *Server) stopped() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.srv == nil
+}
+
 // Stop kills the server (SIGKILL: nothing is saved) and waits until it has
 // exited, its port closed. Stopping a stopped server does nothing.
 func (s *Server) Stop() {
