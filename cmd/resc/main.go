@@ -5,7 +5,7 @@
 //
 //	resc CONFIG [flags]              run (resc's form)
 //	resc run [flags] CONFIG          run
-//	resc check CONFIG                validate, listing every problem
+//	resc check [--cluster] CONFIG    validate, listing every problem
 //	resc explain [--fetch] CONFIG EVENT...   dry run, no Redis write
 //	resc push [--redis-url URL] QUEUE EVENT...   LPUSH events (for trying)
 //	resc status [--json] CONFIG      replicas, leader, queue lengths
@@ -62,7 +62,7 @@ func main() {
 const usage = `usage:
   resc CONFIG [flags]                          run the service (resc's form)
   resc run [flags] CONFIG                      run the service
-  resc check CONFIG                            validate CONFIG, listing every problem
+  resc check [--cluster] CONFIG                validate CONFIG, listing every problem
   resc explain [--fetch] [--queue Q] CONFIG EVENT...
                                                show what each EVENT would produce (no Redis write)
   resc push [--redis-url URL] QUEUE EVENT...   push events with LPUSH (for trying it out)

@@ -789,3 +789,27 @@ func TestRunRefusesWhatCheckReports(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckCluster: --cluster reports the watchers whose keys cannot share
+// a slot, naming the key and the fix; a tagged configuration passes.
+func TestCheckCluster(t *testing.T) {
+	untagged := writeConfig(t, "u.hjson", `{watchers: [{input_queue: "in", rules: [{on: "^a$", make: {queue: "q"}}]}]}`)
+	_, stderr, err := runCmd(t, "check", "--cluster", untagged)
+	var ee *exitError
+	if !errors.As(err, &ee) || ee.code != 1 || !strings.Contains(stderr, `watchers[0].input_queue: "in" has no hash tag`) {
+		t.Errorf("untagged: err %v, stderr %q: want exit 1 naming the input queue", err, stderr)
+	}
+	if _, _, err := runCmd(t, "check", untagged); err != nil {
+		t.Errorf("without --cluster the slot rule is not checked: %v", err)
+	}
+	mixed := writeConfig(t, "m.hjson", `{watchers: [{input_queue: "{a}/in", rules: [{on: "^a$", make: {queue: "{b}/q"}}]}]}`)
+	_, stderr, err = runCmd(t, "check", "--cluster", mixed)
+	if !errors.As(err, &ee) || ee.code != 1 || !strings.Contains(stderr, `the task queue "{b}/q" hashes to slot 3300`) || !strings.Contains(stderr, `e.g. "{a}/q"`) {
+		t.Errorf("mixed tags: err %v, stderr %q: want exit 1 naming the queue", err, stderr)
+	}
+	tagged := writeConfig(t, "t.hjson", `{redis: {mode: "cluster"}, watchers: [{input_queue: "{a}/in", rules: [{on: "^a$", make: {queue: "{a}/q", set: "{a}/s"}}]}]}`)
+	stdout, stderr, err := runCmd(t, "check", tagged)
+	if err != nil || !strings.Contains(stdout, "each watcher's keys in one Redis Cluster slot") {
+		t.Errorf("tagged, mode cluster: err %v, stdout %q, stderr %q", err, stdout, stderr)
+	}
+}

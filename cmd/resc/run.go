@@ -168,6 +168,11 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer rdb.Close()
+	if rdb.Kind == redisconn.KindCluster {
+		if ps := config.ClusterProblems(l.cfg); len(ps) > 0 {
+			return reportLoad(stderr, ps)
+		}
+	}
 	connected.Store(rdb)
 	ctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)

@@ -21,7 +21,7 @@ const module = "github.com/resc-go/resc"
 // package below. Test files may import anything but cmd.
 var allowed = map[string][]string{
 	// Leaves: the configuration, telemetry and the internal helpers.
-	"config":               {"internal/jsonkind"},
+	"config":               {"internal/jsonkind", "internal/keyspace"},
 	"telemetry":            nil,
 	"internal/backoff":     nil,
 	"internal/jsonkind":    nil,
