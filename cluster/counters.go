@@ -68,7 +68,7 @@ func PublishCounters(ctx context.Context, rdb redis.StringCmdable, prefix, id st
 	if err != nil {
 		return fmt.Errorf("cluster: encoding counters: %w", err)
 	}
-	if err := rdb.Set(ctx, keyspace.ReplicaCounters(orDefaultPrefix(prefix), id), b, CountersTTL).Err(); err != nil {
+	if err := rdb.Set(ctx, keyspace.ReplicaCounters(keyspace.SharedPrefix(rdb, orDefaultPrefix(prefix)), id), b, CountersTTL).Err(); err != nil {
 		return fmt.Errorf("cluster: publishing counters: %w", err)
 	}
 	return nil
@@ -79,7 +79,7 @@ func PublishCounters(ctx context.Context, rdb redis.StringCmdable, prefix, id st
 // expired). A key that does not decode is an error of its own in errs,
 // at its index; the others are still read.
 func ReadCounters(ctx context.Context, rdb Pipeliner, prefix string, ids []string) (cs []*Counters, errs []error, err error) {
-	prefix = orDefaultPrefix(prefix)
+	prefix = keyspace.SharedPrefix(rdb, orDefaultPrefix(prefix))
 	cs, errs = make([]*Counters, len(ids)), make([]error, len(ids))
 	if len(ids) == 0 {
 		return cs, errs, nil

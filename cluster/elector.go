@@ -60,7 +60,7 @@ func NewElector(rdb redis.UniversalClient, id string, o Options) (*Elector, erro
 	}
 	log = log.With("replica", id)
 	rs := redsync.New(goredis.NewPool(rdb))
-	mutex := rs.NewMutex(keyspace.Leader(s.Prefix),
+	mutex := rs.NewMutex(keyspace.Leader(keyspace.SharedPrefix(rdb, s.Prefix)),
 		redsync.WithExpiry(s.LeaderTTL),
 		// One attempt per turn: Run paces the attempts itself.
 		redsync.WithTries(1),
@@ -270,7 +270,7 @@ type Getter interface {
 // Leader returns the id of the replica that holds the leader lock under
 // prefix ("" means config.DefaultKeyPrefix), or "" when none does.
 func Leader(ctx context.Context, rdb Getter, prefix string) (string, error) {
-	v, err := rdb.Get(ctx, keyspace.Leader(orDefaultPrefix(prefix))).Result()
+	v, err := rdb.Get(ctx, keyspace.Leader(keyspace.SharedPrefix(rdb, orDefaultPrefix(prefix)))).Result()
 	if errors.Is(err, redis.Nil) {
 		return "", nil
 	}

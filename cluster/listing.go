@@ -47,7 +47,7 @@ type ReplicaStatus struct {
 // dead ones not yet cleaned up. The listing is a snapshot read in one
 // pipeline, not atomically.
 func Replicas(ctx context.Context, rdb Reader, prefix string) ([]ReplicaStatus, error) {
-	prefix = orDefaultPrefix(prefix)
+	prefix = keyspace.SharedPrefix(rdb, orDefaultPrefix(prefix))
 	zs, err := rdb.ZRangeWithScores(ctx, keyspace.Replicas(prefix), 0, -1).Result()
 	if err != nil {
 		return nil, fmt.Errorf("cluster: listing replicas: %w", err)
@@ -102,7 +102,7 @@ func Replicas(ctx context.Context, rdb Reader, prefix string) ([]ReplicaStatus, 
 // means config.DefaultKeyPrefix): taken list -> replica id. An owner may
 // be dead (Replicas).
 func Owners(ctx context.Context, rdb Reader, prefix string) (map[string]string, error) {
-	m, err := rdb.HGetAll(ctx, keyspace.Owners(orDefaultPrefix(prefix))).Result()
+	m, err := rdb.HGetAll(ctx, keyspace.Owners(keyspace.SharedPrefix(rdb, orDefaultPrefix(prefix)))).Result()
 	if err != nil {
 		return nil, fmt.Errorf("cluster: listing taken list owners: %w", err)
 	}
@@ -125,7 +125,7 @@ type Pipeliner interface {
 // NewLiveness returns the liveness of the replicas registered under prefix
 // ("" means config.DefaultKeyPrefix).
 func NewLiveness(rdb Pipeliner, prefix string) *Liveness {
-	return &Liveness{rdb: rdb, prefix: orDefaultPrefix(prefix)}
+	return &Liveness{rdb: rdb, prefix: keyspace.SharedPrefix(rdb, orDefaultPrefix(prefix))}
 }
 
 // Alive reports, for each id, whether that replica is alive: whether its

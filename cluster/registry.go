@@ -244,7 +244,7 @@ func newToken() string {
 }
 
 func (m *Membership) keys() []string {
-	p, id := m.s.Prefix, m.info.ID
+	p, id := keyspace.SharedPrefix(m.rdb, m.s.Prefix), m.info.ID
 	return []string{keyspace.Replica(p, id), keyspace.ReplicaInfo(p, id), keyspace.Replicas(p), keyspace.Owners(p)}
 }
 

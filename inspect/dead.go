@@ -36,7 +36,7 @@ func (in *Inspector) DeadQueue(ctx context.Context, queue string) error {
 	if _, err := in.Watcher(queue); err == nil {
 		return nil
 	}
-	ok, err := in.rdb.HExists(ctx, keyspace.WorkerQueues(in.cfg.KeyPrefix), queue).Result()
+	ok, err := in.rdb.HExists(ctx, keyspace.WorkerQueues(keyspace.SharedPrefix(in.rdb, in.cfg.KeyPrefix)), queue).Result()
 	if err != nil && !Answered(err) {
 		return err
 	}

@@ -365,9 +365,10 @@ func (r *Recoverer) scan(ctx context.Context) error {
 // workerQueues reads the task queues of the workers (keyspace.WorkerQueues)
 // that are not a watcher's input queue, sorted, and keeps them for Promote.
 func (r *Recoverer) workerQueues(ctx context.Context) ([]Watched, error) {
-	m, err := r.rdb.HGetAll(ctx, keyspace.WorkerQueues(r.s.Prefix)).Result()
+	key := keyspace.WorkerQueues(keyspace.SharedPrefix(r.rdb, r.s.Prefix))
+	m, err := r.rdb.HGetAll(ctx, key).Result()
 	if err != nil {
-		if r.skip(asTypeError(err, keyspace.WorkerQueues(r.s.Prefix)), keyspace.WorkerQueues(r.s.Prefix)) {
+		if r.skip(asTypeError(err, key), key) {
 			return nil, nil
 		}
 		return nil, fmt.Errorf("reading the worker queues: %w", err)

@@ -56,7 +56,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		announce = append(announce, q.name, now.Unix())
 	}
 	// The leader learns of the queues before any task is taken.
-	if err := w.rdb.HSet(ctx, keyspace.WorkerQueues(w.o.Prefix), announce...).Err(); err != nil {
+	if err := w.rdb.HSet(ctx, keyspace.WorkerQueues(keyspace.SharedPrefix(w.rdb, w.o.Prefix)), announce...).Err(); err != nil {
 		return fmt.Errorf("worker: announcing its queues: %w", err)
 	}
 	host, _ := os.Hostname()

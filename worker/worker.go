@@ -343,7 +343,9 @@ func sha1Hex(s string) string {
 }
 
 // registrationKey is the worker's key in the registry, holding its token.
-func (w *Worker) registrationKey() string { return keyspace.Replica(w.o.Prefix, w.o.ID) }
+func (w *Worker) registrationKey() string {
+	return keyspace.Replica(keyspace.SharedPrefix(w.rdb, w.o.Prefix), w.o.ID)
+}
 
 // errFenced is a script refusing to write: the registration is lost.
 var errFenced = errors.New("worker: registration lost")

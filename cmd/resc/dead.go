@@ -87,7 +87,7 @@ func (f *deadFlags) open(ctx context.Context, path string, stderr io.Writer) (*d
 	if err != nil {
 		return nil, err
 	}
-	in := inspect.New(rdb, l.cfg, inspect.Options{})
+	in := inspect.New(rdb.UniversalClient, l.cfg, inspect.Options{})
 	if taskQueue {
 		w.InputQueue = f.queue
 		if err := in.DeadQueue(ctx, w.InputQueue); errors.Is(err, inspect.ErrNoWatcher) {

@@ -178,7 +178,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	defer stop(nil)
 	guardPermissions(rdb, stop)
 	if f.ui {
-		c, made, err := newConsole(rdb, l.cfg, uo, emb != nil)
+		c, made, err := newConsole(rdb.UniversalClient, l.cfg, uo, emb != nil)
 		if err != nil {
 			return &exitError{code: 2, msg: err.Error()}
 		}
@@ -191,7 +191,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		WaitForExpiry:   f.replicaGiven,
 		Config:          l.cfg,
 		Rules:           l.rules,
-		Redis:           rdb,
+		Redis:           rdb.UniversalClient, // the go-redis client itself: packages tell a cluster client by its type
 		Server:          srv,
 		DrainTimeout:    f.drainTimeout,
 		Version:         version,

@@ -80,7 +80,7 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer rdb.Close()
-	doc, err := inspect.New(rdb, l.cfg, inspect.Options{}).Status(ctx)
+	doc, err := inspect.New(rdb.UniversalClient, l.cfg, inspect.Options{}).Status(ctx)
 	if err != nil {
 		return redisFailed(rdb, err)
 	}

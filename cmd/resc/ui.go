@@ -147,7 +147,7 @@ func cmdUI(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer rdb.Close()
-	c, made, err := newConsole(rdb, l.cfg, uo, false)
+	c, made, err := newConsole(rdb.UniversalClient, l.cfg, uo, false)
 	if err != nil {
 		return &exitError{code: 2, msg: err.Error()}
 	}

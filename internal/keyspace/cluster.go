@@ -1,5 +1,10 @@
 package keyspace
 
+import (
+	"context"
+	"strings"
+)
+
 // Keys of the cluster layer (package cluster): the replica registry, the
 // heartbeats and the leader lock. They all live under the internal prefix
 // (config.DefaultKeyPrefix, "resc:", unless key_prefix says otherwise). On
@@ -49,4 +54,22 @@ func Leader(prefix string) string {
 // "<prefix>replica-counters:<id>".
 func ReplicaCounters(prefix, id string) string {
 	return prefix + "replica-counters:" + id
+}
+
+// clusterClient is met by go-redis's *redis.ClusterClient and not by its
+// other clients; keyspace imports no client package.
+type clusterClient interface{ ReloadState(context.Context) }
+
+// SharedPrefix is the prefix of the keys every replica and worker shares
+// (registry, liveness, leader lock, counters, worker queues) on the client
+// rdb: the configured prefix, except on a Redis Cluster, where the
+// registry scripts need all of them in one slot: there a prefix without a
+// hash tag is wrapped into one, "resc:" giving "{resc:}" (keys such as
+// "{resc:}replicas"). The internal keys of each watcher keep the plain
+// prefix, so that they follow the watcher's own tag.
+func SharedPrefix(rdb any, prefix string) string {
+	if _, ok := rdb.(clusterClient); ok && !strings.Contains(prefix, "{") {
+		return "{" + prefix + "}"
+	}
+	return prefix
 }

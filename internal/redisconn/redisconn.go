@@ -69,7 +69,9 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Client is a connected client and what it talks to.
+// Client is a connected client and what it talks to. Hand the packages
+// UniversalClient itself, not the Client: they tell a cluster client
+// (*redis.ClusterClient) by its type.
 type Client struct {
 	redis.UniversalClient
 	// Kind is KindSingle, KindSentinel or KindCluster.

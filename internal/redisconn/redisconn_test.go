@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -195,5 +196,37 @@ func TestDetect(t *testing.T) {
 	_, err = open(t, Options{URL: srv.URL(), MaxRetries: -1})
 	if err == nil || errors.As(err, &setup) {
 		t.Errorf("server down: err %v, want a connection error (not a setup one)", err)
+	}
+}
+
+// TestCluster: a node of a Redis Cluster is detected (mode auto), and the
+// seed-node URL form makes a cluster client too.
+func TestCluster(t *testing.T) {
+	cl := redistest.StartCluster(t, 3, 0)
+	for _, u := range []string{cl.Nodes[1].URL(), cl.Seeds()} {
+		c, err := open(t, Options{URL: u})
+		if err != nil || c.Kind != KindCluster {
+			t.Fatalf("Open(%s) = %+v, %v; want a cluster client", u, c, err)
+		}
+		ctx := context.Background()
+		for i := range 20 { // keys on every master: MOVED is followed
+			k := "k" + strconv.Itoa(i)
+			if err := c.Set(ctx, k, "v", 0).Err(); err != nil {
+				t.Fatalf("SET %s: %v", k, err)
+			}
+		}
+		if n, err := c.DBSize(ctx).Result(); err != nil || n != 20 {
+			t.Errorf("DBSIZE over the masters = %d, %v; want 20", n, err)
+		}
+	}
+	// config.Slot, which `resc check --cluster` uses, is the server's.
+	admin := cl.Nodes[0].Client()
+	for _, k := range []string{"in", "{plant}/trt/todo", "resc:delayed:{plant}/in", "{resc:}replicas", "a{}b", "é{ü}"} {
+		if want, err := admin.ClusterKeySlot(context.Background(), k).Result(); err != nil || int(want) != config.Slot(k) {
+			t.Errorf("config.Slot(%q) = %d, CLUSTER KEYSLOT %d (%v)", k, config.Slot(k), want, err)
+		}
+	}
+	if _, err := open(t, Options{URL: cl.Nodes[0].URL(), Settings: config.RedisSettings{Mode: config.RedisModeSingle}}); err != nil {
+		t.Errorf("mode single is taken at its word: %v", err)
 	}
 }

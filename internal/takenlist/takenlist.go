@@ -72,7 +72,20 @@ func TakenQueue(w Queues) string {
 // Find returns the taken lists of takenQueue, sorted by key. A list that
 // appears or disappears during the scan may be missed or reported; a
 // caller that acts on one must be fenced (the recovery's scripts are).
+//
+// On a Redis Cluster (a client with MasterForKey) only the master holding
+// the slot of takenQueue's lists is scanned: they share the watcher's hash
+// tag (config.ClusterProblems), so no other node can hold one.
 func (f *Finder) Find(ctx context.Context, rdb Scanner, takenQueue string) ([]List, error) {
+	if c, ok := rdb.(interface {
+		MasterForKey(context.Context, string) (*redis.Client, error)
+	}); ok {
+		node, err := c.MasterForKey(ctx, keyspace.TakenList(takenQueue, "x"))
+		if err != nil {
+			return nil, fmt.Errorf("finding the node of the taken lists of %q: %w", takenQueue, err)
+		}
+		rdb = node
+	}
 	var lists []List
 	seen := map[string]bool{} // SCAN may return a key twice
 	var cursor uint64
