@@ -2,6 +2,7 @@ package systest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"github.com/resc-go/resc/internal/proctest"
 	"github.com/resc-go/resc/internal/redistest"
 	"github.com/resc-go/resc/internal/testutil"
+	"github.com/resc-go/resc/worker"
 )
 
 // TestRedisCluster: two replicas on a 3-master Redis Cluster, found from
@@ -101,6 +103,12 @@ func TestRedisCluster(t *testing.T) {
 		if args[0] == "status" && (!strings.Contains(c.Stdout(), victim) || !strings.Contains(c.Stdout(), "alive,leader")) {
 			t.Errorf("resc status does not show the dead %s and the leader:\n%s", victim, c.Stdout())
 		}
+	}
+
+	w := worker.New(rdb, worker.Options{ID: "w1"})
+	w.Handle("{a}/todo/widget", func(context.Context, worker.Task) error { return nil })
+	if err := w.Run(ctx); !errors.Is(err, worker.ErrCluster) {
+		t.Errorf("worker SDK on a cluster: Run = %v, want ErrCluster", err)
 	}
 
 	untagged := testutil.WriteFile(t, "untagged.hjson", `{

@@ -94,6 +94,12 @@ type Task struct {
 // the leader), and whatever the handler returns is ignored.
 type Handler func(ctx context.Context, t Task) error
 
+// ErrCluster is returned by Run on a Redis Cluster client: the worker's
+// scripts fence each completion on its registration key, which a cluster
+// keeps in the registry's slot, apart from the task queue's, so they
+// cannot run there yet. Run workers on a single primary or Sentinel.
+var ErrCluster = errors.New("worker: the worker SDK does not run on Redis Cluster yet (its scripts fence on the registration key, in another slot than the task queue)")
+
 // ErrPermanent marks a handler error that retrying cannot fix: the task
 // goes to the dead-letter list at once.
 var ErrPermanent = errors.New("permanent failure")
@@ -315,6 +321,11 @@ func (w *Worker) TakenList(queueName string) string {
 func (w *Worker) check() error {
 	if len(w.queues) == 0 {
 		return errors.New("worker: no queue: call Handle before Run")
+	}
+	if p := w.o.Prefix; keyspace.SharedPrefix(w.rdb, p) != p {
+		// take, complete and fail fence on the registration key, which on
+		// a cluster lives in the registry's slot, not the queue's.
+		return ErrCluster
 	}
 	if strings.ContainsFunc(w.o.ID, func(r rune) bool { return r == '/' || r <= ' ' }) || len(w.o.ID) > 200 {
 		return fmt.Errorf("worker: id %q: at most 200 bytes, no '/', spaces or control characters", w.o.ID)
