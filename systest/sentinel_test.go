@@ -19,7 +19,7 @@ import (
 // sentinelProducer pushes e/<n> events through the sentinels' primary, one
 // every period, and remembers the acknowledged ones.
 type sentinelProducer struct {
-	rdb  *redis.Client
+	rdb  redis.UniversalClient
 	stop chan struct{}
 	done chan struct{}
 
@@ -28,7 +28,7 @@ type sentinelProducer struct {
 	n     int
 }
 
-func startSentinelProducer(rdb *redis.Client, period time.Duration) *sentinelProducer {
+func startSentinelProducer(rdb redis.UniversalClient, queue string, period time.Duration) *sentinelProducer {
 	p := &sentinelProducer{rdb: rdb, stop: make(chan struct{}), done: make(chan struct{}), acked: map[string]time.Time{}}
 	go func() {
 		defer close(p.done)
@@ -43,7 +43,7 @@ func startSentinelProducer(rdb *redis.Client, period time.Duration) *sentinelPro
 			p.n++
 			ev := "e/" + strconv.Itoa(p.n)
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			err := rdb.LPush(ctx, "in", ev).Err()
+			err := rdb.LPush(ctx, queue, ev).Err()
 			cancel()
 			if err == nil { // an error may hide a push that landed: not counted as acknowledged
 				p.mu.Lock()
@@ -71,6 +71,28 @@ func (o failoverOutcome) String() string {
 	return fmt.Sprintf("%d events acknowledged, %d tasks: %d lost, %d duplicated", o.acked, o.tasks, o.lost, o.duplicated)
 }
 
+// outcome counts the acknowledged events (e/<n>) whose task (t/<n>) is
+// not among tasks, returned with their acknowledgement time, and the
+// tasks made more than once.
+func outcome(acked map[string]time.Time, tasks []string) (failoverOutcome, map[string]time.Time) {
+	count := map[string]int{}
+	for _, task := range tasks {
+		count[task]++
+	}
+	o := failoverOutcome{acked: len(acked), tasks: len(tasks)}
+	lost := map[string]time.Time{}
+	for ev, at := range acked {
+		if count["t/"+strings.TrimPrefix(ev, "e/")] == 0 {
+			lost[ev] = at
+		}
+	}
+	o.lost = len(lost)
+	for _, n := range count {
+		o.duplicated += max(0, n-1)
+	}
+	return o, lost
+}
+
 // TestSentinelFailover: a replica configured with redis.sentinel, under a
 // steady load, through a SENTINEL FAILOVER and then a kill -9 of the new
 // primary: it keeps running without a restart and handles every event
@@ -90,7 +112,7 @@ func TestSentinelFailover(t *testing.T) {
 	rdb := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: redistest.SentinelMaster, SentinelAddrs: set.SentinelAddrs()})
 	t.Cleanup(func() { rdb.Close() })
 
-	prod := startSentinelProducer(rdb, 2*time.Millisecond)
+	prod := startSentinelProducer(rdb, "in", 2*time.Millisecond)
 	loadFor := func() { // a second of steady load, not a synchronisation
 		time.Sleep(time.Second)
 	}
@@ -115,30 +137,17 @@ func TestSentinelFailover(t *testing.T) {
 		in, taken := rdb.LLen(context.Background(), "in").Val(), rdb.LLen(context.Background(), "in/taken/s1").Val()
 		return in == 0 && taken == 0, fmt.Sprintf("in %d, taken %d", in, taken)
 	})
-	tasks := rdb.LRange(context.Background(), "todo", 0, -1).Val()
-	count := map[string]int{}
-	for _, task := range tasks {
-		count[task]++
-	}
-	o := failoverOutcome{acked: len(acked), tasks: len(tasks)}
+	o, lost := outcome(acked, rdb.LRange(context.Background(), "todo", 0, -1).Val())
 	lostAfter, lostFirst, lostSecond := 0, 0, 0
-	for ev, at := range acked {
-		task := "t/" + strings.TrimPrefix(ev, "e/")
-		if count[task] == 0 {
-			o.lost++
-			if at.Before(killedAt) && at.After(failoverAt) {
-				lostFirst++
-			} else if !at.Before(killedAt) {
-				lostSecond++
-			}
-			if at.After(recovered.Add(500 * time.Millisecond)) {
-				lostAfter++
-			}
+	for _, at := range lost {
+		switch {
+		case at.Before(killedAt) && at.After(failoverAt):
+			lostFirst++
+		case !at.Before(killedAt):
+			lostSecond++
 		}
-	}
-	for _, n := range count {
-		if n > 1 {
-			o.duplicated += n - 1
+		if at.After(recovered.Add(500 * time.Millisecond)) {
+			lostAfter++
 		}
 	}
 	t.Logf("two failovers under load (about 500 events/s): %v (%d acknowledged around the SENTINEL FAILOVER, %d around the kill -9)", o, lostFirst, lostSecond)

@@ -203,7 +203,9 @@ func openCluster(o Options, creds credentials, tlsConf *tls.Config) (*Client, er
 	if o.DialerRetries > 0 {
 		opts.DialerRetries = o.DialerRetries
 	}
-	return &Client{UniversalClient: redis.NewClusterClient(opts), Kind: KindCluster, Addr: strings.Join(opts.Addrs, ",")}, nil
+	cc := redis.NewClusterClient(opts)
+	cc.AddHook(&reloadOnFailure{c: cc})
+	return &Client{UniversalClient: cc, Kind: KindCluster, Addr: strings.Join(opts.Addrs, ",")}, nil
 }
 
 func openSentinel(o Options, rs config.RedisSettings, getenv func(string) string) (*Client, error) {

@@ -33,7 +33,10 @@ func StartCluster(t testing.TB, masters, replicas int) *Cluster {
 			t.Fatal(err)
 		}
 		s := Start(t, Option{"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-			"--cluster-node-timeout", "1000", "--cluster-port", strconv.Itoa(bus)})
+			"--cluster-node-timeout", "1000", "--cluster-port", strconv.Itoa(bus),
+			// Replicas sync at once and may always fail over: a test kills
+			// masters seconds after the cluster is made.
+			"--repl-diskless-sync-delay", "0", "--cluster-replica-validity-factor", "0"})
 		c.Nodes = append(c.Nodes, s)
 		args = append(args, s.Addr())
 	}
@@ -42,7 +45,30 @@ func StartCluster(t testing.TB, masters, replicas int) *Cluster {
 		t.Fatalf("redistest: redis-cli --cluster create: %v\n%s", err, out)
 	}
 	c.AwaitOK(30 * time.Second)
+	c.awaitReplicasSynced(30 * time.Second)
 	return c
+}
+
+// awaitReplicasSynced waits until every replica's link to its master is up.
+func (c *Cluster) awaitReplicasSynced(timeout time.Duration) {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for _, n := range c.Nodes {
+		cl := redis.NewClient(&redis.Options{Addr: n.Addr()})
+		for {
+			info, err := cl.Info(context.Background(), "replication").Result()
+			role := redisserver.InfoField(info, "role")
+			if err == nil && (role == "master" || redisserver.InfoField(info, "master_link_status") == "up") {
+				break
+			}
+			if time.Now().After(deadline) {
+				cl.Close()
+				c.t.Fatalf("redistest: replica %s not synced after %v: %v", n.Addr(), timeout, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		cl.Close()
+	}
 }
 
 // Seeds is the go-redis cluster URL of the cluster's nodes.
@@ -89,4 +115,146 @@ func (c *Cluster) AwaitOK(timeout time.Duration) {
 		}
 		cl.Close()
 	}
+}
+
+// nodeID is the cluster node id of n.
+func (c *Cluster) nodeID(n *Server) string {
+	cl := redis.NewClient(&redis.Options{Addr: n.Addr()})
+	defer cl.Close()
+	id, err := cl.Do(context.Background(), "CLUSTER", "MYID").Text()
+	if err != nil {
+		c.t.Fatalf("redistest: CLUSTER MYID of %s: %v", n.Addr(), err)
+	}
+	return id
+}
+
+// Owner is the running node serving slot as a master.
+func (c *Cluster) Owner(slot int) *Server {
+	c.t.Helper()
+	if n := c.owner(slot); n != nil {
+		return n
+	}
+	c.t.Fatalf("redistest: no running master serves slot %d", slot)
+	return nil
+}
+
+// AwaitNewOwner waits until a running master other than old serves slot
+// (its replica promoted after old was killed) and every running node
+// reports cluster_state:ok.
+func (c *Cluster) AwaitNewOwner(slot int, old *Server, timeout time.Duration) *Server {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if n := c.owner(slot); n != nil && n != old {
+			c.AwaitOK(time.Until(deadline))
+			return n
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("redistest: slot %d has no new master after %v; CLUSTER NODES:\n%s", slot, timeout, c.nodes())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (c *Cluster) owner(slot int) *Server {
+	for _, n := range c.Nodes {
+		if n.stopped() {
+			continue
+		}
+		cl := redis.NewClient(&redis.Options{Addr: n.Addr()})
+		slots, err := cl.ClusterSlots(context.Background()).Result()
+		cl.Close()
+		if err != nil {
+			continue
+		}
+		for _, r := range slots {
+			if int(r.Start) <= slot && slot <= int(r.End) && len(r.Nodes) > 0 {
+				for _, m := range c.Nodes {
+					if m.Addr() == r.Nodes[0].Addr && !m.stopped() {
+						return m
+					}
+				}
+			}
+		}
+		return nil // the first running node's view decides
+	}
+	return nil
+}
+
+// MigrateSlot moves slot, keys and all, from its master to dst (another
+// master) the way redis-cli --cluster reshard does: IMPORTING on dst,
+// MIGRATING on the source, MIGRATE of its keys in batches, then SETSLOT
+// NODE on every master. Clients meanwhile get ASK and TRYAGAIN replies.
+func (c *Cluster) MigrateSlot(slot int, dst *Server) {
+	c.t.Helper()
+	ctx := context.Background()
+	src := c.Owner(slot)
+	srcID, dstID := c.nodeID(src), c.nodeID(dst)
+	sc, dc := redis.NewClient(&redis.Options{Addr: src.Addr()}), redis.NewClient(&redis.Options{Addr: dst.Addr()})
+	defer sc.Close()
+	defer dc.Close()
+	s := strconv.Itoa(slot)
+	must := func(err error, what string) {
+		if err != nil {
+			c.t.Fatalf("redistest: migrating slot %d: %s: %v", slot, what, err)
+		}
+	}
+	must(dc.Do(ctx, "CLUSTER", "SETSLOT", s, "IMPORTING", srcID).Err(), "IMPORTING")
+	must(sc.Do(ctx, "CLUSTER", "SETSLOT", s, "MIGRATING", dstID).Err(), "MIGRATING")
+	for {
+		keys, err := sc.ClusterGetKeysInSlot(ctx, slot, 10).Result()
+		must(err, "GETKEYSINSLOT")
+		if len(keys) == 0 {
+			break
+		}
+		args := []any{"MIGRATE", "127.0.0.1", dst.port, "", 0, 5000, "KEYS"}
+		for _, k := range keys {
+			args = append(args, k)
+		}
+		must(sc.Do(ctx, args...).Err(), "MIGRATE")
+	}
+	for _, n := range c.Nodes {
+		if n.stopped() {
+			continue
+		}
+		cl := redis.NewClient(&redis.Options{Addr: n.Addr()})
+		err := cl.Do(ctx, "CLUSTER", "SETSLOT", s, "NODE", dstID).Err()
+		cl.Close()
+		if err != nil && !strings.Contains(err.Error(), "only with masters") {
+			must(err, "SETSLOT NODE on "+n.Addr())
+		}
+	}
+}
+
+// Masters are the running nodes that serve slots.
+func (c *Cluster) Masters() []*Server {
+	var ms []*Server
+	for _, n := range c.Nodes {
+		if n.stopped() {
+			continue
+		}
+		cl := redis.NewClient(&redis.Options{Addr: n.Addr()})
+		role, err := cl.Do(context.Background(), "ROLE").Slice()
+		cl.Close()
+		if err == nil && len(role) > 0 && role[0] == "master" {
+			ms = append(ms, n)
+		}
+	}
+	return ms
+}
+
+// nodes is CLUSTER NODES as the first running node sees it, for messages.
+func (c *Cluster) nodes() string {
+	for _, n := range c.Nodes {
+		if !n.stopped() {
+			cl := redis.NewClient(&redis.Options{Addr: n.Addr()})
+			defer cl.Close()
+			v, err := cl.ClusterNodes(context.Background()).Result()
+			if err != nil {
+				return err.Error()
+			}
+			return v
+		}
+	}
+	return ""
 }
