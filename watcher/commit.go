@@ -243,6 +243,9 @@ var (
 	argEmpty  any = ""
 	argBusy   any = "busy"
 	argDetail any = "d"
+	// argPerm and argDetailPerm add the permission check (ARGV[4] 'p').
+	argPerm       any = "p"
+	argDetailPerm any = "dp"
 	argFlags      = [4]any{"", "f", "t", "ft"}
 )
 
@@ -313,8 +316,13 @@ func (w *Watcher) releaseCalls() {
 // one task each (its slices kept when large enough).
 func (w *Watcher) startCall(c *commitCall, now time.Time, n int) {
 	detail := argEmpty
-	if w.metrics != nil {
+	switch {
+	case w.metrics != nil && w.opts.CheckPermissions:
+		detail = argDetailPerm
+	case w.metrics != nil:
 		detail = argDetail // the per-task detail is wanted (so it is when tracing: appendItem)
+	case w.opts.CheckPermissions:
+		detail = argPerm
 	}
 	n = min(n, maxCallArgs/6+1)
 	if cap(c.items) < n {

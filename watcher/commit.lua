@@ -52,7 +52,8 @@
 -- ARGV[1]   now, Unix time in seconds (the score of new set members)
 -- ARGV[2]   listener channel, '' for none
 -- ARGV[3]   the taken_queue name written in listener messages
--- ARGV[4]   'd' to reply with the per-task detail, else ''
+-- ARGV[4]   'd' to reply with the per-task detail, 'p' to check the ACL
+--           permissions first, 'dp' for both, else ''
 -- ARGV[5]   how long a trace context lives, ms (> 0; read for traced events)
 -- ARGV[6]   now, Unix ms                                    \
 -- ARGV[7]   the most attempts (a failed attempt past it     |  read by
@@ -107,7 +108,8 @@
 
 local taken, dead, attempts, sched = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now, channel, taken_name = ARGV[1], ARGV[2], ARGV[3]
-local want_detail, trace_ttl = ARGV[4] == 'd', ARGV[5]
+local want_detail, trace_ttl = ARGV[4] == 'd' or ARGV[4] == 'dp', ARGV[5]
+local check_perms = ARGV[4] == 'p' or ARGV[4] == 'dp'
 local nargv = #ARGV
 local stream_len = tonumber(ARGV[11])
 if not stream_len or stream_len < 0 or stream_len ~= math.floor(stream_len) then
@@ -118,7 +120,7 @@ local stream = stream_len > 0 and KEYS[5] or nil
 -- Permissions (Redis 7 ACL), before anything is written: a command or a
 -- key the user may not use fails the whole call with a NOPERM error naming
 -- it, instead of failing half way through an event's writes.
-if redis.acl_check_cmd then
+if check_perms and redis.acl_check_cmd then
   local probe = {
     {'LREM', taken, '0', 'x'}, {'LPUSH', taken, 'x'}, {'RPUSH', taken, 'x'},
     {'ZADD', taken, '1', 'x'}, {'SET', taken, 'x'}, {'DEL', taken},
@@ -137,8 +139,14 @@ if redis.acl_check_cmd then
         ' (on ' .. c[2] .. '): add +' .. string.lower(c[1]) .. ' to its ACL rule, or the key or channel pattern')
     end
   end
+  local seen = {[taken] = true}
   for i = 2, #KEYS do
-    if not redis.acl_check_cmd('LPUSH', KEYS[i], 'x') then
+    local key = KEYS[i]
+    if seen[key] then
+      -- a queue or set named by many events of the call: checked once
+    elseif redis.acl_check_cmd('LPUSH', key, 'x') then
+      seen[key] = true
+    else
       return redis.error_reply('NOPERM resc-go commit: the Redis user may not access the key ' .. KEYS[i] ..
         ': add a pattern matching it to its ACL rule')
     end

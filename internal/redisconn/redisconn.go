@@ -332,6 +332,44 @@ func tlsConfig(u *url.URL, t config.TLSSettings, log *slog.Logger) (*tls.Config,
 	return c, nil
 }
 
+// Restricted tells whether the ACL user of c may be refused a command,
+// key or channel: false only when ACL GETUSER shows it all commands, keys
+// and channels (the default user of a server without ACL rules). A user
+// that may not run ACL GETUSER is restricted; a server without ACL
+// (the embedded one) is not.
+func Restricted(ctx context.Context, c redis.UniversalClient) bool {
+	me, err := c.Do(ctx, "ACL", "WHOAMI").Text()
+	if err != nil {
+		return isNoPerm(err)
+	}
+	reply, err := c.Do(ctx, "ACL", "GETUSER", me).Result()
+	if err != nil {
+		return isNoPerm(err) || !isServerError(err)
+	}
+	fields := map[string]any{}
+	switch u := reply.(type) {
+	case map[any]any: // RESP3
+		for k, v := range u {
+			if name, ok := k.(string); ok {
+				fields[name] = v
+			}
+		}
+	case []any: // RESP2: name, value, ...
+		for i := 0; i+1 < len(u); i += 2 {
+			if name, ok := u[i].(string); ok {
+				fields[name] = u[i+1]
+			}
+		}
+	}
+	all := map[string]string{"commands": "+@all", "keys": "~*", "channels": "&*"}
+	for name, want := range all {
+		if v, _ := fields[name].(string); v == want {
+			delete(all, name)
+		}
+	}
+	return len(all) > 0
+}
+
 // detectCluster asks the server whether it runs in cluster mode (INFO
 // cluster). A server without that section (the embedded one) is not.
 func detectCluster(ctx context.Context, c *redis.Client, o Options) (bool, error) {

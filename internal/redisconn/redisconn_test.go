@@ -184,6 +184,12 @@ func TestDetect(t *testing.T) {
 	if err != nil || c.Kind != KindSingle || c.Addr != srv.Addr() {
 		t.Fatalf("Open = %+v, %v; want a single client of %s", c, err, srv.Addr())
 	}
+	if Restricted(ctx, c.UniversalClient) {
+		t.Error("the default user of a server without ACL rules counts as restricted")
+	}
+	if r, err := open(t, Options{URL: "redis://noinfo:pw@" + srv.Addr(), Settings: config.RedisSettings{Mode: config.RedisModeSingle}}); err != nil || !Restricted(ctx, r.UniversalClient) {
+		t.Errorf("a user without INFO: Restricted false (%v), want true", err)
+	}
 	_, err = open(t, Options{URL: "redis://noinfo:pw@" + srv.Addr()})
 	var setup *Error
 	if !errors.As(err, &setup) || !strings.Contains(err.Error(), "INFO") || !strings.Contains(err.Error(), "redis.mode") {
