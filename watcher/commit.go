@@ -246,7 +246,7 @@ var (
 	// argPerm and argDetailPerm add the permission check (ARGV[4] 'p').
 	argPerm       any = "p"
 	argDetailPerm any = "dp"
-	argFlags      = [4]any{"", "f", "t", "ft"}
+	argFlags          = [4]any{"", "f", "t", "ft"}
 )
 
 // maxCallArgs bounds the arguments of one commit.lua call: a batch of
