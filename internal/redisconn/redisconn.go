@@ -384,6 +384,7 @@ func detectCluster(ctx context.Context, c *redis.Client, o Options) (bool, error
 		case isServerError(err):
 			return false, nil // an older or embedded server without the section
 		case !o.Wait || ctx.Err() != nil:
+			//lint:ignore ST1005 the message of every command that cannot reach Redis starts so
 			return false, fmt.Errorf("Redis at %s did not answer: %w", c.Options().Addr, err)
 		}
 		if o.Logger != nil {
@@ -391,6 +392,7 @@ func detectCluster(ctx context.Context, c *redis.Client, o Options) (bool, error
 		}
 		select {
 		case <-ctx.Done():
+			//lint:ignore ST1005 as above
 			return false, fmt.Errorf("Redis at %s did not answer: %w", c.Options().Addr, ctx.Err())
 		case <-time.After(delay):
 		}

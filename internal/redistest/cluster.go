@@ -162,16 +162,24 @@ func (c *Cluster) owner(slot int) *Server {
 			continue
 		}
 		cl := redis.NewClient(&redis.Options{Addr: n.Addr()})
-		slots, err := cl.ClusterSlots(context.Background()).Result()
+		shards, err := cl.ClusterShards(context.Background()).Result()
 		cl.Close()
 		if err != nil {
 			continue
 		}
-		for _, r := range slots {
-			if int(r.Start) <= slot && slot <= int(r.End) && len(r.Nodes) > 0 {
-				for _, m := range c.Nodes {
-					if m.Addr() == r.Nodes[0].Addr && !m.stopped() {
-						return m
+		for _, sh := range shards {
+			for _, r := range sh.Slots {
+				if int(r.Start) > slot || slot > int(r.End) {
+					continue
+				}
+				for _, nd := range sh.Nodes {
+					if nd.Role != "master" {
+						continue
+					}
+					for _, m := range c.Nodes {
+						if m.port == int(nd.Port) && !m.stopped() {
+							return m
+						}
 					}
 				}
 			}
