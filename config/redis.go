@@ -78,16 +78,18 @@ type SentinelSettings struct {
 // Given tells whether a sentinel object was given.
 func (s SentinelSettings) Given() bool { return s.MasterName != "" || len(s.Addrs) > 0 }
 
+// nonEmptyInto is the set function of a key holding a non-empty string.
+func (l *loader) nonEmptyInto(dst *string) func(string, any) {
+	return func(p string, v any) { *dst, _ = l.nonEmpty(p, "", v) }
+}
+
 // redisFields are the keys of the top-level redis object.
 func (l *loader) redisFields(rs *RedisSettings) []field {
-	str := func(dst *string) func(string, any) {
-		return func(p string, v any) { *dst, _ = l.nonEmpty(p, "", v) }
-	}
 	return []field{
 		{name: "url", set: l.redisURLValue},
-		{name: "username", set: str(&rs.Username)},
-		{name: "password", set: str(&rs.Password)},
-		{name: "password_file", set: str(&rs.PasswordFile)},
+		{name: "username", set: l.nonEmptyInto(&rs.Username)},
+		{name: "password", set: l.nonEmptyInto(&rs.Password)},
+		{name: "password_file", set: l.nonEmptyInto(&rs.PasswordFile)},
 		{name: "tls", set: func(p string, v any) { l.redisTLS(p, v, &rs.TLS) }},
 		{name: "sentinel", set: func(p string, v any) { l.redisSentinel(p, v, &rs.Sentinel) }},
 		{name: "mode", set: func(p string, v any) {
@@ -108,14 +110,11 @@ func (l *loader) redisTLS(path string, v any, t *TLSSettings) {
 	if !ok {
 		return
 	}
-	str := func(dst *string) func(string, any) {
-		return func(p string, v any) { *dst, _ = l.nonEmpty(p, "", v) }
-	}
 	l.walk(path, "", o, []field{
-		{name: "ca_file", set: str(&t.CAFile)},
-		{name: "cert_file", set: str(&t.CertFile)},
-		{name: "key_file", set: str(&t.KeyFile)},
-		{name: "server_name", set: str(&t.ServerName)},
+		{name: "ca_file", set: l.nonEmptyInto(&t.CAFile)},
+		{name: "cert_file", set: l.nonEmptyInto(&t.CertFile)},
+		{name: "key_file", set: l.nonEmptyInto(&t.KeyFile)},
+		{name: "server_name", set: l.nonEmptyInto(&t.ServerName)},
 		{name: "insecure_skip_verify", set: func(p string, v any) {
 			b, ok := v.(bool)
 			if !ok {
@@ -134,11 +133,8 @@ func (l *loader) redisSentinel(path string, v any, s *SentinelSettings) {
 	if !ok {
 		return
 	}
-	str := func(dst *string) func(string, any) {
-		return func(p string, v any) { *dst, _ = l.nonEmpty(p, "", v) }
-	}
 	l.walk(path, "", o, []field{
-		{name: "master_name", required: true, set: str(&s.MasterName)},
+		{name: "master_name", required: true, set: l.nonEmptyInto(&s.MasterName)},
 		{name: "addrs", required: true, set: func(p string, v any) {
 			a, ok := v.([]any)
 			if !ok || len(a) == 0 {
@@ -157,9 +153,9 @@ func (l *loader) redisSentinel(path string, v any, s *SentinelSettings) {
 				s.Addrs = append(s.Addrs, addr)
 			}
 		}},
-		{name: "username", set: str(&s.Username)},
-		{name: "password", set: str(&s.Password)},
-		{name: "password_file", set: str(&s.PasswordFile)},
+		{name: "username", set: l.nonEmptyInto(&s.Username)},
+		{name: "password", set: l.nonEmptyInto(&s.Password)},
+		{name: "password_file", set: l.nonEmptyInto(&s.PasswordFile)},
 	})
 	if s.Password != "" && s.PasswordFile != "" {
 		l.add(path, "", "give password or password_file, not both")

@@ -194,15 +194,12 @@ func openCluster(o Options, creds credentials, tlsConf *tls.Config) (*Client, er
 	if err != nil {
 		return nil, badURL(o.URL, err)
 	}
-	opts.Username, opts.Password = creds.user, creds.pass
-	if tlsConf != nil {
-		opts.TLSConfig = tlsConf
-	}
-	opts.PoolSize = max(opts.PoolSize, o.PoolSize)
-	tune(o, &opts.MaxRetries, &opts.DialTimeout, &opts.ReadTimeout, &opts.WriteTimeout)
-	if o.DialerRetries > 0 {
-		opts.DialerRetries = o.DialerRetries
-	}
+	single := &redis.Options{PoolSize: opts.PoolSize, MaxRetries: opts.MaxRetries, DialTimeout: opts.DialTimeout,
+		ReadTimeout: opts.ReadTimeout, WriteTimeout: opts.WriteTimeout, DialerRetries: opts.DialerRetries, TLSConfig: opts.TLSConfig}
+	applyCommon(o, single, creds, tlsConf)
+	opts.Username, opts.Password, opts.TLSConfig, opts.PoolSize = single.Username, single.Password, single.TLSConfig, single.PoolSize
+	opts.MaxRetries, opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = single.MaxRetries, single.DialTimeout, single.ReadTimeout, single.WriteTimeout
+	opts.DialerRetries = single.DialerRetries
 	cc := redis.NewClusterClient(opts)
 	cc.AddHook(&reloadOnFailure{c: cc})
 	return &Client{UniversalClient: cc, Kind: KindCluster, Addr: strings.Join(opts.Addrs, ",")}, nil
