@@ -96,7 +96,7 @@ func ClusterProblems(c *Config) Problems {
 				"and its taken lists %q and internal keys (%q...) do not hash like it; give the input queue, the taken queue and "+
 				"every queue and set of its rules one tag, e.g. %q and %q",
 				w.InputQueue, keyspace.TakenList(w.TakenQueue, "<replica>"), keyspace.DelaySchedule(p, w.InputQueue),
-				"{"+w.InputQueue+"}", "{"+w.InputQueue+"}/"+strings.TrimPrefix(w.TakenQueue, w.InputQueue+"/")))
+				"{"+w.InputQueue+"}", "{"+w.InputQueue+"}/taken"))
 			continue
 		}
 		slot := Slot("{" + tag + "}")
