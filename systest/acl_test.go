@@ -80,6 +80,32 @@ func newGatedAPI(t *testing.T) *gatedAPI {
 
 func (a *gatedAPI) open() { a.once.Do(func() { close(a.release) }) }
 
+// killHolder waits until one of two replicas holds what (holds(id)), kills
+// it with SIGKILL, removes it from replicas and returns its id and the
+// other's.
+func killHolder(replicas map[string]*proctest.Process, what string, holds func(id string) bool) (victim, survivor string) {
+	var first *proctest.Process
+	for _, p := range replicas {
+		first = p
+	}
+	first.Eventually(10*time.Second, what+" taken", func() (bool, string) {
+		for id := range replicas {
+			if holds(id) {
+				victim = id
+				return true, ""
+			}
+		}
+		return false, "in no taken list"
+	})
+	replicas[victim].Kill()
+	<-replicas[victim].Done()
+	delete(replicas, victim)
+	for id := range replicas {
+		survivor = id
+	}
+	return victim, survivor
+}
+
 // TestMinimalACLOverTLS: replicas, the leader's recovery of a killed
 // replica, the Go worker SDK, `resc status`, `resc dead list|requeue`
 // and the console all work as a user restricted to the ACL rule of
@@ -151,24 +177,10 @@ func TestMinimalACLOverTLS(t *testing.T) {
 	if err := admin.LPush(ctx, "global/done", "acq/p/slow1").Err(); err != nil {
 		t.Fatal(err)
 	}
-	var victim string
-	replicas["r1"].Eventually(10*time.Second, "the slow event taken", func() (bool, string) {
-		for id := range replicas {
-			if slices.Contains(admin.LRange(ctx, "global/taken/"+id, 0, -1).Val(), "acq/p/slow1") {
-				victim = id
-				return true, ""
-			}
-		}
-		return false, "in no taken list"
+	_, survivorID := killHolder(replicas, "the slow event", func(id string) bool {
+		return slices.Contains(admin.LRange(ctx, "global/taken/"+id, 0, -1).Val(), "acq/p/slow1")
 	})
-	replicas[victim].Kill()
-	<-replicas[victim].Done()
-	delete(replicas, victim)
-	var survivor *proctest.Process
-	var survivorID string
-	for id, p := range replicas {
-		survivor, survivorID = p, id
-	}
+	survivor := replicas[survivorID]
 	api.open()
 	events := []string{"acq/p/1", "acq/p/2", "acq/p/3", "acq/p/bad"}
 	if err := admin.LPush(ctx, "global/done", events).Err(); err != nil {

@@ -54,23 +54,10 @@ func TestRedisCluster(t *testing.T) {
 	if err := rdb.LPush(ctx, "{a}/in", "e/slow1", "e/slow2").Err(); err != nil {
 		t.Fatal(err)
 	}
-	var victim string
-	replicas["c1"].Eventually(10*time.Second, "the slow events taken", func() (bool, string) {
-		for id := range replicas {
-			if n := rdb.LLen(ctx, "{a}/in/taken/"+id).Val(); n > 0 {
-				victim = id
-				return true, ""
-			}
-		}
-		return false, "in no taken list"
+	victim, survivorID := killHolder(replicas, "the slow events", func(id string) bool {
+		return rdb.LLen(ctx, "{a}/in/taken/"+id).Val() > 0
 	})
-	replicas[victim].Kill()
-	<-replicas[victim].Done()
-	delete(replicas, victim)
-	var survivor *proctest.Process
-	for _, p := range replicas {
-		survivor = p
-	}
+	survivor := replicas[survivorID]
 	api.open()
 	var events []any
 	for i := range 200 {

@@ -43,13 +43,19 @@ type Server struct {
 // args added to its command line, and returns once it answers. A port found
 // free can be taken before the server binds it: up to five ports are tried.
 func Start(ctx context.Context, dir string, args ...string) (*Server, error) {
+	return onFreePort(func(port int) (*Server, error) { return StartOn(ctx, dir, port, args...) })
+}
+
+// onFreePort calls start with a free port, again with another one (up to
+// five) while the server exits at once, its port taken meanwhile.
+func onFreePort(start func(port int) (*Server, error)) (*Server, error) {
 	var errs []error
 	for range 5 {
 		port, err := FreePort()
 		if err != nil {
 			return nil, err
 		}
-		s, err := StartOn(ctx, dir, port, args...)
+		s, err := start(port)
 		if err == nil {
 			return s, nil
 		}
@@ -75,24 +81,11 @@ func StartOn(ctx context.Context, dir string, port int, args ...string) (*Server
 // StartSentinel starts redis-sentinel on a free loopback port with the
 // configuration conf (which it rewrites as it learns), its log in dir.
 func StartSentinel(ctx context.Context, dir, conf string) (*Server, error) {
-	var errs []error
-	for range 5 {
-		port, err := FreePort()
-		if err != nil {
-			return nil, err
-		}
-		s, err := startOn(ctx, "redis-sentinel", dir, port, []string{conf,
+	return onFreePort(func(port int) (*Server, error) {
+		return startOn(ctx, "redis-sentinel", dir, port, []string{conf,
 			"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
 			"--daemonize", "no", "--logfile", filepath.Join(dir, "redis.log")})
-		if err == nil {
-			return s, nil
-		}
-		errs = append(errs, err)
-		if !errors.Is(err, ErrExited) {
-			break
-		}
-	}
-	return nil, errors.Join(errs...)
+	})
 }
 
 func startOn(ctx context.Context, name, dir string, port int, args []string) (*Server, error) {

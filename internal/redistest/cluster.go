@@ -2,6 +2,7 @@ package redistest
 
 import (
 	"context"
+	"fmt"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -53,22 +54,11 @@ func StartCluster(t testing.TB, masters, replicas int) *Cluster {
 func (c *Cluster) awaitReplicasSynced(timeout time.Duration) {
 	c.t.Helper()
 	deadline := time.Now().Add(timeout)
-	for _, n := range c.Nodes {
-		cl := redis.NewClient(&redis.Options{Addr: n.Addr()})
-		for {
-			info, err := cl.Info(context.Background(), "replication").Result()
-			role := redisserver.InfoField(info, "role")
-			if err == nil && (role == "master" || redisserver.InfoField(info, "master_link_status") == "up") {
-				break
-			}
-			if time.Now().After(deadline) {
-				cl.Close()
-				c.t.Fatalf("redistest: replica %s not synced after %v: %v", n.Addr(), timeout, err)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		cl.Close()
-	}
+	poll(c.t, c.Nodes, deadline, "a master, or a replica with its link up", func(cl *redis.Client) (bool, string) {
+		info, err := cl.Info(context.Background(), "replication").Result()
+		role := redisserver.InfoField(info, "role")
+		return err == nil && (role == "master" || redisserver.InfoField(info, "master_link_status") == "up"), fmt.Sprint(err, info)
+	})
 }
 
 // Seeds is the go-redis cluster URL of the cluster's nodes.
@@ -97,21 +87,31 @@ func (c *Cluster) Client() *redis.ClusterClient {
 func (c *Cluster) AwaitOK(timeout time.Duration) {
 	c.t.Helper()
 	deadline := time.Now().Add(timeout)
-	for _, n := range c.Nodes {
+	poll(c.t, c.Nodes, deadline, "cluster_state:ok", func(cl *redis.Client) (bool, string) {
+		info, err := cl.ClusterInfo(context.Background()).Result()
+		return err == nil && strings.Contains(info, "cluster_state:ok"), fmt.Sprint(err, info)
+	})
+}
+
+// poll waits until cond holds for each running server of servers, failing
+// the test past deadline with what and cond's last description.
+func poll(t testing.TB, servers []*Server, deadline time.Time, what string, cond func(*redis.Client) (bool, string)) {
+	t.Helper()
+	for _, n := range servers {
 		if n.stopped() {
 			continue
 		}
 		cl := redis.NewClient(&redis.Options{Addr: n.Addr()})
 		for {
-			info, err := cl.ClusterInfo(context.Background()).Result()
-			if err == nil && strings.Contains(info, "cluster_state:ok") {
+			ok, desc := cond(cl)
+			if ok {
 				break
 			}
 			if time.Now().After(deadline) {
 				cl.Close()
-				c.t.Fatalf("redistest: node %s not ok after %v: %v %s", n.Addr(), timeout, err, info)
+				t.Fatalf("redistest: %s: %s not there in time: %s", n.Addr(), what, desc)
 			}
-			time.Sleep(50 * time.Millisecond)
+			time.Sleep(20 * time.Millisecond)
 		}
 		cl.Close()
 	}

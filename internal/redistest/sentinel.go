@@ -155,24 +155,16 @@ func (s *SentinelSet) AwaitReplicaSynced(timeout time.Duration) {
 	s.t.Helper()
 	primary := s.PrimaryAddr()
 	deadline := time.Now().Add(timeout)
+	var replicas []*Server
 	for _, srv := range s.Servers {
-		if srv.Addr() == primary || srv.stopped() {
-			continue
+		if srv.Addr() != primary {
+			replicas = append(replicas, srv)
 		}
-		c := redis.NewClient(&redis.Options{Addr: srv.Addr()})
-		for {
-			info, err := c.Info(context.Background(), "replication").Result()
-			host, port := redisserver.InfoField(info, "master_host"), redisserver.InfoField(info, "master_port")
-			if err == nil && host+":"+port == primary && redisserver.InfoField(info, "master_link_status") == "up" &&
-				redisserver.InfoField(info, "master_sync_in_progress") == "0" {
-				break
-			}
-			if time.Now().After(deadline) {
-				c.Close()
-				s.t.Fatalf("redistest: %s not in sync with %s after %v: %v", srv.Addr(), primary, timeout, err)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		c.Close()
 	}
+	poll(s.t, replicas, deadline, "in sync with "+primary, func(c *redis.Client) (bool, string) {
+		info, err := c.Info(context.Background(), "replication").Result()
+		host, port := redisserver.InfoField(info, "master_host"), redisserver.InfoField(info, "master_port")
+		return err == nil && host+":"+port == primary && redisserver.InfoField(info, "master_link_status") == "up" &&
+			redisserver.InfoField(info, "master_sync_in_progress") == "0", fmt.Sprint(err, info)
+	})
 }
