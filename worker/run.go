@@ -1,11 +1,13 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -213,6 +215,7 @@ func (w *Worker) runSession(ctx context.Context, lease context.Context, token st
 		return // the leader, or the next lease, replays the taken lists
 	}
 	for q, ts := range left {
+		slices.SortFunc(ts, func(a, b *Task) int { return cmp.Compare(a.seq, b.seq) })
 		w.handBack(context.WithoutCancel(ctx), q, ts)
 	}
 }
@@ -283,6 +286,8 @@ func (s *session) take(ctx context.Context, q *queue) {
 		w.stats.Taken.Add(int64(len(tasks)))
 		s.mu.Lock()
 		for _, t := range tasks {
+			s.taken++
+			t.seq = s.taken
 			s.inflight[t] = q
 		}
 		s.mu.Unlock()

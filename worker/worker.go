@@ -82,6 +82,7 @@ type Task struct {
 	entry       string // as it is in the taken list
 	sha         string // SHA1 hex of Body: its field in the failure counts
 	traceparent string // the trace context stored with the task, "" if none
+	seq         uint64 // the session's take order: tasks are handed back oldest first
 }
 
 // Handler handles a task. A nil error completes it: it leaves the taken
@@ -379,7 +380,8 @@ type session struct {
 
 	mu       sync.Mutex
 	inflight map[*Task]*queue
-	over     bool // results are no longer accepted (abandoned handlers)
+	taken    uint64 // tasks taken so far: the next Task.seq
+	over     bool   // results are no longer accepted (abandoned handlers)
 }
 
 // release gives back n handler slots.
