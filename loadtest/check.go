@@ -128,17 +128,27 @@ func seqList(seqs []int, n int) string {
 // tasks in the task lists (added to those t already counted, popped by an
 // observer), and every place an event could still be (input queue, taken
 // lists of any replica, dead-letter list). It only reads.
-func check(ctx context.Context, rdb *redis.Client, k keys, t *tally, taskLists ...string) (*Check, error) {
+func check(ctx context.Context, rdb redis.Cmdable, k keys, t *tally, taskLists ...string) (*Check, error) {
 	c := &Check{Left: map[string]int64{}}
+	if err := collect(ctx, rdb, k, t, c, taskLists...); err != nil {
+		return nil, err
+	}
+	t.verdict(c)
+	return c, nil
+}
+
+// collect adds the tasks in taskLists to t, and to c.Left the lists of
+// one system (k) still holding events.
+func collect(ctx context.Context, rdb redis.Cmdable, k keys, t *tally, c *Check, taskLists ...string) error {
 	for _, l := range taskLists {
 		if err := readList(ctx, rdb, l, t.add); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	lists := []string{k.input, k.deadList(), k.taken}
 	taken, err := takenlist.New([]takenlist.Queues{{InputQueue: k.input, TakenQueue: k.taken}}).Find(ctx, rdb, k.taken)
 	if err != nil {
-		return nil, fmt.Errorf("loadtest: check: %w", err)
+		return fmt.Errorf("loadtest: check: %w", err)
 	}
 	for _, l := range taken {
 		lists = append(lists, l.Key)
@@ -146,18 +156,17 @@ func check(ctx context.Context, rdb *redis.Client, k keys, t *tally, taskLists .
 	for _, l := range lists {
 		n, err := rdb.LLen(ctx, l).Result()
 		if err != nil {
-			return nil, fmt.Errorf("loadtest: check: LLEN %s: %w", l, err)
+			return fmt.Errorf("loadtest: check: LLEN %s: %w", l, err)
 		}
 		if n > 0 {
 			c.Left[l] = n
 		}
 	}
-	t.verdict(c)
-	return c, nil
+	return nil
 }
 
 // readList calls f with every element of a list, reading it in chunks.
-func readList(ctx context.Context, rdb *redis.Client, key string, f func(string)) error {
+func readList(ctx context.Context, rdb redis.Cmdable, key string, f func(string)) error {
 	const chunk = 10000
 	for start := int64(0); ; start += chunk {
 		vals, err := rdb.LRange(ctx, key, start, start+chunk-1).Result()

@@ -89,6 +89,20 @@ type ruleShape struct {
 // writeConfig writes the resc-go configuration of one system to dir and
 // returns its path. It is JSON, which resc-go reads as resc did.
 func writeConfig(dir, name, redisURL string, k keys, s ruleShape) (string, error) {
+	cfg := map[string]any{
+		"redis":      map[string]any{"url": redisURL},
+		"key_prefix": k.internal,
+		"watchers":   []any{watcherConfig(k, s)},
+	}
+	if s.listener {
+		cfg["listener_channel"] = k.channel
+	}
+	return writeConfigFile(dir, name, cfg)
+}
+
+// watcherConfig is the watcher of one system: its input queue, taken
+// queue and rule, as s shapes them.
+func watcherConfig(k keys, s ruleShape) map[string]any {
 	mk := map[string]any{
 		"task":  "trt/${seq}/${ts}",
 		"queue": k.tasks,
@@ -115,14 +129,11 @@ func writeConfig(dir, name, redisURL string, k keys, s ruleShape) (string, error
 			w[key] = v
 		}
 	}
-	cfg := map[string]any{
-		"redis":      map[string]any{"url": redisURL},
-		"key_prefix": k.internal,
-		"watchers":   []any{w},
-	}
-	if s.listener {
-		cfg["listener_channel"] = k.channel
-	}
+	return w
+}
+
+// writeConfigFile writes cfg as dir/name.json and returns its path.
+func writeConfigFile(dir, name string, cfg map[string]any) (string, error) {
 	b, err := json.MarshalIndent(cfg, "", "  ")
 	if err != nil {
 		return "", fmt.Errorf("loadtest: configuration: %w", err)

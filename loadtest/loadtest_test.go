@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"go/build"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -353,5 +354,54 @@ func TestAwaitLastEvent(t *testing.T) {
 	close(o.done)
 	if err := r.awaitSeq(context.Background(), tg, o, 4); err == nil {
 		t.Fatal("awaitSeq accepted an observer that ended without event 4's task")
+	}
+}
+
+// TestClusterRun: --cluster 2 starts two masters, puts one watcher on
+// each, splits the events between them and reports each master's load:
+// every task once, each master's events and CPU time, the shared keys on
+// exactly one master, and the ceiling derived from the CPU time.
+func TestClusterRun(t *testing.T) {
+	rep, err := RunCluster(t.Context(), ClusterOptions{Masters: 2, Events: 3000, Replicas: 2, Warmup: 100,
+		Resc: rescBin, StallTimeout: 20 * time.Second, Log: testLog{t}})
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	var b strings.Builder
+	rep.WriteText(&b)
+	t.Log("\n" + b.String())
+	if c := rep.Check; !c.OK || c.Tasks != 3000 {
+		t.Errorf("check %+v, want ok with 3000 tasks", c)
+	}
+	if len(rep.PerMaster) != 2 {
+		t.Fatalf("%d masters reported, want 2", len(rep.PerMaster))
+	}
+	shared := 0
+	for _, m := range rep.PerMaster {
+		if m.Watchers != 1 || m.Events != 1500 || m.CPUSec <= 0 || m.CPUPerEvent <= 0 {
+			t.Errorf("master %+v, want 1 watcher, 1500 events and some CPU", m)
+		}
+		if i := slices.IndexFunc(m.Commands, func(c CommandLoad) bool { return c.Name == "evalsha" }); i < 0 || m.Commands[i].Calls == 0 {
+			t.Errorf("master %s: no EVALSHA in its command statistics %+v", m.Addr, m.Commands)
+		}
+		if m.Shared {
+			shared++
+		}
+	}
+	if shared != 1 {
+		t.Errorf("%d masters hold the shared keys, want 1", shared)
+	}
+	if rep.CPUPerEvent <= 0 || math.Abs(rep.Ceiling*rep.CPUPerEvent-1e6) > 1 {
+		t.Errorf("cpu %v µs/event, ceiling %v events/s: want ceiling = 10⁶/cpu", rep.CPUPerEvent, rep.Ceiling)
+	}
+}
+
+// TestClusterOptionsRefused: a cluster run needs 1 to 16 masters and an
+// event per master.
+func TestClusterOptionsRefused(t *testing.T) {
+	for _, o := range []ClusterOptions{{}, {Masters: 17}, {Masters: 3, Events: 2}, {Masters: 1, Replicas: -1}} {
+		if _, err := RunCluster(t.Context(), o); err == nil {
+			t.Errorf("RunCluster(%+v) accepted", o)
+		}
 	}
 }

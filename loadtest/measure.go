@@ -41,14 +41,19 @@ func (m *measured) perSecond() float64 {
 // bulk (warm-up, preload, live feed).
 const pushBatch = 1000
 
-// pushBulk LPUSHes events seq from..to-1 to key, pushBatch a command, a
+// pushBulk LPUSHes events seq from..to-1 to key (see pushEvents).
+func (r *runner) pushBulk(ctx context.Context, key string, from, to int) error {
+	return pushEvents(ctx, r.rdb, r.clk, key, from, to)
+}
+
+// pushEvents LPUSHes events seq from..to-1 to key, pushBatch a command, a
 // pipeline of up to 50 commands at a time; each event is stamped with the
 // time its pipeline is sent.
-func (r *runner) pushBulk(ctx context.Context, key string, from, to int) error {
-	pipe := r.rdb.Pipeline()
+func pushEvents(ctx context.Context, rdb redis.Cmdable, clk clock, key string, from, to int) error {
+	pipe := rdb.Pipeline()
 	vals := make([]any, 0, pushBatch)
 	for seq := from; seq < to; {
-		stamp := r.clk.now()
+		stamp := clk.now()
 		for c := 0; c < 50 && seq < to; c++ {
 			vals = vals[:0]
 			for ; len(vals) < pushBatch && seq < to; seq++ {

@@ -600,14 +600,19 @@ func (r *runner) deleteKeys(ctx context.Context) error {
 
 // machine describes where the run happens.
 func (r *runner) machine(ctx context.Context) Machine {
-	m := Machine{CPUs: runtime.NumCPU(), Go: runtime.Version(), CPU: cpuModel()}
-	if info, err := r.rdb.Info(ctx, "server").Result(); err == nil {
+	return machineOf(ctx, r.rdb, r.resc, r.private != nil)
+}
+
+// machineOf describes the machine, the Redis rdb talks to and the resc
+// binary resc.
+func machineOf(ctx context.Context, rdb redis.Cmdable, resc string, private bool) Machine {
+	m := Machine{CPUs: runtime.NumCPU(), Go: runtime.Version(), CPU: cpuModel(), RedisPrivate: private}
+	if info, err := rdb.Info(ctx, "server").Result(); err == nil {
 		m.Redis = redisserver.InfoField(info, "redis_version")
 	}
-	if out, err := exec.CommandContext(ctx, r.resc, "--version").Output(); err == nil {
+	if out, err := exec.CommandContext(ctx, resc, "--version").Output(); err == nil {
 		m.Resc = strings.TrimSpace(string(out))
 	}
-	m.RedisPrivate = r.private != nil
 	return m
 }
 

@@ -69,3 +69,45 @@ func TestInfoField(t *testing.T) {
 		}
 	}
 }
+
+// TestStartCluster: a cluster of one master serves every slot; one of two
+// masters splits them, each node serving its half, and a cluster client
+// writes to both.
+func TestStartCluster(t *testing.T) {
+	ctx := context.Background()
+	for _, masters := range []int{1, 2} {
+		nodes, err := StartCluster(ctx, t.TempDir(), masters)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var addrs []string
+		for _, n := range nodes {
+			addrs = append(addrs, n.Addr())
+		}
+		cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
+		slots, err := cc.ClusterSlots(ctx).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(slots) != masters {
+			t.Errorf("%d masters: %d slot ranges, want %d: %v", masters, len(slots), masters, slots)
+		}
+		served := 0
+		for _, s := range slots {
+			served += int(s.End-s.Start) + 1
+		}
+		if served != 16384 {
+			t.Errorf("%d masters: %d slots served, want 16384", masters, served)
+		}
+		// "a" is in slot 15495, "b" in 3300: one each side with two masters.
+		for _, k := range []string{"a", "b"} {
+			if err := cc.Set(ctx, k, "v", 0).Err(); err != nil {
+				t.Errorf("%d masters: SET %s: %v", masters, k, err)
+			}
+		}
+		cc.Close()
+		for _, n := range nodes {
+			n.Kill()
+		}
+	}
+}

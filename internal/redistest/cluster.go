@@ -3,7 +3,6 @@ package redistest
 import (
 	"context"
 	"fmt"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -27,38 +26,20 @@ type Cluster struct {
 func StartCluster(t testing.TB, masters, replicas int) *Cluster {
 	t.Helper()
 	c := &Cluster{t: t}
-	args := []string{"--cluster", "create"}
+	var addrs []string
 	for range masters * (1 + replicas) {
-		bus, err := redisserver.FreePort()
+		args, err := redisserver.ClusterNodeArgs()
 		if err != nil {
 			t.Fatal(err)
 		}
-		s := Start(t, Option{"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-			"--cluster-node-timeout", "1000", "--cluster-port", strconv.Itoa(bus),
-			// Replicas sync at once and may always fail over: a test kills
-			// masters seconds after the cluster is made.
-			"--repl-diskless-sync-delay", "0", "--cluster-replica-validity-factor", "0"})
+		s := Start(t, Option(args))
 		c.Nodes = append(c.Nodes, s)
-		args = append(args, s.Addr())
+		addrs = append(addrs, s.Addr())
 	}
-	args = append(args, "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")
-	if out, err := exec.Command("redis-cli", args...).CombinedOutput(); err != nil {
-		t.Fatalf("redistest: redis-cli --cluster create: %v\n%s", err, out)
+	if err := redisserver.CreateCluster(context.Background(), addrs, replicas); err != nil {
+		t.Fatalf("redistest: %v", err)
 	}
-	c.AwaitOK(30 * time.Second)
-	c.awaitReplicasSynced(30 * time.Second)
 	return c
-}
-
-// awaitReplicasSynced waits until every replica's link to its master is up.
-func (c *Cluster) awaitReplicasSynced(timeout time.Duration) {
-	c.t.Helper()
-	deadline := time.Now().Add(timeout)
-	poll(c.t, c.Nodes, deadline, "a master, or a replica with its link up", func(cl *redis.Client) (bool, string) {
-		info, err := cl.Info(context.Background(), "replication").Result()
-		role := redisserver.InfoField(info, "role")
-		return err == nil && (role == "master" || redisserver.InfoField(info, "master_link_status") == "up"), fmt.Sprint(err, info)
-	})
 }
 
 // Seeds is the go-redis cluster URL of the cluster's nodes.

@@ -39,6 +39,7 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var o loadtest.Options
 	var set, baseline, asJSON, quiet bool
+	var masters int
 	var k6Args repeated
 	fs := flag.NewFlagSet("resc-load", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -72,6 +73,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.K6, "k6", "", "k6 mode: the k6 binary (k6 on PATH)")
 	fs.StringVar(&o.K6Script, "k6-script", "", "k6 mode: the script (loadtest/k6/push.js)")
 	fs.Var(&k6Args, "k6-arg", "k6 mode: one more argument of k6 run (repeatable)")
+	fs.IntVar(&masters, "cluster", 0, "start a Redis Cluster of this many masters (1-16), one watcher each, and measure throughput mode with the Redis CPU time per event of each master (takes --events, --replicas, --warmup, --concurrency, --batch-size, --stall-timeout, --resc)")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	fs.BoolVar(&quiet, "quiet", false, "no progress lines on stderr")
 	if err := fs.Parse(args); err != nil {
@@ -89,6 +91,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		o.Log = stderr
 	}
 	start := time.Now()
+	if masters != 0 {
+		return runCluster(ctx, fs, masters, o, asJSON, stdout, stderr, start)
+	}
 	rep, err := loadtest.Run(ctx, o)
 	if rep != nil {
 		if asJSON {
@@ -104,6 +109,42 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if !quiet {
+		fmt.Fprintf(stderr, "resc-load: done in %.1f s\n", time.Since(start).Seconds())
+	}
+	return 0
+}
+
+// runCluster runs --cluster: throughput mode on a private cluster. Flags
+// the cluster run does not take are refused rather than ignored.
+func runCluster(ctx context.Context, fs *flag.FlagSet, masters int, o loadtest.Options, asJSON bool, stdout, stderr io.Writer, start time.Time) int {
+	takes := map[string]bool{"cluster": true, "events": true, "replicas": true, "warmup": true, "concurrency": true,
+		"batch-size": true, "stall-timeout": true, "resc": true, "json": true, "quiet": true, "baseline": true}
+	var refused []string
+	fs.Visit(func(f *flag.Flag) {
+		if !takes[f.Name] {
+			refused = append(refused, "--"+f.Name)
+		}
+	})
+	if len(refused) > 0 {
+		fmt.Fprintf(stderr, "resc-load: --cluster measures throughput on a private cluster; it does not take %v\n", refused)
+		return 2
+	}
+	rep, err := loadtest.RunCluster(ctx, loadtest.ClusterOptions{Masters: masters, Events: o.Events, Replicas: o.Replicas,
+		Warmup: o.Warmup, Concurrency: o.Concurrency, BatchSize: o.BatchSize, StallTimeout: o.StallTimeout, Resc: o.Resc, Log: o.Log})
+	if rep != nil {
+		if asJSON {
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			_ = enc.Encode(rep)
+		} else {
+			rep.WriteText(stdout)
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "resc-load:", err)
+		return 1
+	}
+	if o.Log != nil {
 		fmt.Fprintf(stderr, "resc-load: done in %.1f s\n", time.Since(start).Seconds())
 	}
 	return 0
