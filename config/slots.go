@@ -142,6 +142,7 @@ func ClusterProblems(c *Config) Problems {
 				check(join(m.Path, "queue"), r.Name, "a task's trace context", keyspace.TraceContext(p, q, variable))
 				check(join(m.Path, "queue"), r.Name, "a worker's taken list", keyspace.WorkerTakenList(q, variable))
 				check(join(m.Path, "queue"), r.Name, "the worker failure counts", keyspace.TaskFailures(p, q))
+				check(join(m.Path, "queue"), r.Name, "a worker's fence", keyspace.WorkerFence(p, q, variable))
 			}
 		}
 	}

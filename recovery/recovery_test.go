@@ -252,7 +252,8 @@ func TestRunSkipsBadKey(t *testing.T) {
 
 // TestRunReplaysDeadWorkers: the task queues announced in the worker
 // queues hash have their taken lists "<queue>/taken/<worker>" replayed
-// like a dead replica's, a live worker's left alone, poison tasks
+// like a dead replica's (the dead worker's fence on the queue deleted in
+// the same script), a live worker's left alone, poison tasks
 // dead-lettered as tasks, and their delayed replays promoted.
 func TestRunReplaysDeadWorkers(t *testing.T) {
 	e := newEnv(t, Settings{ScanInterval: 5 * time.Millisecond, MaxReplays: 1}, nil, newFakeLive("w-alive"))
@@ -261,9 +262,18 @@ func TestRunReplaysDeadWorkers(t *testing.T) {
 		"jobs/todo/taken/w-dead":  list{keyspace.StampReplays(1, "poison"), "t2", "t1"},
 		"jobs/todo/taken/w-alive": list{"busy"},
 	})
+	deadFence, liveFence := keyspace.WorkerFence("p:", "jobs/todo", "w-dead"), keyspace.WorkerFence("p:", "jobs/todo", "w-alive")
+	for _, f := range []string{deadFence, liveFence} {
+		if err := e.rdb.Set(context.Background(), f, "token", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	e.run()
 	testutil.Eventually(t, "dead worker's list replayed", func() bool { return !e.exists("jobs/todo/taken/w-dead") })
 	e.waitPasses(2)
+	if e.exists(deadFence) || !e.exists(liveFence) {
+		t.Errorf("fences after the replay: dead worker's exists %v, live worker's %v; want deleted, kept", e.exists(deadFence), e.exists(liveFence))
+	}
 	if got, want := e.list("jobs/todo"), []string{keyspace.StampReplays(1, "t2"), keyspace.StampReplays(1, "t1")}; !reflect.DeepEqual(got, want) {
 		t.Errorf("task queue %q, want %q (t1 taken first)", got, want)
 	}

@@ -30,6 +30,9 @@
 -- KEYS[2]  the input queue
 -- KEYS[3]  the delay schedule of the input queue
 -- KEYS[4]  the dead-letter list "<input_queue>/dead"
+-- KEYS[5]  optional: the dead worker's fence on the queue
+--          (keyspace.WorkerFence), deleted by the call: a worker presumed
+--          dead writes nothing more to the queue once its list is replayed
 --
 -- ARGV[1]  the most entries to move, >= 1
 -- ARGV[2]  now, Unix ms
@@ -70,14 +73,14 @@ end
 -- and stamp from its ReplayStamp prelude.
 
 local tt = type_of(taken)
-if tt == 'none' then
-  return {1, 0, 0, 0, 0}
-elseif tt ~= 'list' then
-  return {2, 0, 0, 0, 0}
+if tt ~= 'none' and tt ~= 'list' then return {2, 0, 0, 0, 0} end
+if tt == 'list' then
+  if not is(input, 'list') then return {3, 0, 0, 0, 0} end
+  if not is(sched, 'zset') then return {4, 0, 0, 0, 0} end
+  if not is(dead, 'list') then return {5, 0, 0, 0, 0} end
 end
-if not is(input, 'list') then return {3, 0, 0, 0, 0} end
-if not is(sched, 'zset') then return {4, 0, 0, 0, 0} end
-if not is(dead, 'list') then return {5, 0, 0, 0, 0} end
+if KEYS[5] then redis.call('DEL', KEYS[5]) end
+if tt == 'none' then return {1, 0, 0, 0, 0} end
 
 -- utf8 returns s and true when s is valid UTF-8 (Go's rules: no overlong
 -- form, no surrogate, nothing above U+10FFFF); else a copy of s with each

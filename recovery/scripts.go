@@ -57,7 +57,11 @@ func (s replayStats) total() int64 { return s.replayed + s.delayed + s.dead }
 // replayList moves every entry of the orphan taken list, one script call
 // per batch, until the list is empty.
 func (r *Recoverer) replayList(ctx context.Context, w Watched, list, replica string) (replayStats, error) {
-	st, err := replayAll(ctx, r.rdb, r.dialect, r.s, w, list, replica)
+	fence := ""
+	if w.Tasks {
+		fence = keyspace.WorkerFence(r.s.Prefix, w.InputQueue, replica)
+	}
+	st, err := replayAll(ctx, r.rdb, r.dialect, r.s, w, list, replica, fence)
 	if err == nil {
 		r.badKeys.remove(list)
 	}
@@ -78,15 +82,16 @@ func ReplayOwn(ctx context.Context, rdb redis.Scripter, d script.Dialect, s Sett
 	if w.TakenQueue == "" {
 		w.TakenQueue = w.InputQueue + "/taken"
 	}
-	st, err := replayAll(ctx, rdb, d, s, w, list, owner)
+	st, err := replayAll(ctx, rdb, d, s, w, list, owner, "")
 	return st.replayed, st.delayed, st.dead, err
 }
 
-// replayAll runs replay.lua on list until it is empty.
-func replayAll(ctx context.Context, rdb redis.Scripter, d script.Dialect, s Settings, w Watched, list, replica string) (replayStats, error) {
+// replayAll runs replay.lua on list until it is empty, deleting the key
+// fence (a dead worker's fence on the queue) unless it is "".
+func replayAll(ctx context.Context, rdb redis.Scripter, d script.Dialect, s Settings, w Watched, list, replica, fence string) (replayStats, error) {
 	var st replayStats
 	for {
-		b, left, err := replayBatch(ctx, rdb, d, s, w, list, replica, s.Now())
+		b, left, err := replayBatch(ctx, rdb, d, s, w, list, replica, fence, s.Now())
 		st.replayed += b.replayed
 		st.delayed += b.delayed
 		st.dead += b.dead
@@ -101,12 +106,15 @@ func replayAll(ctx context.Context, rdb redis.Scripter, d script.Dialect, s Sett
 
 // replayBatch runs replay.lua once with r's client and settings.
 func (r *Recoverer) replayBatch(ctx context.Context, w Watched, list, replica string, now time.Time) (replayStats, int64, error) {
-	return replayBatch(ctx, r.rdb, r.dialect, r.s, w, list, replica, now)
+	return replayBatch(ctx, r.rdb, r.dialect, r.s, w, list, replica, "", now)
 }
 
 // replayBatch runs replay.lua once (see its header).
-func replayBatch(ctx context.Context, rdb redis.Scripter, d script.Dialect, s Settings, w Watched, list, replica string, now time.Time) (replayStats, int64, error) {
+func replayBatch(ctx context.Context, rdb redis.Scripter, d script.Dialect, s Settings, w Watched, list, replica, fence string, now time.Time) (replayStats, int64, error) {
 	keys := []string{list, w.InputQueue, keyspace.DelaySchedule(s.Prefix, w.InputQueue), keyspace.DeadList(w.InputQueue)}
+	if fence != "" {
+		keys = append(keys, fence)
+	}
 	victims := "replicas (poison event)"
 	if w.Tasks {
 		victims = "workers (poison task)"

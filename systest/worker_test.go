@@ -28,8 +28,10 @@ import (
 // "events", and the worker processes the test starts.
 type workerFleet struct {
 	t     *testing.T
-	rdb   *redis.Client
+	rdb   redis.UniversalClient
 	url   string
+	tag   string   // the hash tag of every key on a cluster ("{j}"), else ""
+	flags []string // the workers' flags naming Redis and the keys
 	bin   string
 	resc  *proctest.Process
 	procs map[string]*proctest.Process
@@ -45,6 +47,20 @@ var (
 // newWorkerFleet starts Redis and the resc replica (max_replays as given).
 func newWorkerFleet(t *testing.T, maxReplays int) *workerFleet {
 	t.Helper()
+	srv := redistest.Start(t)
+	return startWorkerFleet(t, srv.Client(), srv.URL(), "", maxReplays)
+}
+
+// newClusterWorkerFleet is newWorkerFleet on a 3-master Redis Cluster,
+// every key of the fleet under the hash tag {j}.
+func newClusterWorkerFleet(t *testing.T, maxReplays int) *workerFleet {
+	t.Helper()
+	cl := redistest.StartCluster(t, 3, 0)
+	return startWorkerFleet(t, cl.Client(), cl.Seeds(), "{j}", maxReplays)
+}
+
+func startWorkerFleet(t *testing.T, rdb redis.UniversalClient, url, tag string, maxReplays int) *workerFleet {
+	t.Helper()
 	testWorkerOnce.Do(func() {
 		// Kept beside the resc binary's build for the whole test process.
 		testWorkerBin, testWorkerErr = proctest.BuildPackage(context.Background(), tempBinDir(), "github.com/resc-go/resc/systest/testworker")
@@ -52,17 +68,23 @@ func newWorkerFleet(t *testing.T, maxReplays int) *workerFleet {
 	if testWorkerErr != nil {
 		t.Fatal(testWorkerErr)
 	}
-	srv := redistest.Start(t)
-	f := &workerFleet{t: t, rdb: srv.Client(), url: srv.URL(), bin: testWorkerBin, procs: map[string]*proctest.Process{}}
+	f := &workerFleet{t: t, rdb: rdb, url: url, tag: tag, bin: testWorkerBin, procs: map[string]*proctest.Process{}}
+	f.flags = []string{"-redis-url", url, "-queue", f.k("jobs"), "-set", f.k("jobs-set"), "-done", f.k("done"), "-handled", f.k("handled")}
+	if tag != "" {
+		f.flags = append(f.flags, "-cluster")
+	}
 	cfg := testutil.WriteFile(t, "workers.hjson", `{
-  redis: { url: "`+srv.URL()+`" }
+  redis: { url: "`+url+`" }
   cluster: { heartbeat_interval_ms: 100, dead_after_ms: 1000, leader_ttl_ms: 500, scan_interval_ms: 100, replay_delay_ms: 100, max_replays: `+fmt.Sprint(maxReplays)+` }
-  watchers: [ { input_queue: "events", rules: [ { on: "^task-[a-z0-9]+$", make: { queue: "jobs", set: "jobs-set" } } ] } ]
+  watchers: [ { input_queue: "`+f.k("events")+`", rules: [ { on: "^task-[a-z0-9]+$", make: { queue: "`+f.k("jobs")+`", set: "`+f.k("jobs-set")+`" } } ] } ]
 }`)
 	f.resc = proctest.Start(t, nil, "run", "--replica-id", "leader", "--http-addr", "off", cfg)
 	f.resc.WaitLog(20*time.Second, "leader: replaying")
 	return f
 }
+
+// k is the fleet's name of key: under its tag on a cluster.
+func (f *workerFleet) k(key string) string { return f.tag + key }
 
 // start starts a worker with the extra flags and waits for its
 // registration.
@@ -70,7 +92,7 @@ func (f *workerFleet) start(flags ...string) (string, *proctest.Process) {
 	f.t.Helper()
 	f.ids++
 	id := fmt.Sprintf("w%d", f.ids)
-	p := proctest.StartProgram(f.t, f.bin, nil, append([]string{"-redis-url", f.url, "-id", id, "-set", "jobs-set"}, flags...)...)
+	p := proctest.StartProgram(f.t, f.bin, nil, append(append([]string{"-id", id}, f.flags...), flags...)...)
 	p.WaitLog(20*time.Second, "msg=registered")
 	f.procs[id] = p
 	return id, p
@@ -86,7 +108,7 @@ func (f *workerFleet) push(first, n int) []string {
 		evs = append(evs, ev)
 		args = append(args, ev)
 	}
-	if err := f.rdb.LPush(context.Background(), "events", args...).Err(); err != nil {
+	if err := f.rdb.LPush(context.Background(), f.k("events"), args...).Err(); err != nil {
 		f.t.Fatal(err)
 	}
 	return evs
@@ -96,7 +118,7 @@ func (f *workerFleet) push(first, n int) []string {
 func (f *workerFleet) counts(list string) map[string]int {
 	f.t.Helper()
 	m := map[string]int{}
-	for _, s := range testutil.List(f.t, f.rdb, list) {
+	for _, s := range testutil.List(f.t, f.rdb, f.k(list)) {
 		m[s]++
 	}
 	return m
@@ -105,7 +127,15 @@ func (f *workerFleet) counts(list string) map[string]int {
 // takenLists are the workers' taken lists of "jobs" that exist.
 func (f *workerFleet) takenLists() []string {
 	f.t.Helper()
-	keys, err := f.rdb.Keys(context.Background(), "jobs/taken/*").Result()
+	var node redis.Cmdable = f.rdb
+	if cc, ok := f.rdb.(*redis.ClusterClient); ok {
+		m, err := cc.MasterForKey(context.Background(), f.k("jobs"))
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		node = m
+	}
+	keys, err := node.Keys(context.Background(), f.k("jobs/taken/*")).Result()
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -116,8 +146,8 @@ func (f *workerFleet) takenLists() []string {
 // in flight: events, jobs, taken lists, the delay schedule.
 func (f *workerFleet) settled(want int) (bool, string) {
 	ctx := context.Background()
-	done := f.rdb.LLen(ctx, "done").Val()
-	in := f.rdb.LLen(ctx, "events").Val() + f.rdb.LLen(ctx, "jobs").Val() + f.rdb.ZCard(ctx, keyspace.DelaySchedule("resc:", "jobs")).Val()
+	done := f.rdb.LLen(ctx, f.k("done")).Val()
+	in := f.rdb.LLen(ctx, f.k("events")).Val() + f.rdb.LLen(ctx, f.k("jobs")).Val() + f.rdb.ZCard(ctx, keyspace.DelaySchedule("resc:", f.k("jobs"))).Val()
 	taken := f.takenLists()
 	return done >= int64(want) && in == 0 && len(taken) == 0,
 		fmt.Sprintf("%d done of %d, %d queued or delayed, taken lists %q", done, want, in, taken)
@@ -147,8 +177,17 @@ func (f *workerFleet) checkExactlyOnce(tasks []string) (repeated int) {
 // TestWorkersKilledUnderLoad: workers SIGKILLed while tasks flow lose
 // nothing: the leader replays their taken lists, every task gets exactly
 // one done event, handler panics are retried, no taken list is left.
-func TestWorkersKilledUnderLoad(t *testing.T) {
-	f := newWorkerFleet(t, 100)
+func TestWorkersKilledUnderLoad(t *testing.T) { workersKilledUnderLoad(t, newWorkerFleet(t, 100)) }
+
+// TestWorkersKilledUnderLoadOnCluster is TestWorkersKilledUnderLoad on a
+// 3-master Redis Cluster: the workers' scripts fence on their per-queue
+// fence, in the queue's slot, and the leader deletes a dead worker's
+// fence in the script that replays its taken list.
+func TestWorkersKilledUnderLoadOnCluster(t *testing.T) {
+	workersKilledUnderLoad(t, newClusterWorkerFleet(t, 100))
+}
+
+func workersKilledUnderLoad(t *testing.T, f *workerFleet) {
 	flags := []string{"-work", "20ms", "-panic-every", "97"}
 	var live []string
 	for range 3 {
@@ -165,7 +204,7 @@ func TestWorkersKilledUnderLoad(t *testing.T) {
 		// instant of it: this paces the load, it synchronises nothing.
 		time.Sleep(time.Duration(50+rand.IntN(200)) * time.Millisecond)
 		victim := live[k%len(live)]
-		held := f.rdb.LLen(context.Background(), "jobs/taken/"+victim).Val()
+		held := f.rdb.LLen(context.Background(), f.k("jobs/taken/"+victim)).Val()
 		f.procs[victim].Kill()
 		f.procs[victim].Wait(10 * time.Second)
 		t.Logf("killed %s holding %d tasks", victim, held)
@@ -174,8 +213,8 @@ func TestWorkersKilledUnderLoad(t *testing.T) {
 	}
 	f.resc.Eventually(60*time.Second, "every task done, nothing in flight", func() (bool, string) { return f.settled(total) })
 	repeated := f.checkExactlyOnce(tasks)
-	if n := f.rdb.LLen(context.Background(), "jobs/dead").Val(); n != 0 {
-		t.Errorf("%d tasks dead-lettered, want none: %q", n, testutil.List(t, f.rdb, "jobs/dead"))
+	if n := f.rdb.LLen(context.Background(), f.k("jobs/dead")).Val(); n != 0 {
+		t.Errorf("%d tasks dead-lettered, want none: %q", n, testutil.List(t, f.rdb, f.k("jobs/dead")))
 	}
 	replays := strings.Count(f.resc.Stderr(), "replayed the taken list of a dead worker")
 	if replays == 0 {
@@ -191,16 +230,24 @@ func TestWorkersKilledUnderLoad(t *testing.T) {
 // dead-after is presumed dead; the leader replays its task, another
 // worker completes it; resumed, the zombie finishes its handler but
 // completes nothing: one done event.
-func TestWorkerZombieFenced(t *testing.T) {
-	f := newWorkerFleet(t, 100)
+func TestWorkerZombieFenced(t *testing.T) { workerZombieFenced(t, newWorkerFleet(t, 100)) }
+
+// TestWorkerZombieFencedOnCluster is TestWorkerZombieFenced on a Redis
+// Cluster: the zombie's fence, deleted by the leader's replay, refuses
+// its completion.
+func TestWorkerZombieFencedOnCluster(t *testing.T) {
+	workerZombieFenced(t, newClusterWorkerFleet(t, 100))
+}
+
+func workerZombieFenced(t *testing.T, f *workerFleet) {
 	zid, zombie := f.start("-slow", "task-zombie", "-slow-for", "1500ms")
 	f.push(0, 1)
-	f.rdb.LPush(context.Background(), "events", "task-zombie")
+	f.rdb.LPush(context.Background(), f.k("events"), "task-zombie")
 	zombie.WaitLog(10*time.Second, "slow task started")
 	zombie.Signal(syscall.SIGSTOP)
 	stopped := time.Now()
 	f.resc.Eventually(10*time.Second, "the zombie's taken list replayed", func() (bool, string) {
-		n := f.rdb.LLen(context.Background(), "jobs/taken/"+zid).Val()
+		n := f.rdb.LLen(context.Background(), f.k("jobs/taken/"+zid)).Val()
 		return n == 0, fmt.Sprintf("%d tasks in it", n)
 	})
 	t.Logf("replayed %v after SIGSTOP", time.Since(stopped).Round(time.Millisecond))

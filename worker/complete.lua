@@ -5,10 +5,11 @@
 -- trace context and failure count removed. A task that is no longer in the
 -- taken list (the leader replayed it: this worker was presumed dead)
 -- completes nothing: no done event twice. Nothing is written at all when
--- the worker's registration no longer holds ARGV[1].
+-- the worker's fence no longer holds ARGV[1].
 --
 -- KEYS[1]  the worker's taken list
--- KEYS[2]  the worker's registration key (STRING: its token)
+-- KEYS[2]  the worker's fence on the queue (keyspace.WorkerFence: STRING, the
+--          registration's token; in the queue's slot)
 -- KEYS[3]  the failure counts of the queue (HASH: SHA1 of task -> count)
 -- KEYS[4]  the done queue (LIST); any key when no done event is pushed
 -- KEYS[4+2i-1], KEYS[4+2i]  for task i: its trace context key, and the
@@ -20,7 +21,7 @@
 --          task, the done event, its traceparent ('' for none)
 --
 -- Returns {code, flag...}: code 1 and, per task, 1 completed or 0 fenced
--- (no longer in the taken list); code 0 when the registration is lost
+-- (no longer in the taken list); code 0 when the fence is lost
 -- (nothing written); 2 a key has the wrong type (nothing written); 3 bad
 -- argument.
 

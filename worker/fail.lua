@@ -1,6 +1,6 @@
 #!lua
 -- fail.lua: records a failed attempt of a task, atomically, only if the
--- task is still in the worker's taken list and the worker's registration
+-- task is still in the worker's taken list and the worker's fence
 -- holds ARGV[1]. The task leaves the taken list for exactly one of:
 --   'retry'  the delay schedule of its queue (member "<tag>:<entry>", due
 --            at ARGV[6]), its failure count set to ARGV[5]; the leader's
@@ -9,7 +9,8 @@
 --            its failure count and trace context removed
 --
 -- KEYS[1]  the worker's taken list
--- KEYS[2]  the worker's registration key (STRING: its token)
+-- KEYS[2]  the worker's fence on the queue (keyspace.WorkerFence: STRING, the
+--          registration's token; in the queue's slot)
 -- KEYS[3]  the failure counts of the queue (HASH)
 -- KEYS[4]  the delay schedule of the queue (ZSET)
 -- KEYS[5]  the dead-letter list of the queue
@@ -23,7 +24,7 @@
 -- ARGV[7]  the member's tag, unique, without ':' ('retry')
 -- ARGV[8]  the dead-letter entry ('dead')
 --
--- Returns 1 done, 0 nothing written (fenced: the registration is lost or
+-- Returns 1 done, 0 nothing written (fenced: the fence is lost or
 -- the task is no longer in the taken list), 2 a key has the wrong type
 -- (nothing written), 3 bad argument.
 

@@ -79,6 +79,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}()
 
 	var runErr error
+	var token string
 	for ctx.Err() == nil {
 		lease, err := member.WaitLease(ctx)
 		if err != nil {
@@ -87,10 +88,14 @@ func (w *Worker) Run(ctx context.Context) error {
 			}
 			break
 		}
-		_, token := member.LeaseToken()
-		w.runSession(ctx, lease, token)
-		if ctx.Err() == nil {
+		_, token = member.LeaseToken()
+		cause := w.runSession(ctx, lease, token)
+		switch {
+		case ctx.Err() != nil:
+		case lease.Err() != nil:
 			w.log.Warn("lease lost: stopped taking; registering again", "cause", context.Cause(lease))
+		default:
+			w.log.Warn("fence lost: stopped taking; starting again", "cause", cause)
 		}
 		select {
 		case err := <-memberDone:
@@ -114,12 +119,26 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err := member.Deregister(dctx); err != nil && !errors.Is(err, cluster.ErrNotRegistered) {
 		w.log.Warn("deregistering", "err", err)
 	}
+	if token != "" {
+		w.releaseFences(dctx, token)
+	}
 	return runErr
 }
 
 // runSession takes and handles tasks while lease is live and ctx is not
-// done. On ctx done it drains; on a lost lease it gives up at once.
-func (w *Worker) runSession(ctx context.Context, lease context.Context, token string) {
+// done. On ctx done it drains; on a lost lease (or fence) it gives up at
+// once, and returns why.
+func (w *Worker) runSession(ctx context.Context, lease context.Context, token string) (cause error) {
+	// The session ends too when a fence is lost (keepFences).
+	lease, loseLease := context.WithCancelCause(lease)
+	defer loseLease(nil)
+	defer func() { cause = context.Cause(lease) }()
+	if !w.setFences(lease, token) {
+		return
+	}
+	over := make(chan struct{})
+	defer close(over)
+	go w.keepFences(lease, over, token, loseLease)
 	s := &session{
 		w:        w,
 		lease:    lease,
@@ -218,6 +237,78 @@ func (w *Worker) runSession(ctx context.Context, lease context.Context, token st
 		slices.SortFunc(ts, func(a, b *Task) int { return cmp.Compare(a.seq, b.seq) })
 		w.handBack(context.WithoutCancel(ctx), q, ts)
 	}
+	return nil // set by the deferred call
+}
+
+// fenceTTL is the TTL of the worker's fences: the registration's, renewed
+// as often.
+func (w *Worker) fenceTTL() int64 {
+	return w.o.Cluster.WithDefaults().DeadAfter.Milliseconds()
+}
+
+// setFences writes the worker's fence on each of its queues with token,
+// before the session takes anything, retrying while Redis fails; false
+// when the lease ended first.
+func (w *Worker) setFences(lease context.Context, token string) bool {
+	for _, q := range w.queues {
+		for attempt := 1; ; attempt++ {
+			code, err := fenceScript.Run(lease, w.dialect, w.rdb, []string{q.fence}, "set", token, w.fenceTTL()).Int64()
+			if err == nil && code == 1 {
+				break
+			}
+			if err == nil {
+				err = fmt.Errorf("fence.lua: reply %d (2: the fence %s is not a string)", code, q.fence)
+			}
+			if lease.Err() != nil {
+				return false
+			}
+			w.log.Warn("setting the fence of a queue", "queue", q.name, "err", err, "attempt", attempt)
+			if !backoff.Sleep(lease, backoff.Delay(attempt)) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// keepFences renews the worker's fences every heartbeat interval until
+// over is closed or the lease ends, and ends the lease (loseLease) when a
+// fence is gone: the leader replayed that taken list, or it expired while
+// Redis failed. Run then starts a new session, which writes them again.
+func (w *Worker) keepFences(lease context.Context, over <-chan struct{}, token string, loseLease context.CancelCauseFunc) {
+	t := time.NewTicker(w.o.Cluster.WithDefaults().HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-over:
+			return
+		case <-lease.Done():
+			return
+		case <-t.C:
+		}
+		for _, q := range w.queues {
+			code, err := fenceScript.Run(lease, w.dialect, w.rdb, []string{q.fence}, "refresh", token, w.fenceTTL()).Int64()
+			switch {
+			case err != nil:
+				if lease.Err() == nil {
+					w.log.Warn("renewing the fence of a queue", "queue", q.name, "err", err)
+				}
+			case code != 1:
+				loseLease(fmt.Errorf("%w: the fence on queue %q is gone (the leader replayed the taken list, or it expired)", errFenced, q.name))
+				return
+			}
+		}
+	}
+}
+
+// releaseFences deletes the worker's fences still holding token, once it
+// has stopped.
+func (w *Worker) releaseFences(ctx context.Context, token string) {
+	for _, q := range w.queues {
+		if err := fenceScript.Run(ctx, w.dialect, w.rdb, []string{q.fence}, "release", token).Err(); err != nil {
+			w.log.Warn("deleting the fence of a queue: it expires by itself", "queue", q.name, "err", err)
+		}
+	}
 }
 
 // replayOwn replays what the worker's taken list of q holds.
@@ -301,7 +392,7 @@ func (s *session) take(ctx context.Context, q *queue) {
 // takeBatch runs take.lua for up to n tasks.
 func (s *session) takeBatch(ctx context.Context, q *queue, n int) ([]*Task, error) {
 	p := s.w.o.Prefix
-	keys := []string{q.name, q.taken, s.w.registrationKey(), keyspace.TaskFailures(p, q.name)}
+	keys := []string{q.name, q.taken, q.fence, keyspace.TaskFailures(p, q.name)}
 	if q.set != "" {
 		keys = append(keys, q.set)
 	}
@@ -515,7 +606,7 @@ func (s *session) completeBatch(q *queue, batch []*Task) {
 	if !push {
 		done = q.taken // any key of the slot; not written
 	}
-	keys = append(keys, q.taken, w.registrationKey(), keyspace.TaskFailures(p, q.name), done)
+	keys = append(keys, q.taken, q.fence, keyspace.TaskFailures(p, q.name), done)
 	args := make([]any, 0, 3+4*len(batch))
 	args = append(args, s.token, w.o.TraceTTL.Milliseconds(), map[bool]string{true: "1", false: "0"}[push])
 	for _, t := range batch {
@@ -582,7 +673,7 @@ func (s *session) fail(q *queue, t *Task, cause error, traceID trace.TraceID) {
 	if traceID.IsValid() {
 		e.TraceID = traceID.String()
 	}
-	keys := []string{q.taken, w.registrationKey(), keyspace.TaskFailures(p, q.name),
+	keys := []string{q.taken, q.fence, keyspace.TaskFailures(p, q.name),
 		keyspace.DelaySchedule(p, q.name), keyspace.DeadList(q.name), keyspace.TraceContext(p, q.name, t.Body)}
 	args := []any{s.token, t.entry, t.sha, mode, n, now.Add(w.retryDelay(n)).UnixMilli(), w.newTag(now), e.JSON()}
 	ctx := context.WithoutCancel(s.lease)

@@ -1,7 +1,7 @@
 #!lua
 -- take.lua: moves up to ARGV[2] tasks from the consuming (right) end of a
 -- task queue to the head of this worker's taken list, as RPOPLPUSH does
--- one by one, only while the worker's registration holds ARGV[1]: a
+-- one by one, only while the worker's fence on the queue holds ARGV[1]: a
 -- worker whose lease was lost takes nothing. Each task taken leaves the
 -- dedup set KEYS[4], when given, in the same step (resc's protocol: a
 -- worker removes the task from the set when it takes it).
@@ -12,7 +12,8 @@
 --
 -- KEYS[1]  the task queue
 -- KEYS[2]  the worker's taken list "<queue>/taken/<worker-id>"
--- KEYS[3]  the worker's registration key (STRING: its token)
+-- KEYS[3]  the worker's fence on the queue (keyspace.WorkerFence: STRING, the
+--          registration's token; in the queue's slot)
 -- KEYS[4]  the failure counts of the queue (HASH: SHA1 of task -> count)
 -- KEYS[5]  optional: the dedup set of the queue (ZSET)
 -- ARGV[1]  the registration token
@@ -28,7 +29,7 @@
 --   1  done: per task moved, newest last (the order to start them in),
 --      the entry, its stored traceparent ('' for none) and its failure
 --      count ('0' for none)
---   0  nothing moved: the registration is gone or holds another token
+--   0  nothing moved: the fence is gone or holds another token
 --   2  the queue is not a list; nothing moved
 --   3  the taken list is not a list; nothing moved
 --   4  the dedup set is not a sorted set; nothing moved

@@ -21,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/resc-go/resc/cluster"
+	"github.com/resc-go/resc/config"
 	"github.com/resc-go/resc/internal/keyspace"
 	"github.com/resc-go/resc/internal/script"
 )
@@ -37,6 +38,10 @@ var (
 	//go:embed fail.lua
 	failSrc    string
 	failScript = script.New(failSrc, script.TypeCheck)
+
+	//go:embed fence.lua
+	fenceSrc    string
+	fenceScript = script.New(fenceSrc, script.TypeCheck)
 
 	//go:embed handback.lua
 	handbackSrc    string
@@ -94,12 +99,6 @@ type Task struct {
 // drain timeout has passed; the task is then handed back (or replayed by
 // the leader), and whatever the handler returns is ignored.
 type Handler func(ctx context.Context, t Task) error
-
-// ErrCluster is returned by Run on a Redis Cluster client: the worker's
-// scripts fence each completion on its registration key, which a cluster
-// keeps in the registry's slot, apart from the task queue's, so they
-// cannot run there yet. Run workers on a single primary or Sentinel.
-var ErrCluster = errors.New("worker: the worker SDK does not run on Redis Cluster yet (its scripts fence on the registration key, in another slot than the task queue)")
 
 // ErrPermanent marks a handler error that retrying cannot fix: the task
 // goes to the dead-letter list at once.
@@ -191,6 +190,7 @@ func WithDoneEvent(event func(Task) string) HandleOption {
 // queue is one queue a Worker handles.
 type queue struct {
 	name, taken, set, done string
+	fence                  string // keyspace.WorkerFence of the worker on it
 	doneEvent              func(Task) string
 	handler                Handler
 }
@@ -300,7 +300,8 @@ func defaultID() string {
 // Handle makes the worker take the tasks of queueName and run h on each.
 // Call it before Run, once per queue.
 func (w *Worker) Handle(queueName string, h Handler, opts ...HandleOption) {
-	q := &queue{name: queueName, taken: keyspace.WorkerTakenList(queueName, w.o.ID), handler: h}
+	q := &queue{name: queueName, taken: keyspace.WorkerTakenList(queueName, w.o.ID), handler: h,
+		fence: keyspace.WorkerFence(w.o.Prefix, queueName, w.o.ID)}
 	for _, o := range opts {
 		o(q)
 	}
@@ -323,11 +324,6 @@ func (w *Worker) check() error {
 	if len(w.queues) == 0 {
 		return errors.New("worker: no queue: call Handle before Run")
 	}
-	if p := w.o.Prefix; keyspace.SharedPrefix(w.rdb, p) != p {
-		// take, complete and fail fence on the registration key, which on
-		// a cluster lives in the registry's slot, not the queue's.
-		return ErrCluster
-	}
 	if strings.ContainsFunc(w.o.ID, func(r rune) bool { return r == '/' || r <= ' ' }) || len(w.o.ID) > 200 {
 		return fmt.Errorf("worker: id %q: at most 200 bytes, no '/', spaces or control characters", w.o.ID)
 	}
@@ -344,19 +340,42 @@ func (w *Worker) check() error {
 			return fmt.Errorf("worker: queue %q: the done queue cannot be the queue itself", q.name)
 		}
 		seen[q.name] = true
+		if keyspace.OnCluster(w.rdb) {
+			if err := w.sameSlot(q); err != nil {
+				return err
+			}
+		}
 	}
 	return w.o.Cluster.Validate()
+}
+
+// sameSlot checks that every key the scripts of q touch hashes to the
+// slot of the queue, as a Redis Cluster needs: a script runs on one node.
+func (w *Worker) sameSlot(q *queue) error {
+	p := w.o.Prefix
+	keys := []string{q.taken, q.fence, keyspace.TaskFailures(p, q.name), keyspace.DelaySchedule(p, q.name),
+		keyspace.DeadList(q.name), keyspace.TraceContext(p, q.name, "task")}
+	if q.set != "" {
+		keys = append(keys, q.set)
+	}
+	if q.done != "" {
+		keys = append(keys, q.done, keyspace.TraceContext(p, q.done, "event"))
+	}
+	want := config.Slot(q.name)
+	for _, k := range keys {
+		if config.Slot(k) != want {
+			return fmt.Errorf("worker: queue %q on Redis Cluster: key %q is in slot %d, the queue in %d: "+
+				"give the queue a hash tag ({tag}name), the same in its set and done queue, and a key prefix without braces "+
+				"(see docs/redis.md)", q.name, k, config.Slot(k), want)
+		}
+	}
+	return nil
 }
 
 // sha1Hex is the field of a task in the failure counts.
 func sha1Hex(s string) string {
 	h := sha1.Sum([]byte(s))
 	return hex.EncodeToString(h[:])
-}
-
-// registrationKey is the worker's key in the registry, holding its token.
-func (w *Worker) registrationKey() string {
-	return keyspace.Replica(keyspace.SharedPrefix(w.rdb, w.o.Prefix), w.o.ID)
 }
 
 // errFenced is a script refusing to write: the registration is lost.

@@ -452,3 +452,68 @@ func TestCompletionFenced(t *testing.T) {
 		t.Errorf("%d completed, want 0", c)
 	}
 }
+
+// TestFenceLost: when the worker's fence on a queue disappears (the
+// leader's replay deletes it in the script that moves the taken list),
+// the session ends within a heartbeat interval: the handler's context is
+// cancelled and nothing more is written under the old session. The
+// worker starts a new session, which writes the fence again with its
+// registration token and replays its own taken list: the task is handled
+// again and its done event pushed once. A stopped worker deletes its
+// fence.
+func TestFenceLost(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.push("todo", "t1")
+	var attempts atomic.Int32
+	running := make(chan struct{})
+	cancelled := make(chan error, 1)
+	w := worker.New(e.rdb, e.options("w1"))
+	w.Handle("todo", func(ctx context.Context, _ worker.Task) error {
+		if attempts.Add(1) == 1 {
+			close(running)
+			<-ctx.Done()
+			cancelled <- ctx.Err()
+			return ctx.Err()
+		}
+		return nil
+	}, worker.WithDone("done"))
+	stop := e.start(w)
+	<-running
+	fence := keyspace.WorkerFence("resc:", "todo", "w1")
+	token, err := e.rdb.Get(ctx, keyspace.Replica("resc:", "w1")).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := e.rdb.Get(ctx, fence).Val(); got != token {
+		t.Fatalf("fence %q holds %q, want the registration token %q", fence, got, token)
+	}
+	if ttl := e.rdb.PTTL(ctx, fence).Val(); ttl <= 0 || ttl > cluster.TestSettings().DeadAfter {
+		t.Errorf("fence TTL %v, want up to dead-after %v", ttl, cluster.TestSettings().DeadAfter)
+	}
+	if err := e.rdb.Del(ctx, fence).Err(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-cancelled:
+		if err == nil {
+			t.Error("handler context done without an error")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the handler's context was not cancelled after the fence was deleted")
+	}
+	testutil.Eventually(t, "the task handled again and done", func() bool { return e.llen("done") == 1 })
+	if got := e.rdb.Get(ctx, fence).Val(); got != token {
+		t.Errorf("fence after the new session %q, want the token %q again", got, token)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	testutil.AssertList(t, e.rdb, "done", "t1")
+	if n := attempts.Load(); n != 2 {
+		t.Errorf("%d attempts, want 2", n)
+	}
+	if n := e.rdb.Exists(ctx, fence).Val(); n != 0 {
+		t.Error("fence left after Run returned")
+	}
+}

@@ -60,6 +60,12 @@ func ReplicaCounters(prefix, id string) string {
 // other clients; keyspace imports no client package.
 type clusterClient interface{ ReloadState(context.Context) }
 
+// OnCluster tells whether rdb is a Redis Cluster client.
+func OnCluster(rdb any) bool {
+	_, ok := rdb.(clusterClient)
+	return ok
+}
+
 // SharedPrefix is the prefix of the keys every replica and worker shares
 // (registry, liveness, leader lock, counters, worker queues) on the client
 // rdb: the configured prefix, except on a Redis Cluster, where the
@@ -68,7 +74,7 @@ type clusterClient interface{ ReloadState(context.Context) }
 // "{resc:}replicas"). The internal keys of each watcher keep the plain
 // prefix, so that they follow the watcher's own tag.
 func SharedPrefix(rdb any, prefix string) string {
-	if _, ok := rdb.(clusterClient); ok && !strings.Contains(prefix, "{") {
+	if OnCluster(rdb) && !strings.Contains(prefix, "{") {
 		return "{" + prefix + "}"
 	}
 	return prefix

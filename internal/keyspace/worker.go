@@ -18,6 +18,18 @@ func WorkerTakenList(queue, worker string) string {
 	return TakenList(WorkerTakenQueue(queue), worker)
 }
 
+// WorkerFence is the fence of one worker on one task queue (STRING: the
+// token of the worker's registration, with a TTL refreshed while it
+// works): the worker's scripts on that queue write only while it holds
+// their token, and the leader deletes it in the script that replays the
+// worker's taken list of the queue. It is in the queue's slot (the
+// queue's hash tag comes first when the prefix has none), unlike the
+// registration, so that on a Redis Cluster every worker script stays on
+// one node: "<prefix>worker-fence:<queue>/<worker-id>".
+func WorkerFence(prefix, queue, worker string) string {
+	return prefix + "worker-fence:" + queue + "/" + worker
+}
+
 // WorkerQueues lists the task queues that workers of the SDK consume
 // (HASH: field the queue, value the Unix time in seconds of the latest
 // worker start on it), so that the leader knows whose taken lists to look

@@ -51,7 +51,7 @@ var allowed = map[string][]string{
 	"replica": {"config", "rules", "fetch", "watcher", "cluster", "recovery", "telemetry", "internal/*"},
 	"inspect": {"config", "cluster", "deadletter", "internal/keyspace", "internal/script", "internal/takenlist"},
 	"console": {"config", "cluster", "deadletter", "inspect"},
-	"worker":  {"cluster", "deadletter", "recovery", "internal/backoff", "internal/keyspace", "internal/script"},
+	"worker":  {"cluster", "config", "deadletter", "recovery", "internal/backoff", "internal/keyspace", "internal/script"},
 
 	// The command: wiring of everything above.
 	"cmd/resc": {"config", "rules", "fetch", "deadletter", "cluster", "inspect", "console", "replica", "telemetry", "internal/*"},

@@ -37,14 +37,26 @@ func main() {
 	heartbeat := flag.Duration("heartbeat", 100*time.Millisecond, "")
 	deadAfter := flag.Duration("dead-after", time.Second, "")
 	drain := flag.Duration("drain", 5*time.Second, "")
+	onCluster := flag.Bool("cluster", false, "-redis-url is a Redis Cluster (go-redis cluster URL)")
 	flag.Parse()
-	opts, err := redis.ParseURL(*url)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
+	var rdb redis.UniversalClient
+	if *onCluster {
+		opts, err := redis.ParseClusterURL(*url)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		opts.ContextTimeoutEnabled = true
+		rdb = redis.NewClusterClient(opts)
+	} else {
+		opts, err := redis.ParseURL(*url)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		opts.ContextTimeoutEnabled = true
+		rdb = redis.NewClient(opts)
 	}
-	opts.ContextTimeoutEnabled = true
-	rdb := redis.NewClient(opts)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	w := worker.New(rdb, worker.Options{
 		ID: *id, Concurrency: *concurrency, DrainTimeout: *drain, Logger: log,
