@@ -25,7 +25,8 @@ test:
 	$(GO) test -race -shuffle=on -count=1 -timeout 10m ./...
 
 ## chaos: the long chaos runs, printing their figures: a soak of RESC_SOAK
-## (random SIGKILLs and SIGTERMs under load, fast cluster timings) and
+## (random SIGKILLs and SIGTERMs under load, fast cluster timings), the
+## same soak on a 3-master Redis Cluster (TestClusterSoak), and
 ## RESC_RECOVERY_KILLS kills each of a replica and of the leader with the
 ## default cluster settings (recovery p50/p99/max). `make test` runs them
 ## short. Without -race: the figures are the product's, and the harness is
@@ -34,8 +35,8 @@ RESC_SOAK           ?= 3m
 RESC_RECOVERY_KILLS ?= 40
 chaos:
 	./scripts/ensure-redis.sh
-	RESC_SOAK=$(RESC_SOAK) RESC_RECOVERY_KILLS=$(RESC_RECOVERY_KILLS) \
-	  $(GO) test -count=1 -v -parallel 16 -timeout 60m -run '^(TestSoak|TestRecoveryTime)$$' ./systest/
+	RESC_SOAK=$(RESC_SOAK) RESC_CLUSTER_SOAK=$(RESC_SOAK) RESC_RECOVERY_KILLS=$(RESC_RECOVERY_KILLS) \
+	  $(GO) test -count=1 -v -parallel 16 -timeout 60m -run '^(TestSoak|TestClusterSoak|TestRecoveryTime)$$' ./systest/
 
 ## build: a static binary in bin/resc with the version stamped in.
 build:
