@@ -85,16 +85,18 @@ func TestStartCluster(t *testing.T) {
 			addrs = append(addrs, n.Addr())
 		}
 		cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
-		slots, err := cc.ClusterSlots(ctx).Result()
+		shards, err := cc.ClusterShards(ctx).Result()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(slots) != masters {
-			t.Errorf("%d masters: %d slot ranges, want %d: %v", masters, len(slots), masters, slots)
+		if len(shards) != masters {
+			t.Errorf("%d masters: %d shards, want %d: %v", masters, len(shards), masters, shards)
 		}
 		served := 0
-		for _, s := range slots {
-			served += int(s.End-s.Start) + 1
+		for _, sh := range shards {
+			for _, r := range sh.Slots {
+				served += int(r.End-r.Start) + 1
+			}
 		}
 		if served != 16384 {
 			t.Errorf("%d masters: %d slots served, want 16384", masters, served)
