@@ -321,15 +321,9 @@ func RunCluster(ctx context.Context, o ClusterOptions) (rep *ClusterReport, err 
 		}
 	}
 	t.verdict(rep.Check)
-	var stopErrs []error
-	for _, rp := range reps {
-		if err := rp.stop(30 * time.Second); err != nil {
-			stopErrs = append(stopErrs, err)
-		} else if strings.Contains(rp.stderr.String(), "level=ERROR") {
-			rep.Notes = append(rep.Notes, fmt.Sprintf("replica %s logged errors: %s", rp.id, lastLines(rp.stderr.String(), 5)))
-		}
-	}
-	if err := errors.Join(stopErrs...); err != nil {
+	notes, err := stopReplicas(reps)
+	rep.Notes = append(rep.Notes, notes...)
+	if err != nil {
 		return rep, err
 	}
 	if !rep.Check.OK {

@@ -79,6 +79,20 @@ func (r *replica) stop(timeout time.Duration) error {
 	}
 }
 
+// stopReplicas stops reps (SIGTERM, 30 s each) and returns a note for each
+// that logged errors, and the errors of those that did not stop cleanly.
+func stopReplicas(reps []*replica) (notes []string, err error) {
+	var errs []error
+	for _, rp := range reps {
+		if err := rp.stop(30 * time.Second); err != nil {
+			errs = append(errs, err)
+		} else if strings.Contains(rp.stderr.String(), "level=ERROR") {
+			notes = append(notes, fmt.Sprintf("replica %s logged errors: %s", rp.id, lastLines(rp.stderr.String(), 5)))
+		}
+	}
+	return notes, errors.Join(errs...)
+}
+
 func (r *replica) exitErr() error {
 	if code := r.cmd.ProcessState.ExitCode(); code != 0 {
 		return fmt.Errorf("loadtest: replica %s exited with code %d; stderr: %s", r.id, code, r.stderr.String())

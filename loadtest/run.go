@@ -376,15 +376,9 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 	}
 
 	// Stop the replicas before the baseline: it gets the machine alone.
-	var stopErrs []error
-	for _, rp := range reps {
-		if err := rp.stop(30 * time.Second); err != nil {
-			stopErrs = append(stopErrs, err)
-		} else if strings.Contains(rp.stderr.String(), "level=ERROR") {
-			r.notes = append(r.notes, fmt.Sprintf("replica %s logged errors: %s", rp.id, lastLines(rp.stderr.String(), 5)))
-		}
-	}
-	if err := errors.Join(stopErrs...); err != nil {
+	notes, err := stopReplicas(reps)
+	r.notes = append(r.notes, notes...)
+	if err != nil {
 		return nil, err
 	}
 

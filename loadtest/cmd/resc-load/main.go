@@ -95,7 +95,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runCluster(ctx, fs, masters, o, asJSON, stdout, stderr, start)
 	}
 	rep, err := loadtest.Run(ctx, o)
-	if rep != nil {
+	return finish(rep, rep != nil, err, asJSON, stdout, stderr, o.Log != nil, start)
+}
+
+// finish prints the report (when ok), as JSON or text, and the error, and
+// returns the exit code.
+func finish(rep interface{ WriteText(io.Writer) }, ok bool, err error, asJSON bool, stdout, stderr io.Writer, verbose bool, start time.Time) int {
+	if ok {
 		if asJSON {
 			enc := json.NewEncoder(stdout)
 			enc.SetIndent("", "  ")
@@ -108,7 +114,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "resc-load:", err)
 		return 1
 	}
-	if !quiet {
+	if verbose {
 		fmt.Fprintf(stderr, "resc-load: done in %.1f s\n", time.Since(start).Seconds())
 	}
 	return 0
@@ -131,21 +137,5 @@ func runCluster(ctx context.Context, fs *flag.FlagSet, masters int, o loadtest.O
 	}
 	rep, err := loadtest.RunCluster(ctx, loadtest.ClusterOptions{Masters: masters, Events: o.Events, Replicas: o.Replicas,
 		Warmup: o.Warmup, Concurrency: o.Concurrency, BatchSize: o.BatchSize, StallTimeout: o.StallTimeout, Resc: o.Resc, Log: o.Log})
-	if rep != nil {
-		if asJSON {
-			enc := json.NewEncoder(stdout)
-			enc.SetIndent("", "  ")
-			_ = enc.Encode(rep)
-		} else {
-			rep.WriteText(stdout)
-		}
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "resc-load:", err)
-		return 1
-	}
-	if o.Log != nil {
-		fmt.Fprintf(stderr, "resc-load: done in %.1f s\n", time.Since(start).Seconds())
-	}
-	return 0
+	return finish(rep, rep != nil, err, asJSON, stdout, stderr, o.Log != nil, start)
 }
