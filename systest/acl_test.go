@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -262,5 +263,137 @@ func TestMinimalACLOverTLS(t *testing.T) {
 		if strings.Contains(out, password) {
 			t.Errorf("%s shows the Redis password", what)
 		}
+	}
+}
+
+// documentedClusterACL is the cluster addition of docs/redis.md: the line
+// starting "ACL SETUSER resc +cluster".
+func documentedClusterACL(t *testing.T) []any {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "docs", "redis.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if line = strings.TrimSpace(line); strings.HasPrefix(line, "ACL SETUSER resc +cluster") {
+			var args []any
+			for _, w := range strings.Fields(line) {
+				args = append(args, w)
+			}
+			return args
+		}
+	}
+	t.Fatal(`docs/redis.md has no line starting with "ACL SETUSER resc +cluster"`)
+	return nil
+}
+
+// TestMinimalACLOverTLSCluster: on a 3-master Redis Cluster over mutual
+// TLS (client connections, bus and replication), as a user restricted to
+// the ACL rule of docs/redis.md plus its cluster addition (set on every
+// node) and the test's tagged key patterns: two replicas with watchers on
+// two masters, a kill -9 of the one holding an event and the leader's
+// replay, the Go worker SDK completing tasks, and `resc status`.
+func TestMinimalACLOverTLSCluster(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	cl := redistest.StartTLSCluster(t, 3, 0, "yes")
+	if config.Slot("{a}")/5462 == config.Slot("{b}")/5462 {
+		t.Fatal("{a} and {b} fall on the same master: pick other tags")
+	}
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	password := "acl-PLANTED-" + hex.EncodeToString(b[:])
+	for _, n := range cl.Nodes {
+		node := n.Client() // the default user, on the plain port
+		for _, rule := range [][]any{documentedACL(t, password), documentedClusterACL(t), {"ACL", "SETUSER", "resc", "~{a}/*", "~{b}/*"}} {
+			if err := node.Do(ctx, rule...).Err(); err != nil {
+				t.Fatalf("%s: %v: %v", n.Addr(), rule, err)
+			}
+		}
+	}
+	admin := cl.Client() // the default user, plain ports
+	pwFile := testutil.WriteFile(t, "redis-password", password+"\n")
+	api := newGatedAPI(t)
+	f := cl.Files
+	seeds := cl.TLSURL(0) + "?addr=127.0.0.1:" + strconv.Itoa(cl.TLSPorts[1]) + "&addr=127.0.0.1:" + strconv.Itoa(cl.TLSPorts[2])
+	cfg := testutil.WriteFile(t, "resc.hjson", `{
+  redis: {
+    url: "`+seeds+`"
+    username: resc
+    tls: { ca_file: "`+f.CA+`", cert_file: "`+f.ClientCert+`", key_file: "`+f.ClientKey+`" }
+  }
+  cluster: { heartbeat_interval_ms: 200, dead_after_ms: 1000, scan_interval_ms: 200, leader_ttl_ms: 1000 }
+  watchers: [
+    { input_queue: "{a}/in", rules: [{ name: "a", on: "^e/(?P<n>\\w+)$", fetch: [{ url: "`+api.URL+`/p/${n}", returns: "p" }],
+        make: { task: "t/${n}", queue: "{a}/todo", set: "{a}/todo-set" } }] }
+    { input_queue: "{b}/in", rules: [{ name: "b", on: "^e/(?P<n>\\w+)$", make: { task: "t/${n}", queue: "{b}/todo", set: "{b}/todo-set" } }] }
+  ]
+}`)
+	env := []string{"RESC_REDIS_PASSWORD_FILE=" + pwFile, "RESC_LOG=info"}
+	start := func(id string) *proctest.Process {
+		p := proctest.Start(t, env, "run", "--replica-id", id, "--http-addr", "off", cfg)
+		p.WaitLog(20*time.Second, "resc-go started")
+		return p
+	}
+	replicas := map[string]*proctest.Process{"c1": start("c1"), "c2": start("c2")}
+
+	loaded, err := config.Load(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wc, err := redisconn.Open(ctx, redisconn.Options{URL: loaded.RedisURL, Settings: loaded.Redis,
+		Getenv: func(k string) string { return map[string]string{redisconn.EnvPasswordFile: pwFile}[k] }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wc.Close()
+	w := worker.New(wc.UniversalClient, worker.Options{ID: "w1", Block: time.Second}) // the go-redis client: the SDK tells a cluster by its type
+	w.Handle("{b}/todo", func(context.Context, worker.Task) error { return nil }, worker.WithSet("{b}/todo-set"), worker.WithDone("{b}/done"))
+	wctx, stopWorker := context.WithCancel(ctx)
+	werr := make(chan error, 1)
+	go func() { werr <- w.Run(wctx) }()
+
+	if err := admin.LPush(ctx, "{a}/in", "e/slow1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	_, survivorID := killHolder(replicas, "the slow event", func(id string) bool {
+		return admin.LLen(ctx, "{a}/in/taken/"+id).Val() > 0
+	})
+	survivor := replicas[survivorID]
+	api.open()
+	var events []any
+	for i := range 20 {
+		events = append(events, "e/"+strconv.Itoa(i))
+	}
+	for _, q := range []string{"{a}/in", "{b}/in"} {
+		if err := admin.LPush(ctx, q, events...).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	survivor.Eventually(30*time.Second, "every task made, the worker's completed", func() (bool, string) {
+		a, d := admin.LLen(ctx, "{a}/todo").Val(), admin.LLen(ctx, "{b}/done").Val()
+		return a == 21 && d == 20, fmt.Sprintf("{a}/todo %d of 21, {b}/done %d of 20", a, d)
+	})
+	for q, n := range map[string]int{"{a}/todo": 21, "{b}/done": 20} {
+		got := admin.LRange(ctx, q, 0, -1).Val()
+		slices.Sort(got)
+		if len(slices.Compact(got)) != n {
+			t.Errorf("%s: %d distinct, want %d (each once)", q, len(got), n)
+		}
+	}
+	c := proctest.Start(t, env, "status", cfg)
+	if code := c.Wait(20 * time.Second); code != 0 || !strings.Contains(c.Stdout(), "alive,leader") {
+		t.Errorf("resc status: exit %d\n%s%s", code, c.Stdout(), c.Stderr())
+	}
+	stopWorker()
+	if err := <-werr; err != nil {
+		t.Errorf("worker: %v", err)
+	}
+	logs := survivor.Stderr() + c.Stdout() + c.Stderr()
+	if strings.Contains(logs, "may not run") || strings.Contains(logs, "NOPERM") {
+		t.Errorf("a permission was missing:\n%s", logs)
+	}
+	if strings.Contains(logs, password) {
+		t.Error("the logs show the Redis password")
 	}
 }

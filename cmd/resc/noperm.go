@@ -26,8 +26,11 @@ func guardPermissions(rdb redis.UniversalClient, stop func(error)) {
 }
 
 func (g *permissionGuard) check(cmd redis.Cmder) {
-	if n := cmd.Name(); n == "client" || n == "hello" {
+	switch cmd.Name() {
+	case "client", "hello":
 		return // connection set-up go-redis does without when refused
+	case "acl":
+		return // redisconn.Restricted's probe: a refusal means a restricted user
 	}
 	if msg, ok := script.NoPermission(cmd.Err(), cmd.Name()); ok {
 		g.once.Do(func() { g.stop(&exitError{code: 2, msg: msg + "; see the README, Redis ACL"}) })

@@ -236,3 +236,35 @@ func TestCluster(t *testing.T) {
 		t.Errorf("mode single is taken at its word: %v", err)
 	}
 }
+
+// TestTLSCluster: a Redis Cluster reached over mutual TLS, from one node's
+// rediss:// URL (detected with INFO cluster over TLS) and from the seed
+// form listing TLS ports: the client follows MOVED to the other masters on
+// their TLS ports (announced to TLS clients), and without a client
+// certificate it is refused.
+func TestTLSCluster(t *testing.T) {
+	cl := redistest.StartTLSCluster(t, 3, 0, "yes")
+	f := cl.Files
+	full := config.RedisSettings{TLS: config.TLSSettings{CAFile: f.CA, CertFile: f.ClientCert, KeyFile: f.ClientKey}}
+	seeds := cl.TLSURL(0) + "?addr=127.0.0.1:" + strconv.Itoa(cl.TLSPorts[1]) + "&addr=127.0.0.1:" + strconv.Itoa(cl.TLSPorts[2])
+	ctx := context.Background()
+	for _, u := range []string{cl.TLSURL(1), seeds} {
+		c, err := open(t, Options{URL: u, Settings: full})
+		if err != nil || c.Kind != KindCluster {
+			t.Fatalf("Open(%s) = %+v, %v; want a cluster client", u, c, err)
+		}
+		for i := range 20 { // keys on every master
+			k := "k" + strconv.Itoa(i)
+			if err := c.Set(ctx, k, "v", 0).Err(); err != nil {
+				t.Fatalf("%s: SET %s: %v", u, k, err)
+			}
+		}
+		if n, err := c.DBSize(ctx).Result(); err != nil || n != 20 {
+			t.Errorf("%s: DBSIZE over the masters = %d, %v; want 20", u, n, err)
+		}
+	}
+	noCert := Options{URL: seeds, Settings: config.RedisSettings{TLS: config.TLSSettings{CAFile: f.CA}}, MaxRetries: -1, DialerRetries: 1, DialTimeout: time.Second}
+	if err := ping(t, noCert); err == nil {
+		t.Error("no client certificate: the nodes ask for one, want an error")
+	}
+}

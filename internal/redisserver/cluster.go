@@ -34,13 +34,13 @@ func ClusterNodeArgs() ([]string, error) {
 // every node reports cluster_state:ok and every replica's link to its
 // master is up.
 func CreateCluster(ctx context.Context, addrs []string, replicas int) error {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
 	args := append([]string{"--cluster", "create"}, addrs...)
 	args = append(args, "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")
 	if out, err := exec.CommandContext(ctx, "redis-cli", args...).CombinedOutput(); err != nil {
 		return fmt.Errorf("redis-cli --cluster create: %v\n%s", err, out)
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
 	for _, addr := range addrs {
 		c := redis.NewClient(&redis.Options{Addr: addr})
 		err := awaitNode(ctx, c, len(addrs)/(1+replicas))

@@ -247,3 +247,51 @@ func (c *Cluster) nodes() string {
 	}
 	return ""
 }
+
+// TLSCluster is a Cluster whose nodes also listen with TLS, the cluster
+// bus and replication over TLS too (tls-cluster, tls-replication), with
+// certificates made for the test.
+type TLSCluster struct {
+	*Cluster
+	Files    TLSFiles
+	TLSPorts []int // of Nodes, in order
+}
+
+// StartTLSCluster starts a cluster as StartCluster does, each node with a
+// TLS port beside its plain one (the plain ones for the test's own
+// checks and for redis-cli); authClients is redis-server's
+// tls-auth-clients. The nodes announce their TLS ports to TLS clients.
+func StartTLSCluster(t testing.TB, masters, replicas int, authClients string) *TLSCluster {
+	t.Helper()
+	f := MakeTLSFiles(t)
+	tc := &TLSCluster{Cluster: &Cluster{t: t}, Files: f}
+	var addrs []string
+	for range masters * (1 + replicas) {
+		args, err := redisserver.ClusterNodeArgs()
+		if err != nil {
+			t.Fatal(err)
+		}
+		port, err := redisserver.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := Start(t, Option(args), Option{"--tls-port", strconv.Itoa(port), "--tls-cert-file", f.ServerCert,
+			"--tls-key-file", f.ServerKey, "--tls-ca-cert-file", f.CA, "--tls-auth-clients", authClients,
+			// The bus and replication links are TLS clients of the other
+			// nodes, which ask for a client certificate.
+			"--tls-client-cert-file", f.ClientCert, "--tls-client-key-file", f.ClientKey,
+			"--tls-cluster", "yes", "--tls-replication", "yes"})
+		tc.Nodes = append(tc.Nodes, s)
+		tc.TLSPorts = append(tc.TLSPorts, port)
+		addrs = append(addrs, s.Addr())
+	}
+	if err := redisserver.CreateCluster(context.Background(), addrs, replicas); err != nil {
+		t.Fatalf("redistest: %v", err)
+	}
+	return tc
+}
+
+// TLSURL is the rediss:// URL of node i's TLS port.
+func (c *TLSCluster) TLSURL(i int) string {
+	return "rediss://127.0.0.1:" + strconv.Itoa(c.TLSPorts[i]) + "/0"
+}
