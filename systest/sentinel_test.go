@@ -3,6 +3,7 @@ package systest
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -161,6 +162,65 @@ func TestSentinelFailover(t *testing.T) {
 	}
 	if o.tasks < o.acked/2 {
 		t.Errorf("%v: the replica made fewer tasks than half the events", o)
+	}
+	p.Stop(15 * time.Second)
+}
+
+// TestSentinelOverTLS: a replica configured with redis.sentinel and
+// redis.tls (mutual TLS to the sentinels and to the primary) handles
+// events, rides a SENTINEL FAILOVER without a restart, and handles the
+// events pushed once the new primary is up.
+func TestSentinelOverTLS(t *testing.T) {
+	t.Parallel()
+	set := redistest.StartTLSSentinelSet(t)
+	f := set.Files
+	addrs := `"` + strings.Join(set.SentinelTLS, `", "`) + `"`
+	cfg := testutil.WriteFile(t, "resc.hjson", `{
+  redis: {
+    url: "rediss:///0"
+    sentinel: { master_name: "`+redistest.SentinelMaster+`", addrs: [`+addrs+`] }
+    tls: { ca_file: "`+f.CA+`", cert_file: "`+f.ClientCert+`", key_file: "`+f.ClientKey+`" }
+  }
+  cluster: { heartbeat_interval_ms: 300, dead_after_ms: 1500, scan_interval_ms: 300, leader_ttl_ms: 1500 }
+  watchers: [{ input_queue: "in", rules: [{ name: "a", on: "^e/(?P<n>\\d+)$", make: { task: "t/${n}", queue: "todo" } }] }]
+}`)
+	p := proctest.Start(t, nil, "run", "--replica-id", "s1", "--http-addr", "off", cfg)
+	p.WaitLog(20*time.Second, "resc-go started")
+	rdb := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: redistest.SentinelMaster, SentinelAddrs: set.SentinelTLS,
+		TLSConfig: f.ClientConfig(t)})
+	t.Cleanup(func() { rdb.Close() })
+	ctx := context.Background()
+	push := func(from, to int) {
+		for i := from; i < to; i++ {
+			if err := rdb.LPush(ctx, "in", "e/"+strconv.Itoa(i)).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	tasks := func(want int64) {
+		p.Eventually(30*time.Second, fmt.Sprintf("%d tasks", want), func() (bool, string) {
+			n, err := rdb.LLen(ctx, "todo").Result()
+			return err == nil && n == want, fmt.Sprint(n, err)
+		})
+	}
+	push(0, 50)
+	tasks(50)
+	before := set.PrimaryAddr(t)
+	after := set.Failover(t, 20*time.Second)
+	t.Logf("SENTINEL FAILOVER over TLS: primary %s -> %s", before, after)
+	// The new primary takes writes once it has finished its promotion:
+	// the producer's client retries until then.
+	push(50, 100)
+	tasks(100)
+	got := rdb.LRange(ctx, "todo", 0, -1).Val()
+	slices.Sort(got)
+	if len(slices.Compact(got)) != 100 {
+		t.Errorf("%d distinct tasks of 100", len(got))
+	}
+	select {
+	case <-p.Done():
+		t.Fatalf("the replica exited (code %d) instead of riding the failover:\n%s", p.ExitCode(), p.Stderr())
+	default:
 	}
 	p.Stop(15 * time.Second)
 }

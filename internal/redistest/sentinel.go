@@ -2,6 +2,7 @@ package redistest
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -167,4 +168,126 @@ func (s *SentinelSet) AwaitReplicaSynced(timeout time.Duration) {
 		return err == nil && host+":"+port == primary && redisserver.InfoField(info, "master_link_status") == "up" &&
 			redisserver.InfoField(info, "master_sync_in_progress") == "0", fmt.Sprint(err, info)
 	})
+}
+
+// TLSSentinelSet is a primary, its replica and three sentinels that talk
+// to clients and to each other only over mutual TLS: every address the
+// sentinels hand out is a TLS port. Their plain ports stay open for the
+// test's readiness checks only.
+type TLSSentinelSet struct {
+	Files        TLSFiles
+	Servers      []*Server // the primary at start, then its replica
+	TLSPorts     []int     // of Servers
+	SentinelTLS  []string  // the sentinels' TLS host:port
+	clientConfig *tls.Config
+}
+
+// StartTLSSentinelSet starts the set and returns once every sentinel
+// knows the replica and the other sentinels.
+func StartTLSSentinelSet(t testing.TB) *TLSSentinelSet {
+	t.Helper()
+	f := MakeTLSFiles(t)
+	set := &TLSSentinelSet{Files: f}
+	tlsArgs := func(port int) []string {
+		return []string{"--tls-port", strconv.Itoa(port), "--tls-cert-file", f.ServerCert, "--tls-key-file", f.ServerKey,
+			"--tls-ca-cert-file", f.CA, "--tls-auth-clients", "yes", "--tls-replication", "yes",
+			"--tls-client-cert-file", f.ClientCert, "--tls-client-key-file", f.ClientKey}
+	}
+	free := func() int {
+		p, err := redisserver.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	pport, rport := free(), free()
+	primary := Start(t, Option(tlsArgs(pport)), Option{"--repl-diskless-sync-delay", "0"})
+	replica := Start(t, Option(tlsArgs(rport)), Option{"--repl-diskless-sync-delay", "0",
+		"--replicaof", "127.0.0.1", strconv.Itoa(pport), "--replica-announce-port", strconv.Itoa(rport)})
+	set.Servers, set.TLSPorts = []*Server{primary, replica}, []int{pport, rport}
+	for i := range 3 {
+		dir := t.TempDir()
+		conf := filepath.Join(dir, "sentinel.conf")
+		sport := free()
+		body := fmt.Sprintf("sentinel monitor %s 127.0.0.1 %d 2\n"+
+			"sentinel down-after-milliseconds %[1]s 1000\n"+
+			"sentinel failover-timeout %[1]s 5000\n"+
+			"sentinel parallel-syncs %[1]s 1\n"+
+			"sentinel announce-port %[3]d\n"+
+			"tls-port %[3]d\ntls-cert-file %[4]s\ntls-key-file %[5]s\ntls-ca-cert-file %[6]s\n"+
+			"tls-auth-clients yes\ntls-replication yes\ntls-client-cert-file %[7]s\ntls-client-key-file %[8]s\n",
+			SentinelMaster, pport, sport, f.ServerCert, f.ServerKey, f.CA, f.ClientCert, f.ClientKey)
+		if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s, err := redisserver.StartSentinel(context.Background(), dir, conf)
+		if err != nil {
+			t.Fatalf("redistest: sentinel %d: cannot start redis-sentinel (`make test` installs it): %v", i, err)
+		}
+		t.Cleanup(s.Kill)
+		set.SentinelTLS = append(set.SentinelTLS, "127.0.0.1:"+strconv.Itoa(sport))
+	}
+	set.clientConfig = f.ClientConfig(t)
+	deadline := time.Now().Add(20 * time.Second)
+	for _, addr := range set.SentinelTLS {
+		c := set.sentinel(addr)
+		for {
+			m, err := c.Master(context.Background(), SentinelMaster).Result()
+			if err == nil && m["num-slaves"] == "1" && m["num-other-sentinels"] == "2" {
+				break
+			}
+			if time.Now().After(deadline) {
+				c.Close()
+				t.Fatalf("redistest: TLS sentinel %s does not know the replica and the other sentinels: %v %v", addr, m, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		c.Close()
+	}
+	return set
+}
+
+func (s *TLSSentinelSet) sentinel(addr string) *redis.SentinelClient {
+	return redis.NewSentinelClient(&redis.Options{Addr: addr, TLSConfig: s.clientConfig})
+}
+
+// PrimaryAddr is the TLS address the first sentinel names as the primary.
+func (s *TLSSentinelSet) PrimaryAddr(t testing.TB) string {
+	t.Helper()
+	c := s.sentinel(s.SentinelTLS[0])
+	defer c.Close()
+	a, err := c.GetMasterAddrByName(context.Background(), SentinelMaster).Result()
+	if err != nil {
+		t.Fatalf("redistest: asking the primary over TLS: %v", err)
+	}
+	return strings.Join(a, ":")
+}
+
+// Failover runs SENTINEL FAILOVER over TLS and waits until every sentinel
+// names another primary.
+func (s *TLSSentinelSet) Failover(t testing.TB, timeout time.Duration) string {
+	t.Helper()
+	old := s.PrimaryAddr(t)
+	c := s.sentinel(s.SentinelTLS[0])
+	defer c.Close()
+	if err := c.Failover(context.Background(), SentinelMaster).Err(); err != nil {
+		t.Fatalf("redistest: SENTINEL FAILOVER over TLS: %v", err)
+	}
+	deadline := time.Now().Add(timeout)
+	for _, addr := range s.SentinelTLS {
+		sc := s.sentinel(addr)
+		for {
+			a, err := sc.GetMasterAddrByName(context.Background(), SentinelMaster).Result()
+			if err == nil && strings.Join(a, ":") != old {
+				break
+			}
+			if time.Now().After(deadline) {
+				sc.Close()
+				t.Fatalf("redistest: sentinel %s still names %s after %v (%v)", addr, old, timeout, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		sc.Close()
+	}
+	return s.PrimaryAddr(t)
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -123,4 +124,23 @@ func StartTLS(t testing.TB, authClients string, opts ...Option) *TLSServer {
 	args := Option{"--tls-port", strconv.Itoa(port), "--tls-cert-file", f.ServerCert, "--tls-key-file", f.ServerKey,
 		"--tls-ca-cert-file", f.CA, "--tls-auth-clients", authClients}
 	return &TLSServer{Server: Start(t, append([]Option{args}, opts...)...), Files: f, TLSPort: port}
+}
+
+// ClientConfig is a TLS client configuration trusting f.CA and presenting
+// the client certificate.
+func (f TLSFiles) ClientConfig(t testing.TB) *tls.Config {
+	t.Helper()
+	cert, err := tls.LoadX509KeyPair(f.ClientCert, f.ClientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := os.ReadFile(f.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(ca) {
+		t.Fatal("redistest: no certificate in the test CA file")
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, MinVersion: tls.VersionTLS12}
 }
