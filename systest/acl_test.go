@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/resc-go/resc/config"
 	"github.com/resc-go/resc/internal/proctest"
 	"github.com/resc-go/resc/internal/redisconn"
@@ -149,24 +151,8 @@ func TestMinimalACLOverTLS(t *testing.T) {
   }]
 }`)
 	env := []string{"RESC_REDIS_PASSWORD_FILE=" + pwFile, "RESC_LOG=info"}
-	start := func(id string) *proctest.Process {
-		p := proctest.Start(t, env, "run", "--replica-id", id, "--http-addr", "off", cfg)
-		p.WaitLog(20*time.Second, "resc-go started")
-		return p
-	}
-	replicas := map[string]*proctest.Process{"r1": start("r1"), "r2": start("r2")}
-
+	replicas, wc := startRestricted(t, cfg, env, pwFile, "r1", "r2")
 	// The worker SDK, in this process, as the same user.
-	loaded, err := config.Load(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wc, err := redisconn.Open(ctx, redisconn.Options{URL: loaded.RedisURL, Settings: loaded.Redis,
-		Getenv: func(k string) string { return map[string]string{redisconn.EnvPasswordFile: pwFile}[k] }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer wc.Close()
 	w := worker.New(wc, worker.Options{ID: "w1", Block: time.Second})
 	w.Handle("trt/p/todo", func(context.Context, worker.Task) error { return nil }, worker.WithSet("trt/p/todo-set"), worker.WithDone("global/done"))
 	wctx, stopWorker := context.WithCancel(ctx)
@@ -266,6 +252,31 @@ func TestMinimalACLOverTLS(t *testing.T) {
 	}
 }
 
+// startRestricted starts the replicas ids of cfg with env (which names the
+// password file pwFile), and returns them and a client of the same user
+// for the worker SDK: the go-redis client itself, by whose type the SDK
+// tells a cluster.
+func startRestricted(t *testing.T, cfg string, env []string, pwFile string, ids ...string) (map[string]*proctest.Process, redis.UniversalClient) {
+	t.Helper()
+	replicas := map[string]*proctest.Process{}
+	for _, id := range ids {
+		p := proctest.Start(t, env, "run", "--replica-id", id, "--http-addr", "off", cfg)
+		p.WaitLog(20*time.Second, "resc-go started")
+		replicas[id] = p
+	}
+	loaded, err := config.Load(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wc, err := redisconn.Open(t.Context(), redisconn.Options{URL: loaded.RedisURL, Settings: loaded.Redis,
+		Getenv: func(k string) string { return map[string]string{redisconn.EnvPasswordFile: pwFile}[k] }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = wc.Close() })
+	return replicas, wc.UniversalClient
+}
+
 // documentedClusterACL is the cluster addition of docs/redis.md: the line
 // starting "ACL SETUSER resc +cluster".
 func documentedClusterACL(t *testing.T) []any {
@@ -330,24 +341,8 @@ func TestMinimalACLOverTLSCluster(t *testing.T) {
   ]
 }`)
 	env := []string{"RESC_REDIS_PASSWORD_FILE=" + pwFile, "RESC_LOG=info"}
-	start := func(id string) *proctest.Process {
-		p := proctest.Start(t, env, "run", "--replica-id", id, "--http-addr", "off", cfg)
-		p.WaitLog(20*time.Second, "resc-go started")
-		return p
-	}
-	replicas := map[string]*proctest.Process{"c1": start("c1"), "c2": start("c2")}
-
-	loaded, err := config.Load(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wc, err := redisconn.Open(ctx, redisconn.Options{URL: loaded.RedisURL, Settings: loaded.Redis,
-		Getenv: func(k string) string { return map[string]string{redisconn.EnvPasswordFile: pwFile}[k] }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer wc.Close()
-	w := worker.New(wc.UniversalClient, worker.Options{ID: "w1", Block: time.Second}) // the go-redis client: the SDK tells a cluster by its type
+	replicas, wc := startRestricted(t, cfg, env, pwFile, "c1", "c2")
+	w := worker.New(wc, worker.Options{ID: "w1", Block: time.Second})
 	w.Handle("{b}/todo", func(context.Context, worker.Task) error { return nil }, worker.WithSet("{b}/todo-set"), worker.WithDone("{b}/done"))
 	wctx, stopWorker := context.WithCancel(ctx)
 	werr := make(chan error, 1)

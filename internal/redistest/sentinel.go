@@ -37,28 +37,36 @@ func StartSentinelSet(t testing.TB, opts ...Option) *SentinelSet {
 	primary := Start(t, opts...)
 	replica := Start(t, append([]Option{{"--replicaof", "127.0.0.1", strconv.Itoa(primary.port)}}, opts...)...)
 	set := &SentinelSet{t: t, Servers: []*Server{primary, replica}}
-	for i := range 3 {
-		dir := t.TempDir()
-		conf := filepath.Join(dir, "sentinel.conf")
-		body := fmt.Sprintf("sentinel monitor %s 127.0.0.1 %d 2\n"+
-			"sentinel down-after-milliseconds %[1]s 1000\n"+
-			"sentinel failover-timeout %[1]s 5000\n"+
-			"sentinel parallel-syncs %[1]s 1\n", SentinelMaster, primary.port)
-		if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		s, err := redisserver.StartSentinel(context.Background(), dir, conf)
-		if err != nil {
-			t.Fatalf("redistest: sentinel %d: cannot start redis-sentinel (`make test` installs it): %v", i, err)
-		}
-		t.Cleanup(s.Kill)
-		set.Sentinels = append(set.Sentinels, s)
+	for range 3 {
+		set.Sentinels = append(set.Sentinels, startSentinel(t, primary.port, ""))
 	}
 	set.await(20*time.Second, "every sentinel to know the replica and the other sentinels", func(c *redis.SentinelClient) bool {
 		m, err := c.Master(context.Background(), SentinelMaster).Result()
 		return err == nil && m["num-slaves"] == "1" && m["num-other-sentinels"] == "2"
 	})
 	return set
+}
+
+// startSentinel starts a redis-sentinel monitoring the primary on port
+// (quorum 2, short timings), more configuration lines in extra, stopped at
+// the end of the test.
+func startSentinel(t testing.TB, port int, extra string) *redisserver.Server {
+	t.Helper()
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "sentinel.conf")
+	body := fmt.Sprintf("sentinel monitor %s 127.0.0.1 %d 2\n"+
+		"sentinel down-after-milliseconds %[1]s 1000\n"+
+		"sentinel failover-timeout %[1]s 5000\n"+
+		"sentinel parallel-syncs %[1]s 1\n", SentinelMaster, port) + extra
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := redisserver.StartSentinel(context.Background(), dir, conf)
+	if err != nil {
+		t.Fatalf("redistest: cannot start redis-sentinel (`make test` installs it): %v", err)
+	}
+	t.Cleanup(s.Kill)
+	return s
 }
 
 // SentinelAddrs are the sentinels' host:port.
@@ -205,26 +213,12 @@ func StartTLSSentinelSet(t testing.TB) *TLSSentinelSet {
 	replica := Start(t, Option(tlsArgs(rport)), Option{"--repl-diskless-sync-delay", "0",
 		"--replicaof", "127.0.0.1", strconv.Itoa(pport), "--replica-announce-port", strconv.Itoa(rport)})
 	set.Servers, set.TLSPorts = []*Server{primary, replica}, []int{pport, rport}
-	for i := range 3 {
-		dir := t.TempDir()
-		conf := filepath.Join(dir, "sentinel.conf")
+	for range 3 {
 		sport := free()
-		body := fmt.Sprintf("sentinel monitor %s 127.0.0.1 %d 2\n"+
-			"sentinel down-after-milliseconds %[1]s 1000\n"+
-			"sentinel failover-timeout %[1]s 5000\n"+
-			"sentinel parallel-syncs %[1]s 1\n"+
-			"sentinel announce-port %[3]d\n"+
-			"tls-port %[3]d\ntls-cert-file %[4]s\ntls-key-file %[5]s\ntls-ca-cert-file %[6]s\n"+
-			"tls-auth-clients yes\ntls-replication yes\ntls-client-cert-file %[7]s\ntls-client-key-file %[8]s\n",
-			SentinelMaster, pport, sport, f.ServerCert, f.ServerKey, f.CA, f.ClientCert, f.ClientKey)
-		if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		s, err := redisserver.StartSentinel(context.Background(), dir, conf)
-		if err != nil {
-			t.Fatalf("redistest: sentinel %d: cannot start redis-sentinel (`make test` installs it): %v", i, err)
-		}
-		t.Cleanup(s.Kill)
+		startSentinel(t, pport, fmt.Sprintf("sentinel announce-port %[1]d\n"+
+			"tls-port %[1]d\ntls-cert-file %[2]s\ntls-key-file %[3]s\ntls-ca-cert-file %[4]s\n"+
+			"tls-auth-clients yes\ntls-replication yes\ntls-client-cert-file %[5]s\ntls-client-key-file %[6]s\n",
+			sport, f.ServerCert, f.ServerKey, f.CA, f.ClientCert, f.ClientKey))
 		set.SentinelTLS = append(set.SentinelTLS, "127.0.0.1:"+strconv.Itoa(sport))
 	}
 	set.clientConfig = f.ClientConfig(t)
