@@ -15,11 +15,11 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/resc-go/resc/cluster"
 	"github.com/resc-go/resc/config"
 	"github.com/resc-go/resc/deadletter"
 	"github.com/resc-go/resc/inspect"
 	"github.com/resc-go/resc/internal/redistest"
+	"github.com/resc-go/resc/membership"
 )
 
 const testToken = "0123456789abcdef-test-token"
@@ -145,8 +145,8 @@ func (f *fixture) list(key string) []string {
 func TestOverview(t *testing.T) {
 	f := newFixture(t, Options{Interval: time.Second})
 	ctx := t.Context()
-	m, err := cluster.Register(ctx, f.rdb, cluster.Info{ID: "rep-1", Host: "h1", Version: "v9.9", Started: f.now.Add(-time.Hour),
-		TakenLists: []string{"in/taken/rep-1"}}, cluster.Options{Settings: cluster.TestSettings()})
+	m, err := membership.Register(ctx, f.rdb, membership.Info{ID: "rep-1", Host: "h1", Version: "v9.9", Started: f.now.Add(-time.Hour),
+		TakenLists: []string{"in/taken/rep-1"}}, membership.Options{Settings: membership.TestSettings()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,10 +157,10 @@ func TestOverview(t *testing.T) {
 	})
 	publish := func(at time.Time, handled, matches, pushed int64) {
 		t.Helper()
-		err := cluster.PublishCounters(ctx, f.rdb, "", "rep-1", cluster.Counters{Time: at, Watchers: []cluster.WatcherCounters{{
+		err := membership.PublishCounters(ctx, f.rdb, "", "rep-1", membership.Counters{Time: at, Watchers: []membership.WatcherCounters{{
 			InputQueue: "in", Taken: handled, Handled: handled,
-			Rules:  []cluster.RuleCount{{Index: 0, Name: "fetcher"}, {Index: 1, Name: "plain", Matches: matches}},
-			Queues: []cluster.QueueCounts{{Queue: "q", Pushed: pushed, Deduplicated: 7}},
+			Rules:  []membership.RuleCount{{Index: 0, Name: "fetcher"}, {Index: 1, Name: "plain", Matches: matches}},
+			Queues: []membership.QueueCounts{{Queue: "q", Pushed: pushed, Deduplicated: 7}},
 		}}})
 		if err != nil {
 			t.Fatal(err)
@@ -403,16 +403,16 @@ func summary(body string) string {
 func TestManyTaskQueues(t *testing.T) {
 	f := newFixture(t, Options{})
 	ctx := t.Context()
-	m, err := cluster.Register(ctx, f.rdb, cluster.Info{ID: "rep-1", Started: f.now}, cluster.Options{Settings: cluster.TestSettings()})
+	m, err := membership.Register(ctx, f.rdb, membership.Info{ID: "rep-1", Started: f.now}, membership.Options{Settings: membership.TestSettings()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = m.Deregister(context.Background()) })
-	w := cluster.WatcherCounters{InputQueue: "in"}
+	w := membership.WatcherCounters{InputQueue: "in"}
 	for i := range maxQueuesShown + 5 {
-		w.Queues = append(w.Queues, cluster.QueueCounts{Queue: "q/" + strconv.Itoa(i), Pushed: int64(100 + i)})
+		w.Queues = append(w.Queues, membership.QueueCounts{Queue: "q/" + strconv.Itoa(i), Pushed: int64(100 + i)})
 	}
-	if err := cluster.PublishCounters(ctx, f.rdb, "", "rep-1", cluster.Counters{Time: f.now, Watchers: []cluster.WatcherCounters{w}}); err != nil {
+	if err := membership.PublishCounters(ctx, f.rdb, "", "rep-1", membership.Counters{Time: f.now, Watchers: []membership.WatcherCounters{w}}); err != nil {
 		t.Fatal(err)
 	}
 	_, body := f.get("/ui/")

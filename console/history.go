@@ -4,8 +4,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/resc-go/resc/cluster"
 	"github.com/resc-go/resc/inspect"
+	"github.com/resc-go/resc/membership"
 )
 
 // sample is one reading of the deployment.
@@ -40,19 +40,19 @@ func (h *history) snapshot() []sample {
 }
 
 // counter picks one figure out of a replica's watcher counters.
-type counter func(cluster.WatcherCounters) int64
+type counter func(membership.WatcherCounters) int64
 
 var (
-	cTaken   counter = func(w cluster.WatcherCounters) int64 { return w.Taken }
-	cHandled counter = func(w cluster.WatcherCounters) int64 { return w.Handled }
-	cDead    counter = func(w cluster.WatcherCounters) int64 { return w.DeadLettered }
-	cRetried counter = func(w cluster.WatcherCounters) int64 { return w.Retried }
+	cTaken   counter = func(w membership.WatcherCounters) int64 { return w.Taken }
+	cHandled counter = func(w membership.WatcherCounters) int64 { return w.Handled }
+	cDead    counter = func(w membership.WatcherCounters) int64 { return w.DeadLettered }
+	cRetried counter = func(w membership.WatcherCounters) int64 { return w.Retried }
 )
 
 // ruleCounter and queueCounter pick a rule's matches, a task queue's
 // pushed or deduplicated tasks.
 func ruleCounter(index int) counter {
-	return func(w cluster.WatcherCounters) int64 {
+	return func(w membership.WatcherCounters) int64 {
 		for _, r := range w.Rules {
 			if r.Index == index {
 				return r.Matches
@@ -63,7 +63,7 @@ func ruleCounter(index int) counter {
 }
 
 func queueCounter(queue string, deduplicated bool) counter {
-	return func(w cluster.WatcherCounters) int64 {
+	return func(w membership.WatcherCounters) int64 {
 		for _, q := range w.Queues {
 			if q.Queue == queue {
 				if deduplicated {
@@ -76,16 +76,16 @@ func queueCounter(queue string, deduplicated bool) counter {
 	}
 }
 
-func watcherOf(c *cluster.Counters, input string) (cluster.WatcherCounters, bool) {
+func watcherOf(c *membership.Counters, input string) (membership.WatcherCounters, bool) {
 	if c == nil {
-		return cluster.WatcherCounters{}, false
+		return membership.WatcherCounters{}, false
 	}
 	for _, w := range c.Watchers {
 		if w.InputQueue == input {
 			return w, true
 		}
 	}
-	return cluster.WatcherCounters{}, false
+	return membership.WatcherCounters{}, false
 }
 
 // rate is the sum over the replicas of what f counted per second between
@@ -156,8 +156,8 @@ func windowRate(samples []sample, span time.Duration, input string, f counter, o
 			if s == last || s.activity == nil || last.at.Sub(s.at) > span || s.activity.Replicas[id] == nil {
 				continue
 			}
-			one := func(c *cluster.Counters) *inspect.Activity {
-				return &inspect.Activity{Replicas: map[string]*cluster.Counters{id: c}}
+			one := func(c *membership.Counters) *inspect.Activity {
+				return &inspect.Activity{Replicas: map[string]*membership.Counters{id: c}}
 			}
 			if input != "" {
 				sum += rate(one(s.activity.Replicas[id]), one(c), input, f)

@@ -3,16 +3,16 @@ package inspect
 import (
 	"context"
 
-	"github.com/resc-go/resc/cluster"
+	"github.com/resc-go/resc/membership"
 )
 
 // Activity is what the live replicas counted since each started, as they
-// publish it every cluster.CountersInterval: the console computes rates
+// publish it every membership.CountersInterval: the console computes rates
 // from two Activities.
 type Activity struct {
 	// Replicas are the counters of each registered replica that published
 	// some, by id.
-	Replicas map[string]*cluster.Counters
+	Replicas map[string]*membership.Counters
 	// Problems are the counters that could not be read.
 	Problems []string
 }
@@ -21,8 +21,8 @@ type Activity struct {
 // pipeline (after the registry's).
 func (in *Inspector) Activity(ctx context.Context) (*Activity, error) {
 	prefix := in.cfg.KeyPrefix
-	a := &Activity{Replicas: map[string]*cluster.Counters{}, Problems: []string{}}
-	replicas, err := cluster.Replicas(ctx, in.rdb, prefix)
+	a := &Activity{Replicas: map[string]*membership.Counters{}, Problems: []string{}}
+	replicas, err := membership.Replicas(ctx, in.rdb, prefix)
 	if err != nil {
 		if !Answered(err) {
 			return nil, err
@@ -36,7 +36,7 @@ func (in *Inspector) Activity(ctx context.Context) (*Activity, error) {
 			ids = append(ids, r.ID)
 		}
 	}
-	cs, errs, err := cluster.ReadCounters(ctx, in.rdb, prefix, ids)
+	cs, errs, err := membership.ReadCounters(ctx, in.rdb, prefix, ids)
 	if err != nil {
 		return nil, err
 	}

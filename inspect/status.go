@@ -10,8 +10,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/resc-go/resc/cluster"
 	"github.com/resc-go/resc/internal/keyspace"
+	"github.com/resc-go/resc/membership"
 )
 
 // Status is the state of a deployment: its replicas, its leader and the
@@ -98,7 +98,7 @@ func (in *Inspector) Status(ctx context.Context) (*Status, error) {
 		st.Problems = append(st.Problems, fmt.Sprintf("%s: %v", what, err))
 		return nil
 	}
-	leader, err := cluster.Leader(ctx, in.rdb, prefix)
+	leader, err := membership.Leader(ctx, in.rdb, prefix)
 	if err != nil {
 		if err := problem("leader lock", err); err != nil {
 			return nil, err
@@ -123,13 +123,13 @@ func (in *Inspector) Status(ctx context.Context) (*Status, error) {
 // lengths.
 func (in *Inspector) readReplicas(ctx context.Context, st *Status, problem func(string, error) error) error {
 	prefix := in.cfg.KeyPrefix
-	replicas, err := cluster.Replicas(ctx, in.rdb, prefix)
+	replicas, err := membership.Replicas(ctx, in.rdb, prefix)
 	if err != nil {
 		if err := problem("replica registry", err); err != nil {
 			return err
 		}
 	}
-	owners, err := cluster.Owners(ctx, in.rdb, prefix)
+	owners, err := membership.Owners(ctx, in.rdb, prefix)
 	if err != nil {
 		if err := problem("taken list owners", err); err != nil {
 			return err
@@ -246,7 +246,7 @@ func (in *Inspector) readLengths(ctx context.Context, st *Status, problem func(s
 	// The leader's own test: a taken list is an orphan when its replica's
 	// heartbeat key is gone, or never was.
 	idList := slices.Sorted(maps.Keys(ids))
-	alive, err := cluster.NewLiveness(in.rdb, prefix).Alive(ctx, idList)
+	alive, err := membership.NewLiveness(in.rdb, prefix).Alive(ctx, idList)
 	if err != nil {
 		return err
 	}

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/resc-go/resc/cluster"
+	"github.com/resc-go/resc/membership"
 	"github.com/resc-go/resc/rules"
 	"github.com/resc-go/resc/watcher"
 )
@@ -27,10 +27,10 @@ func (r *Replica) ended(i int, w *watcher.Watcher) {
 
 // Counters are the replica's counts since it started, as it publishes
 // them for the console.
-func (r *Replica) Counters() cluster.Counters {
+func (r *Replica) Counters() membership.Counters {
 	r.countsMu.Lock()
 	defer r.countsMu.Unlock()
-	out := cluster.Counters{Time: time.Now().UTC(), Watchers: make([]cluster.WatcherCounters, len(r.counts))}
+	out := membership.Counters{Time: time.Now().UTC(), Watchers: make([]membership.WatcherCounters, len(r.counts))}
 	for i, wc := range r.counts {
 		c := wc.ended
 		if wc.running != nil {
@@ -41,30 +41,30 @@ func (r *Replica) Counters() cluster.Counters {
 	return out
 }
 
-func publishedCounts(input string, rs []*rules.Rule, c watcher.Counts) cluster.WatcherCounters {
-	w := cluster.WatcherCounters{
+func publishedCounts(input string, rs []*rules.Rule, c watcher.Counts) membership.WatcherCounters {
+	w := membership.WatcherCounters{
 		InputQueue: input, Taken: c.Taken, Handled: c.Handled, DeadLettered: c.DeadLettered,
 		Retried: c.Retried, NotOwned: c.NotOwned, HandedBack: c.HandedBack,
-		Rules: make([]cluster.RuleCount, len(rs)), Queues: []cluster.QueueCounts{},
+		Rules: make([]membership.RuleCount, len(rs)), Queues: []membership.QueueCounts{},
 	}
 	for i, rule := range rs {
-		w.Rules[i] = cluster.RuleCount{Index: i, Name: rule.Name()}
+		w.Rules[i] = membership.RuleCount{Index: i, Name: rule.Name()}
 		if i < len(c.Matches) {
 			w.Rules[i].Matches = c.Matches[i]
 		}
 	}
 	for _, q := range slices.Sorted(maps.Keys(c.Queues)) {
 		qc := c.Queues[q]
-		w.Queues = append(w.Queues, cluster.QueueCounts{Queue: q, Pushed: qc.Pushed, Deduplicated: qc.Deduplicated})
+		w.Queues = append(w.Queues, membership.QueueCounts{Queue: q, Pushed: qc.Pushed, Deduplicated: qc.Deduplicated})
 	}
 	return w
 }
 
-// publishCounters publishes the counters every cluster.CountersInterval
+// publishCounters publishes the counters every membership.CountersInterval
 // until ctx is done; serve publishes them once more when the watchers have
 // stopped.
 func (r *Replica) publishCounters(ctx context.Context) {
-	t := time.NewTicker(cluster.CountersInterval)
+	t := time.NewTicker(membership.CountersInterval)
 	defer t.Stop()
 	for {
 		select {
@@ -81,7 +81,7 @@ func (r *Replica) publishCounters(ctx context.Context) {
 func (r *Replica) publish(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	if err := cluster.PublishCounters(ctx, r.o.Redis, r.cs.Prefix, r.o.ID, r.Counters()); err != nil {
+	if err := membership.PublishCounters(ctx, r.o.Redis, r.cs.Prefix, r.o.ID, r.Counters()); err != nil {
 		r.log.Debug("publishing counters", "err", err)
 	}
 }

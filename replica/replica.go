@@ -18,7 +18,7 @@
 //     so /readyz reports the stop from its start).
 //
 // While it runs, the replica publishes its watchers' counters every
-// cluster.CountersInterval for the web console (counters.go).
+// membership.CountersInterval for the web console (counters.go).
 //
 // A membership that ends by itself (its id taken over by a live replica)
 // stops the whole replica with an error; a lease lost to a slow heartbeat
@@ -40,12 +40,12 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/resc-go/resc/cluster"
 	"github.com/resc-go/resc/config"
 	"github.com/resc-go/resc/fetch"
 	"github.com/resc-go/resc/internal/backoff"
 	"github.com/resc-go/resc/internal/keyspace"
 	"github.com/resc-go/resc/internal/script"
+	"github.com/resc-go/resc/membership"
 	"github.com/resc-go/resc/recovery"
 	"github.com/resc-go/resc/rules"
 	"github.com/resc-go/resc/telemetry"
@@ -108,7 +108,7 @@ type Replica struct {
 	o          Options
 	log        *slog.Logger // with the replica's id
 	clusterLog *slog.Logger // package cluster adds the id itself
-	cs         cluster.Settings
+	cs         membership.Settings
 	rs         recovery.Settings
 
 	countsMu sync.Mutex
@@ -137,7 +137,7 @@ func New(o Options) (*Replica, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	cc := o.Config.Cluster
-	cs := cluster.Settings{
+	cs := membership.Settings{
 		Prefix:            o.Config.KeyPrefix,
 		HeartbeatInterval: cc.HeartbeatInterval,
 		DeadAfter:         cc.DeadAfter,
@@ -189,7 +189,7 @@ func (r *Replica) Run(ctx context.Context) error {
 		}
 		return err
 	}
-	elector, err := cluster.NewElector(r.o.Redis, r.o.ID, cluster.Options{Settings: r.cs, Logger: r.clusterLog, MeterProvider: r.o.MeterProvider})
+	elector, err := membership.NewElector(r.o.Redis, r.o.ID, membership.Options{Settings: r.cs, Logger: r.clusterLog, MeterProvider: r.o.MeterProvider})
 	if err != nil {
 		r.deregister(ctx, member)
 		return err
@@ -199,14 +199,14 @@ func (r *Replica) Run(ctx context.Context) error {
 
 // serve runs the registered replica's parts and shuts them down in order
 // (package doc, steps 1 and 2).
-func (r *Replica) serve(ctx context.Context, dialect script.Dialect, member *cluster.Membership, elector *cluster.Elector) error {
+func (r *Replica) serve(ctx context.Context, dialect script.Dialect, member *membership.Membership, elector *membership.Elector) error {
 	// The membership outlives the watchers (step 2): its own context.
 	memberCtx, stopMember := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopMember()
-	var membership errgroup.Group
+	var beat errgroup.Group
 	memberDone := make(chan struct{})
 	var memberErr error
-	membership.Go(func() error {
+	beat.Go(func() error {
 		defer close(memberDone)
 		memberErr = member.Run(memberCtx)
 		return nil
@@ -224,7 +224,7 @@ func (r *Replica) serve(ctx context.Context, dialect script.Dialect, member *clu
 		}
 		return nil
 	})
-	rec := recovery.New(r.o.Redis, r.watched(), cluster.NewLiveness(r.o.Redis, r.cs.Prefix),
+	rec := recovery.New(r.o.Redis, r.watched(), membership.NewLiveness(r.o.Redis, r.cs.Prefix),
 		recovery.Options{Settings: r.rs, Dialect: dialect, Logger: r.log, MeterProvider: r.o.MeterProvider})
 	g.Go(func() error {
 		return elector.Run(gctx, func(leading context.Context) {
@@ -249,7 +249,7 @@ func (r *Replica) serve(ctx context.Context, dialect script.Dialect, member *clu
 	r.publish(context.WithoutCancel(ctx)) // the final counts, drained included
 	// Step 2: the heartbeat stops, then the replica deregisters.
 	stopMember()
-	_ = membership.Wait()
+	_ = beat.Wait()
 	r.deregister(ctx, member)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
@@ -261,7 +261,7 @@ func (r *Replica) serve(ctx context.Context, dialect script.Dialect, member *clu
 // runWatcher runs watcher i on each lease of the membership in turn: a
 // watcher fenced by a lost lease stops at once, and starts again once the
 // membership has registered again.
-func (r *Replica) runWatcher(ctx context.Context, i int, member *cluster.Membership, dialect script.Dialect, fetcher *fetch.Client) error {
+func (r *Replica) runWatcher(ctx context.Context, i int, member *membership.Membership, dialect script.Dialect, fetcher *fetch.Client) error {
 	cfg := r.o.Config
 	for {
 		lease, err := member.WaitLease(ctx)
@@ -324,22 +324,22 @@ func (r *Replica) watched() []recovery.Watched {
 // register registers this replica, waiting out a Redis outage with backoff
 // (one log line per outage). A refusal (id in use, bad settings, a Redis
 // error reply) is final.
-func (r *Replica) register(ctx context.Context, dialect script.Dialect) (*cluster.Membership, error) {
-	info := cluster.Info{ID: r.o.ID, PID: os.Getpid(), Version: r.o.Version, Started: r.o.Started}
+func (r *Replica) register(ctx context.Context, dialect script.Dialect) (*membership.Membership, error) {
+	info := membership.Info{ID: r.o.ID, PID: os.Getpid(), Version: r.o.Version, Started: r.o.Started}
 	info.Host, _ = os.Hostname()
 	for _, wc := range r.o.Config.Watchers {
 		info.TakenLists = append(info.TakenLists, keyspace.TakenList(wc.TakenQueue, r.o.ID))
 	}
-	opts := cluster.Options{Settings: r.cs, Dialect: dialect, Logger: r.clusterLog, WaitForExpiry: r.o.WaitForExpiry}
+	opts := membership.Options{Settings: r.cs, Dialect: dialect, Logger: r.clusterLog, WaitForExpiry: r.o.WaitForExpiry}
 	outage := backoff.NewOutage(r.log, "redis")
 	for attempt := 1; ; attempt++ {
-		m, err := cluster.Register(ctx, r.o.Redis, info, opts)
+		m, err := membership.Register(ctx, r.o.Redis, info, opts)
 		if err == nil {
 			outage.OK()
 			return m, nil
 		}
 		var re redis.Error
-		if ctx.Err() != nil || errors.Is(err, cluster.ErrIDInUse) || errors.Is(err, cluster.ErrWrongType) || errors.As(err, &re) {
+		if ctx.Err() != nil || errors.Is(err, membership.ErrIDInUse) || errors.Is(err, membership.ErrWrongType) || errors.As(err, &re) {
 			return nil, err
 		}
 		outage.Fail(err)
@@ -351,10 +351,10 @@ func (r *Replica) register(ctx context.Context, dialect script.Dialect) (*cluste
 
 // deregister removes the replica from the registry on a fresh context: it
 // runs once Run's context is done.
-func (r *Replica) deregister(ctx context.Context, member *cluster.Membership) {
+func (r *Replica) deregister(ctx context.Context, member *membership.Membership) {
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if err := member.Deregister(dctx); err != nil && !errors.Is(err, cluster.ErrNotRegistered) {
+	if err := member.Deregister(dctx); err != nil && !errors.Is(err, membership.ErrNotRegistered) {
 		r.log.Warn("deregistering", "err", err)
 	}
 }

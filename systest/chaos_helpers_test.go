@@ -18,13 +18,13 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/resc-go/resc/cluster"
 	"github.com/resc-go/resc/config"
 	"github.com/resc-go/resc/deadletter"
 	"github.com/resc-go/resc/internal/keyspace"
 	"github.com/resc-go/resc/internal/proctest"
 	"github.com/resc-go/resc/internal/redistest"
 	"github.com/resc-go/resc/internal/testutil"
+	"github.com/resc-go/resc/membership"
 )
 
 // The chaos suite (issue 3) runs clusters of real resc processes on a real
@@ -360,7 +360,7 @@ func (c *chaosCluster) leader() string {
 	var id string
 	c.eventually(20*time.Second, "a running replica leading", func() (bool, string) {
 		var err error
-		id, err = cluster.Leader(c.t.Context(), c.rdb, "")
+		id, err = membership.Leader(c.t.Context(), c.rdb, "")
 		return err == nil && c.live[id] != nil, fmt.Sprintf("leader %q (err %v), running %q", id, err, c.liveIDs())
 	})
 	return id

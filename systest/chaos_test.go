@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/resc-go/resc/cluster"
 	"github.com/resc-go/resc/config"
 	"github.com/resc-go/resc/internal/keyspace"
 	"github.com/resc-go/resc/internal/testutil"
+	"github.com/resc-go/resc/membership"
 	"github.com/resc-go/resc/recovery"
 )
 
@@ -137,7 +137,7 @@ func TestRollingRestart(t *testing.T) {
 	s := spreadOf(latencies)
 	t.Logf("rolling restart of %d replicas under load: %d events, push-to-commit latency %v", len(ids), len(events), s)
 	// A replay waits for dead-after (5 s) less one heartbeat at least.
-	if limit := cluster.DefaultDeadAfter / 2; s.max >= limit {
+	if limit := membership.DefaultDeadAfter / 2; s.max >= limit {
 		t.Errorf("an event waited %v from push to commit, want under %v: it waited for a recovery", s.max, limit)
 	}
 }
@@ -413,7 +413,7 @@ func measureRecovery(t *testing.T, leader bool, kills int) []time.Duration {
 		// The kill comes at a random moment of the victim's heartbeat
 		// period: right after holdOn, it would come at the same moment of
 		// it every time (the victim has just registered).
-		atRandom(cluster.DefaultHeartbeatInterval)
+		atRandom(membership.DefaultHeartbeatInterval)
 		at, held := c.kill(victim)
 		c.api.release(ids...)
 		d, err := c.recoveryTime(at, keyspace.TakenList(chaosTaken, victim), held[victim], 30*time.Second)

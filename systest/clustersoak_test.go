@@ -10,11 +10,11 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/resc-go/resc/cluster"
 	"github.com/resc-go/resc/config"
 	"github.com/resc-go/resc/internal/proctest"
 	"github.com/resc-go/resc/internal/redistest"
 	"github.com/resc-go/resc/internal/testutil"
+	"github.com/resc-go/resc/membership"
 )
 
 // TestClusterSoak (chaos in cluster mode): on a 3-master Redis Cluster,
@@ -64,7 +64,7 @@ func TestClusterSoak(t *testing.T) {
 	kills, leaderKills, terms, started := 0, 0, 0, 3
 	for end := time.Now().Add(dur); time.Now().Before(end); {
 		atRandom(time.Second) // the pace of the chaos
-		leader, _ := cluster.Leader(context.Background(), rdb, "")
+		leader, _ := membership.Leader(context.Background(), rdb, "")
 		var ids []string
 		for id := range live {
 			ids = append(ids, id)

@@ -11,8 +11,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/resc-go/resc/cluster"
 	"github.com/resc-go/resc/internal/redistest"
+	"github.com/resc-go/resc/membership"
 	"github.com/resc-go/resc/worker"
 )
 
@@ -43,7 +43,7 @@ func BenchmarkConsumeSDK(b *testing.B) {
 	rdb := srv.Client()
 	ctx := context.Background()
 	fill(b, rdb, b.N)
-	w := worker.New(rdb, worker.Options{ID: "bench", Cluster: cluster.TestSettings(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	w := worker.New(rdb, worker.Options{ID: "bench", Cluster: membership.TestSettings(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	w.Handle("todo", func(context.Context, worker.Task) error { return nil }, worker.WithDone("done"))
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)

@@ -17,11 +17,11 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/resc-go/resc/cluster"
 	"github.com/resc-go/resc/deadletter"
 	"github.com/resc-go/resc/internal/backoff"
 	"github.com/resc-go/resc/internal/keyspace"
 	"github.com/resc-go/resc/internal/script"
+	"github.com/resc-go/resc/membership"
 	"github.com/resc-go/resc/recovery"
 )
 
@@ -62,10 +62,10 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("worker: announcing its queues: %w", err)
 	}
 	host, _ := os.Hostname()
-	member, err := cluster.Register(ctx, w.rdb, cluster.Info{
+	member, err := membership.Register(ctx, w.rdb, membership.Info{
 		ID: w.o.ID, Host: host, PID: os.Getpid(), Version: w.o.Version, Started: now.UTC(),
 		TakenLists: lists, Kind: "worker",
-	}, cluster.Options{Settings: w.o.Cluster, Dialect: d, Logger: w.log, WaitForExpiry: true})
+	}, membership.Options{Settings: w.o.Cluster, Dialect: d, Logger: w.log, WaitForExpiry: true})
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
@@ -116,7 +116,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if err := member.Deregister(dctx); err != nil && !errors.Is(err, cluster.ErrNotRegistered) {
+	if err := member.Deregister(dctx); err != nil && !errors.Is(err, membership.ErrNotRegistered) {
 		w.log.Warn("deregistering", "err", err)
 	}
 	if token != "" {

@@ -20,10 +20,10 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/resc-go/resc/cluster"
 	"github.com/resc-go/resc/config"
 	"github.com/resc-go/resc/internal/keyspace"
 	"github.com/resc-go/resc/internal/script"
+	"github.com/resc-go/resc/membership"
 )
 
 var (
@@ -151,7 +151,7 @@ type Options struct {
 	// Cluster are the heartbeat timings (HeartbeatInterval, DeadAfter),
 	// the same as the replicas' (the configuration's cluster object);
 	// Prefix is ignored (Options.Prefix counts).
-	Cluster cluster.Settings
+	Cluster membership.Settings
 	// TraceTTL is the expiry of the done events' stored trace contexts.
 	// Default 24 h.
 	TraceTTL time.Duration

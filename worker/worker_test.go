@@ -18,11 +18,11 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
-	"github.com/resc-go/resc/cluster"
 	"github.com/resc-go/resc/deadletter"
 	"github.com/resc-go/resc/internal/keyspace"
 	"github.com/resc-go/resc/internal/redistest"
 	"github.com/resc-go/resc/internal/testutil"
+	"github.com/resc-go/resc/membership"
 	"github.com/resc-go/resc/worker"
 )
 
@@ -40,7 +40,7 @@ func newEnv(t *testing.T) *env {
 // options are fast test options.
 func (e *env) options(id string) worker.Options {
 	return worker.Options{
-		ID: id, Cluster: cluster.TestSettings(),
+		ID: id, Cluster: membership.TestSettings(),
 		RetryDelay: 10 * time.Millisecond, MaxRetryDelay: 50 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(testWriter{e.t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	}
@@ -415,7 +415,7 @@ func TestRefusesBadSetup(t *testing.T) {
 	e.rdb.Set(context.Background(), keyspace.Replica("resc:", "taken-id"), "other", time.Hour)
 	w := worker.New(e.rdb, o)
 	w.Handle("q", nop)
-	if err := w.Run(context.Background()); !errors.Is(err, cluster.ErrIDInUse) {
+	if err := w.Run(context.Background()); !errors.Is(err, membership.ErrIDInUse) {
 		t.Errorf("Run with an id in use = %v, want ErrIDInUse", err)
 	}
 }
@@ -488,8 +488,8 @@ func TestFenceLost(t *testing.T) {
 	if got := e.rdb.Get(ctx, fence).Val(); got != token {
 		t.Fatalf("fence %q holds %q, want the registration token %q", fence, got, token)
 	}
-	if ttl := e.rdb.PTTL(ctx, fence).Val(); ttl <= 0 || ttl > cluster.TestSettings().DeadAfter {
-		t.Errorf("fence TTL %v, want up to dead-after %v", ttl, cluster.TestSettings().DeadAfter)
+	if ttl := e.rdb.PTTL(ctx, fence).Val(); ttl <= 0 || ttl > membership.TestSettings().DeadAfter {
+		t.Errorf("fence TTL %v, want up to dead-after %v", ttl, membership.TestSettings().DeadAfter)
 	}
 	if err := e.rdb.Del(ctx, fence).Err(); err != nil {
 		t.Fatal(err)

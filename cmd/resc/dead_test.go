@@ -20,11 +20,11 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/resc-go/resc/cluster"
 	"github.com/resc-go/resc/deadletter"
 	"github.com/resc-go/resc/internal/keyspace"
 	"github.com/resc-go/resc/internal/redistest"
 	"github.com/resc-go/resc/internal/script"
+	"github.com/resc-go/resc/membership"
 	"github.com/resc-go/resc/recovery"
 )
 
@@ -138,7 +138,7 @@ func recoveryDeadLetter(t *testing.T, rdb *redis.Client, event string, now time.
 		t.Fatal(err)
 	}
 	rpush(t, rdb, map[string][]string{"in/taken/gone": {event}})
-	rec := recovery.New(rdb, []recovery.Watched{{InputQueue: "in"}}, cluster.NewLiveness(rdb, "t:"), recovery.Options{
+	rec := recovery.New(rdb, []recovery.Watched{{InputQueue: "in"}}, membership.NewLiveness(rdb, "t:"), recovery.Options{
 		Settings: recovery.Settings{Prefix: "t:", MaxReplays: -1, ScanInterval: 5 * time.Millisecond, Now: func() time.Time { return now }},
 		Dialect:  d, Logger: slog.New(slog.DiscardHandler)})
 	rctx, cancel := context.WithCancel(ctx)

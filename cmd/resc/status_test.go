@@ -15,10 +15,10 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/resc-go/resc/cluster"
 	"github.com/resc-go/resc/internal/keyspace"
 	"github.com/resc-go/resc/internal/redistest"
 	"github.com/resc-go/resc/internal/script"
+	"github.com/resc-go/resc/membership"
 )
 
 // opsConfig is the configuration of the status and dead tests: watchers
@@ -51,9 +51,9 @@ func rpush(t *testing.T, rdb *redis.Client, lists map[string][]string) {
 
 // leadFor runs an elector of replica id until the end of the test and
 // returns once it leads.
-func leadFor(t *testing.T, rdb *redis.Client, s cluster.Settings, id string) {
+func leadFor(t *testing.T, rdb *redis.Client, s membership.Settings, id string) {
 	t.Helper()
-	el, err := cluster.NewElector(rdb, id, cluster.Options{Settings: s, Logger: slog.New(slog.DiscardHandler)})
+	el, err := membership.NewElector(rdb, id, membership.Options{Settings: s, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,15 +133,15 @@ func TestStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := cluster.Settings{Prefix: "t:", HeartbeatInterval: time.Second, DeadAfter: time.Minute, LeaderTTL: time.Minute}
+	s := membership.Settings{Prefix: "t:", HeartbeatInterval: time.Second, DeadAfter: time.Minute, LeaderTTL: time.Minute}
 	started := time.Now().Add(-90 * time.Minute).UTC().Truncate(time.Second)
 	for i, id := range []string{"a", "b", "c"} {
-		info := cluster.Info{ID: id, Host: "host-" + id, PID: 100 + i, Version: "v-" + id, Started: started,
+		info := membership.Info{ID: id, Host: "host-" + id, PID: 100 + i, Version: "v-" + id, Started: started,
 			TakenLists: []string{"in/taken/" + id, "jobs/taken/" + id}}
 		if id == "b" {
 			info.Kind = "worker" // a worker of the Go SDK registers like a replica
 		}
-		if _, err := cluster.Register(ctx, rdb, info, cluster.Options{Settings: s, Logger: slog.New(slog.DiscardHandler), Dialect: d}); err != nil {
+		if _, err := membership.Register(ctx, rdb, info, membership.Options{Settings: s, Logger: slog.New(slog.DiscardHandler), Dialect: d}); err != nil {
 			t.Fatal(err)
 		}
 	}

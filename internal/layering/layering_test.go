@@ -44,17 +44,17 @@ var allowed = map[string][]string{
 	"fetch":      {"config", "internal/jsonkind"},
 	"deadletter": {"internal/keyspace", "internal/script"},
 	"watcher":    {"config", "rules", "deadletter", "internal/backoff", "internal/keyspace", "internal/script"},
-	"cluster":    {"config", "internal/backoff", "internal/keyspace", "internal/script"},
+	"membership": {"config", "internal/backoff", "internal/keyspace", "internal/script"},
 	"recovery":   {"config", "deadletter", "internal/backoff", "internal/keyspace", "internal/script", "internal/takenlist"},
 
 	// Assembly and operation: a replica's parts, and the read model.
-	"replica": {"config", "rules", "fetch", "watcher", "cluster", "recovery", "telemetry", "internal/*"},
-	"inspect": {"config", "cluster", "deadletter", "internal/keyspace", "internal/script", "internal/takenlist"},
-	"console": {"config", "cluster", "deadletter", "inspect"},
-	"worker":  {"cluster", "config", "deadletter", "recovery", "internal/backoff", "internal/keyspace", "internal/script"},
+	"replica": {"config", "rules", "fetch", "watcher", "membership", "recovery", "telemetry", "internal/*"},
+	"inspect": {"config", "membership", "deadletter", "internal/keyspace", "internal/script", "internal/takenlist"},
+	"console": {"config", "membership", "deadletter", "inspect"},
+	"worker":  {"membership", "config", "deadletter", "recovery", "internal/backoff", "internal/keyspace", "internal/script"},
 
 	// The command: wiring of everything above.
-	"cmd/resc": {"config", "rules", "fetch", "deadletter", "cluster", "inspect", "console", "replica", "telemetry", "internal/*"},
+	"cmd/resc": {"config", "rules", "fetch", "deadletter", "membership", "inspect", "console", "replica", "telemetry", "internal/*"},
 
 	// Beside the product, imported by none of it.
 	"loadtest":               {"config", "fetch", "rules", "internal/*"},
@@ -64,7 +64,7 @@ var allowed = map[string][]string{
 	"examples/demo-api":      {"telemetry"},
 	"examples/worker":        {"telemetry", "worker"},
 	"systest":                nil,
-	"systest/testworker":     {"cluster", "worker"},
+	"systest/testworker":     {"membership", "worker"},
 }
 
 type pkg struct {

@@ -17,7 +17,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/resc-go/resc/cluster"
+	"github.com/resc-go/resc/membership"
 	"github.com/resc-go/resc/worker"
 )
 
@@ -61,7 +61,7 @@ func main() {
 	w := worker.New(rdb, worker.Options{
 		ID: *id, Concurrency: *concurrency, DrainTimeout: *drain, Logger: log,
 		RetryDelay: 20 * time.Millisecond, MaxRetryDelay: 100 * time.Millisecond, MaxReplays: 100,
-		Cluster: cluster.Settings{HeartbeatInterval: *heartbeat, DeadAfter: *deadAfter},
+		Cluster: membership.Settings{HeartbeatInterval: *heartbeat, DeadAfter: *deadAfter},
 	})
 	var opt []worker.HandleOption
 	if *set != "" {

@@ -1,4 +1,4 @@
-package cluster
+package membership
 
 import (
 	"context"
@@ -88,7 +88,7 @@ func NewElector(rdb redis.UniversalClient, id string, o Options) (*Elector, erro
 // registerMetrics reports resc.leader through mp, for the life of the
 // process.
 func (e *Elector) registerMetrics(mp metric.MeterProvider) error {
-	m := mp.Meter("github.com/resc-go/resc/cluster")
+	m := mp.Meter("github.com/resc-go/resc/membership")
 	leader, err := m.Int64ObservableGauge("resc.leader", metric.WithDescription("1 while this replica is the leader, else 0."))
 	if err != nil {
 		return err

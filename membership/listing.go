@@ -1,4 +1,4 @@
-package cluster
+package membership
 
 // Reading the registry: the replicas, the owners of the taken lists and
 // their liveness, for package inspect and the recovery's leader.

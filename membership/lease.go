@@ -1,4 +1,4 @@
-package cluster
+package membership
 
 // The heartbeat loop and the lease it keeps: how a replica knows it may
 // still work, and how it registers again after a lost lease.

@@ -62,4 +62,4 @@
 // dead, and move each entry once). Likewise a paused replica may work for a
 // moment after its lease should have ended; the watcher's fenced commit
 // makes that harmless.
-package cluster
+package membership

@@ -1,4 +1,4 @@
-package cluster
+package membership
 
 // A replica's counters, published for the operators' console: each
 // replica writes its own key every CountersInterval; package inspect sums
