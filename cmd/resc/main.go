@@ -8,7 +8,7 @@
 //	resc check [--cluster] CONFIG    validate, listing every problem
 //	resc explain [--fetch] CONFIG EVENT...   dry run, no Redis write
 //	resc push [--redis-url URL] QUEUE EVENT...   LPUSH events (for trying)
-//	resc status [--json] CONFIG      replicas, leader, queue lengths
+//	resc status [--redis-url URL] [--json] CONFIG   replicas, leader, queue lengths
 //	resc dead list|requeue|drop [flags] CONFIG   the dead-letter lists
 //	resc ui [flags] CONFIG           the operators' web console alone
 //	resc --version
@@ -66,10 +66,11 @@ const usage = `usage:
   resc explain [--fetch] [--queue Q] CONFIG EVENT...
                                                show what each EVENT would produce (no Redis write)
   resc push [--redis-url URL] QUEUE EVENT...   push events with LPUSH (for trying it out)
-  resc status [--json] CONFIG                  replicas, leader and queue lengths (read-only)
-  resc dead list [--queue Q] [--json] [--limit N] CONFIG
+  resc status [--redis-url URL] [--json] CONFIG
+                                               replicas, leader and queue lengths (read-only)
+  resc dead list [--queue Q] [--redis-url URL] [--json] [--limit N] CONFIG
                                                the entries of a dead-letter list, numbered
-  resc dead requeue|drop [--queue Q] (--index N... | --all | --match REGEXP) [--dry-run] CONFIG
+  resc dead requeue|drop [--queue Q] [--redis-url URL] (--index N... | --all | --match REGEXP) [--dry-run] CONFIG
                                                push entries back to the input queue, or remove them
                                                (requeue --raw: also entries pushed by hand)
   resc ui [--redis-url URL] [--http-addr ADDR] CONFIG
@@ -79,7 +80,8 @@ const usage = `usage:
 run flags (each also read from the environment):
   --replica-id ID      RESC_REPLICA_ID   this replica's id (default: hostname plus a random suffix)
   --redis-url URL      RESC_REDIS_URL    Redis to use, overriding redis.url of CONFIG
-  --http-addr ADDR     RESC_HTTP_ADDR    health and profiling endpoints (default 127.0.0.1:9464, "off" for none)
+  --http-addr ADDR     RESC_HTTP_ADDR    /healthz, /readyz, /metrics, /debug/pprof/ and, with --ui, /ui/
+                                         (default 127.0.0.1:9464, "off" for none)
   --embedded MODE      RESC_EMBEDDED     never (default), auto (an in-memory server when the loopback
                                          Redis of CONFIG is not reachable; for trying only), always
   --drain-timeout D    RESC_DRAIN_TIMEOUT  how long in-flight events may finish on SIGTERM (default 30s)
@@ -97,6 +99,10 @@ status and dead flags:
 environment:
   RESC_LOG             error, warn (default), info or debug
   RESC_PPROF           on (default) or off: the Go profiles at /debug/pprof/ of the HTTP address
+  RESC_REDIS_USERNAME, RESC_REDIS_PASSWORD, RESC_REDIS_PASSWORD_FILE, RESC_REDIS_TLS_CA_FILE,
+  RESC_REDIS_TLS_CERT_FILE, RESC_REDIS_TLS_KEY_FILE   the Redis user and TLS files (docs/redis.md)
+  RESC_TRACE_PARENT, RESC_TRACE_CONTEXT_TTL, OTEL_*    traces (docs/telemetry.md)
+every command, flag, variable and exit code: docs/cli.md
 `
 
 // runMain dispatches the subcommands; it returns an *exitError for a

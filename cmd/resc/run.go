@@ -49,7 +49,7 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	fs := newFlags("run", stderr)
 	fs.StringVar(&f.replica, "replica-id", os.Getenv("RESC_REPLICA_ID"), "this replica's id")
 	fs.StringVar(&f.redisURL, "redis-url", os.Getenv("RESC_REDIS_URL"), "Redis URL, overriding the configuration's")
-	fs.StringVar(&f.httpAddr, "http-addr", os.Getenv("RESC_HTTP_ADDR"), "address of /healthz and /readyz (\"off\": none)")
+	fs.StringVar(&f.httpAddr, "http-addr", os.Getenv("RESC_HTTP_ADDR"), "address of /healthz, /readyz, /metrics, /debug/pprof/ and /ui/ (\"off\": none)")
 	fs.StringVar(&f.embedded, "embedded", envOr("RESC_EMBEDDED", "never"), "never, auto or always: an in-memory Redis for trying")
 	uiEnv, uiErr := parseBool("RESC_UI", os.Getenv("RESC_UI"))
 	pprofOn, pprofErr := parseBool("RESC_PPROF", envOr("RESC_PPROF", "on"))
