@@ -6,7 +6,7 @@ LDFLAGS   := -s -w -X main.version=$(VERSION)
 CONFIG    ?= examples/demo.hjson
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: run test chaos build lint vet bench loadtest screenshots clean
+.PHONY: run test test-product test-harnesses chaos build lint vet bench loadtest screenshots clean
 
 # The modules of the repository: the product (.) and, beside it, the test
 # harnesses with heavy dependencies (the load generator, the deployment
@@ -14,13 +14,14 @@ STATICCHECK_VERSION ?= v0.8.2
 # chromedp), each with its own go.mod so that the product's go.mod does not
 # require them (docs/architecture.md). vet, test, lint and bench run in all
 # of them; internal/layering fails on a go.mod missing here.
-MODULES := . loadtest deploy/check systest/browser
+HARNESS_MODULES := loadtest deploy/check systest/browser
+MODULES         := . $(HARNESS_MODULES)
 
-# each-module runs `go -C <module> $(1)` in every module, in all of them
-# even after a failure, and fails if one did.
+# each-module runs `go -C <module> $(2)` in every module of $(1), in all of
+# them even after a failure, and fails if one did.
 define each-module
-	@status=0; for m in $(MODULES); do \
-	  echo "go -C $$m $(1)"; $(GO) -C $$m $(1) || status=1; \
+	@status=0; for m in $(1); do \
+	  echo "go -C $$m $(2)"; $(GO) -C $$m $(2) || status=1; \
 	done; exit $$status
 endef
 
@@ -33,15 +34,31 @@ run:
 	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/resc run --embedded=auto --ui $(CONFIG)
 
 ## test: install redis-server (and chromium, for the console's browser
-## tests) if missing, then every test of every module with -race, each
-## package vetted with all of go vet's analyzers on the way (-vet=all: the
-## same checks as `go vet`, on the race build's compiled packages instead
-## of a second, non-race build of everything).
-TESTFLAGS ?= -race -shuffle=on -count=1 -timeout 10m -vet=all
+## tests) if missing, then every test of every module with -race: the
+## product's and, at the same time, the harness modules' (their tests wait
+## on builds and processes more than they use the CPU). Each package is
+## vetted on the way with all of go vet's analyzers (-vet=all: the checks
+## of `go vet`, on the race build's compiled packages instead of a second,
+## non-race build of everything). -parallel 4: the parallel tests (systest's,
+## each with its own redis-server and resc processes) mostly wait on
+## processes and timeouts, so four at a time on two cores.
+TESTFLAGS ?= -race -shuffle=on -count=1 -timeout 10m -vet=all -parallel 4
 test:
 	./scripts/ensure-redis.sh
 	./scripts/ensure-chromium.sh
-	$(call each-module,test $(TESTFLAGS) ./...)
+	@$(MAKE) --no-print-directory -j2 test-product test-harnesses
+
+# The product's slowest packages are listed first: go test starts the
+# packages' tests in the order given, at most -p at a time, and one listed
+# last would run alone at the end (systest's processes and timeouts). -p 3:
+# while systest's tests wait on their processes, two more packages build or
+# run beside it.
+SLOW_FIRST := ./systest/ ./examples/worker/ ./watcher/
+test-product:
+	$(GO) test $(TESTFLAGS) -p 3 $(SLOW_FIRST) ./...
+
+test-harnesses:
+	$(call each-module,$(HARNESS_MODULES),test $(TESTFLAGS) ./...)
 
 ## chaos: the long chaos runs, printing their figures: a soak of RESC_SOAK
 ## (random SIGKILLs and SIGTERMs under load, fast cluster timings), the
@@ -62,7 +79,7 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/resc ./cmd/resc
 
 vet:
-	$(call each-module,vet ./...)
+	$(call each-module,$(MODULES),vet ./...)
 
 ## lint: gofmt, vet, the layering of the packages (internal/layering,
 ## docs/architecture.md "Layers") and staticcheck (pinned).
@@ -70,12 +87,12 @@ lint: vet
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) test -count=1 ./internal/layering/
-	$(call each-module,run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...)
+	$(call each-module,$(MODULES),run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...)
 
 ## bench: the Go benchmarks of the hot paths.
 bench: 
 	./scripts/ensure-redis.sh
-	$(call each-module,test -run '^$$' -bench . -benchmem ./...)
+	$(call each-module,$(MODULES),test -run '^$$' -bench . -benchmem ./...)
 
 ## loadtest: a short load test, about a minute on 2 cores, each run printing
 ## its report (docs/loadtest.md, BENCHMARKS.md): 200k events as fast as
