@@ -6,7 +6,7 @@ LDFLAGS   := -s -w -X main.version=$(VERSION)
 CONFIG    ?= examples/demo.hjson
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: run test test-product test-harnesses chaos build lint vet bench loadtest screenshots clean
+.PHONY: run test test-product test-harnesses chaos build lint vet tidy bench loadtest screenshots clean
 
 # The modules of the repository: the product (.) and, beside it, the test
 # harnesses with heavy dependencies (the load generator, the deployment
@@ -80,6 +80,12 @@ build:
 
 vet:
 	$(call each-module,$(MODULES),vet ./...)
+
+## tidy: go mod tidy in every module, the product first: a harness module
+## takes the product's requirements through its replace directive, so a
+## change to the product's go.mod needs its go.sum updated too.
+tidy:
+	$(call each-module,$(MODULES),mod tidy)
 
 ## lint: gofmt, vet, the layering of the packages (internal/layering,
 ## docs/architecture.md "Layers") and staticcheck (pinned).
