@@ -123,12 +123,13 @@ func (t *tailBuffer) String() string {
 	return string(bytes.TrimSpace(t.b))
 }
 
-// buildResc builds cmd/resc of this module into dir (proctest.Build), from
-// the current directory, which must be inside the module.
+// buildResc builds cmd/resc of the product module into dir (proctest.Build),
+// from the current directory, which must be inside the resc-go working tree
+// (the product module, or this one, which replaces it with the tree).
 func buildResc(ctx context.Context, dir string) (string, error) {
 	bin, err := proctest.Build(ctx, dir, proctest.BuildOptions{})
 	if err != nil {
-		return "", fmt.Errorf("loadtest: building resc (run from inside the resc-go module, or give --resc): %w", err)
+		return "", fmt.Errorf("loadtest: building resc (run from inside the resc-go working tree, or give --resc): %w", err)
 	}
 	return bin, nil
 }

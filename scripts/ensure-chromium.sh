@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure a Chromium is on PATH for the console's browser tests
-# (systest/ui_test.go), installing Debian's chromium package where it is
-# missing. Unlike redis-server it is not required: where it cannot be
+# (systest/browser/ui_test.go), installing Debian's chromium package where
+# it is missing. Unlike redis-server it is not required: where it cannot be
 # installed, this says so and the browser tests are skipped with a
 # message (go test -v shows "SKIPPED: no Chromium"), never passed.
 set -uo pipefail

@@ -14,6 +14,7 @@ import (
 // HTTP address, which still serves /metrics; /debug/pprof/cmdline is never
 // served (a command line may hold a Redis password).
 func TestPprofOff(t *testing.T) {
+	t.Parallel()
 	rs := redistest.Start(t)
 	cfg := testutil.WriteFile(t, "resc.hjson", `{redis: {url: "`+rs.URL()+`"},
 		watchers: [{input_queue: "events", rules: [{on: "^a$", make: {queue: "todo"}}]}]}`)

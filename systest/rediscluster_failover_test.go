@@ -17,7 +17,8 @@ import (
 // under a steady load (a push every 2 ms) while the slot of its watcher
 // is migrated to another master (ASK, TRYAGAIN, then MOVED), then while
 // that master is killed with SIGKILL and its replica promoted: it keeps
-// running, handles every event pushed once the cluster is whole again, and
+// running, handles every event pushed once the cluster is whole again (the
+// producer, connected as resc-go is, follows the failover), and
 // what the failover lost or repeated is counted and logged.
 func TestRedisClusterReshardAndFailover(t *testing.T) {
 	t.Parallel()
@@ -59,8 +60,10 @@ func TestRedisClusterReshardAndFailover(t *testing.T) {
 	promoted := cl.AwaitNewOwner(slot, to, 30*time.Second)
 	recovered := time.Now()
 	t.Logf("kill -9 of %s: its replica %s promoted, cluster ok again after %v", to.Addr(), promoted.Addr(), recovered.Sub(killedAt).Round(time.Millisecond))
-	loadFor()
-	loadFor()
+	// The producer follows the failover: 200 events acknowledged after the
+	// recovery (2 s of its pace on a quiet machine; a loaded one may take
+	// longer, which is not what this checks).
+	followed, _ := testutil.Poll(time.Minute, func() (bool, string) { return prod.ackedSince(recovered) >= 200, "" })
 	acked := prod.halt()
 
 	ctx := context.Background()
@@ -93,8 +96,8 @@ func TestRedisClusterReshardAndFailover(t *testing.T) {
 	}
 	t.Logf("reshard and master failover under load: %v; lost: %d acknowledged before the kill, %d between the kill and recovery, %d of the %d after",
 		o, lostMigrating, lostKill, lostAfter, ackedAfter)
-	if ackedAfter < 200 {
-		t.Errorf("only %d events acknowledged in the 2 s after recovery: the producer did not follow the failover", ackedAfter)
+	if !followed {
+		t.Errorf("only %d events acknowledged in the minute after recovery: the producer did not follow the failover", ackedAfter)
 	}
 	select {
 	case <-p.Done():

@@ -56,6 +56,19 @@ func startSentinelProducer(rdb redis.UniversalClient, queue string, period time.
 	return p
 }
 
+// ackedSince counts the events acknowledged after since, so far.
+func (p *sentinelProducer) ackedSince(since time.Time) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, at := range p.acked {
+		if at.After(since) {
+			n++
+		}
+	}
+	return n
+}
+
 func (p *sentinelProducer) halt() map[string]time.Time {
 	close(p.stop)
 	<-p.done

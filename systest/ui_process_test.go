@@ -18,6 +18,7 @@ import (
 // `resc ui` serve the same overview: the replica, and the tasks it pushed
 // (from the counters it publishes). Without Chromium, over plain HTTP.
 func TestConsoleProcesses(t *testing.T) {
+	t.Parallel()
 	rs := redistest.Start(t)
 	rdb := rs.Client()
 	cfg := testutil.WriteFile(t, "resc.hjson", `{redis: {url: "`+rs.URL()+`"},
@@ -56,6 +57,7 @@ func TestConsoleProcesses(t *testing.T) {
 // token up and prints it beside the address; that token opens a session,
 // another is refused.
 func TestConsoleAutoToken(t *testing.T) {
+	t.Parallel()
 	rs := redistest.Start(t)
 	cfg := testutil.WriteFile(t, "resc.hjson", `{redis: {url: "`+rs.URL()+`"},
 		watchers: [{input_queue: "events", rules: [{on: "^acq$", make: {queue: "todo"}}]}]}`)

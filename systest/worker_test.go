@@ -177,13 +177,17 @@ func (f *workerFleet) checkExactlyOnce(tasks []string) (repeated int) {
 // TestWorkersKilledUnderLoad: workers SIGKILLed while tasks flow lose
 // nothing: the leader replays their taken lists, every task gets exactly
 // one done event, handler panics are retried, no taken list is left.
-func TestWorkersKilledUnderLoad(t *testing.T) { workersKilledUnderLoad(t, newWorkerFleet(t, 100)) }
+func TestWorkersKilledUnderLoad(t *testing.T) {
+	t.Parallel()
+	workersKilledUnderLoad(t, newWorkerFleet(t, 100))
+}
 
 // TestWorkersKilledUnderLoadOnCluster is TestWorkersKilledUnderLoad on a
 // 3-master Redis Cluster: the workers' scripts fence on their per-queue
 // fence, in the queue's slot, and the leader deletes a dead worker's
 // fence in the script that replays its taken list.
 func TestWorkersKilledUnderLoadOnCluster(t *testing.T) {
+	t.Parallel()
 	workersKilledUnderLoad(t, newClusterWorkerFleet(t, 100))
 }
 
@@ -230,12 +234,16 @@ func workersKilledUnderLoad(t *testing.T, f *workerFleet) {
 // dead-after is presumed dead; the leader replays its task, another
 // worker completes it; resumed, the zombie finishes its handler but
 // completes nothing: one done event.
-func TestWorkerZombieFenced(t *testing.T) { workerZombieFenced(t, newWorkerFleet(t, 100)) }
+func TestWorkerZombieFenced(t *testing.T) {
+	t.Parallel()
+	workerZombieFenced(t, newWorkerFleet(t, 100))
+}
 
 // TestWorkerZombieFencedOnCluster is TestWorkerZombieFenced on a Redis
 // Cluster: the zombie's fence, deleted by the leader's replay, refuses
 // its completion.
 func TestWorkerZombieFencedOnCluster(t *testing.T) {
+	t.Parallel()
 	workerZombieFenced(t, newClusterWorkerFleet(t, 100))
 }
 
@@ -277,6 +285,7 @@ func workerZombieFenced(t *testing.T, f *workerFleet) {
 // within the drain timeout, hands a task stuck past it back to the queue,
 // deregisters, and exits 0 with an empty taken list.
 func TestWorkerDrainsOnSIGTERM(t *testing.T) {
+	t.Parallel()
 	f := newWorkerFleet(t, 100)
 	id, w := f.start("-work", "700ms", "-slow", "task-stuck", "-slow-for", "20s", "-drain", "2s", "-concurrency", "8")
 	tasks := f.push(0, 4)
@@ -305,6 +314,7 @@ func TestWorkerDrainsOnSIGTERM(t *testing.T) {
 // handler at a time: with more, the tasks in flight beside the poison
 // task crash with it and are counted with it (README, "Go workers").
 func TestPoisonTaskDeadLettered(t *testing.T) {
+	t.Parallel()
 	f := newWorkerFleet(t, 2)
 	flags := []string{"-crash-on", "task-poison", "-work", "5ms", "-concurrency", "1"}
 	_, p := f.start(flags...)

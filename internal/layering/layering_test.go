@@ -1,14 +1,19 @@
-// Package layering holds one test: that every package of the module imports
-// only the project packages its layer allows (docs/architecture.md,
-// "Layers"). `make lint` runs it, and so does `make test`. A new package
-// must be added to the table below before the test passes: where it sits
-// is a decision, not an accident.
+// Package layering holds the tests of the repository's structure: that
+// every package of the product module and of the modules beside it (the
+// test harnesses: loadtest, deploy/check, systest/browser) imports only the
+// project packages its layer allows (docs/architecture.md, "Layers"), and
+// that the product's go.mod requires none of the harnesses' heavy
+// dependencies. `make lint` runs them, and so does `make test`. A new
+// package must be added to the table below before the test passes: where
+// it sits is a decision, not an accident.
 package layering
 
 import (
 	"bytes"
 	"encoding/json"
+	"io/fs"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -56,17 +61,41 @@ var allowed = map[string][]string{
 	// The command: wiring of everything above.
 	"cmd/resc": {"config", "rules", "fetch", "deadletter", "membership", "inspect", "console", "replica", "telemetry", "internal/*"},
 
-	// Beside the product, imported by none of it.
+	// Beside the product, imported by none of it: the container health
+	// check, the examples and the system tests, in the product module...
+	"deploy/healthcheck": nil,
+	"examples/demo-api":  {"telemetry"},
+	"examples/worker":    {"telemetry", "worker"},
+	"systest":            nil,
+	"systest/testworker": {"membership", "worker"},
+
+	// ... and the harnesses with heavy dependencies, each a module of its
+	// own (see harnessModules).
 	"loadtest":               {"config", "fetch", "rules", "internal/*"},
 	"loadtest/cmd/resc-load": {"loadtest"},
-	"deploy":                 nil,
-	"deploy/healthcheck":     nil,
-	"examples/demo-api":      {"telemetry"},
-	"examples/worker":        {"telemetry", "worker"},
-	"systest":                nil,
-	"systest/testworker":     {"membership", "worker"},
+	"deploy/check":           nil,
+	"systest/browser":        nil,
 	"docs":                   nil, // the link checker of the Markdown files
 }
+
+// harnessModules are the modules beside the product, relative to the
+// repository root, each with a go.mod that replaces the product module with
+// the working tree. TestLayering fails on a go.mod that is not listed.
+var harnessModules = []string{"loadtest", "deploy/check", "systest/browser"}
+
+// harnessRequirements are the modules that only the harnesses may require:
+// the product's users must not get them in their module graph.
+var harnessRequirements = []string{
+	"github.com/chromedp/chromedp",
+	"github.com/chromedp/cdproto",
+	"github.com/compose-spec/compose-go/v2",
+	"github.com/hashicorp/hcl/v2",
+	"github.com/zclconf/go-cty",
+}
+
+// root is the repository root, from this package's directory (go test's
+// working directory).
+const root = "../.."
 
 type pkg struct {
 	ImportPath   string
@@ -76,20 +105,8 @@ type pkg struct {
 }
 
 func TestLayering(t *testing.T) {
-	cmd := exec.Command("go", "list", "-json", module+"/...")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("go list: %v\n%s", err, stderr.String())
-	}
-	dec := json.NewDecoder(bytes.NewReader(out))
 	seen := 0
-	for dec.More() {
-		var p pkg
-		if err := dec.Decode(&p); err != nil {
-			t.Fatal(err)
-		}
+	for _, p := range packages(t) {
 		seen++
 		name := rel(p.ImportPath)
 		rules, ok := allowed[name]
@@ -113,6 +130,97 @@ func TestLayering(t *testing.T) {
 	}
 	if seen < 10 {
 		t.Fatalf("go list found %d packages: the test is not looking at the module", seen)
+	}
+}
+
+// packages lists the packages of the product module and of every harness
+// module, failing the test on a go.mod that is in neither.
+func packages(t *testing.T) []pkg {
+	t.Helper()
+	mods := modules(t)
+	if want := append([]string{"."}, harnessModules...); !slices.Equal(mods, slices.Sorted(slices.Values(want))) {
+		t.Errorf("the go.mod files of the repository are in %v, want %v: list a new module in harnessModules (internal/layering) and in MODULES (Makefile)", mods, want)
+	}
+	var all []pkg
+	for _, dir := range mods {
+		out := goCmd(t, dir, "list", "-json", "./...")
+		dec := json.NewDecoder(bytes.NewReader(out))
+		for dec.More() {
+			var p pkg
+			if err := dec.Decode(&p); err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, p)
+		}
+	}
+	return all
+}
+
+// modules returns the directories of the repository holding a go.mod,
+// relative to the root, sorted.
+func modules(t *testing.T) []string {
+	t.Helper()
+	var mods []string
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && path != root && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata" || d.Name() == "node_modules") {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() && d.Name() == "go.mod" {
+			rel, err := filepath.Rel(root, filepath.Dir(path))
+			if err != nil {
+				return err
+			}
+			mods = append(mods, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(mods)
+	return mods
+}
+
+// goCmd runs the go command in dir (relative to the repository root) and
+// returns its standard output.
+func goCmd(t *testing.T, dir string, args ...string) []byte {
+	t.Helper()
+	cmd := exec.Command("go", args...)
+	cmd.Dir = filepath.Join(root, dir)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go %s in %s: %v\n%s", strings.Join(args, " "), dir, err, stderr.String())
+	}
+	return out
+}
+
+// TestProductRequirements checks that the product's go.mod requires none
+// of the harnesses' dependencies (directly or as // indirect): they live in
+// the harness modules, where the product's and the SDK's users never get
+// them.
+func TestProductRequirements(t *testing.T) {
+	var mod struct {
+		Module  struct{ Path string }
+		Require []struct{ Path string }
+	}
+	if err := json.Unmarshal(goCmd(t, ".", "mod", "edit", "-json"), &mod); err != nil {
+		t.Fatal(err)
+	}
+	if mod.Module.Path != module {
+		t.Fatalf("the go.mod at %s is of %s, want %s", root, mod.Module.Path, module)
+	}
+	if len(mod.Require) < 5 {
+		t.Fatalf("go mod edit -json lists %d requirements: not the product's go.mod", len(mod.Require))
+	}
+	for _, r := range mod.Require {
+		if slices.Contains(harnessRequirements, r.Path) {
+			t.Errorf("the product's go.mod requires %s: only the harness modules (%v) may", r.Path, harnessModules)
+		}
 	}
 }
 

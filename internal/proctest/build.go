@@ -9,18 +9,24 @@
 package proctest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/resc-go/resc/internal/testutil"
 )
 
-// rescPackage is the import path of the resc command.
-const rescPackage = "github.com/resc-go/resc/cmd/resc"
+// rescModule is the path of the product module, rescPackage the import
+// path of the resc command in it.
+const (
+	rescModule  = "github.com/resc-go/resc"
+	rescPackage = rescModule + "/cmd/resc"
+)
 
 // BuildOptions are the flags of Build's `go build`. The zero value builds
 // as a plain `go build` does: the version is "dev".
@@ -35,12 +41,18 @@ type BuildOptions struct {
 	Static bool
 }
 
-// Build builds the resc command into dir/resc with `go build`, from the
-// current directory, which must be inside the resc-go module, and returns
-// the binary's path. The build is never -race, whatever the caller's is:
+// Build builds the resc command into dir/resc with `go build` and returns
+// the binary's path. The current directory must be inside the resc-go
+// module or inside a module beside it that replaces it with the working
+// tree (loadtest, deploy/check, systest/browser): the build runs in the
+// product module's directory, so resc is built with the product's go.mod
+// and go.sum, never with the versions a test module selects. The build is never -race, whatever the caller's is:
 // it stays fast, and the race detector has the in-process tests for it.
 func Build(ctx context.Context, dir string, opts BuildOptions) (string, error) {
-	bin := filepath.Join(dir, "resc")
+	bin, err := filepath.Abs(filepath.Join(dir, "resc")) // the build runs elsewhere
+	if err != nil {
+		return "", fmt.Errorf("proctest: %w", err)
+	}
 	args := []string{"build", "-o", bin}
 	if opts.Trimpath {
 		args = append(args, "-trimpath")
@@ -48,7 +60,12 @@ func Build(ctx context.Context, dir string, opts BuildOptions) (string, error) {
 	if opts.Version != "" {
 		args = append(args, "-ldflags", "-X main.version="+opts.Version)
 	}
+	moduleDir, err := rescModuleDir(ctx)
+	if err != nil {
+		return "", err
+	}
 	cmd := exec.CommandContext(ctx, "go", append(args, rescPackage)...)
+	cmd.Dir = moduleDir
 	if opts.Static {
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	}
@@ -56,6 +73,24 @@ func Build(ctx context.Context, dir string, opts BuildOptions) (string, error) {
 		return "", fmt.Errorf("proctest: go build %s: %w\n%s", rescPackage, err, out)
 	}
 	return bin, nil
+}
+
+// rescModuleDir returns the directory of the resc-go module as the go
+// command resolves it from the current directory: the main module itself,
+// or the directory a replace directive names.
+func rescModuleDir(ctx context.Context) (string, error) {
+	cmd := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}", rescModule)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("proctest: go list -m %s (run from inside the resc-go module or a module beside it): %w\n%s", rescModule, err, stderr.Bytes())
+	}
+	dir := strings.TrimSpace(string(out))
+	if dir == "" {
+		return "", fmt.Errorf("proctest: go list -m %s: no directory (is the module in the module cache only?)", rescModule)
+	}
+	return dir, nil
 }
 
 // BuildPackage builds the main package pkg (an import path of the module)

@@ -67,7 +67,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.RSSInterval, "rss-interval", 0, "replica memory sampling interval (1s)")
 	fs.DurationVar(&o.StallTimeout, "stall-timeout", 0, "fail when no task appears for this long (30s)")
 	fs.StringVar(&o.RedisURL, "redis-url", "", "use this Redis instead of a private redis-server (only the run's keys are written, then deleted)")
-	fs.StringVar(&o.Resc, "resc", "", "the resc binary (default: go build of this module's cmd/resc)")
+	fs.StringVar(&o.Resc, "resc", "", "the resc binary (default: go build of the resc-go working tree's cmd/resc)")
 	fs.StringVar(&o.PprofDir, "pprof", "", "write a CPU profile of replica lt-1 during the measurement, and Redis command statistics, to this directory")
 	fs.IntVar(&o.PprofSeconds, "pprof-seconds", 0, "length of the CPU profile (5)")
 	fs.StringVar(&o.K6, "k6", "", "k6 mode: the k6 binary (k6 on PATH)")

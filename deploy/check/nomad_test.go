@@ -1,9 +1,10 @@
-package deploy
+package check
 
 import (
 	"fmt"
 	"net"
 	"path"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -184,7 +185,7 @@ func loadNomad(t *testing.T, file string, alloc int) (nomadFile, nomadJob) {
 
 // TestNomad checks deploy/nomad/resc.nomad.hcl (see checkNomad).
 func TestNomad(t *testing.T) {
-	const file = "nomad/resc.nomad.hcl"
+	file := filepath.Join(deployDir, "nomad", "resc.nomad.hcl")
 	nf, job := loadNomad(t, file, 0)
 	checkNomad(t, file, nf, job)
 }

@@ -1,10 +1,11 @@
-package deploy
+package check
 
 import (
 	"bufio"
 	"encoding/json"
 	"os"
 	"path"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -224,7 +225,7 @@ func copiedTo(s *stage) map[string]bool {
 // goModMinor is the go directive of go.mod, as major.minor ("1.26").
 func goModMinor(t *testing.T) string {
 	t.Helper()
-	data, err := os.ReadFile("../go.mod")
+	data, err := os.ReadFile(filepath.Join(repoRoot, "go.mod"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,10 +268,10 @@ func goBuilds(s *stage) []goBuild {
 // the demo API and the health check, non-root too; COPY --from naming
 // earlier stages.
 func TestDockerfile(t *testing.T) {
-	d := parseDockerfile(t, "Dockerfile")
+	d := parseDockerfile(t, filepath.Join(deployDir, "Dockerfile"))
 	checkDockerfile(t, d, goModMinor(t))
 	// -X main.version needs the variable it sets (the Makefile stamps it too).
-	main, err := os.ReadFile("../cmd/resc/main.go")
+	main, err := os.ReadFile(filepath.Join(repoRoot, "cmd", "resc", "main.go"))
 	if err != nil {
 		t.Fatal(err)
 	}

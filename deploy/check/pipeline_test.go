@@ -1,4 +1,4 @@
-package deploy
+package check
 
 import (
 	"context"
@@ -38,8 +38,8 @@ func TestComposePipeline(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the demo's programs")
 	}
-	p := loadCompose(t, "docker-compose.yml")
-	a := newComposeApp(p, parseDockerfile(t, "Dockerfile"))
+	p := loadCompose(t, filepath.Join(deployDir, "docker-compose.yml"))
+	a := newComposeApp(p, parseDockerfile(t, filepath.Join(deployDir, "Dockerfile")))
 	bins := buildPrograms(t)
 	srv := redistest.Start(t)
 	rdb := srv.Client()
@@ -218,7 +218,7 @@ func buildPrograms(t *testing.T) map[string]string {
 		t.Fatal(err)
 	}
 	cmd := exec.Command("go", "build", "-trimpath", "-o", dir+"/", "./examples/worker", "./examples/demo-api", "./deploy/healthcheck")
-	cmd.Dir = ".."
+	cmd.Dir = repoRoot
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)

@@ -1,4 +1,4 @@
-package systest
+package browser
 
 import (
 	"context"

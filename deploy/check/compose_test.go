@@ -1,4 +1,4 @@
-package deploy
+package check
 
 import (
 	"context"
@@ -52,11 +52,11 @@ func loadCompose(t *testing.T, file string, env ...string) *types.Project {
 // TestCompose loads deploy/docker-compose.yml and checks the demo it
 // promises (see checkCompose).
 func TestCompose(t *testing.T) {
-	p := loadCompose(t, "docker-compose.yml")
-	checkCompose(t, p, parseDockerfile(t, "Dockerfile"))
+	p := loadCompose(t, filepath.Join(deployDir, "docker-compose.yml"))
+	checkCompose(t, p, parseDockerfile(t, filepath.Join(deployDir, "Dockerfile")))
 
 	// The version given to compose reaches the image of every program.
-	p = loadCompose(t, "docker-compose.yml", "RESC_VERSION=v9.8.7")
+	p = loadCompose(t, filepath.Join(deployDir, "docker-compose.yml"), "RESC_VERSION=v9.8.7")
 	for name, s := range p.Services {
 		if s.Build != nil && s.Build.Target == "resc" {
 			if v := s.Build.Args["VERSION"]; v == nil || *v != "v9.8.7" {
@@ -176,7 +176,7 @@ func checkCompose(t *testing.T, p *types.Project, d *dockerfile) {
 		}
 		// Paths are resolved: the context is absolute, the Dockerfile
 		// relative to it.
-		root, _ := filepath.Abs("..")
+		root, _ := filepath.Abs(repoRoot)
 		if s.Build.Context != root || filepath.Join(root, s.Build.Dockerfile) != filepath.Join(root, "deploy", "Dockerfile") {
 			t.Errorf("%s: builds %s with the context %s: want deploy/Dockerfile with the repository root as context", name, s.Build.Dockerfile, s.Build.Context)
 		}
