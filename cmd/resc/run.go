@@ -113,6 +113,12 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	if emb != nil {
 		defer emb.Close()
+		// The server's TTLs run down until it closes, after the replica's
+		// shutdown: a signal ends ctx, not the server's time.
+		clock, stopClock := context.WithCancel(context.WithoutCancel(ctx))
+		ticking := make(chan struct{})
+		go func() { defer close(ticking); _ = emb.Run(clock) }()
+		defer func() { stopClock(); <-ticking }()
 	}
 	replicaLog := log.With("replica", f.replica)
 	tel, err := telemetry.Setup(ctx, telemetry.Options{Version: version, Replica: f.replica}, replicaLog)
