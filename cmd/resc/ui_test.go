@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
@@ -17,6 +19,10 @@ func TestUISettingsRefused(t *testing.T) {
 	if err := os.WriteFile(tokenFile, []byte("  \n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	weakFile := filepath.Join(t.TempDir(), "weak")
+	if err := os.WriteFile(weakFile, []byte("aaaaaaaaaaaaaaab\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		env     map[string]string
 		args    []string
@@ -26,6 +32,10 @@ func TestUISettingsRefused(t *testing.T) {
 		{nil, []string{"run", "--ui", "--http-addr", "off", good}, "--ui needs an HTTP address"},
 		{map[string]string{"RESC_PPROF": "sometimes"}, []string{"run", good}, `bad RESC_PPROF "sometimes"`},
 		{map[string]string{"RESC_UI_TOKEN": "short"}, []string{"run", "--ui", "--http-addr", "127.0.0.1:0", good}, "RESC_UI_TOKEN is 5 characters long"},
+		{map[string]string{"RESC_UI_TOKEN": "0000000000000000"}, []string{"run", "--ui", "--http-addr", "127.0.0.1:0", good}, "RESC_UI_TOKEN is one character repeated"},
+		{map[string]string{"RESC_UI_TOKEN": strings.Repeat(" ", 16)}, []string{"ui", "--http-addr", "127.0.0.1:0", good}, "RESC_UI_TOKEN is one character repeated"},
+		{map[string]string{"RESC_UI_TOKEN": "passwordpassword"}, []string{"ui", "--http-addr", "127.0.0.1:0", good}, "RESC_UI_TOKEN is a string of 8 characters repeated"},
+		{map[string]string{"RESC_UI_TOKEN_FILE": weakFile}, []string{"run", "--ui", "--http-addr", "127.0.0.1:0", good}, "the token of RESC_UI_TOKEN_FILE " + weakFile + " is too easy to guess (about 5 bits"},
 		{map[string]string{"RESC_UI_TOKEN": strings.Repeat("t", 20), "RESC_UI_TOKEN_FILE": tokenFile}, []string{"ui", "--http-addr", "127.0.0.1:0", good}, "RESC_UI_TOKEN and RESC_UI_TOKEN_FILE are both set"},
 		{map[string]string{"RESC_UI_TOKEN_FILE": tokenFile}, []string{"ui", "--http-addr", "127.0.0.1:0", good}, "RESC_UI_TOKEN_FILE " + tokenFile + " is empty"},
 		{map[string]string{"RESC_UI_JAEGER_URL": "jaeger:16686"}, []string{"ui", "--http-addr", "127.0.0.1:0", good}, `bad RESC_UI_JAEGER_URL "jaeger:16686"`},
@@ -53,5 +63,38 @@ func TestRedactedURL(t *testing.T) {
 	_, stderr, err := runCmd(t, "status", "--redis-url", "redis://u:pw-1@h:port:x/", writeConfig(t, "c.hjson", `{watchers: [{input_queue: "in", rules: [{on: "^a$", make: {queue: "q"}}]}]}`))
 	if err == nil || strings.Contains(err.Error(), "pw-1") || strings.Contains(stderr, "pw-1") {
 		t.Errorf("bad URL: err %v, stderr %q: want an error without the password", err, stderr)
+	}
+}
+
+// TestWeakToken: tokens a guess finds are weak, with the reason; random
+// ones of 16 characters and more, and the made-up one of
+// RESC_UI_TOKEN=auto, are not.
+func TestWeakToken(t *testing.T) {
+	for token, want := range map[string]string{
+		"0000000000000000":             "is one character repeated",
+		strings.Repeat(" ", 16):        "is one character repeated",
+		"abababababababab":             "is a string of 2 characters repeated",
+		"0123456701234567":             "is a string of 8 characters repeated",
+		"abcabcabcabcabcabca":          "is a string of 3 characters repeated",
+		"aaaaaaaaaaaaaaab":             "is too easy to guess (about 5 bits of entropy estimated from its characters, want 28)",
+		"aaaaaaaabbbbbbbb":             "is too easy to guess (about 16 bits",
+		"0123456789abcde":              "is 15 characters long: use at least 16",
+		"ééééééééééééééé":              "is 15 characters long",
+		"0123456789abcdef":             "",
+		"correct horse battery staple": "",
+		"Tr0ub4dor&3-xyzzy":            "",
+	} {
+		if got := weakToken(token); !strings.HasPrefix(got, want) || (want == "") != (got == "") {
+			t.Errorf("weakToken(%q) = %q, want %q", token, got, want)
+		}
+	}
+	for range 2000 {
+		for _, n := range []int{8, 12, 16} { // 16, 24 (auto) and 32 hex characters
+			b := make([]byte, n)
+			_, _ = rand.Read(b)
+			if tok := hex.EncodeToString(b); weakToken(tok) != "" {
+				t.Errorf("random token %q refused: %s", tok, weakToken(tok))
+			}
+		}
 	}
 }
