@@ -45,9 +45,13 @@ type syntaxError struct {
 	line, col int
 	msg       string
 	err       error // the parser's error, nil when the loader found it
+	refused   bool  // not a syntax error: the file was not given to the parser, msg says why
 }
 
 func (e *syntaxError) Error() string {
+	if e.refused {
+		return e.msg
+	}
 	if e.line > 0 {
 		return fmt.Sprintf("syntax error at line %d, column %d: %s", e.line, e.col, e.msg)
 	}
@@ -169,6 +173,9 @@ func parseHjson(data []byte) (v any, serr *syntaxError) {
 			v, serr = nil, &syntaxError{msg: fmt.Sprintf("the Hjson parser failed: %v", r)}
 		}
 	}()
+	if serr := hjsonTooSlow(data); serr != nil {
+		return nil, serr
+	}
 	opts := hjson.DefaultDecoderOptions()
 	opts.UseJSONNumber = true
 	opts.DisallowDuplicateKeys = true
@@ -178,6 +185,53 @@ func parseHjson(data []byte) (v any, serr *syntaxError) {
 		return nil, hjsonSyntaxError(data, err)
 	}
 	return fromHjson(&root), nil
+}
+
+// hjsonWorkLimit bounds the work of hjson-go on a file, as hjsonTooSlow
+// counts it: about a tenth of a second on one core (BenchmarkHjsonLoad).
+const hjsonWorkLimit = 1 << 27
+
+// hjsonTooSlow refuses a file on which hjson-go (v4.6.0) would spend a time
+// growing with the square of a line's length. Its reader of an unquoted
+// value (readTfnns) copies the whole value read so far at each ',', ']',
+// '}', '#' and '/' of it when the value starts like true, false, null or a
+// number ("t]]]...": 80 KB take 7 s). An unquoted value ends with its
+// line, so the work on a line is at most its length times its number of
+// those characters; the file is refused when that adds up, over its
+// lines, to more than hjsonWorkLimit, naming its heaviest line. Ordinary
+// files are far below the limit: a file of 100-byte lines holding 10 of
+// those characters each stays below it up to 13 MB, and a line of 8 KB
+// full of them passes on its own; JSON files do not go through hjson-go.
+func hjsonTooSlow(data []byte) *syntaxError {
+	var total, worst, worstLine, worstLen, worstEnds int
+	for n, rest := 1, data; len(rest) > 0; n++ {
+		line := rest
+		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+			line, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = nil
+		}
+		ends := 0
+		for _, c := range line {
+			switch c {
+			case ',', ']', '}', '#', '/':
+				ends++
+			}
+		}
+		work := len(line) * ends
+		total += work
+		if work > worst {
+			worst, worstLine, worstLen, worstEnds = work, n, len(line), ends
+		}
+	}
+	if total <= hjsonWorkLimit {
+		return nil
+	}
+	return &syntaxError{refused: true, line: worstLine, msg: fmt.Sprintf(
+		"line %d is too much for the Hjson parser: %d bytes holding %d of the characters , ] } # / "+
+			"(hjson-go reads an unquoted value again at each of them: its time grows with a line's length times their number, "+
+			"and this file would take more than the tenth of a second allowed): break the long lines, or write the configuration as JSON (.json)",
+		worstLine, worstLen, worstEnds)}
 }
 
 // hjsonAt matches the location hjson-go appends to its messages:
