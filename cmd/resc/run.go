@@ -32,6 +32,7 @@ type runFlags struct {
 	replica      string
 	redisURL     string
 	httpAddr     string
+	httpAddrFrom string // the setting httpAddr came from, for messages
 	embedded     string
 	drainTimeout time.Duration
 	ui           bool // serve the console at /ui
@@ -61,6 +62,7 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 		return nil, err
 	}
 	f.config = pos[0]
+	f.httpAddrFrom = settingOf(fs, "http-addr", "RESC_HTTP_ADDR", "")
 	if err := cmp.Or(uiErr, pprofErr); err != nil {
 		return nil, &exitError{code: 2, msg: err.Error()}
 	}
@@ -107,6 +109,12 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	f.redisURL = cmp.Or(f.redisURL, l.cfg.RedisURL)
 	f.httpAddr = cmp.Or(f.httpAddr, l.cfg.HTTPAddr, defaultHTTPAddr)
+	if f.httpAddrFrom == "" {
+		f.httpAddrFrom = "the default of --http-addr and RESC_HTTP_ADDR"
+		if l.cfg.HTTPAddr != "" {
+			f.httpAddrFrom = "http_addr in " + f.config
+		}
+	}
 	emb, err := startEmbedded(ctx, f, stderr, log, l)
 	if err != nil {
 		return &exitError{code: 2, msg: err.Error()}
@@ -150,7 +158,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 			return errors.New("connecting to Redis")
 		}
 		if srv, err = telemetry.ListenWith(f.httpAddr, ping, replicaLog, telemetry.ServerOptions{NoPprof: f.noPprof}); err != nil {
-			return &exitError{code: 1, msg: err.Error()}
+			return listenFailed(err, f.httpAddrFrom)
 		}
 		srv.Handle("GET /metrics", tel.Handler())
 	}

@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -124,6 +126,30 @@ func repeatPeriod(r []rune) int {
 	return len(r)
 }
 
+// settingOf names where the value of a flag came from, for messages: the
+// flag when given on the command line, else its environment variable when
+// set, else fallback (a configuration key, or the default).
+func settingOf(fs *flag.FlagSet, name, env, fallback string) string {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	switch {
+	case given:
+		return "--" + name
+	case os.Getenv(env) != "":
+		return env
+	}
+	return fallback
+}
+
+// listenFailed words a failure to listen on an HTTP address for the
+// operator: the address, the setting it came from (settingOf) and why.
+func listenFailed(err error, setting string) error {
+	if le, ok := errors.AsType[*telemetry.ListenError](err); ok {
+		return &exitError{code: 1, msg: fmt.Sprintf("cannot listen on %q (%s): %v", le.Addr, setting, le.Err)}
+	}
+	return &exitError{code: 1, msg: err.Error()}
+}
+
 // parseBool reads an on/off environment variable.
 func parseBool(name, v string) (bool, error) {
 	switch strings.ToLower(strings.TrimSpace(v)) {
@@ -211,7 +237,7 @@ func cmdUI(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	srv, err := telemetry.ListenWith(*addr, func(ctx context.Context) error { return rdb.Ping(ctx).Err() }, log, telemetry.ServerOptions{NoPprof: !pprofOn})
 	if err != nil {
-		return &exitError{code: 1, msg: err.Error()}
+		return listenFailed(err, settingOf(fs, "http-addr", "RESC_UI_ADDR", "the default of --http-addr and RESC_UI_ADDR"))
 	}
 	c.Register(srv)
 	printConsoleURL(stderr, srv.Addr(), made)

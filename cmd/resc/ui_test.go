@@ -4,10 +4,14 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/resc-go/resc/internal/redistest"
 )
 
 // TestUISettingsRefused: every bad console setting is a usage error
@@ -42,19 +46,25 @@ func TestUISettingsRefused(t *testing.T) {
 		{map[string]string{"RESC_UI_INTERVAL": "1ms"}, []string{"ui", "--http-addr", "127.0.0.1:0", good}, `bad RESC_UI_INTERVAL "1ms"`},
 	}
 	for _, tt := range tests {
-		t.Run(tt.message, func(t *testing.T) {
-			clearEnv(t)
-			for k, v := range tt.env {
-				t.Setenv(k, v)
-			}
-			_, stderr, err := runCmd(t, tt.args...)
-			var ee *exitError
-			if !errors.As(err, &ee) || ee.code != 2 || !strings.HasPrefix(ee.msg, tt.message) {
-				t.Errorf("%v %q: err = %#v, want code 2 and a message starting with %q; stderr:\n%s", tt.env, tt.args, err, tt.message, stderr)
-			}
-		})
+		t.Run(tt.message, func(t *testing.T) { expectExit(t, tt.env, tt.args, 2, tt.message, true) })
 	}
 	assertNoConnection()
+}
+
+// expectExit runs resc with args under env alone (the rest cleared) and
+// checks that it exits with code and the message want, or a message
+// starting with want when prefix is set.
+func expectExit(t *testing.T, env map[string]string, args []string, code int, want string, prefix bool) {
+	t.Helper()
+	clearEnv(t)
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	_, stderr, err := runCmd(t, args...)
+	var ee *exitError
+	if !errors.As(err, &ee) || ee.code != code || !(ee.msg == want || prefix && strings.HasPrefix(ee.msg, want)) {
+		t.Errorf("%v %q: err = %#v, want code %d and the message %q (prefix: %v); stderr:\n%s", env, args, err, code, want, prefix, stderr)
+	}
 }
 
 // TestRedactedURL: a Redis URL's password never reaches a message.
@@ -96,5 +106,55 @@ func TestWeakToken(t *testing.T) {
 				t.Errorf("random token %q refused: %s", tok, weakToken(tok))
 			}
 		}
+	}
+}
+
+// TestHTTPAddrRefusedNamesItsSetting: an address that cannot be listened
+// on is refused (exit 1) naming the setting that gave it, flag, variable
+// or configuration key, and why; not as "telemetry: http address".
+func TestHTTPAddrRefusedNamesItsSetting(t *testing.T) {
+	redisURL, assertNoConnection := silentRedis(t)
+	cfgText := func(top string) string {
+		return `{redis: {url: "` + redisURL + `"}, ` + top + ` watchers: [{input_queue: "in", rules: [{on: "^a$", make: {queue: "q"}}]}]}`
+	}
+	good := writeConfig(t, "c.hjson", cfgText(""))
+	withAddr := writeConfig(t, "addr.hjson", cfgText(`http_addr: "127.0.0.1:99999",`))
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	const invalid = `cannot listen on "127.0.0.1:99999" (%s): listen tcp: address 99999: invalid port`
+	tests := []struct {
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{nil, []string{"run", "--http-addr", "127.0.0.1:99999", good}, fmt.Sprintf(invalid, "--http-addr")},
+		{map[string]string{"RESC_HTTP_ADDR": "127.0.0.1:99999"}, []string{"run", good}, fmt.Sprintf(invalid, "RESC_HTTP_ADDR")},
+		{map[string]string{"RESC_HTTP_ADDR": "127.0.0.1:99999"}, []string{"run", "--http-addr", busy.Addr().String(), good},
+			fmt.Sprintf("cannot listen on %q (--http-addr): listen tcp %s: bind: address already in use", busy.Addr(), busy.Addr())},
+		{nil, []string{"run", withAddr}, fmt.Sprintf(invalid, "http_addr in "+withAddr)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.want, func(t *testing.T) { expectExit(t, tt.env, tt.args, 1, tt.want, false) })
+	}
+	assertNoConnection()
+}
+
+// TestUIAddrRefusedNamesItsSetting: the same for `resc ui`, whose address
+// is --http-addr or RESC_UI_ADDR.
+func TestUIAddrRefusedNamesItsSetting(t *testing.T) {
+	srv := redistest.Start(t)
+	cfg := writeConfig(t, "c.hjson", `{redis: {url: "`+srv.URL()+`"}, watchers: [{input_queue: "in", rules: [{on: "^a$", make: {queue: "q"}}]}]}`)
+	for _, tt := range []struct {
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{nil, []string{"ui", "--http-addr", "nowhere", cfg}, `cannot listen on "nowhere" (--http-addr): listen tcp: address nowhere: missing port in address`},
+		{map[string]string{"RESC_UI_ADDR": "nowhere"}, []string{"ui", cfg}, `cannot listen on "nowhere" (RESC_UI_ADDR): listen tcp: address nowhere: missing port in address`},
+	} {
+		expectExit(t, tt.env, tt.args, 1, tt.want, false)
 	}
 }
