@@ -17,6 +17,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -85,7 +86,10 @@ func main() {
 		}
 	}, hopts...)
 	if err := w.Run(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "worker:", err)
+		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+			return // stopped as asked (SIGTERM, SIGINT), even before it started: exit 0
+		}
+		fmt.Fprintln(os.Stderr, err) // the SDK's errors start with "worker:"
 		os.Exit(1)
 	}
 }
