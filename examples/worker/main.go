@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -89,7 +90,11 @@ func main() {
 		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 			return // stopped as asked (SIGTERM, SIGINT), even before it started: exit 0
 		}
-		fmt.Fprintln(os.Stderr, err) // the SDK's errors start with "worker:"
+		msg := err.Error()
+		if !strings.HasPrefix(msg, "worker:") { // most of the SDK's errors say it already
+			msg = "worker: " + msg
+		}
+		fmt.Fprintln(os.Stderr, msg)
 		os.Exit(1)
 	}
 }
