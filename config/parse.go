@@ -45,9 +45,13 @@ type syntaxError struct {
 	line, col int
 	msg       string
 	err       error // the parser's error, nil when the loader found it
+	refused   bool  // not a syntax error: the file was not given to the parser, msg says why
 }
 
 func (e *syntaxError) Error() string {
+	if e.refused {
+		return e.msg
+	}
 	if e.line > 0 {
 		return fmt.Sprintf("syntax error at line %d, column %d: %s", e.line, e.col, e.msg)
 	}
@@ -169,15 +173,65 @@ func parseHjson(data []byte) (v any, serr *syntaxError) {
 			v, serr = nil, &syntaxError{msg: fmt.Sprintf("the Hjson parser failed: %v", r)}
 		}
 	}()
+	if serr := hjsonTooSlow(data); serr != nil {
+		return nil, serr
+	}
 	opts := hjson.DefaultDecoderOptions()
 	opts.UseJSONNumber = true
 	opts.DisallowDuplicateKeys = true
 	opts.WhitespaceAsComments = false
 	var root hjson.Node
 	if err := hjson.UnmarshalWithOptions(data, &root, opts); err != nil {
-		return nil, hjsonSyntaxError(data, err)
+		return nil, swallowedClose(data, hjsonSyntaxError(data, err))
 	}
 	return fromHjson(&root), nil
+}
+
+// hjsonWorkLimit bounds the work of hjson-go on a file, as hjsonTooSlow
+// counts it: about a tenth of a second on one core (BenchmarkHjsonLoad).
+const hjsonWorkLimit = 1 << 27
+
+// hjsonTooSlow refuses a file on which hjson-go (v4.6.0) would spend a time
+// growing with the square of a line's length. Its reader of an unquoted
+// value (readTfnns) copies the whole value read so far at each ',', ']',
+// '}', '#' and '/' of it when the value starts like true, false, null or a
+// number ("t]]]...": 80 KB take 7 s). An unquoted value ends with its
+// line, so the work on a line is at most its length times its number of
+// those characters; the file is refused when that adds up, over its
+// lines, to more than hjsonWorkLimit, naming its heaviest line. Ordinary
+// files are far below the limit: a file of 100-byte lines holding 10 of
+// those characters each stays below it up to 13 MB, and a line of 8 KB
+// full of them passes on its own; JSON files do not go through hjson-go.
+func hjsonTooSlow(data []byte) *syntaxError {
+	var total, worst, worstLine, worstLen, worstEnds int
+	for n, rest := 1, data; len(rest) > 0; n++ {
+		line := rest
+		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+			line, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = nil
+		}
+		ends := 0
+		for _, c := range line {
+			switch c {
+			case ',', ']', '}', '#', '/':
+				ends++
+			}
+		}
+		work := len(line) * ends
+		total += work
+		if work > worst {
+			worst, worstLine, worstLen, worstEnds = work, n, len(line), ends
+		}
+	}
+	if total <= hjsonWorkLimit {
+		return nil
+	}
+	return &syntaxError{refused: true, line: worstLine, msg: fmt.Sprintf(
+		"line %d is too much for the Hjson parser: %d bytes holding %d of the characters , ] } # / "+
+			"(hjson-go reads an unquoted value again at each of them: its time grows with a line's length times their number, "+
+			"and this file would take more than the tenth of a second allowed): break the long lines, or write the configuration as JSON (.json)",
+		worstLine, worstLen, worstEnds)}
 }
 
 // hjsonAt matches the location hjson-go appends to its messages:
@@ -207,6 +261,123 @@ func hjsonSyntaxError(data []byte, err error) *syntaxError {
 		e.msg = fmt.Sprintf("duplicate key %q", d[1])
 	}
 	return e
+}
+
+// swallowedClose explains a syntax error caused earlier in the file by an
+// unquoted value that took in the } or ] of its one-line object or array
+// ("make: { queue: q }": the value is "q }", since an unquoted Hjson value
+// runs to the end of its line, and the parser only stumbles lines later,
+// often at the end of the file). When such a value is found at or before
+// the line of e, the error is placed at that value and says why; e is
+// returned unchanged otherwise.
+func swallowedClose(data []byte, e *syntaxError) *syntaxError {
+	for n, rest := 1, data; len(rest) > 0 && (e.line == 0 || n <= e.line); n++ {
+		line := rest
+		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+			line, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = nil
+		}
+		at := unquotedCloser(line)
+		if at < 0 {
+			continue
+		}
+		value := strings.TrimSpace(string(line[at:]))
+		_, col := position(line, at)
+		parser := e.msg
+		if e.line > 0 {
+			parser = fmt.Sprintf("line %d, column %d: %s", e.line, e.col, e.msg)
+		}
+		return &syntaxError{line: n, col: col, err: e.err, msg: fmt.Sprintf(
+			"the unquoted value `%s` runs to the end of the line, as every unquoted Hjson value does, "+
+				"taking in the `%s` that should close its one-line object or array: quote the values of a one-line object "+
+				`({ queue: "q" }) or write one key a line (the parser stopped at %s)`,
+			value, closers(value), parser)}
+	}
+	return e
+}
+
+// closers names the } and ] a value took in, for messages.
+func closers(value string) string {
+	var cs []string
+	for _, c := range value {
+		if c == '}' || c == ']' {
+			cs = append(cs, string(c))
+		}
+	}
+	return strings.Join(cs, " ")
+}
+
+// unquotedCloser returns the offset in line of an unquoted value of an
+// object or array opened on that line which takes in a } or ] (the rest
+// of the line is the value, in Hjson), or -1. Quoted strings and comments
+// are skipped; a value is what follows a ':', or a '[' or ',' in an array;
+// an unquoted value of a key of an object not opened on the line (on:
+// ^a[bc]$) is the rest of the line, and fine.
+func unquotedCloser(line []byte) int {
+	var open []byte // the { and [ opened on this line, still open
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case c == '"' || c == '\'':
+			i = quoteEnd(line, i)
+			continue
+		case c == '#' || c == '/' && i+1 < len(line) && (line[i+1] == '/' || line[i+1] == '*'):
+			return -1
+		case c == '{' || c == '[':
+			open = append(open, c)
+			if c == '{' {
+				continue
+			}
+		case c == '}' || c == ']':
+			if len(open) > 0 {
+				open = open[:len(open)-1]
+			}
+			continue
+		case c == ':':
+		case c == ',' && len(open) > 0 && open[len(open)-1] == '[':
+		default:
+			continue
+		}
+		// A value starts after line[i], past blanks.
+		j := i + 1
+		for j < len(line) && (line[j] == ' ' || line[j] == '\t') {
+			j++
+		}
+		if j == len(line) || bytes.IndexByte([]byte("\"'{[]}#,\r"), line[j]) >= 0 ||
+			line[j] == '/' && j+1 < len(line) && (line[j+1] == '/' || line[j+1] == '*') {
+			continue
+		}
+		// true, false, null or a number ends at a , } or ]; any other
+		// unquoted value is a string, which does not.
+		k := bytes.IndexAny(line[j:], ",}]")
+		if k < 0 {
+			return -1 // the value is the rest of the line: nothing after it
+		}
+		if v := bytes.TrimSpace(line[j : j+k]); json.Valid(v) {
+			i = j + k - 1 // the , } or ] next
+			continue
+		}
+		if len(open) > 0 && bytes.ContainsAny(line[j:], "}]") {
+			return j
+		}
+		return -1 // the value is the rest of the line
+	}
+	return -1
+}
+
+// quoteEnd is the offset of the quote that closes the string opened at
+// line[open], or the last offset when the line ends first.
+func quoteEnd(line []byte, open int) int {
+	for i := open + 1; i < len(line); i++ {
+		switch line[i] {
+		case '\\':
+			i++
+		case line[open]:
+			return i
+		}
+	}
+	return len(line) - 1
 }
 
 // fromHjson converts an hjson-go Node tree into the loader's tree.

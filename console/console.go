@@ -64,14 +64,15 @@ var staticFS embed.FS
 
 // Console serves the console. Create it with New; Run keeps its readings.
 type Console struct {
-	in    *inspect.Inspector
-	cfg   *config.Config
-	o     Options
-	auth  auth
-	log   *slog.Logger
-	hist  history
-	pages map[string]*template.Template
-	mux   *http.ServeMux
+	in     *inspect.Inspector
+	cfg    *config.Config
+	o      Options
+	auth   auth
+	logins *logins // failed logins, limited
+	log    *slog.Logger
+	hist   history
+	pages  map[string]*template.Template
+	mux    *http.ServeMux
 }
 
 // New returns the console of the deployment of cfg that in reads.
@@ -90,7 +91,7 @@ func New(in *inspect.Inspector, cfg *config.Config, o Options) (*Console, error)
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	o.JaegerURL = strings.TrimRight(o.JaegerURL, "/")
-	c := &Console{in: in, cfg: cfg, o: o, auth: auth{token: []byte(o.Token)}, log: o.Logger, hist: history{max: o.History}}
+	c := &Console{in: in, cfg: cfg, o: o, auth: auth{token: []byte(o.Token)}, logins: newLogins(o.Now()), log: o.Logger, hist: history{max: o.History}}
 	var err error
 	if c.pages, err = parsePages(); err != nil {
 		return nil, err

@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
-	"time"
 )
 
 // page is what every page shows: the header, the navigation, the session.
@@ -83,8 +83,25 @@ func (c *Console) message(w http.ResponseWriter, r *http.Request, status int, he
 
 type loginView struct {
 	page
-	Next  string
-	Wrong bool
+	Next       string
+	Wrong      bool
+	RetryAfter int  // seconds, when failed logins are limited
+	Everyone   bool // the limit holds for every client, not only this one
+}
+
+// refuseLogin answers an attempt refused by the limit of failed logins
+// (see logins): 429 with Retry-After, logged once per stretch.
+func (c *Console) refuseLogin(w http.ResponseWriter, r *http.Request, next, client string, no *refusal) {
+	secs := retryAfterSeconds(no.retryAfter)
+	if no.firstTime {
+		if no.everyone {
+			c.log.Warn("console: too many failed logins from every client: logins refused for a while", "remote", r.RemoteAddr, "retry_after_s", secs)
+		} else {
+			c.log.Warn("console: too many failed logins: logins refused for a while", "client", client, "retry_after_s", secs)
+		}
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	c.render(w, http.StatusTooManyRequests, "login", "layout", loginView{page: c.page(r, "Log in", ""), Next: next, RetryAfter: secs, Everyone: no.everyone})
 }
 
 func (c *Console) loginForm(w http.ResponseWriter, r *http.Request) {
@@ -106,12 +123,17 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	next := safeNext(r.PostFormValue("next"))
+	client := clientOf(r)
+	if no := c.logins.reserve(client, c.o.Now()); no != nil {
+		c.refuseLogin(w, r, next, client, no)
+		return
+	}
 	if !c.auth.checkToken(r.PostFormValue("token")) {
 		c.log.Warn("console: wrong token given at login", "remote", r.RemoteAddr)
-		time.Sleep(500 * time.Millisecond) // slows guessing down
 		c.render(w, http.StatusUnauthorized, "login", "layout", loginView{page: c.page(r, "Log in", ""), Next: next, Wrong: true})
 		return
 	}
+	c.logins.release(client, c.o.Now())
 	http.SetCookie(w, c.auth.newSession(r, Path, c.o.Now()))
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }

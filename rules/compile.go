@@ -315,16 +315,94 @@ func (sc *scope) defined(fetch bool) string {
 	return strings.Join(names, ", ")
 }
 
-// regexpMessage says what is wrong with a regular expression, and where.
+// regexpMessage says what is wrong with a regular expression, and where:
+// the byte offset in on of what the parser quotes, or of the parentheses
+// that do not pair up (the parser quotes the whole expression for those,
+// which would say "at byte 0"); no offset when it is not known.
 func regexpMessage(on string, err error) string {
 	var se *syntax.Error
 	if !errors.As(err, &se) {
 		return fmt.Sprintf("invalid regular expression: %v", err)
 	}
-	if at := strings.Index(on, se.Expr); at >= 0 {
+	at := -1
+	switch unclosed, stray := parens(on); {
+	case se.Code == syntax.ErrMissingParen && len(unclosed) > 0:
+		where := fmt.Sprintf("the ( at byte %d is", unclosed[0])
+		if len(unclosed) > 1 {
+			where = fmt.Sprintf("the ( at bytes %s are", strings.Trim(strings.Join(strings.Fields(fmt.Sprint(unclosed)), ", "), "[]"))
+		}
+		return fmt.Sprintf("invalid regular expression: %s: %s never closed: `%s`", se.Code, where, on)
+	case se.Code == syntax.ErrUnexpectedParen:
+		at = stray
+	case se.Code == syntax.ErrTrailingBackslash:
+		at = len(on) - 1
+	case se.Expr != "" && se.Expr != on:
+		at = strings.Index(on, se.Expr)
+	}
+	if at >= 0 {
 		return fmt.Sprintf("invalid regular expression at byte %d: %s: `%s`", at, se.Code, se.Expr)
 	}
 	return fmt.Sprintf("invalid regular expression: %s: `%s`", se.Code, se.Expr)
+}
+
+// parens pairs the parentheses of a regular expression, leaving out the
+// escaped ones (\(, \Q...\E) and those in character classes: it returns
+// the offsets of the ( never closed and of the first ) that closes none
+// (-1: none).
+func parens(re string) (unclosed []int, stray int) {
+	stray = -1
+	for i := 0; i < len(re); i++ {
+		switch re[i] {
+		case '\\':
+			if strings.HasPrefix(re[i:], `\Q`) {
+				end := strings.Index(re[i+2:], `\E`)
+				if end < 0 {
+					return unclosed, stray // quoted to the end
+				}
+				i += 2 + end + 1
+				continue
+			}
+			i++ // the escaped character
+		case '[':
+			i = classEnd(re, i)
+		case '(':
+			unclosed = append(unclosed, i)
+		case ')':
+			if len(unclosed) == 0 {
+				if stray < 0 {
+					stray = i
+				}
+				continue
+			}
+			unclosed = unclosed[:len(unclosed)-1]
+		}
+	}
+	return unclosed, stray
+}
+
+// classEnd is the offset of the ] that closes the character class opened
+// at re[open], or the last offset when none does.
+func classEnd(re string, open int) int {
+	i := open + 1
+	if i < len(re) && re[i] == '^' {
+		i++
+	}
+	if i < len(re) && re[i] == ']' {
+		i++ // a ] first in the class is literal
+	}
+	for ; i < len(re); i++ {
+		switch {
+		case re[i] == '\\':
+			i++
+		case strings.HasPrefix(re[i:], "[:"):
+			if end := strings.Index(re[i+2:], ":]"); end >= 0 {
+				i += 2 + end + 1
+			}
+		case re[i] == ']':
+			return i
+		}
+	}
+	return len(re) - 1
 }
 
 // makePath is where a make entry is, relative to its rule: as the file wrote

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 
@@ -245,6 +246,32 @@ func TestSplit(t *testing.T) {
 				t.Errorf("split(%q) = %+v, want %+v", tt.in, got, tt.want)
 				break
 			}
+		}
+	}
+}
+
+// TestRegexpMessage: the byte offset of a regular expression's mistake is
+// where it is, never "byte 0" for a mistake elsewhere: the ( never closed,
+// the ) that closes nothing, the trailing backslash; escaped parentheses and
+// those of character classes are not counted.
+func TestRegexpMessage(t *testing.T) {
+	for on, want := range map[string]string{
+		`^acq/(?P<id>\d+`: "invalid regular expression: missing closing ): the ( at byte 5 is never closed: `^acq/(?P<id>\\d+`",
+		`^(a(b)(c`:        "invalid regular expression: missing closing ): the ( at bytes 1, 6 are never closed: `^(a(b)(c`",
+		`\((x[(]\Q((\E`:   "invalid regular expression: missing closing ): the ( at byte 2 is never closed: `\\((x[(]\\Q((\\E`",
+		`[[:alpha:](](`:   "invalid regular expression: missing closing ): the ( at byte 12 is never closed: `[[:alpha:](](`",
+		`ab)c`:            "invalid regular expression at byte 2: unexpected ): `ab)c`",
+		`(a)[)]\)b)`:      "invalid regular expression at byte 9: unexpected ): `(a)[)]\\)b)`",
+		`ab\`:             "invalid regular expression at byte 2: trailing backslash at end of expression: ``",
+		`^ab[c`:           "invalid regular expression at byte 3: missing closing ]: `[c`",
+		`x{2,1}`:          "invalid regular expression at byte 1: invalid repeat count: `{2,1}`",
+	} {
+		_, err := regexp.Compile(on)
+		if err == nil {
+			t.Fatalf("%q compiles", on)
+		}
+		if got := regexpMessage(on, err); got != want {
+			t.Errorf("regexpMessage(%q)\n got %s\nwant %s", on, got, want)
 		}
 	}
 }

@@ -38,6 +38,19 @@ type ServerOptions struct {
 	NoPprof bool
 }
 
+// ListenError is an address ListenWith cannot listen on: the caller, who
+// knows which setting gave it, names that setting to the operator.
+type ListenError struct {
+	Addr string
+	Err  error // net.Listen's
+}
+
+func (e *ListenError) Error() string {
+	return fmt.Sprintf("telemetry: cannot listen on %q: %v", e.Addr, e.Err)
+}
+
+func (e *ListenError) Unwrap() error { return e.Err }
+
 // Listen is ListenWith and the default options: profiles served.
 func Listen(addr string, ready func(context.Context) error, log *slog.Logger) (*Server, error) {
 	return ListenWith(addr, ready, log, ServerOptions{})
@@ -48,7 +61,7 @@ func Listen(addr string, ready func(context.Context) error, log *slog.Logger) (*
 func ListenWith(addr string, ready func(context.Context) error, log *slog.Logger, o ServerOptions) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("telemetry: http address %s: %w", addr, err)
+		return nil, &ListenError{Addr: addr, Err: err}
 	}
 	mux := http.NewServeMux()
 	s := &Server{ln: ln, mux: mux, log: log, ready: ready}

@@ -478,8 +478,8 @@ func (w *Watcher) handleReply(ctx context.Context, it *item, reply commitReply) 
 		w.stats.TasksDeduped.Add(deduped)
 		w.metrics.tasks(it.tasks, detail)
 		if w.log.Enabled(ctx, slog.LevelInfo) {
-			for _, t := range it.tasks {
-				w.log.Info("-> task", "event", short(it.event), "rule", t.Rule, "task", short(t.Task), "to", t.Queue, "set", t.Set)
+			for i, t := range it.tasks {
+				w.log.Info(taskLogMsg(detail, i, n, deduped), "event", short(it.event), "rule", t.Rule, "task", short(t.Task), "to", t.Queue, "set", t.Set)
 			}
 			w.log.Info("event done", "event", short(it.event), "pushed", n, "deduplicated", deduped)
 		}

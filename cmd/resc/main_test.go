@@ -202,7 +202,7 @@ func TestCheckBroken(t *testing.T) {
 			name:    "bad regex",
 			file:    "c.hjson",
 			content: hjsonCfg(watcherCfg("", good, badRegex)),
-			want:    []string{"FILE: watchers[0].rules[1].on (rule \"bad-re\"): invalid regular expression at byte 0: missing closing ): `^acq/(?P<id>\\d+`"},
+			want:    []string{"FILE: watchers[0].rules[1].on (rule \"bad-re\"): invalid regular expression: missing closing ): the ( at byte 5 is never closed: `^acq/(?P<id>\\d+`"},
 		},
 		{
 			name:    "undefined variable",

@@ -32,6 +32,7 @@ type runFlags struct {
 	replica      string
 	redisURL     string
 	httpAddr     string
+	httpAddrFrom string // the setting httpAddr came from, for messages
 	embedded     string
 	drainTimeout time.Duration
 	ui           bool // serve the console at /ui
@@ -61,6 +62,7 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 		return nil, err
 	}
 	f.config = pos[0]
+	f.httpAddrFrom = settingOf(fs, "http-addr", "RESC_HTTP_ADDR", "")
 	if err := cmp.Or(uiErr, pprofErr); err != nil {
 		return nil, &exitError{code: 2, msg: err.Error()}
 	}
@@ -107,12 +109,24 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	f.redisURL = cmp.Or(f.redisURL, l.cfg.RedisURL)
 	f.httpAddr = cmp.Or(f.httpAddr, l.cfg.HTTPAddr, defaultHTTPAddr)
+	if f.httpAddrFrom == "" {
+		f.httpAddrFrom = "the default of --http-addr and RESC_HTTP_ADDR"
+		if l.cfg.HTTPAddr != "" {
+			f.httpAddrFrom = "http_addr in " + f.config
+		}
+	}
 	emb, err := startEmbedded(ctx, f, stderr, log, l)
 	if err != nil {
 		return &exitError{code: 2, msg: err.Error()}
 	}
 	if emb != nil {
 		defer emb.Close()
+		// The server's TTLs run down until it closes, after the replica's
+		// shutdown: a signal ends ctx, not the server's time.
+		clock, stopClock := context.WithCancel(context.WithoutCancel(ctx))
+		ticking := make(chan struct{})
+		go func() { defer close(ticking); _ = emb.Run(clock) }()
+		defer func() { stopClock(); <-ticking }()
 	}
 	replicaLog := log.With("replica", f.replica)
 	tel, err := telemetry.Setup(ctx, telemetry.Options{Version: version, Replica: f.replica}, replicaLog)
@@ -144,7 +158,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 			return errors.New("connecting to Redis")
 		}
 		if srv, err = telemetry.ListenWith(f.httpAddr, ping, replicaLog, telemetry.ServerOptions{NoPprof: f.noPprof}); err != nil {
-			return &exitError{code: 1, msg: err.Error()}
+			return listenFailed(err, f.httpAddrFrom)
 		}
 		srv.Handle("GET /metrics", tel.Handler())
 	}

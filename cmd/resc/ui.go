@@ -5,11 +5,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -46,8 +50,14 @@ func uiSettings(version string, log *slog.Logger) (console.Options, error) {
 			return o, fmt.Errorf("RESC_UI_TOKEN_FILE %s is empty", f)
 		}
 	}
-	if o.Token != "" && o.Token != autoToken && len(o.Token) < 16 {
-		return o, fmt.Errorf("RESC_UI_TOKEN is %d characters long: use at least 16 (e.g. openssl rand -hex 16)", len(o.Token))
+	if o.Token != "" && o.Token != autoToken {
+		if weak := weakToken(o.Token); weak != "" {
+			src := "RESC_UI_TOKEN"
+			if f := os.Getenv("RESC_UI_TOKEN_FILE"); f != "" {
+				src = "the token of RESC_UI_TOKEN_FILE " + f
+			}
+			return o, fmt.Errorf("%s %s: make one with openssl rand -hex 16, or set RESC_UI_TOKEN=auto for one made up at start", src, weak)
+		}
 	}
 	if j := os.Getenv("RESC_UI_JAEGER_URL"); j != "" {
 		u, err := url.Parse(j)
@@ -64,6 +74,80 @@ func uiSettings(version string, log *slog.Logger) (console.Options, error) {
 		o.Interval = d
 	}
 	return o, nil
+}
+
+// minTokenBits is the least entropy weakToken accepts, as it estimates
+// it. A random 16-character hex token, the shortest that is accepted and
+// that openssl makes, estimates at 30 bits or more (200,000 draws); 2^28
+// guesses take years at the console's limit of failed logins (3,600 an
+// hour at most).
+const minTokenBits = 28
+
+// weakToken says why a console token is too easy to guess, or "": fewer
+// than 16 characters, one character repeated, a shorter string repeated,
+// or too little entropy estimated from its characters (their frequencies
+// in the shortest string it repeats, times that string's length). The
+// reason never quotes the token.
+func weakToken(token string) string {
+	r := []rune(token)
+	if len(r) < 16 {
+		return fmt.Sprintf("is %d characters long: use at least 16", len(r))
+	}
+	unit := r[:repeatPeriod(r)]
+	switch {
+	case len(unit) == 1:
+		return "is one character repeated"
+	case len(unit) <= len(r)/2:
+		return fmt.Sprintf("is a string of %d characters repeated", len(unit))
+	}
+	counts := map[rune]int{}
+	for _, c := range unit {
+		counts[c]++
+	}
+	bits := 0.0
+	for _, n := range counts {
+		p := float64(n) / float64(len(unit))
+		bits -= float64(n) * math.Log2(p)
+	}
+	if bits < minTokenBits {
+		return fmt.Sprintf("is too easy to guess (about %.0f bits of entropy estimated from its characters, want %d)", bits, minTokenBits)
+	}
+	return ""
+}
+
+// repeatPeriod is the length of the shortest string that r repeats (the
+// last repetition may be cut short), len(r) when it repeats none.
+func repeatPeriod(r []rune) int {
+	for p := 1; p < len(r); p++ {
+		if slices.Equal(r[p:], r[:len(r)-p]) {
+			return p
+		}
+	}
+	return len(r)
+}
+
+// settingOf names where the value of a flag came from, for messages: the
+// flag when given on the command line, else its environment variable when
+// set, else fallback (a configuration key, or the default).
+func settingOf(fs *flag.FlagSet, name, env, fallback string) string {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	switch {
+	case given:
+		return "--" + name
+	case os.Getenv(env) != "":
+		return env
+	}
+	return fallback
+}
+
+// listenFailed words a failure to listen on an HTTP address for the
+// operator: the address, the setting it came from (settingOf) and why.
+func listenFailed(err error, setting string) error {
+	if le, ok := errors.AsType[*telemetry.ListenError](err); ok {
+		return &exitError{code: 1, msg: fmt.Sprintf("cannot listen on %q (%s): %v", le.Addr, setting, le.Err)}
+	}
+	return &exitError{code: 1, msg: err.Error()}
 }
 
 // parseBool reads an on/off environment variable.
@@ -153,7 +237,7 @@ func cmdUI(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	srv, err := telemetry.ListenWith(*addr, func(ctx context.Context) error { return rdb.Ping(ctx).Err() }, log, telemetry.ServerOptions{NoPprof: !pprofOn})
 	if err != nil {
-		return &exitError{code: 1, msg: err.Error()}
+		return listenFailed(err, settingOf(fs, "http-addr", "RESC_UI_ADDR", "the default of --http-addr and RESC_UI_ADDR"))
 	}
 	c.Register(srv)
 	printConsoleURL(stderr, srv.Addr(), made)

@@ -17,11 +17,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -85,7 +87,14 @@ func main() {
 		}
 	}, hopts...)
 	if err := w.Run(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "worker:", err)
+		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+			return // stopped as asked (SIGTERM, SIGINT), even before it started: exit 0
+		}
+		msg := err.Error()
+		if !strings.HasPrefix(msg, "worker:") { // most of the SDK's errors say it already
+			msg = "worker: " + msg
+		}
+		fmt.Fprintln(os.Stderr, msg)
 		os.Exit(1)
 	}
 }

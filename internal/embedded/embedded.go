@@ -2,13 +2,20 @@
 // (github.com/alicebob/miniredis) so that `make run` works on a machine with
 // no Redis installed. It is for trying and developing only: nothing is
 // persisted, and its Lua support is not Redis' (no "#!lua" shebang).
+//
+// miniredis keeps a key's TTL but lets it run down only when told to; Run
+// tells it, so that keys expire as on a real Redis (within a Tick): a
+// replica that stops renewing its heartbeat is seen dead, and its events
+// are recovered.
 package embedded
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/alicebob/miniredis/v2"
 )
@@ -52,6 +59,32 @@ func loopbackAddr(redisURL string) string {
 		return ""
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// Tick is how often Run makes the server's TTLs run down: a key expires at
+// most one Tick late (Redis expires it at its deadline, on access).
+const Tick = 100 * time.Millisecond
+
+// Run makes time pass for the server's TTLs until ctx is done, then
+// returns nil. Without it, no key ever expires. Each turn walks every key
+// once (miniredis' FastForward), so a Tick costs in proportion to the keys,
+// not to the commands, unlike miniredis' ClockTTL, which walks and sorts
+// every key on every command.
+func (s *Server) Run(ctx context.Context) error {
+	t := time.NewTicker(Tick)
+	defer t.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-t.C:
+			// The time really elapsed (monotonic), not the nominal
+			// Tick: a late turn expires what it must.
+			s.m.FastForward(now.Sub(last))
+			last = now
+		}
+	}
 }
 
 // Addr is the server's host:port.

@@ -381,15 +381,14 @@ func detectCluster(ctx context.Context, c *redis.Client, o Options) (bool, error
 		case isServerError(err):
 			return false, nil // an older or embedded server without the section
 		case !o.Wait || ctx.Err() != nil:
-			//lint:ignore ST1005 the message of every command that cannot reach Redis starts so
-			return false, fmt.Errorf("Redis at %s did not answer: %w", c.Options().Addr, err)
+			return false, unanswered(c.Options().Addr, err)
 		}
 		if o.Logger != nil {
 			o.Logger.Warn("Redis does not answer yet; retrying", "err", err, "retry_in", delay)
 		}
 		select {
 		case <-ctx.Done():
-			//lint:ignore ST1005 as above
+			//lint:ignore ST1005 the message of every command that cannot reach Redis starts so
 			return false, fmt.Errorf("Redis at %s did not answer: %w", c.Options().Addr, ctx.Err())
 		case <-time.After(delay):
 		}
