@@ -230,10 +230,17 @@ func (r *Replica) serve(ctx context.Context, dialect script.Dialect, member *mem
 	})
 	rec := recovery.New(r.o.Redis, r.watched(), membership.NewLiveness(r.o.Redis, r.cs.Prefix),
 		recovery.Options{Settings: r.rs, Dialect: dialect, Logger: r.log, MeterProvider: r.o.MeterProvider})
+	pruner := membership.NewPruner(r.o.Redis, r.o.Config.Cluster.DeadRetention,
+		membership.Options{Settings: r.cs, Dialect: dialect, Logger: r.clusterLog})
 	g.Go(func() error {
 		return elector.Run(gctx, func(leading context.Context) {
 			r.log.Warn("leader: replaying the taken lists of dead replicas")
-			_ = rec.Run(leading)
+			// The pruner keeps the entries whose taken lists hold
+			// events: the recoverer replays them first.
+			var lead errgroup.Group
+			lead.Go(func() error { return rec.Run(leading) })
+			lead.Go(func() error { return pruner.Run(leading, r.rs.WithDefaults().ScanInterval) })
+			_ = lead.Wait()
 		})
 	})
 	fetcher := r.fetcher()
