@@ -10,7 +10,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/resc-go/resc/internal/proctest"
-	"github.com/resc-go/resc/internal/redisserver"
 	"github.com/resc-go/resc/internal/redistest"
 	"github.com/resc-go/resc/internal/testutil"
 )
@@ -21,11 +20,7 @@ import (
 // processing once every slot is assigned; it never exits meanwhile.
 func TestStartWaitsOutClusterDown(t *testing.T) {
 	t.Parallel()
-	args, err := redisserver.ClusterNodeArgs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	node := redistest.Start(t, redistest.Option(args))
+	node := redistest.StartClusterNode(t)
 	admin := node.Client()
 	ctx := context.Background()
 	cfg := testutil.WriteFile(t, "resc.hjson", `{
