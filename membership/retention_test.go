@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/resc-go/resc/internal/keyspace"
 )
 
@@ -160,5 +162,49 @@ func TestPrune(t *testing.T) {
 	}
 	if _, err := p.Prune(ctx); !errors.Is(err, ErrWrongType) {
 		t.Errorf("dead-since key of the wrong type: %v, want ErrWrongType", err)
+	}
+}
+
+// TestPruneScript: prune.lua's refusals, each writing nothing.
+func TestPruneScript(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	p := e.s.Prefix
+	keys := []string{keyspace.Replica(p, "x"), keyspace.ReplicaInfo(p, "x"), keyspace.Replicas(p), keyspace.Owners(p), keyspace.DeadSince(p)}
+	if err := e.rdb.ZAdd(ctx, keys[2], redis.Z{Score: 1, Member: "x"}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []any
+		want int64
+	}{
+		{"empty id", []any{"", 1, 1000, "0"}, -9},
+		{"zero retention", []any{"x", 1, 0, "0"}, -9},
+		{"now not a number", []any{"x", "soon", 1000, "0"}, -9},
+		{"not registered", []any{"y", 1, 1000, "0"}, 0},
+	} {
+		got, err := pruneScript.Run(ctx, e.d, e.rdb, keys, tc.args...).Int64()
+		if err != nil || got != tc.want {
+			t.Errorf("%s: %d, %v; want %d", tc.name, got, err, tc.want)
+		}
+	}
+	if n := e.rdb.Exists(ctx, keys[4]).Val(); n != 0 {
+		t.Errorf("a refusal wrote the marks")
+	}
+	for i := range 5 {
+		if err := e.rdb.RPush(ctx, keys[i]+":bad", "v").Err(); err != nil {
+			t.Fatal(err)
+		}
+		bad := slices.Clone(keys)
+		bad[i] += ":bad"
+		got, err := pruneScript.Run(ctx, e.d, e.rdb, bad, "x", 1, 1000, "0").Int64()
+		if err != nil || got != int64(-(i+1)) {
+			t.Errorf("KEYS[%d] a list: %d, %v; want %d", i+1, got, err, -(i + 1))
+		}
+	}
+	if e.rdb.ZScore(ctx, keys[2], "x").Err() != nil || e.rdb.Exists(ctx, keys[4]).Val() != 0 {
+		t.Error("a refusal changed the registry or the marks")
 	}
 }
