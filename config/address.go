@@ -18,9 +18,13 @@ import (
 func CheckRedisURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
+		if strings.Contains(raw, "@") {
+			// The parser's words may quote a piece of the password.
+			return errors.New("does not parse (are the special characters of the user and password %-encoded?)")
+		}
 		var ue *url.Error
 		if errors.As(err, &ue) {
-			err = ue.Err // the URL itself may hold a password
+			err = ue.Err
 		}
 		return fmt.Errorf("does not parse: %v", err)
 	}

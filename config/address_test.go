@@ -27,12 +27,14 @@ func TestCheckRedisURL(t *testing.T) {
 		"redis://h:6379/db":                  `the database "db"`,
 		"redis://h:6379/0?addr=x":            `addr=x: "x" is not host:port`,
 		"redis://h:6379/0?addr=x:65536":      `port "65536"`,
-		"redis://u:pa%zzss@h:6379/0":         "does not parse",
+		"redis://u:s3cr%zzet@h:6379/0":       "does not parse (are the special characters",
+		"redis://:s3cr#et@h:6379/0":          "does not parse (are the special characters",
+		"redis://h:6x379/0":                  `does not parse: invalid port ":6x379"`,
 		"http://h:6379":                      "must start with redis://",
 		"redis://" + strings.Repeat("a", 64): "is not a host name",
 	} {
 		err := CheckRedisURL(u)
-		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "pa%zz") {
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "s3cr") {
 			t.Errorf("CheckRedisURL(%q) = %v, want an error containing %q", u, err, want)
 		}
 	}
