@@ -47,6 +47,7 @@ const (
 	DefaultScanInterval      = time.Second
 	DefaultReplayDelay       = time.Second
 	DefaultMaxReplays        = 3
+	DefaultDeadRetention     = time.Hour
 )
 
 // Limits of the extensions: larger values are problems.
@@ -238,6 +239,13 @@ type ClusterSettings struct {
 	// MaxReplays is max_replays: an event replayed more times goes to the
 	// dead-letter list. Default 3; 0 sends an orphaned event there at once.
 	MaxReplays int
+	// DeadRetention is dead_retention_ms: how long a dead replica or SDK
+	// worker stays in the registry (in `resc status` and the console)
+	// after the leader first found it dead, before the leader removes it;
+	// an entry whose taken lists still hold events stays until they are
+	// replayed. Default 1 h; 0 keeps dead entries until they deregister
+	// or register again (the behaviour before the setting).
+	DeadRetention time.Duration
 }
 
 // DefaultClusterSettings are the cluster settings of a file without a
@@ -250,6 +258,7 @@ func DefaultClusterSettings() ClusterSettings {
 		ScanInterval:      DefaultScanInterval,
 		ReplayDelay:       DefaultReplayDelay,
 		MaxReplays:        DefaultMaxReplays,
+		DeadRetention:     DefaultDeadRetention,
 	}
 }
 

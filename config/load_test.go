@@ -938,20 +938,24 @@ func TestRescheduleSettings(t *testing.T) {
 }
 
 func TestClusterSettings(t *testing.T) {
-	data := `{redis: {url: "redis://h/"}, cluster: {heartbeat_interval_ms: 100, dead_after_ms: 500, leader_ttl_ms: 400, scan_interval_ms: 50, replay_delay_ms: 20, max_replays: 0},
+	data := `{redis: {url: "redis://h/"}, cluster: {heartbeat_interval_ms: 100, dead_after_ms: 500, leader_ttl_ms: 400, scan_interval_ms: 50, replay_delay_ms: 20, max_replays: 0, dead_retention_ms: 0},
 		watchers: [{input_queue: "in", rules: [{on: "a", make: {queue: "q"}}]}]}`
 	c, err := LoadBytes("c.hjson", []byte(data))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := ClusterSettings{HeartbeatInterval: 100 * time.Millisecond, DeadAfter: 500 * time.Millisecond, LeaderTTL: 400 * time.Millisecond,
-		ScanInterval: 50 * time.Millisecond, ReplayDelay: 20 * time.Millisecond, MaxReplays: 0}
+		ScanInterval: 50 * time.Millisecond, ReplayDelay: 20 * time.Millisecond, MaxReplays: 0, DeadRetention: 0}
 	if c.Cluster != want {
 		t.Errorf("Cluster = %+v, want %+v", c.Cluster, want)
 	}
-	_, err = LoadBytes("c.hjson", []byte(`{redis: {url: "redis://h/"}, cluster: {dead_after_ms: 0, max_replays: -1, beat: 1},
+	c, err = LoadBytes("c.hjson", []byte(`{redis: {url: "redis://h/"}, watchers: [{input_queue: "in", rules: [{on: "a", make: {queue: "q"}}]}]}`))
+	if err != nil || c.Cluster.DeadRetention != DefaultDeadRetention {
+		t.Errorf("no cluster object: err %v, dead retention %v, want the default %v", err, c.Cluster.DeadRetention, DefaultDeadRetention)
+	}
+	_, err = LoadBytes("c.hjson", []byte(`{redis: {url: "redis://h/"}, cluster: {dead_after_ms: 0, max_replays: -1, beat: 1, dead_retention_ms: -5},
 		watchers: [{input_queue: "in", rules: [{on: "a", make: {queue: "q"}}]}]}`))
-	for _, want := range []string{"cluster.dead_after_ms", "cluster.max_replays", `cluster.beat: unknown key "beat"`} {
+	for _, want := range []string{"cluster.dead_after_ms", "cluster.max_replays", `cluster.beat: unknown key "beat"`, "cluster.dead_retention_ms"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v, want it to name %s", err, want)
 		}

@@ -2,7 +2,7 @@ package config
 
 import (
 	"fmt"
-	"net"
+	"net/url"
 	"strings"
 )
 
@@ -146,8 +146,8 @@ func (l *loader) redisSentinel(path string, v any, s *SentinelSettings) {
 				if !ok {
 					continue
 				}
-				if _, _, err := net.SplitHostPort(addr); err != nil {
-					l.add(index(p, i), "", fmt.Sprintf("%q is not host:port", addr))
+				if err := CheckAddr(addr); err != nil {
+					l.add(index(p, i), "", err.Error())
 					continue
 				}
 				s.Addrs = append(s.Addrs, addr)
@@ -173,4 +173,30 @@ func (l *loader) redisRelations(rs RedisSettings) {
 	if rs.Sentinel.Given() && strings.Contains(l.redisURL, "addr=") {
 		l.add("redis.url", "", "with redis.sentinel, the url gives only the scheme, credentials and database: list the sentinels in redis.sentinel.addrs")
 	}
+	// What package redisconn refuses of the file's URL, so that check
+	// reports it as run does (a --redis-url given to run replaces it).
+	u, err := url.Parse(l.redisURL)
+	if l.redisURL == "" || err != nil {
+		return
+	}
+	if rs.TLS.Given() && !strings.EqualFold(u.Scheme, "rediss") {
+		l.add("redis.tls", "", fmt.Sprintf("is given but redis.url is %s://, which does not use TLS: use rediss://", u.Scheme))
+	}
+	if u.Query().Has("addr") && rs.Mode == RedisModeSingle {
+		l.add("redis.mode", "", "is single but redis.url lists several nodes (addr=), which is the Redis Cluster form")
+	}
+	if u.Query().Has("master_name") {
+		l.add("redis.url", "", "names a Sentinel master (master_name=): give redis.sentinel (master_name, addrs) instead")
+	}
+}
+
+// ClusterByFile tells whether the file alone says Redis is a Redis
+// Cluster: redis.mode cluster, or a URL listing several nodes (addr=).
+// Run also finds a cluster by asking the server (mode auto).
+func (c *Config) ClusterByFile() bool {
+	if c.Redis.Mode == RedisModeCluster {
+		return true
+	}
+	u, err := url.Parse(c.RedisURL)
+	return err == nil && c.RedisURL != "" && u.Query().Has("addr") && !c.Redis.Sentinel.Given()
 }

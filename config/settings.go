@@ -157,6 +157,11 @@ func (l *loader) clusterSettings(path string, v any, cs *ClusterSettings) {
 				cs.MaxReplays = int(n)
 			}
 		}},
+		{name: "dead_retention_ms", set: func(p string, v any) {
+			if n, ok := l.integer(p, "", v, 0, maxTimeoutMS, "a number of milliseconds, 0 to keep dead entries"); ok {
+				cs.DeadRetention = time.Duration(n) * time.Millisecond
+			}
+		}},
 	})
 }
 

@@ -267,6 +267,11 @@ func (l *loader) config(root any) *Config {
 		}},
 		{name: "http_addr", set: func(p string, v any) {
 			c.HTTPAddr, _ = l.str(p, "", v)
+			if c.HTTPAddr != "" && c.HTTPAddr != "off" {
+				if err := CheckListenAddr(c.HTTPAddr); err != nil {
+					l.add(p, "", err.Error()+`, or "off"`)
+				}
+			}
 		}},
 		{name: "fetch", set: func(p string, v any) {
 			if o, ok := l.obj(p, "", v); ok {
@@ -312,6 +317,10 @@ func (l *loader) redisURLValue(path string, v any) {
 	}
 	if !hasRedisScheme(u) {
 		l.add(path, "", fmt.Sprintf("%q must start with redis://, rediss:// or unix://", u))
+		return
+	}
+	if err := CheckRedisURL(u); err != nil {
+		l.add(path, "", "the Redis URL cannot be used: "+err.Error())
 		return
 	}
 	switch {

@@ -37,8 +37,8 @@ func (in *Inspector) DeadQueue(ctx context.Context, queue string) error {
 		return nil
 	}
 	ok, err := in.rdb.HExists(ctx, keyspace.WorkerQueues(keyspace.SharedPrefix(in.rdb, in.cfg.KeyPrefix)), queue).Result()
-	if err != nil && !Answered(err) {
-		return err
+	if err != nil && !script.IsWrongTypeReply(err) {
+		return err // a failed read (CLUSTERDOWN...) is no answer
 	}
 	if !ok {
 		return fmt.Errorf("%w (nor any worker of the Go SDK announced it): %q", ErrNoWatcher, queue)

@@ -2,6 +2,7 @@ package inspect
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -10,7 +11,10 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/resc-go/resc/config"
 	"github.com/resc-go/resc/internal/keyspace"
+	"github.com/resc-go/resc/internal/script"
+	"github.com/resc-go/resc/internal/takenlist"
 	"github.com/resc-go/resc/membership"
 )
 
@@ -28,9 +32,29 @@ type Status struct {
 	Replicas []Replica `json:"replicas"`
 	// Watchers are the configuration's watchers, in order.
 	Watchers []Watcher `json:"watchers"`
-	// Problems are what could not be read (a key of the wrong type, an
-	// info that does not decode); the rest of the status is still valid.
+	// TaskQueues are the task queues that workers of the Go SDK announced
+	// (keyspace.WorkerQueues) and no watcher reads, by name, with the
+	// workers' taken lists "<queue>/taken/<worker-id>".
+	TaskQueues []TaskQueue `json:"task_queues"`
+	// DeadRetentionMs is how long a dead replica or worker stays in the
+	// registry after the leader found it dead (cluster.dead_retention_ms);
+	// nil when dead entries are kept.
+	DeadRetentionMs *int64 `json:"dead_retention_ms"`
+	// Problems are keys of the wrong type and infos that do not decode;
+	// the rest of the status is still valid. A read that failed for any
+	// other reason (Redis down, a cluster down) fails Status instead.
 	Problems []string `json:"problems"`
+}
+
+// TaskQueue is a task queue of SDK workers.
+type TaskQueue struct {
+	Queue string `json:"queue"`
+	// Pending is the length of the queue; nil when its key has another
+	// type (a problem of the Status).
+	Pending *int64 `json:"pending"`
+	// Taken is the sum of the lengths of TakenLists.
+	Taken      int64       `json:"taken"`
+	TakenLists []TakenList `json:"taken_lists"`
 }
 
 // Replica is a registered replica.
@@ -54,6 +78,13 @@ type Replica struct {
 	UptimeMs *int64     `json:"uptime_ms"`
 	// TakenLists are the taken lists it registered as its own.
 	TakenLists []ListLength `json:"taken_lists"`
+	// DeadSince is when the leader first found it dead, by the leader's
+	// clock; RemovalInMs how long until the leader removes it from the
+	// registry (0: at its next pass, once its taken lists are empty).
+	// Both nil while alive, before the leader has seen it dead, or when
+	// dead entries are kept.
+	DeadSince   *time.Time `json:"dead_since"`
+	RemovalInMs *int64     `json:"removal_in_ms"`
 }
 
 // ListLength is a list and its length.
@@ -75,9 +106,10 @@ type Watcher struct {
 	Delayed    *int64      `json:"delayed"`
 }
 
-// TakenList is a taken list of a watcher.
+// TakenList is a taken list of a watcher or of a task queue.
 type TakenList struct {
-	List    string `json:"list"`
+	List string `json:"list"`
+	// Replica is the id of its replica, or of its worker.
 	Replica string `json:"replica"`
 	Length  int64  `json:"length"`
 	// Orphan is set when its replica is not alive: the leader moves its
@@ -86,14 +118,18 @@ type TakenList struct {
 }
 
 // Status reads the status of the deployment. A key of the wrong type is a
-// problem of the Status; any other error (Redis did not answer) is
-// returned.
+// problem of the Status; any other error (Redis did not answer, or
+// answered with an error: CLUSTERDOWN, LOADING, NOPERM...) is returned:
+// a read that failed is never shown as an empty result.
 func (in *Inspector) Status(ctx context.Context) (*Status, error) {
 	prefix := in.cfg.KeyPrefix
-	st := &Status{Prefix: prefix, Replicas: []Replica{}, Watchers: []Watcher{}, Problems: []string{}}
+	st := &Status{Prefix: prefix, Replicas: []Replica{}, Watchers: []Watcher{}, TaskQueues: []TaskQueue{}, Problems: []string{}}
+	if r := in.cfg.Cluster.DeadRetention; r > 0 {
+		st.DeadRetentionMs = ptr(r.Milliseconds())
+	}
 	problem := func(what string, err error) error {
-		if !Answered(err) {
-			return err
+		if !script.IsWrongTypeReply(err) && !errors.Is(err, script.ErrWrongType) {
+			return fmt.Errorf("%s: %w", what, err)
 		}
 		st.Problems = append(st.Problems, fmt.Sprintf("%s: %v", what, err))
 		return nil
@@ -110,7 +146,7 @@ func (in *Inspector) Status(ctx context.Context) (*Status, error) {
 	if err := in.readReplicas(ctx, st, problem); err != nil {
 		return nil, err
 	}
-	if err := in.readWatchers(ctx, st); err != nil {
+	if err := in.readWatchers(ctx, st, problem); err != nil {
 		return nil, err
 	}
 	if err := in.readLengths(ctx, st, problem); err != nil {
@@ -158,6 +194,10 @@ func (in *Inspector) readReplicas(ctx context.Context, st *Status, problem func(
 		if r.InfoErr != nil {
 			st.Problems = append(st.Problems, r.InfoErr.Error())
 		}
+		if retention := in.cfg.Cluster.DeadRetention; !r.Alive && !r.DeadSince.IsZero() && retention > 0 {
+			s.DeadSince = ptr(r.DeadSince.UTC())
+			s.RemovalInMs = ptr(max(retention-now.Sub(r.DeadSince), 0).Milliseconds())
+		}
 		lists := owned[r.ID]
 		slices.Sort(lists)
 		for _, list := range lists {
@@ -168,19 +208,54 @@ func (in *Inspector) readReplicas(ctx context.Context, st *Status, problem func(
 	return nil
 }
 
-// readWatchers fills the watchers of st with their taken lists, without
-// lengths.
-func (in *Inspector) readWatchers(ctx context.Context, st *Status) error {
+// readWatchers fills the watchers and the task queues of st with their
+// taken lists, without lengths.
+func (in *Inspector) readWatchers(ctx context.Context, st *Status, problem func(string, error) error) error {
+	key := keyspace.WorkerQueues(keyspace.SharedPrefix(in.rdb, in.cfg.KeyPrefix))
+	announced, err := in.rdb.HGetAll(ctx, key).Result() // HGETALL, as the leader: the documented ACL allows it
+	if err != nil {
+		if err := problem("worker queues "+strconv.Quote(key), err); err != nil {
+			return err
+		}
+	}
+	finder, qs := in.finder, queues(in.cfg)
+	var tasks []string
+	for q := range announced {
+		// A queue a watcher reads is shown with its watcher, as the
+		// leader's recovery treats it.
+		if q != "" && !slices.ContainsFunc(in.cfg.Watchers, func(w config.Watcher) bool { return w.InputQueue == q }) {
+			tasks = append(tasks, q)
+			qs = append(qs, takenlist.Queues{InputQueue: q, TakenQueue: keyspace.WorkerTakenQueue(q)})
+		}
+	}
+	slices.Sort(tasks)
+	if len(tasks) > 0 {
+		finder = takenlist.New(qs) // the worker queues and the watchers' exclude each other
+	}
+	find := func(takenQueue string) ([]TakenList, error) {
+		lists, err := finder.Find(ctx, in.rdb, takenQueue)
+		if err != nil {
+			return nil, err
+		}
+		out := []TakenList{}
+		for _, l := range lists {
+			out = append(out, TakenList{List: l.Key, Replica: l.Replica})
+		}
+		return out, nil
+	}
 	for _, w := range in.cfg.Watchers {
-		ws := Watcher{InputQueue: w.InputQueue, TakenQueue: w.TakenQueue, TakenLists: []TakenList{}}
-		lists, err := in.finder.Find(ctx, in.rdb, w.TakenQueue)
+		lists, err := find(w.TakenQueue)
 		if err != nil {
 			return err
 		}
-		for _, l := range lists {
-			ws.TakenLists = append(ws.TakenLists, TakenList{List: l.Key, Replica: l.Replica})
+		st.Watchers = append(st.Watchers, Watcher{InputQueue: w.InputQueue, TakenQueue: w.TakenQueue, TakenLists: lists})
+	}
+	for _, q := range tasks {
+		lists, err := find(keyspace.WorkerTakenQueue(q))
+		if err != nil {
+			return err
 		}
-		st.Watchers = append(st.Watchers, ws)
+		st.TaskQueues = append(st.TaskQueues, TaskQueue{Queue: q, TakenLists: lists})
 	}
 	return nil
 }
@@ -219,6 +294,13 @@ func (in *Inspector) readLengths(ctx context.Context, st *Status, problem func(s
 			ids[tl.Replica] = true
 		}
 	}
+	for _, tq := range st.TaskQueues {
+		count(tq.Queue, "task queue", false)
+		for _, tl := range tq.TakenLists {
+			count(tl.List, "taken list", false)
+			ids[tl.Replica] = true
+		}
+	}
 	for _, r := range st.Replicas {
 		for _, tl := range r.TakenLists {
 			count(tl.List, "taken list", false)
@@ -248,7 +330,7 @@ func (in *Inspector) readLengths(ctx context.Context, st *Status, problem func(s
 	idList := slices.Sorted(maps.Keys(ids))
 	alive, err := membership.NewLiveness(in.rdb, prefix).Alive(ctx, idList)
 	if err != nil {
-		return err
+		return fmt.Errorf("reading which replicas are alive: %w", err)
 	}
 	live := map[string]bool{}
 	for i, id := range idList {
@@ -264,6 +346,16 @@ func (in *Inspector) readLengths(ctx context.Context, st *Status, problem func(s
 			tl.Length = lenOf(tl.List)
 			tl.Orphan = !live[tl.Replica]
 			ws.Taken += tl.Length
+		}
+	}
+	for i := range st.TaskQueues {
+		tq := &st.TaskQueues[i]
+		tq.Pending = lengths[tq.Queue]
+		for j := range tq.TakenLists {
+			tl := &tq.TakenLists[j]
+			tl.Length = lenOf(tl.List)
+			tl.Orphan = !live[tl.Replica]
+			tq.Taken += tl.Length
 		}
 	}
 	for i := range st.Replicas {

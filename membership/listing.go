@@ -40,6 +40,10 @@ type ReplicaStatus struct {
 	Info Info
 	// InfoErr is why the info key could not be decoded; nil otherwise.
 	InfoErr error
+	// DeadSince is when the leader first found it dead (Pruner), by the
+	// leader's clock; zero when it is alive or not found dead yet, or
+	// when dead entries are kept (retention zero).
+	DeadSince time.Time
 }
 
 // Replicas lists the replicas of the registry under prefix ("" means
@@ -58,6 +62,7 @@ func Replicas(ctx context.Context, rdb Reader, prefix string) ([]ReplicaStatus, 
 	pipe := rdb.Pipeline()
 	ttls := make([]*redis.DurationCmd, len(zs))
 	infos := make([]*redis.StringCmd, len(zs))
+	marks := make([]*redis.StringCmd, len(zs))
 	out := make([]ReplicaStatus, len(zs))
 	for i, z := range zs {
 		id, _ := z.Member.(string)
@@ -65,6 +70,7 @@ func Replicas(ctx context.Context, rdb Reader, prefix string) ([]ReplicaStatus, 
 		out[i].Registered = time.Unix(int64(z.Score), 0)
 		ttls[i] = pipe.PTTL(ctx, keyspace.Replica(prefix, id))
 		infos[i] = pipe.Get(ctx, keyspace.ReplicaInfo(prefix, id))
+		marks[i] = pipe.HGet(ctx, keyspace.DeadSince(prefix), id)
 	}
 	_, _ = pipe.Exec(ctx) // errors are read command by command
 	for i := range out {
@@ -72,6 +78,14 @@ func Replicas(ctx context.Context, rdb Reader, prefix string) ([]ReplicaStatus, 
 		ttl, err := ttls[i].Result()
 		if err != nil {
 			return nil, fmt.Errorf("cluster: listing replicas: %w", err)
+		}
+		since, err := marks[i].Int64()
+		switch {
+		case errors.Is(err, redis.Nil):
+		case err != nil:
+			return nil, fmt.Errorf("cluster: listing replicas: reading when %q was found dead: %w", r.ID, asWrongType(err, keyspace.DeadSince(prefix)))
+		case ttl == -2:
+			r.DeadSince = time.UnixMilli(since)
 		}
 		switch ttl {
 		case -2: // no key: dead

@@ -44,6 +44,7 @@ import (
 	"github.com/resc-go/resc/fetch"
 	"github.com/resc-go/resc/internal/backoff"
 	"github.com/resc-go/resc/internal/keyspace"
+	"github.com/resc-go/resc/internal/redisconn"
 	"github.com/resc-go/resc/internal/script"
 	"github.com/resc-go/resc/membership"
 	"github.com/resc-go/resc/recovery"
@@ -177,7 +178,10 @@ func (r *Replica) Run(ctx context.Context) error {
 
 	dialect, err := waitDialect(ctx, r.o.Redis, r.log)
 	if err != nil {
-		return nil // interrupted before Redis answered: nothing was taken
+		if ctx.Err() != nil {
+			return nil // interrupted before Redis answered: nothing was taken
+		}
+		return err
 	}
 	if dialect.Legacy && !r.o.Embedded {
 		r.log.Warn("this Redis does not run #!lua scripts (Redis < 7 or the embedded server): scripts run without the out-of-memory guard", "dialect", dialect.String())
@@ -226,10 +230,17 @@ func (r *Replica) serve(ctx context.Context, dialect script.Dialect, member *mem
 	})
 	rec := recovery.New(r.o.Redis, r.watched(), membership.NewLiveness(r.o.Redis, r.cs.Prefix),
 		recovery.Options{Settings: r.rs, Dialect: dialect, Logger: r.log, MeterProvider: r.o.MeterProvider})
+	pruner := membership.NewPruner(r.o.Redis, r.o.Config.Cluster.DeadRetention,
+		membership.Options{Settings: r.cs, Dialect: dialect, Logger: r.clusterLog})
 	g.Go(func() error {
 		return elector.Run(gctx, func(leading context.Context) {
 			r.log.Warn("leader: replaying the taken lists of dead replicas")
-			_ = rec.Run(leading)
+			// The pruner keeps the entries whose taken lists hold
+			// events: the recoverer replays them first.
+			var lead errgroup.Group
+			lead.Go(func() error { return rec.Run(leading) })
+			lead.Go(func() error { return pruner.Run(leading, r.rs.WithDefaults().ScanInterval) })
+			_ = lead.Wait()
 		})
 	})
 	fetcher := r.fetcher()
@@ -321,9 +332,11 @@ func (r *Replica) watched() []recovery.Watched {
 	return watched
 }
 
-// register registers this replica, waiting out a Redis outage with backoff
-// (one log line per outage). A refusal (id in use, bad settings, a Redis
-// error reply) is final.
+// register registers this replica, waiting out what a running replica
+// waits out (redisconn.Transient: Redis unreachable, loading, a Redis
+// Cluster down or without its slots...) with backoff, logged as a start
+// that waits (startWait). A refusal (id in use, bad settings, any other
+// Redis error reply) is final.
 func (r *Replica) register(ctx context.Context, dialect script.Dialect) (*membership.Membership, error) {
 	info := membership.Info{ID: r.o.ID, PID: os.Getpid(), Version: r.o.Version, Started: r.o.Started}
 	info.Host, _ = os.Hostname()
@@ -331,18 +344,17 @@ func (r *Replica) register(ctx context.Context, dialect script.Dialect) (*member
 		info.TakenLists = append(info.TakenLists, keyspace.TakenList(wc.TakenQueue, r.o.ID))
 	}
 	opts := membership.Options{Settings: r.cs, Dialect: dialect, Logger: r.clusterLog, WaitForExpiry: r.o.WaitForExpiry}
-	outage := backoff.NewOutage(r.log, "redis")
+	wait := newStartWait(r.log, "registering")
 	for attempt := 1; ; attempt++ {
 		m, err := membership.Register(ctx, r.o.Redis, info, opts)
 		if err == nil {
-			outage.OK()
+			wait.ok()
 			return m, nil
 		}
-		var re redis.Error
-		if ctx.Err() != nil || errors.Is(err, membership.ErrIDInUse) || errors.Is(err, membership.ErrWrongType) || errors.As(err, &re) {
+		if ctx.Err() != nil || errors.Is(err, membership.ErrIDInUse) || errors.Is(err, membership.ErrWrongType) || !redisconn.Transient(err) {
 			return nil, err
 		}
-		outage.Fail(err)
+		wait.fail(err)
 		if !backoff.Sleep(ctx, backoff.Delay(attempt)) {
 			return nil, ctx.Err()
 		}
@@ -359,20 +371,23 @@ func (r *Replica) deregister(ctx context.Context, member *membership.Membership)
 	}
 }
 
-// waitDialect waits for Redis, with backoff and one log line per outage,
-// and asks it which script form it runs.
+// waitDialect waits for Redis as register does, and asks it which script
+// form it runs.
 func waitDialect(ctx context.Context, rdb redis.Scripter, log *slog.Logger) (script.Dialect, error) {
-	outage := backoff.NewOutage(log, "redis")
+	wait := newStartWait(log, "detecting the script dialect")
 	for attempt := 1; ; attempt++ {
 		d, err := script.Detect(ctx, rdb)
 		if err == nil {
-			outage.OK()
+			wait.ok()
 			return d, nil
 		}
 		if ctx.Err() != nil {
 			return d, ctx.Err()
 		}
-		outage.Fail(err)
+		if !redisconn.Transient(err) {
+			return d, err
+		}
+		wait.fail(err)
 		if !backoff.Sleep(ctx, backoff.Delay(attempt)) {
 			return d, ctx.Err()
 		}

@@ -9,7 +9,8 @@ import (
 
 // cmdCheck is `resc check [--cluster] CONFIG`: every problem, then a
 // summary; exit 1 when there is any problem. With --cluster (or
-// redis.mode cluster) the Redis Cluster slot rules are checked too.
+// redis.mode cluster, or a URL listing cluster nodes) the Redis Cluster
+// slot rules are checked too.
 func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("check", stderr)
 	cluster := fs.Bool("cluster", false, "also check that each watcher's keys can share one Redis Cluster hash slot")
@@ -21,7 +22,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return reportLoad(stderr, err)
 	}
-	if *cluster || l.cfg.Redis.Mode == config.RedisModeCluster {
+	if *cluster || l.cfg.ClusterByFile() {
 		if ps := config.ClusterProblems(l.cfg); len(ps) > 0 {
 			return reportLoad(stderr, ps)
 		}
@@ -34,7 +35,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 		nrules += len(w.Rules)
 	}
 	what := ""
-	if *cluster || l.cfg.Redis.Mode == config.RedisModeCluster {
+	if *cluster || l.cfg.ClusterByFile() {
 		what = ", each watcher's keys in one Redis Cluster slot"
 	}
 	fmt.Fprintf(stdout, "%s: ok: %d watcher(s), %d rule(s)%s\n", pos[0], len(l.cfg.Watchers), nrules, what)

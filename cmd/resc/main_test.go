@@ -735,7 +735,10 @@ func TestLooksLikeConfig(t *testing.T) {
 // TestRunRefusesWhatCheckReports walks every way a configuration file makes
 // `resc run` refuse to start, one kind of problem per case (structure,
 // types, ranges, rules, and the settings that depend on two keys: cluster
-// timings, fetch backoff bounds, reschedule delays, shared queues), and
+// timings, fetch backoff bounds, reschedule delays, shared queues; the
+// redis object's contradictions and impossible addresses that package
+// redisconn would refuse; the HTTP address; the Redis Cluster slot rule
+// when the URL lists cluster nodes), and
 // checks that `resc check` reports the same problems in the same words:
 // run refuses nothing that check accepts. Run stops before it connects to
 // Redis. (The cluster timings that config accepts, replica.New accepts too:
@@ -746,6 +749,10 @@ func TestRunRefusesWhatCheckReports(t *testing.T) {
 	good := rule("good", `^z$`, `{ queue: "q" }`)
 	top := func(extra string) string {
 		return "redis: { url: \"" + url + "\" }\n" + extra + "\nwatchers: [\n" + watcherCfg("", good) + "]\n"
+	}
+	// redisTop is top with more keys in the redis object.
+	redisTop := func(keys string) string {
+		return strings.Replace(top(""), "\" }", "\", "+keys+" }", 1)
 	}
 	tests := []struct {
 		name, content string
@@ -774,6 +781,33 @@ func TestRunRefusesWhatCheckReports(t *testing.T) {
 		{"reschedule delays", top("fetch: { reschedule_delay_ms: 700000 }"),
 			[]string{"FILE: fetch.reschedule_delay_ms: reschedule_max_delay_ms (600000) must be at least reschedule_delay_ms (700000)"}},
 		{"attempts range", top("fetch: { attempts: 0 }"), []string{"FILE: fetch.attempts:"}},
+		// What package redisconn refuses of the redis object before it
+		// dials, and what makes a dial impossible.
+		{"tls with redis://", redisTop(`tls: { server_name: "r" }`),
+			[]string{"FILE: redis.tls: is given but redis.url is redis://, which does not use TLS: use rediss://"}},
+		{"port out of range", strings.Replace(top(""), url, "redis://127.0.0.1:99999/0", 1),
+			[]string{`FILE: redis.url: the Redis URL cannot be used: port "99999" is not a port number (1 to 65535)`}},
+		{"impossible host", strings.Replace(top(""), url, "redis://bad..host:6379/0", 1),
+			[]string{`FILE: redis.url: the Redis URL cannot be used: host "bad..host" is not a host name nor an IP address`}},
+		{"database not a number", strings.Replace(top(""), url, url+"x", 1),
+			[]string{`FILE: redis.url: the Redis URL cannot be used: the database "0x" (the path) must be a number like /0`}},
+		{"cluster seed port", strings.Replace(top(""), url, url+"?addr=127.0.0.1:0", 1),
+			[]string{`FILE: redis.url: the Redis URL cannot be used: cluster node addr=127.0.0.1:0: port "0" is not a port number (1 to 65535)`}},
+		{"seeds in mode single", strings.Replace(redisTop(`mode: "single"`), url, url+"?addr=127.0.0.1:7001", 1),
+			[]string{"FILE: redis.mode: is single but redis.url lists several nodes (addr=), which is the Redis Cluster form"}},
+		{"sentinel master in the URL", strings.Replace(top(""), url, url+"?master_name=m", 1),
+			[]string{"FILE: redis.url: names a Sentinel master (master_name=): give redis.sentinel (master_name, addrs) instead"}},
+		{"sentinel address", redisTop(`sentinel: { master_name: "m", addrs: ["127.0.0.1:70000"] }`),
+			[]string{`FILE: redis.sentinel.addrs[0]: port "70000" is not a port number (1 to 65535)`}},
+		{"sentinel and mode cluster", redisTop(`sentinel: { master_name: "m", addrs: ["127.0.0.1:26379"] }, mode: "cluster"`),
+			[]string{"FILE: redis.mode: a Sentinel-managed primary is not a Redis Cluster"}},
+		{"cert without key", strings.Replace(redisTop(`tls: { cert_file: "c.pem" }`), "redis://", "rediss://", 1), []string{"FILE: redis.tls: cert_file and key_file go together"}},
+		{"http address", top(`http_addr: "localhost"`), []string{`FILE: http_addr: "localhost" is not host:port`}},
+		{"http port", top(`http_addr: "127.0.0.1:65536"`), []string{`FILE: http_addr: port "65536" is not a port number (0 to 65535)`}},
+		// A URL listing cluster nodes says Redis Cluster by itself: the
+		// slot rule applies before anything is dialled.
+		{"untagged keys on cluster seeds", strings.Replace(top(""), url, url+"?addr=127.0.0.1:7001", 1),
+			[]string{`FILE: watchers[0].input_queue: "in" has no hash tag`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -104,6 +104,12 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return reportLoad(stderr, err)
 	}
+	if l.cfg.ClusterByFile() {
+		// check reports these too: refused before connecting.
+		if ps := config.ClusterProblems(l.cfg); len(ps) > 0 {
+			return reportLoad(stderr, ps)
+		}
+	}
 	for _, w := range l.cfg.Warnings {
 		log.Warn("configuration: "+w.Message, "path", w.Path)
 	}

@@ -114,6 +114,9 @@ func printStatus(w io.Writer, doc *inspect.Status) {
 			if r.Alive {
 				state = "alive"
 			}
+			if r.RemovalInMs != nil {
+				state += ",removed-in-" + msCell(r.RemovalInMs, time.Second)
+			}
 			if r.Leader {
 				state += ",leader"
 			}
@@ -140,6 +143,12 @@ func printStatus(w io.Writer, doc *inspect.Status) {
 		}
 		tw.Flush()
 	}
+	if doc.DeadRetentionMs != nil {
+		fmt.Fprintf(w, "dead replicas and workers leave the registry %s after the leader finds them dead, once their taken lists are empty (cluster.dead_retention_ms)\n",
+			msCell(doc.DeadRetentionMs, time.Second))
+	} else {
+		fmt.Fprintln(w, "dead replicas and workers stay in the registry (cluster.dead_retention_ms is 0)")
+	}
 
 	fmt.Fprintln(w)
 	fmt.Fprintln(tw, "INPUT QUEUE\tINPUT\tTAKEN\tDEAD\tDELAYED")
@@ -149,13 +158,22 @@ func printStatus(w io.Writer, doc *inspect.Status) {
 		lists = append(lists, ws.TakenLists...)
 	}
 	tw.Flush()
+	if len(doc.TaskQueues) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(tw, "TASK QUEUE (WORKERS)\tPENDING\tTAKEN")
+		for _, tq := range doc.TaskQueues {
+			fmt.Fprintf(tw, "%s\t%s\t%d\n", printable(tq.Queue), countCell(tq.Pending), tq.Taken)
+			lists = append(lists, tq.TakenLists...)
+		}
+		tw.Flush()
+	}
 
 	fmt.Fprintln(w)
 	if len(lists) == 0 {
 		fmt.Fprintln(w, "no taken list holds events")
 		return
 	}
-	fmt.Fprintln(tw, "TAKEN LIST\tREPLICA\tLENGTH\tSTATE")
+	fmt.Fprintln(tw, "TAKEN LIST\tREPLICA OR WORKER\tLENGTH\tSTATE")
 	for _, tl := range lists {
 		state := "held"
 		if tl.Orphan {
@@ -165,7 +183,7 @@ func printStatus(w io.Writer, doc *inspect.Status) {
 	}
 	tw.Flush()
 	if slices.ContainsFunc(lists, func(tl inspect.TakenList) bool { return tl.Orphan }) {
-		fmt.Fprintln(w, "\norphan: its replica is not alive; the leader moves its events back to the input queue")
+		fmt.Fprintln(w, "\norphan: its replica or worker is not alive; the leader moves its events back to their queue")
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"reflect"
@@ -18,6 +19,7 @@ import (
 	"github.com/resc-go/resc/internal/keyspace"
 	"github.com/resc-go/resc/internal/redistest"
 	"github.com/resc-go/resc/internal/script"
+	"github.com/resc-go/resc/internal/testutil"
 	"github.com/resc-go/resc/membership"
 )
 
@@ -85,7 +87,20 @@ type (
 		Leader   *string       `json:"leader"`
 		Replicas []replicaJSON `json:"replicas"`
 		Watchers []watcherJSON `json:"watchers"`
-		Problems []string      `json:"problems"`
+		TaskQ    []struct {
+			Queue      string          `json:"queue"`
+			Pending    *int64          `json:"pending"`
+			Taken      int64           `json:"taken"`
+			TakenLists []takenListJSON `json:"taken_lists"`
+		} `json:"task_queues"`
+		DeadRetentionMs *int64   `json:"dead_retention_ms"`
+		Problems        []string `json:"problems"`
+	}
+	takenListJSON struct {
+		List    string `json:"list"`
+		Replica string `json:"replica"`
+		Length  int64  `json:"length"`
+		Orphan  bool   `json:"orphan"`
 	}
 	replicaJSON struct {
 		ID             string     `json:"id"`
@@ -103,20 +118,17 @@ type (
 			List   string `json:"list"`
 			Length int64  `json:"length"`
 		} `json:"taken_lists"`
+		DeadSince   *time.Time `json:"dead_since"`
+		RemovalInMs *int64     `json:"removal_in_ms"`
 	}
 	watcherJSON struct {
-		InputQueue string `json:"input_queue"`
-		TakenQueue string `json:"taken_queue"`
-		Input      *int64 `json:"input"`
-		Taken      int64  `json:"taken"`
-		TakenLists []struct {
-			List    string `json:"list"`
-			Replica string `json:"replica"`
-			Length  int64  `json:"length"`
-			Orphan  bool   `json:"orphan"`
-		} `json:"taken_lists"`
-		Dead    *int64 `json:"dead"`
-		Delayed *int64 `json:"delayed"`
+		InputQueue string          `json:"input_queue"`
+		TakenQueue string          `json:"taken_queue"`
+		Input      *int64          `json:"input"`
+		Taken      int64           `json:"taken"`
+		TakenLists []takenListJSON `json:"taken_lists"`
+		Dead       *int64          `json:"dead"`
+		Delayed    *int64          `json:"delayed"`
 	}
 )
 
@@ -167,6 +179,23 @@ func TestStatus(t *testing.T) {
 	if err := rdb.Set(ctx, "jobs/dead", "not a list", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
+	// The leader found c dead 20 minutes ago: removed in 40 (the default
+	// retention, 1 h), once its taken lists are empty.
+	deadSince := time.Now().Add(-20 * time.Minute).UTC().Truncate(time.Millisecond)
+	if err := rdb.HSet(ctx, keyspace.DeadSince("t:"), "c", deadSince.UnixMilli()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// Workers of the Go SDK on the task queue "work", one of them dead
+	// with 15 tasks in its taken list; "jobs", a watcher's queue, is left
+	// to its watcher.
+	if err := rdb.HSet(ctx, keyspace.WorkerQueues("t:"), "work", "1", "jobs", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	var tasks []string
+	for i := range 15 {
+		tasks = append(tasks, fmt.Sprint("task-", i))
+	}
+	rpush(t, rdb, map[string][]string{"work": {"t1", "t2"}, "work/taken/w-dead": tasks, "work/taken/b": {"t0"}})
 
 	t.Run("tables", func(t *testing.T) {
 		stdout, stderr, err := runCmd(t, "status", cfg)
@@ -202,14 +231,25 @@ func TestStatus(t *testing.T) {
 				t.Errorf("replica %s: uptime %q, want about 1h30m", id, r[7])
 			}
 		}
+		if r := rows["c"]; len(r) != 9 || !strings.HasPrefix(r[1], "dead,removed-in-39m") && !strings.HasPrefix(r[1], "dead,removed-in-40m") {
+			t.Errorf("dead replica c: row %q, want the state \"dead,removed-in-40m0s\" (about)", r)
+		} else {
+			rows["c"][1] = "dead,removed"
+		}
 		wantRows := [][]string{
-			{"c", "dead", "-", "-", "-", "-", "-", "-", "in/taken/c(3),jobs/taken/c(0)"},
+			{"c", "dead,removed", "-", "-", "-", "-", "-", "-", "in/taken/c(3),jobs/taken/c(0)"},
 			{"in", "4", "6", "2", "1"},
 			{"jobs", "0", "1", "-", "0"},
+			{"work", "2", "16"},
 			{"in/taken/a", "a", "2", "held"},
 			{"in/taken/c", "c", "3", "orphan"},
 			{"in/taken/ghost", "ghost", "1", "orphan"},
 			{"jobs/taken/b", "b", "1", "held"},
+			{"work/taken/b", "b", "1", "held"},
+			{"work/taken/w-dead", "w-dead", "15", "orphan"},
+		}
+		if !strings.Contains(stdout, "dead replicas and workers leave the registry 1h0m0s after the leader finds them dead") {
+			t.Errorf("no line about the retention in:\n%s", stdout)
 		}
 		for _, want := range wantRows {
 			if got := rows[want[0]]; !slices.Equal(got, want) {
@@ -256,6 +296,12 @@ func TestStatus(t *testing.T) {
 				t.Errorf("replica %s: registered %v", r.ID, r.Registered)
 			}
 			r.Registered = time.Time{}
+			if r.RemovalInMs != nil {
+				if left := time.Duration(*r.RemovalInMs) * time.Millisecond; left > 40*time.Minute || left < 39*time.Minute {
+					t.Errorf("replica %s: removal_in_ms %d, want about 40 min", r.ID, *r.RemovalInMs)
+				}
+				r.RemovalInMs = nil
+			}
 		}
 		var want statusJSON
 		err = json.Unmarshal([]byte(`{
@@ -269,8 +315,15 @@ func TestStatus(t *testing.T) {
      "taken_lists": [{"list": "in/taken/b", "length": 0}, {"list": "jobs/taken/b", "length": 1}]},
     {"id": "c", "alive": false, "leader": false, "heartbeat_age_ms": null, "registered": "0001-01-01T00:00:00Z",
      "host": "", "pid": 0, "version": "", "started": null, "uptime_ms": null,
-     "taken_lists": [{"list": "in/taken/c", "length": 3}, {"list": "jobs/taken/c", "length": 0}]}
+     "taken_lists": [{"list": "in/taken/c", "length": 3}, {"list": "jobs/taken/c", "length": 0}],
+     "dead_since": "`+deadSince.Format(time.RFC3339Nano)+`", "removal_in_ms": null}
   ],
+  "task_queues": [
+    {"queue": "work", "pending": 2, "taken": 16, "taken_lists": [
+      {"list": "work/taken/b", "replica": "b", "length": 1, "orphan": false},
+      {"list": "work/taken/w-dead", "replica": "w-dead", "length": 15, "orphan": true}]}
+  ],
+  "dead_retention_ms": 3600000,
   "watchers": [
     {"input_queue": "in", "taken_queue": "in/taken", "input": 4, "taken": 6, "dead": 2, "delayed": 1, "taken_lists": [
       {"list": "in/taken/a", "replica": "a", "length": 2, "orphan": false},
@@ -314,7 +367,7 @@ func TestStatusEmpty(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Empty arrays, not null: a consumer may iterate without a check.
-	for _, k := range []string{"replicas", "problems"} {
+	for _, k := range []string{"replicas", "task_queues", "problems"} {
 		if v, ok := doc[k].([]any); !ok || len(v) != 0 {
 			t.Errorf("%s = %#v, want []", k, doc[k])
 		}
@@ -438,5 +491,64 @@ func TestStatusExcludesQueues(t *testing.T) {
 	if len(doc.Watchers) != 2 || doc.Watchers[0].Taken != 1 || len(doc.Watchers[0].TakenLists) != 1 ||
 		doc.Watchers[0].TakenLists[0].List != "in/taken/r" || doc.Watchers[1].Input == nil || *doc.Watchers[1].Input != 2 {
 		t.Errorf("status --json: %s\nwant in/taken/q counted as the input queue of the second watcher only", stdout)
+	}
+}
+
+// TestStatusClusterDown: while the Redis Cluster is down, `resc status`
+// says that the read failed and exits 1, in both forms, instead of showing
+// an empty registry; once the cluster is back it shows the two replicas.
+func TestStatusClusterDown(t *testing.T) {
+	clearEnv(t)
+	node := redistest.StartClusterNode(t)
+	admin := node.Client()
+	ctx := t.Context()
+	clusterState := func(want string) {
+		t.Helper()
+		testutil.EventuallyWithin(t, 20*time.Second, "cluster_state:"+want, func() bool {
+			return strings.Contains(admin.ClusterInfo(ctx).Val(), "cluster_state:"+want)
+		})
+	}
+	if err := admin.Do(ctx, "CLUSTER", "ADDSLOTSRANGE", 0, 16383).Err(); err != nil {
+		t.Fatal(err)
+	}
+	clusterState("ok")
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{node.Addr()}})
+	t.Cleanup(func() { _ = cc.Close() })
+	d, err := script.Detect(ctx, cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := membership.Settings{Prefix: "t:", HeartbeatInterval: time.Second, DeadAfter: time.Hour, LeaderTTL: time.Minute}
+	for _, id := range []string{"r1", "r2"} {
+		info := membership.Info{ID: id, TakenLists: []string{"in/taken/" + id}}
+		if _, err := membership.Register(ctx, cc, info, membership.Options{Settings: s, Dialect: d, Logger: slog.New(slog.DiscardHandler)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := writeConfig(t, "c.json", `{"redis": {"url": "`+node.URL()+`"}, "key_prefix": "t:",
+  "watchers": [{"input_queue": "{t:}in", "rules": [{"on": "x", "make": {"queue": "{t:}q"}}]}]}`)
+
+	if err := admin.Do(ctx, "CLUSTER", "DELSLOTS", 16383).Err(); err != nil {
+		t.Fatal(err)
+	}
+	clusterState("fail")
+	for _, form := range [][]string{{"status", cfg}, {"status", "--json", cfg}} {
+		stdout, stderr, err := runCmd(t, form...)
+		var ee *exitError
+		if !errors.As(err, &ee) || ee.code != 1 || !strings.Contains(ee.msg, "CLUSTERDOWN") {
+			t.Errorf("%q while the cluster is down: err %#v, want exit 1 naming CLUSTERDOWN", form, err)
+		}
+		if stdout != "" || strings.Contains(stderr, "no replica registered") {
+			t.Errorf("%q while the cluster is down: stdout %q, stderr %q: want nothing shown as a result", form, stdout, stderr)
+		}
+	}
+
+	if err := admin.Do(ctx, "CLUSTER", "ADDSLOTS", 16383).Err(); err != nil {
+		t.Fatal(err)
+	}
+	clusterState("ok")
+	stdout, stderr, err := runCmd(t, "status", cfg)
+	if err != nil || !strings.Contains(stdout, "r1 ") || !strings.Contains(stdout, "r2 ") {
+		t.Errorf("status once the cluster is back: err %v, stdout:\n%s\nstderr:\n%s", err, stdout, stderr)
 	}
 }

@@ -41,6 +41,15 @@ func Owners(prefix string) string {
 	return prefix + "owners"
 }
 
+// DeadSince records when the leader first found each dead registry
+// entry dead (HASH, field the replica id, value Unix milliseconds of the
+// leader's clock): "<prefix>dead-since". The entry is removed from the
+// registry once it has been dead for the retention period; the field goes
+// with it, or when the id is found alive again.
+func DeadSince(prefix string) string {
+	return prefix + "dead-since"
+}
+
 // Leader is the leader lock (STRING, a redsync mutex holding
 // "<replica-id>#<random>", with a TTL of the leader lock TTL):
 // "<prefix>leader".

@@ -115,13 +115,16 @@ func Open(ctx context.Context, o Options) (*Client, error) {
 		return nil, errorf("a TLS client certificate needs both its cert_file and its key_file (%s, %s)", EnvTLSCertFile, EnvTLSKeyFile)
 	}
 	if rs.Sentinel.Given() {
-		return openSentinel(o, rs, getenv)
+		return openSentinel(ctx, o, rs, getenv)
 	}
 	if o.URL == "" {
 		return nil, errorf("no Redis URL: set redis.url in the configuration, --redis-url or RESC_REDIS_URL")
 	}
 	u, err := url.Parse(o.URL)
 	if err != nil {
+		return nil, badURL(o.URL, err)
+	}
+	if err := config.CheckRedisURL(o.URL); err != nil {
 		return nil, badURL(o.URL, err)
 	}
 	seeds := u.Query().Has("addr")
@@ -141,7 +144,7 @@ func Open(ctx context.Context, o Options) (*Client, error) {
 		return nil, err
 	}
 	if seeds || mode == config.RedisModeCluster {
-		return openCluster(o, creds, tlsConf)
+		return awaited(ctx, o)(openCluster(o, creds, tlsConf))
 	}
 	opts, err := redis.ParseURL(o.URL)
 	if err != nil {
@@ -157,10 +160,25 @@ func Open(ctx context.Context, o Options) (*Client, error) {
 		}
 		if cluster {
 			_ = c.Close()
-			return openCluster(o, creds, tlsConf)
+			return awaited(ctx, o)(openCluster(o, creds, tlsConf))
 		}
 	}
-	return &Client{UniversalClient: c, Kind: KindSingle, Addr: opts.Addr}, nil
+	return awaited(ctx, o)(&Client{UniversalClient: c, Kind: KindSingle, Addr: opts.Addr}, nil)
+}
+
+// awaited returns the function that, with o.Wait, waits until the client
+// it is given answers (await), closing it on an error.
+func awaited(ctx context.Context, o Options) func(*Client, error) (*Client, error) {
+	return func(c *Client, err error) (*Client, error) {
+		if err != nil || !o.Wait {
+			return c, err
+		}
+		if err := await(ctx, c, o); err != nil {
+			_ = c.Close()
+			return nil, err
+		}
+		return c, nil
+	}
 }
 
 // applyCommon sets what every client kind shares.
@@ -205,10 +223,15 @@ func openCluster(o Options, creds credentials, tlsConf *tls.Config) (*Client, er
 	return &Client{UniversalClient: cc, Kind: KindCluster, Addr: strings.Join(opts.Addrs, ",")}, nil
 }
 
-func openSentinel(o Options, rs config.RedisSettings, getenv func(string) string) (*Client, error) {
+func openSentinel(ctx context.Context, o Options, rs config.RedisSettings, getenv func(string) string) (*Client, error) {
 	s := rs.Sentinel
 	if s.MasterName == "" || len(s.Addrs) == 0 {
 		return nil, errorf("redis.sentinel needs master_name and addrs")
+	}
+	for _, a := range s.Addrs {
+		if err := config.CheckAddr(a); err != nil {
+			return nil, errorf("redis.sentinel.addrs: %v", err)
+		}
 	}
 	if rs.Mode == config.RedisModeCluster {
 		return nil, errorf("a Sentinel-managed primary is not a Redis Cluster: drop redis.mode or redis.sentinel")
@@ -244,8 +267,8 @@ func openSentinel(o Options, rs config.RedisSettings, getenv func(string) string
 	}
 	fo.PoolSize = o.PoolSize
 	tune(o, &fo.MaxRetries, &fo.DialTimeout, &fo.ReadTimeout, &fo.WriteTimeout)
-	return &Client{UniversalClient: redis.NewFailoverClient(fo), Kind: KindSentinel,
-		Addr: s.MasterName + " via " + strings.Join(s.Addrs, ",")}, nil
+	return awaited(ctx, o)(&Client{UniversalClient: redis.NewFailoverClient(fo), Kind: KindSentinel,
+		Addr: s.MasterName + " via " + strings.Join(s.Addrs, ",")}, nil)
 }
 
 // readCredentials takes the user and password from the URL, then the
@@ -378,6 +401,10 @@ func detectCluster(ctx context.Context, c *redis.Client, o Options) (bool, error
 			return strings.Contains(info, "cluster_enabled:1"), nil
 		case isNoPerm(err):
 			return false, errorf("the Redis user may not run INFO (%v): allow +info, or set redis.mode to single or cluster", err)
+		case refusedCredentials(err):
+			return false, credentialsError(c.Options().Addr, err)
+		case impossibleAddress(err):
+			return false, errorf("Redis at %s cannot be reached: %v", c.Options().Addr, err)
 		case isServerError(err):
 			return false, nil // an older or embedded server without the section
 		case !o.Wait || ctx.Err() != nil:

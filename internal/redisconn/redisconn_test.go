@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -266,5 +267,34 @@ func TestTLSCluster(t *testing.T) {
 	noCert := Options{URL: seeds, Settings: config.RedisSettings{TLS: config.TLSSettings{CAFile: f.CA}}, MaxRetries: -1, DialerRetries: 1, DialTimeout: time.Second}
 	if err := ping(t, noCert); err == nil {
 		t.Error("no client certificate: the nodes ask for one, want an error")
+	}
+}
+
+// reply is an error reply of Redis, as go-redis returns it (redis.Error).
+type reply string
+
+func (r reply) Error() string { return string(r) }
+func (reply) RedisError()     {}
+
+// TestTransient: what a start waits out, and what it refuses at once.
+func TestTransient(t *testing.T) {
+	for _, err := range []error{
+		reply("CLUSTERDOWN The cluster is down"), reply("CLUSTERDOWN Hash slot not served"),
+		reply("LOADING Redis is loading the dataset in memory"), reply("TRYAGAIN Multiple keys request during rehashing of slot"),
+		reply("MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'."),
+		errors.New("dial tcp 127.0.0.1:1: connect: connection refused"), errors.New("redis: cluster has no nodes"),
+	} {
+		if !Transient(err) {
+			t.Errorf("Transient(%q) = false, want true", err)
+		}
+	}
+	for _, err := range []error{
+		nil, context.Canceled, reply("WRONGPASS invalid username-password pair or user is disabled."),
+		reply("NOPERM User u has no permissions to run the 'get' command"), reply("WRONGTYPE Operation against a key holding the wrong kind of value"),
+		&net.AddrError{Err: "invalid port", Addr: "99999"},
+	} {
+		if Transient(err) {
+			t.Errorf("Transient(%v) = true, want false", err)
+		}
 	}
 }

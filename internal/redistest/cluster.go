@@ -295,3 +295,17 @@ func StartTLSCluster(t testing.TB, masters, replicas int, authClients string) *T
 func (c *TLSCluster) TLSURL(i int) string {
 	return "rediss://127.0.0.1:" + strconv.Itoa(c.TLSPorts[i]) + "/0"
 }
+
+// StartClusterNode starts one cluster-enabled redis-server that serves no
+// slot yet, stopped at the end of the test: a Redis Cluster that is not
+// ready. CLUSTER ADDSLOTSRANGE 0 16383 makes it a one-node cluster; one
+// slot left out, or removed with CLUSTER DELSLOTS, puts it down (every
+// command answers CLUSTERDOWN).
+func StartClusterNode(t testing.TB) *Server {
+	t.Helper()
+	args, err := redisserver.ClusterNodeArgs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Start(t, Option(args))
+}
