@@ -1015,3 +1015,20 @@ func TestClusterRelations(t *testing.T) {
 		}
 	}
 }
+
+// TestRedisURLMessagesHidePassword: a Redis URL quoted in a configuration
+// problem never shows its password.
+func TestRedisURLMessagesHidePassword(t *testing.T) {
+	for _, text := range []string{
+		`{redis: {url: "http://u:s3cret@h:6379"}, watchers: [{input_queue: "in", rules: [{on: "^a$", make: {queue: "q"}}]}]}`,
+		`{redis: {url: "redis://u:s3cret@h:6379"}, watchers: [{input_queue: "in", redis: {url: "redis://u:0ther5ecret@g:6379"}, rules: [{on: "^a$", make: {queue: "q"}}]}]}`,
+	} {
+		_, err := LoadBytes("c.hjson", []byte(text))
+		if err == nil {
+			t.Fatalf("%s: accepted, want a problem", text)
+		}
+		if msg := err.Error(); strings.Contains(msg, "s3cret") || strings.Contains(msg, "0ther5ecret") || !strings.Contains(msg, "xxxxx") {
+			t.Errorf("%s: %s: the password shows, or is not masked", text, msg)
+		}
+	}
+}

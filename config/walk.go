@@ -316,7 +316,7 @@ func (l *loader) redisURLValue(path string, v any) {
 		return
 	}
 	if !hasRedisScheme(u) {
-		l.add(path, "", fmt.Sprintf("%q must start with redis://, rediss:// or unix://", u))
+		l.add(path, "", fmt.Sprintf("%q must start with redis://, rediss:// or unix://", RedactURL(u)))
 		return
 	}
 	if err := CheckRedisURL(u); err != nil {
@@ -328,7 +328,7 @@ func (l *loader) redisURLValue(path string, v any) {
 		l.redisURL, l.redisURLPath = u, path
 	case u != l.redisURL:
 		l.add(path, "", fmt.Sprintf("watchers use different Redis URLs; resc-go uses one Redis: %q here, %q at %s",
-			u, l.redisURL, l.redisURLPath))
+			RedactURL(u), RedactURL(l.redisURL), l.redisURLPath))
 	}
 }
 

@@ -118,12 +118,15 @@ func TestHTTPAddrRefusedNamesItsSetting(t *testing.T) {
 		return `{redis: {url: "` + redisURL + `"}, ` + top + ` watchers: [{input_queue: "in", rules: [{on: "^a$", make: {queue: "q"}}]}]}`
 	}
 	good := writeConfig(t, "c.hjson", cfgText(""))
-	withAddr := writeConfig(t, "addr.hjson", cfgText(`http_addr: "127.0.0.1:99999",`))
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer busy.Close()
+	// An impossible address in the file is a configuration problem (check
+	// reports it); one that is taken can only be found by listening.
+	withAddr := writeConfig(t, "addr.hjson", cfgText(`http_addr: "`+busy.Addr().String()+`",`))
+	inUse := fmt.Sprintf("cannot listen on %q (%%s): listen tcp %s: bind: address already in use", busy.Addr(), busy.Addr())
 	const invalid = `cannot listen on "127.0.0.1:99999" (%s): listen tcp: address 99999: invalid port`
 	tests := []struct {
 		env  map[string]string
@@ -133,8 +136,8 @@ func TestHTTPAddrRefusedNamesItsSetting(t *testing.T) {
 		{nil, []string{"run", "--http-addr", "127.0.0.1:99999", good}, fmt.Sprintf(invalid, "--http-addr")},
 		{map[string]string{"RESC_HTTP_ADDR": "127.0.0.1:99999"}, []string{"run", good}, fmt.Sprintf(invalid, "RESC_HTTP_ADDR")},
 		{map[string]string{"RESC_HTTP_ADDR": "127.0.0.1:99999"}, []string{"run", "--http-addr", busy.Addr().String(), good},
-			fmt.Sprintf("cannot listen on %q (--http-addr): listen tcp %s: bind: address already in use", busy.Addr(), busy.Addr())},
-		{nil, []string{"run", withAddr}, fmt.Sprintf(invalid, "http_addr in "+withAddr)},
+			fmt.Sprintf(inUse, "--http-addr")},
+		{nil, []string{"run", withAddr}, fmt.Sprintf(inUse, "http_addr in "+withAddr)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.want, func(t *testing.T) { expectExit(t, tt.env, tt.args, 1, tt.want, false) })

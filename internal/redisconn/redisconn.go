@@ -16,7 +16,6 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
-	"regexp"
 	"strings"
 	"time"
 
@@ -433,26 +432,9 @@ func isServerError(err error) bool {
 	return errors.As(err, &re)
 }
 
-// userInfoRE matches the user info of a URL that does not parse.
-var userInfoRE = regexp.MustCompile(`(//[^:/@]*:)[^@/]*@`)
-
 // Redact is u with its password, if any, replaced by "xxxxx" (a lone user
 // info too: go-redis reads it as the password), for messages and logs.
-func Redact(u string) string {
-	p, err := url.Parse(u)
-	if err != nil {
-		return userInfoRE.ReplaceAllString(u, "${1}xxxxx@") // mask what looks like one
-	}
-	if p.User == nil {
-		return u
-	}
-	if _, has := p.User.Password(); has {
-		p.User = url.UserPassword(p.User.Username(), "xxxxx")
-	} else if p.User.Username() != "" {
-		p.User = url.User("xxxxx")
-	}
-	return p.String()
-}
+func Redact(u string) string { return config.RedactURL(u) }
 
 // badURL is the error of a Redis URL that does not parse, its password
 // masked in the URL and in the error.
