@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -180,4 +181,77 @@ func TestStartWithoutPermission(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestHalfCommitRequeued: a user that had every permission loses +publish
+// while a replica commits with a listener channel. Before, each commit
+// pushed its task, failed at PUBLISH and dead-lettered its event, and once
+// +publish was back, `resc dead requeue --all` pushed every task a second
+// time (400 tasks for 200 events). commit.lua now checks its commands
+// before it writes, for every user: the replica stops naming PUBLISH,
+// nothing is half committed, and after the permission is back, the
+// requeue and a restart under the same id make each task exactly once.
+func TestHalfCommitRequeued(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	srv := redistest.Start(t)
+	admin := srv.Client()
+	if err := admin.Do(ctx, "ACL", "SETUSER", "resc", "on", ">pw", "~*", "&*", "+@all").Err(); err != nil {
+		t.Fatal(err)
+	}
+	// No dedup set: a task pushed twice shows.
+	cfg := permissionConfig(t, "redis://"+srv.Addr()+"/0", "events", false)
+	env := []string{"RESC_REDIS_PASSWORD=pw", "RESC_LOG=info"}
+	start := func() *proctest.Process {
+		p := proctest.Start(t, env, "run", "--replica-id", "h1", "--http-addr", "off", cfg)
+		p.WaitLog(20*time.Second, "resc-go started")
+		return p
+	}
+	p := start()
+	if err := admin.Do(ctx, "ACL", "SETUSER", "resc", "-publish").Err(); err != nil {
+		t.Fatal(err)
+	}
+	const n = 200
+	events := make([]any, n)
+	for i := range events {
+		events[i] = "acq/p/" + strconv.Itoa(i)
+	}
+	if err := admin.LPush(ctx, "global/done", events...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	exited := false
+	if ok, state := testutil.Poll(20*time.Second, func() (bool, string) {
+		select {
+		case <-p.Done():
+			exited = true
+			return true, "exited"
+		default:
+		}
+		in, dead := admin.LLen(ctx, "global/done").Val(), admin.LLen(ctx, "global/done/dead").Val()
+		return in == 0 && dead+admin.LLen(ctx, "global/taken/h1").Val() == n, fmt.Sprintf("%d in the input queue, %d dead", in, dead)
+	}); !ok {
+		t.Fatalf("the replica neither stopped nor handled the events without +publish: %s\n%s", state, p.Stderr())
+	}
+	if exited && (p.ExitCode() != 2 || !strings.Contains(p.Stderr(), "may not run PUBLISH")) {
+		t.Errorf("exit %d without +publish, want 2 naming PUBLISH:\n%s", p.ExitCode(), p.Stderr())
+	}
+	if err := admin.Do(ctx, "ACL", "SETUSER", "resc", "+publish").Err(); err != nil {
+		t.Fatal(err)
+	}
+	requeue := proctest.Start(t, env, "dead", "requeue", "--all", cfg)
+	if code := requeue.Wait(20 * time.Second); code != 0 {
+		t.Fatalf("resc dead requeue --all: exit %d\n%s", code, requeue.Stderr())
+	}
+	if exited {
+		p = start() // the same id: it replays its own taken list first
+	}
+	p.Eventually(30*time.Second, "every event handled", func() (bool, string) {
+		left := admin.LLen(ctx, "global/done").Val() + admin.LLen(ctx, "global/taken/h1").Val() + admin.LLen(ctx, "global/done/dead").Val()
+		return left == 0 && admin.LLen(ctx, "trt/p/todo").Val() >= n, fmt.Sprintf("%d events left, %d tasks", left, admin.LLen(ctx, "trt/p/todo").Val())
+	})
+	tasks := admin.LRange(ctx, "trt/p/todo", 0, -1).Val()
+	if len(tasks) != n {
+		t.Errorf("%d tasks for %d events (a half commit requeued pushes again)", len(tasks), n)
+	}
+	p.Stop(20 * time.Second)
 }
