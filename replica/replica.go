@@ -67,9 +67,6 @@ type Options struct {
 	// rules, one Ruleset per watcher, in order.
 	Config *config.Config
 	Rules  []*rules.Ruleset
-	// CheckPermissions makes every commit check the ACL permissions
-	// before it writes (watcher.Options.CheckPermissions).
-	CheckPermissions bool
 	// Redis is the client every part shares. It should run with
 	// MaxRetries -1 (see cmd/resc): a take or commit whose reply is lost
 	// must surface.
@@ -307,7 +304,6 @@ func (r *Replica) runWatcher(ctx context.Context, i int, member *membership.Memb
 			ListenerStreamMaxLen: cfg.ListenerStreamMaxLen,
 			MaxEventBytes:        cfg.MaxEventBytes,
 			Dialect:              dialect,
-			CheckPermissions:     r.o.CheckPermissions,
 			DrainTimeout:         r.o.DrainTimeout,
 			Logger:               r.log,
 			Fence:                lease,

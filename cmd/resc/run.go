@@ -203,24 +203,22 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		printConsoleURL(stderr, srv.Addr(), made)
 	}
 	r, err := replica.New(replica.Options{
-		ID:            f.replica,
-		WaitForExpiry: f.replicaGiven,
-		Config:        l.cfg,
-		Rules:         l.rules,
-		Redis:         rdb.UniversalClient,
-		// A restricted ACL user: commits check their permissions first.
-		CheckPermissions: redisconn.Restricted(ctx, rdb.UniversalClient), // the go-redis client itself: packages tell a cluster client by its type
-		Server:           srv,
-		DrainTimeout:     f.drainTimeout,
-		Version:          version,
-		Logger:           log, // package replica adds the replica id itself
-		TracerProvider:   tracer,
-		MeterProvider:    tel.MeterProvider(),
-		TraceParent:      f.traceParent,
-		TraceContextTTL:  f.traceTTL,
-		Embedded:         emb != nil,
-		ConfigPath:       f.config,
-		HTTPAddr:         f.httpAddr,
+		ID:              f.replica,
+		WaitForExpiry:   f.replicaGiven,
+		Config:          l.cfg,
+		Rules:           l.rules,
+		Redis:           rdb.UniversalClient, // the go-redis client itself: packages tell a cluster client by its type
+		Server:          srv,
+		DrainTimeout:    f.drainTimeout,
+		Version:         version,
+		Logger:          log, // package replica adds the replica id itself
+		TracerProvider:  tracer,
+		MeterProvider:   tel.MeterProvider(),
+		TraceParent:     f.traceParent,
+		TraceContextTTL: f.traceTTL,
+		Embedded:        emb != nil,
+		ConfigPath:      f.config,
+		HTTPAddr:        f.httpAddr,
 	})
 	if err != nil {
 		return &exitError{code: 2, msg: fmt.Sprintf("%s: %v", f.config, err)}
