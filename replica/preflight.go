@@ -47,6 +47,15 @@ type permCheck struct {
 	args     []string
 }
 
+// CheckPermissions is the check of the start (preflight) made again: it
+// names what the ACL user may not use now, for a refusal Redis words
+// without naming the command (inside a script that is not resc-go's own,
+// such as the election's). nil when nothing is refused or the server
+// cannot tell (Redis 6).
+func (r *Replica) CheckPermissions(ctx context.Context) error {
+	return r.preflight(ctx, script.Dialect{}) // Redis 7, the only one that can tell, runs #!lua
+}
+
 // preflight asks Redis whether the ACL user may run every command the
 // replica runs, on the keys it knows before the first event (the shared
 // keys, each watcher's input queue, taken list, dead-letter list, delay

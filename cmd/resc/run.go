@@ -192,7 +192,12 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	}
 	connected.Store(rdb)
-	guardPermissions(rdb, stop)
+	guardPermissions(rdb, stop, func(ctx context.Context) error {
+		if r := running.Load(); r != nil {
+			return r.CheckPermissions(ctx)
+		}
+		return nil
+	})
 	if f.ui {
 		c, made, err := newConsole(rdb.UniversalClient, l.cfg, uo, emb != nil)
 		if err != nil {
@@ -232,7 +237,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	if errors.Is(err, replica.ErrNoPermission) {
 		// Checked at start: no retry mends it.
-		msg := strings.TrimPrefix(err.Error(), replica.ErrNoPermission.Error()+": ") + "; see the README, Redis ACL"
+		msg := permissionWords(err) + "; see the README, Redis ACL"
 		log.Error("stopped: " + msg)
 		return &exitError{code: 2, msg: msg}
 	}

@@ -53,6 +53,21 @@ func KeysUnnamed(err error) bool {
 	return errors.As(err, &re) && strings.HasPrefix(re.Error(), "NOPERM") && strings.Contains(re.Error(), "keys")
 }
 
+// CommandUnnamed reports whether err is a refusal inside a script that is
+// not one of resc-go's (New): NoPermission cannot name its command.
+func CommandUnnamed(err error) bool {
+	var re redis.Error
+	if !errors.As(err, &re) || !strings.Contains(re.Error(), "The user executing the script can't run") {
+		return false
+	}
+	m := scriptRefusal.FindStringSubmatch(re.Error())
+	if m == nil {
+		return true
+	}
+	_, ours := sources.Load(m[1])
+	return !ours
+}
+
 // NoPermission tells whether err is Redis refusing a command, a key or a
 // channel to the ACL user, and if so says which in words an operator can
 // act on: for a refusal inside a script, the command the refused line of

@@ -35,6 +35,13 @@ func TestNoPermission(t *testing.T) {
 	if !ok || !strings.Contains(msg, "may not run LPOS") || !strings.Contains(msg, "+lpos") {
 		t.Errorf("in a script: NoPermission(%v) = %q, %v; want LPOS named", err, msg, ok)
 	}
+	if CommandUnnamed(err) {
+		t.Error("CommandUnnamed true for a script of New")
+	}
+	foreign := c.Eval(ctx, "return redis.call('LPOS', KEYS[1], 'x')", []string{"k"}).Err()
+	if !CommandUnnamed(foreign) {
+		t.Errorf("CommandUnnamed(%v) false for a script not made by New", foreign)
+	}
 	err = c.LPos(ctx, "k", "x", redis.LPosArgs{}).Err()
 	if msg, ok := NoPermission(err, "lpos"); !ok || !strings.Contains(msg, "may not run LPOS") {
 		t.Errorf("outside a script: NoPermission(%v) = %q, %v; want LPOS named", err, msg, ok)
