@@ -2,6 +2,7 @@ package systest
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -54,15 +55,17 @@ func documentedUser(t *testing.T) (*redistest.Server, *redis.Client) {
 	return srv, admin
 }
 
-// readyz is the status of GET /readyz at addr, 0 when nothing answers.
-func readyz(addr string) int {
+// readyz is the status and body of GET /readyz at addr; status 0 and the
+// error when nothing answers.
+func readyz(addr string) (int, string) {
 	c := http.Client{Timeout: 2 * time.Second}
 	resp, err := c.Get("http://" + addr + "/readyz")
 	if err != nil {
-		return 0
+		return 0, err.Error()
 	}
-	resp.Body.Close()
-	return resp.StatusCode
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 // TestPermissionTakenAway: a permission taken from the documented ACL
@@ -97,7 +100,8 @@ func TestPermissionTakenAway(t *testing.T) {
 				t.Fatal(err)
 			}
 			p.Eventually(10*time.Second, "the first task, and /readyz 200", func() (bool, string) {
-				n, code := admin.LLen(ctx, "trt/p/todo").Val(), readyz(addr)
+				n := admin.LLen(ctx, "trt/p/todo").Val()
+				code, _ := readyz(addr)
 				return n == 1 && code == 200, fmt.Sprintf("%d tasks, /readyz %d", n, code)
 			})
 
@@ -124,7 +128,7 @@ func TestPermissionTakenAway(t *testing.T) {
 					default:
 					}
 					stopped := strings.Contains(p.Stderr(), "stopped taking") // before the request
-					if code := readyz(addr); code == 200 && stopped {
+					if code, _ := readyz(addr); code == 200 && stopped {
 						readyAfter = append(readyAfter, code)
 					}
 				}
