@@ -58,7 +58,8 @@ if redis.call('LREM', dead, -1, entry) ~= 1 then
 end
 if store then
   if mode == 'requeue' then
-    redis.call('LPUSH', input, redis.call('HGET', store, field))
+    local stored = redis.call('HGET', store, field)
+    redis.call('LPUSH', input, stored)
   end
   redis.call('HDEL', store, field)
   return 1

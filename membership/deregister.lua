@@ -20,7 +20,8 @@
 --       clean them up)
 --   -i  nothing written: KEYS[i] has the wrong type
 
-local current = redis.call('TYPE', KEYS[1]).ok == 'string' and redis.call('GET', KEYS[1])
+local current = redis.call('TYPE', KEYS[1]).ok == 'string'
+current = current and redis.call('GET', KEYS[1])
 if not current or (current ~= ARGV[1] and (ARGV[2] == '' or current ~= ARGV[2])) then
   return 0
 end

@@ -18,8 +18,12 @@ if not ttl or ttl < 1 or ttl ~= math.floor(ttl) then
   return -2
 end
 -- TYPE first: GET on a key of another type is an error, and such a key is
--- not this registration's either.
-if redis.call('TYPE', KEYS[1]).ok ~= 'string' or redis.call('GET', KEYS[1]) ~= ARGV[1] then
+-- not this registration's either. (One command per line: a refusal of the
+-- ACL is reported by line, script.NoPermission names the command from it.)
+if redis.call('TYPE', KEYS[1]).ok ~= 'string' then
+  return 0
+end
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return 0
 end
 redis.call('PEXPIRE', KEYS[1], ttl)

@@ -32,6 +32,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -67,9 +68,6 @@ type Options struct {
 	// rules, one Ruleset per watcher, in order.
 	Config *config.Config
 	Rules  []*rules.Ruleset
-	// CheckPermissions makes every commit check the ACL permissions
-	// before it writes (watcher.Options.CheckPermissions).
-	CheckPermissions bool
 	// Redis is the client every part shares. It should run with
 	// MaxRetries -1 (see cmd/resc): a take or commit whose reply is lost
 	// must surface.
@@ -114,6 +112,29 @@ type Replica struct {
 
 	countsMu sync.Mutex
 	counts   []watcherCounts // per watcher
+
+	// member is the membership once registered; stopping is set when Run's
+	// context is done (Ready).
+	member   atomic.Pointer[membership.Membership]
+	stopping atomic.Bool
+}
+
+// Ready says whether the replica does its work now: registered, on a live
+// lease, not stopping. /readyz answers 503 with its error otherwise, so
+// that a replica that lost its lease (it takes nothing until it has
+// registered again) never looks ready.
+func (r *Replica) Ready() error {
+	m := r.member.Load()
+	switch {
+	case r.stopping.Load():
+		return errors.New("stopping")
+	case m == nil:
+		return errors.New("not registered yet")
+	}
+	if lease := m.Lease(); lease.Err() != nil {
+		return fmt.Errorf("not taking events: %w", context.Cause(lease))
+	}
+	return nil
 }
 
 // watcherCounts are the counts of a watcher over its successive runs:
@@ -186,6 +207,9 @@ func (r *Replica) Run(ctx context.Context) error {
 	if dialect.Legacy && !r.o.Embedded {
 		r.log.Warn("this Redis does not run #!lua scripts (Redis < 7 or the embedded server): scripts run without the out-of-memory guard", "dialect", dialect.String())
 	}
+	if err := r.preflight(ctx, dialect); err != nil {
+		return err
+	}
 	member, err := r.register(ctx, dialect)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -193,6 +217,7 @@ func (r *Replica) Run(ctx context.Context) error {
 		}
 		return err
 	}
+	r.member.Store(member)
 	elector, err := membership.NewElector(r.o.Redis, r.o.ID, membership.Options{Settings: r.cs, Logger: r.clusterLog, MeterProvider: r.o.MeterProvider})
 	if err != nil {
 		r.deregister(ctx, member)
@@ -255,6 +280,10 @@ func (r *Replica) serve(ctx context.Context, dialect script.Dialect, member *mem
 	r.log.Warn("resc-go started", "version", r.o.Version, "config", r.o.ConfigPath, "watchers", len(r.o.Config.Watchers), "http", r.o.HTTPAddr)
 
 	// Step 1: the watchers drain and hand back, leadership is released.
+	go func() {
+		<-gctx.Done()
+		r.stopping.Store(true) // not ready from the start of the stop
+	}()
 	err := g.Wait()
 	<-published
 	r.publish(context.WithoutCancel(ctx)) // the final counts, drained included
@@ -286,7 +315,6 @@ func (r *Replica) runWatcher(ctx context.Context, i int, member *membership.Memb
 			ListenerStreamMaxLen: cfg.ListenerStreamMaxLen,
 			MaxEventBytes:        cfg.MaxEventBytes,
 			Dialect:              dialect,
-			CheckPermissions:     r.o.CheckPermissions,
 			DrainTimeout:         r.o.DrainTimeout,
 			Logger:               r.log,
 			Fence:                lease,

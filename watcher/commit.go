@@ -167,7 +167,19 @@ const maxScriptErrors = 3
 // scriptFailed counts a script error of it's commit; it reports whether to
 // try again: as a commit up to maxScriptErrors times, then as a
 // dead-letter, then never (the event stays in the taken list, logged).
+//
+// A refusal of the ACL is never the event's fault, nor an outage: the
+// event stays in the taken list at once, never dead-lettered, and is
+// replayed once the rule is fixed (`resc run` stops at the first refusal,
+// naming the command, key or channel). commit.lua checks its commands
+// before it writes and Redis checks its keys before it runs, so nothing of
+// the event was written.
 func (w *Watcher) scriptFailed(it *item, err error) (again bool) {
+	if script.IsNoPermission(err) {
+		w.log.Error("Redis refused the commit to the ACL user: event left in the taken list, nothing written", "event", short(it.event), "taken", w.taken, "err", err)
+		it.trace.end("left in the taken list", "permission refused: "+err.Error())
+		return false
+	}
 	it.scriptErrors++
 	if it.scriptErrors < maxScriptErrors {
 		return true

@@ -52,8 +52,9 @@
 -- ARGV[1]   now, Unix time in seconds (the score of new set members)
 -- ARGV[2]   listener channel, '' for none
 -- ARGV[3]   the taken_queue name written in listener messages
--- ARGV[4]   'd' to reply with the per-task detail, 'p' to check the ACL
---           permissions first, 'dp' for both, else ''
+-- ARGV[4]   'd' (or 'dp') to reply with the per-task detail, else '' (or
+--           'p'); the 'p' is no longer read: the permissions are always
+--           checked first (see below)
 -- ARGV[5]   how long a trace context lives, ms (> 0; read for traced events)
 -- ARGV[6]   now, Unix ms                                    \
 -- ARGV[7]   the most attempts (a failed attempt past it     |  read by
@@ -109,7 +110,6 @@
 local taken, dead, attempts, sched = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now, channel, taken_name = ARGV[1], ARGV[2], ARGV[3]
 local want_detail, trace_ttl = ARGV[4] == 'd' or ARGV[4] == 'dp', ARGV[5]
-local check_perms = ARGV[4] == 'p' or ARGV[4] == 'dp'
 local nargv = #ARGV
 local stream_len = tonumber(ARGV[11])
 if not stream_len or stream_len < 0 or stream_len ~= math.floor(stream_len) then
@@ -117,10 +117,18 @@ if not stream_len or stream_len < 0 or stream_len ~= math.floor(stream_len) then
 end
 local stream = stream_len > 0 and KEYS[5] or nil
 
--- Permissions (Redis 7 ACL), before anything is written: a command or a
--- key the user may not use fails the whole call with a NOPERM error naming
--- it, instead of failing half way through an event's writes.
-if check_perms and redis.acl_check_cmd then
+-- Permissions (Redis 7 ACL), before anything is written, for every user
+-- (one taken away while a replica runs, from a user that had them all,
+-- included). Redis checks the keys of the call (KEYS, read and write)
+-- before the script runs, and the channel and the commands inside it only
+-- as each runs: a refused one would fail an event half way through its
+-- writes, and the event, put back, committed again, would push its first
+-- tasks twice. So every command the writes below use, and the channel,
+-- is checked here; a refusal fails the whole call with a NOPERM error
+-- naming it, nothing written. This costs a few microseconds per call, not
+-- per event (BENCHMARKS.md). Redis 6 has no redis.acl_check_cmd: there a
+-- refusal can still fail an event half way (docs/redis.md).
+if redis.acl_check_cmd then
   local probe = {
     {'LREM', taken, '0', 'x'}, {'LPUSH', taken, 'x'}, {'RPUSH', taken, 'x'},
     {'ZADD', taken, '1', 'x'}, {'SET', taken, 'x'}, {'DEL', taken},
@@ -137,18 +145,6 @@ if check_perms and redis.acl_check_cmd then
     if not redis.acl_check_cmd(unpack(c)) then
       return redis.error_reply('NOPERM resc-go commit: the Redis user may not run ' .. c[1] ..
         ' (on ' .. c[2] .. '): add +' .. string.lower(c[1]) .. ' to its ACL rule, or the key or channel pattern')
-    end
-  end
-  local seen = {[taken] = true}
-  for i = 2, #KEYS do
-    local key = KEYS[i]
-    if seen[key] then
-      -- a queue or set named by many events of the call: checked once
-    elseif redis.acl_check_cmd('LPUSH', key, 'x') then
-      seen[key] = true
-    else
-      return redis.error_reply('NOPERM resc-go commit: the Redis user may not access the key ' .. KEYS[i] ..
-        ': add a pattern matching it to its ACL rule')
     end
   end
 end

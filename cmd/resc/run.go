@@ -150,18 +150,36 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	if tel.Tracing() {
 		tracer = tel.TracerProvider()
 	}
+	// A refused command stops the replica (permissionGuard) through this
+	// context's cause.
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
 	// Health first: /healthz answers while Redis is still awaited, and a
 	// bad address or console setting fails at once.
 	var (
 		srv       *telemetry.Server
 		connected atomic.Pointer[redisconn.Client]
+		running   atomic.Pointer[replica.Replica]
 	)
 	if f.httpAddr != "off" {
-		ping := func(ctx context.Context) error {
-			if c := connected.Load(); c != nil {
-				return c.Ping(ctx).Err()
+		// Ready: Redis answers, the ACL user was refused nothing, and the
+		// replica works (registered, on a live lease, not stopping).
+		ping := func(rctx context.Context) error {
+			var refused *exitError
+			if errors.As(context.Cause(ctx), &refused) {
+				return errors.New(refused.msg)
 			}
-			return errors.New("connecting to Redis")
+			c := connected.Load()
+			if c == nil {
+				return errors.New("connecting to Redis")
+			}
+			if err := c.Ping(rctx).Err(); err != nil {
+				return err
+			}
+			if r := running.Load(); r != nil {
+				return r.Ready()
+			}
+			return errors.New("starting")
 		}
 		if srv, err = telemetry.ListenWith(f.httpAddr, ping, replicaLog, telemetry.ServerOptions{NoPprof: f.noPprof}); err != nil {
 			return listenFailed(err, f.httpAddrFrom)
@@ -194,9 +212,12 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	}
 	connected.Store(rdb)
-	ctx, stop := context.WithCancelCause(ctx)
-	defer stop(nil)
-	guardPermissions(rdb, stop)
+	guardPermissions(rdb, stop, func(ctx context.Context) error {
+		if r := running.Load(); r != nil {
+			return r.CheckPermissions(ctx)
+		}
+		return nil
+	})
 	if f.ui {
 		c, made, err := newConsole(rdb.UniversalClient, l.cfg, uo, emb != nil)
 		if err != nil {
@@ -207,33 +228,38 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		printConsoleURL(stderr, srv.Addr(), made)
 	}
 	r, err := replica.New(replica.Options{
-		ID:            f.replica,
-		WaitForExpiry: f.replicaGiven,
-		Config:        l.cfg,
-		Rules:         l.rules,
-		Redis:         rdb.UniversalClient,
-		// A restricted ACL user: commits check their permissions first.
-		CheckPermissions: redisconn.Restricted(ctx, rdb.UniversalClient), // the go-redis client itself: packages tell a cluster client by its type
-		Server:           srv,
-		DrainTimeout:     f.drainTimeout,
-		Version:          version,
-		Logger:           log, // package replica adds the replica id itself
-		TracerProvider:   tracer,
-		MeterProvider:    tel.MeterProvider(),
-		TraceParent:      f.traceParent,
-		TraceContextTTL:  f.traceTTL,
-		Embedded:         emb != nil,
-		ConfigPath:       f.config,
-		HTTPAddr:         f.httpAddr,
+		ID:              f.replica,
+		WaitForExpiry:   f.replicaGiven,
+		Config:          l.cfg,
+		Rules:           l.rules,
+		Redis:           rdb.UniversalClient, // the go-redis client itself: packages tell a cluster client by its type
+		Server:          srv,
+		DrainTimeout:    f.drainTimeout,
+		Version:         version,
+		Logger:          log, // package replica adds the replica id itself
+		TracerProvider:  tracer,
+		MeterProvider:   tel.MeterProvider(),
+		TraceParent:     f.traceParent,
+		TraceContextTTL: f.traceTTL,
+		Embedded:        emb != nil,
+		ConfigPath:      f.config,
+		HTTPAddr:        f.httpAddr,
 	})
 	if err != nil {
 		return &exitError{code: 2, msg: fmt.Sprintf("%s: %v", f.config, err)}
 	}
+	running.Store(r)
 	err = r.Run(ctx)
 	var refused *exitError
 	if errors.As(context.Cause(ctx), &refused) {
 		log.Error("stopped: " + refused.msg)
 		return refused
+	}
+	if errors.Is(err, replica.ErrNoPermission) {
+		// Checked at start: no retry mends it.
+		msg := permissionWords(err) + "; see the README, Redis ACL"
+		log.Error("stopped: " + msg)
+		return &exitError{code: 2, msg: msg}
 	}
 	return err
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 )
@@ -46,6 +47,7 @@ type Outage struct {
 	down     bool
 	since    time.Time
 	failures int
+	refused  time.Time // when a refusal was last logged
 }
 
 // NewOutage returns an Outage logging about what (e.g. "redis") to log.
@@ -53,16 +55,41 @@ func NewOutage(log *slog.Logger, what string) *Outage {
 	return &Outage{log: log, what: what}
 }
 
+// refusedEvery is how often Fail logs a refusal again while it lasts.
+const refusedEvery = 10 * time.Second
+
 // Fail records a failure; the first of an outage is logged at error level.
+//
+// A refusal of the ACL (a NOPERM reply, or a command refused inside a
+// script) is not an outage: a retry does not mend it, and calling it one
+// hides a replica that does nothing. Fail logs it as what it is, at error
+// level, at most every 10 seconds while it lasts, and does not count it
+// as an outage. (`resc run` stops at the first refusal; the worker SDK
+// keeps retrying, loudly.)
 func (o *Outage) Fail(err error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if refusal(err) {
+		if now := time.Now(); now.Sub(o.refused) >= refusedEvery {
+			o.refused = now
+			o.log.Error(o.what+" refused a command, key or channel to the ACL user: not an outage; fix the ACL rule (retrying)", "err", err)
+		}
+		return
+	}
 	o.failures++
 	if o.down {
 		return
 	}
 	o.down, o.since = true, time.Now()
 	o.log.Error(o.what+" unavailable, retrying with backoff", "err", err)
+}
+
+// refusal tells, from its text, Redis refusing a command, key or channel
+// to the ACL user (script.IsNoPermission, which names it, and which this
+// leaf package does not import).
+func refusal(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "NOPERM") || strings.Contains(msg, "The user executing the script can't")
 }
 
 // OK records a success; after an outage it logs the recovery once.

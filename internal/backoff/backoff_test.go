@@ -44,3 +44,25 @@ func TestOutageLogsOnce(t *testing.T) {
 		t.Errorf("recovery logged %d times, want 1 with failures=100:\n%s", n, logs)
 	}
 }
+
+// TestOutageRefusal: a refusal of the ACL is logged as one, at error
+// level, not as an outage, and not once per failed loop turn.
+func TestOutageRefusal(t *testing.T) {
+	var buf bytes.Buffer
+	o := NewOutage(slog.New(slog.NewTextHandler(&buf, nil)), "redis")
+	for _, msg := range []string{
+		"cluster: heartbeat: ERR The user executing the script can't run this command or subcommand script: 1da6105ef55c85522abfa34179a29d01f5c7cecf, on @user_script:22.",
+		"NOPERM this user has no permissions to access one of the keys used as arguments",
+	} {
+		for range 50 {
+			o.Fail(errors.New(msg))
+		}
+	}
+	logs := buf.String()
+	if o.Down() || strings.Contains(logs, "unavailable") {
+		t.Errorf("a refusal taken for an outage (down %v):\n%s", o.Down(), logs)
+	}
+	if n := strings.Count(logs, "refused a command, key or channel to the ACL user"); n != 1 || !strings.Contains(logs, "level=ERROR") {
+		t.Errorf("refusal logged %d times, want once at error level:\n%s", n, logs)
+	}
+}
