@@ -39,7 +39,9 @@ for i = 1, 5 do
   end
 end
 
-if redis.call('EXISTS', replica) == 1 or not redis.call('ZSCORE', registry, id) then
+local alive = redis.call('EXISTS', replica) == 1
+local listed = redis.call('ZSCORE', registry, id)
+if alive or not listed then
   redis.call('HDEL', marks, id)
   return 0
 end
