@@ -43,6 +43,7 @@ import (
 	"github.com/resc-go/resc/config"
 	"github.com/resc-go/resc/fetch"
 	"github.com/resc-go/resc/internal/backoff"
+	"github.com/resc-go/resc/internal/counts"
 	"github.com/resc-go/resc/internal/keyspace"
 	"github.com/resc-go/resc/internal/script"
 	"github.com/resc-go/resc/membership"
@@ -118,7 +119,7 @@ type Replica struct {
 // watcherCounts are the counts of a watcher over its successive runs:
 // those of the runs that ended, and the running one.
 type watcherCounts struct {
-	ended   watcher.Counts
+	ended   counts.Watcher
 	running *watcher.Watcher
 }
 
@@ -151,8 +152,17 @@ func New(o Options) (*Replica, error) {
 	if cc.MaxReplays == 0 {
 		rs.MaxReplays = -1 // recovery's "no replay at all"
 	}
-	return &Replica{o: o, log: o.Logger.With("replica", o.ID), clusterLog: o.Logger, cs: cs, rs: rs,
-		counts: make([]watcherCounts, len(o.Config.Watchers))}, nil
+	r := &Replica{o: o, log: o.Logger.With("replica", o.ID), clusterLog: o.Logger, cs: cs, rs: rs,
+		counts: make([]watcherCounts, len(o.Config.Watchers))}
+	for i, cw := range o.Config.Watchers {
+		// A watcher that has not run yet is published with its rules.
+		c := counts.Watcher{InputQueue: cw.InputQueue, Rules: []counts.Rule{}, Queues: []counts.Queue{}}
+		for j, rule := range o.Rules[i].Rules() {
+			c.Rules = append(c.Rules, counts.Rule{Index: j, Name: rule.Name()})
+		}
+		r.counts[i].ended = c
+	}
+	return r, nil
 }
 
 // Run runs the replica until ctx is done, then shuts it down in the order

@@ -74,7 +74,7 @@ type Options struct {
 	// about 200 bytes of Redis memory each. Default 1 h.
 	TraceContextTTL time.Duration
 	// MeterProvider receives the watcher's metrics; nil counts nothing
-	// beyond Stats.
+	// beyond Counts' totals (no matches per rule, no tasks per queue).
 	MeterProvider metric.MeterProvider
 }
 
@@ -107,6 +107,7 @@ const (
 	DefaultRetryMaxDelay   = config.DefaultRescheduleMaxDelay
 	DefaultAttemptsTTL     = 24 * time.Hour
 	DefaultTraceContextTTL = time.Hour
+	DefaultDrainTimeout    = 30 * time.Second
 )
 
 // WithDefaults returns r with every zero field set to its default.
