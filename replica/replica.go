@@ -148,10 +148,8 @@ func New(o Options) (*Replica, error) {
 		// config.Load refuses every such configuration: reaching this is a bug.
 		return nil, fmt.Errorf("replica: cluster settings: %w", err)
 	}
+	// max_replays 0 means no replay in the configuration and in recovery.
 	rs := recovery.Settings{Prefix: cs.Prefix, ScanInterval: cc.ScanInterval, ReplayDelay: cc.ReplayDelay, MaxReplays: cc.MaxReplays}
-	if cc.MaxReplays == 0 {
-		rs.MaxReplays = -1 // recovery's "no replay at all"
-	}
 	r := &Replica{o: o, log: o.Logger.With("replica", o.ID), clusterLog: o.Logger, cs: cs, rs: rs,
 		counts: make([]watcherCounts, len(o.Config.Watchers))}
 	for i, cw := range o.Config.Watchers {
