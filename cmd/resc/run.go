@@ -114,51 +114,21 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	if emb != nil {
 		defer emb.Close()
 	}
-	replicaLog := log.With("replica", f.replica)
-	tel, err := telemetry.Setup(ctx, telemetry.Options{Version: version, Replica: f.replica}, replicaLog)
-	if err != nil {
+	rn := &run{f: f, l: l, log: log, replicaLog: log.With("replica", f.replica), stderr: stderr, emb: emb}
+	if rn.tel, err = telemetry.Setup(ctx, telemetry.Options{Version: version, Replica: f.replica}, rn.replicaLog); err != nil {
 		return &exitError{code: 2, msg: err.Error()}
 	}
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		if err := tel.Shutdown(sctx); err != nil {
-			replicaLog.Warn("flushing telemetry", "err", err)
+		if err := rn.tel.Shutdown(sctx); err != nil {
+			rn.replicaLog.Warn("flushing telemetry", "err", err)
 		}
 	}()
-	var tracer trace.TracerProvider
-	if tel.Tracing() {
-		tracer = tel.TracerProvider()
-	}
 	// Health first: /healthz answers while Redis is still awaited, and a
 	// bad address or console setting fails at once.
-	var (
-		srv       *telemetry.Server
-		connected atomic.Pointer[redisconn.Client]
-	)
-	if f.httpAddr != "off" {
-		ping := func(ctx context.Context) error {
-			if c := connected.Load(); c != nil {
-				return c.Ping(ctx).Err()
-			}
-			return errors.New("connecting to Redis")
-		}
-		if srv, err = telemetry.ListenWith(f.httpAddr, ping, replicaLog, telemetry.ServerOptions{NoPprof: f.noPprof}); err != nil {
-			return &exitError{code: 1, msg: err.Error()}
-		}
-		srv.Handle("GET /metrics", tel.Handler())
-	}
-	var uo console.Options
-	if f.ui {
-		if srv == nil {
-			return &exitError{code: 2, msg: "--ui needs an HTTP address: --http-addr is off"}
-		}
-		if uo, err = uiSettings(version, replicaLog); err != nil {
-			return &exitError{code: 2, msg: err.Error()}
-		}
-	}
-	if srv != nil {
-		srv.Start() // /healthz answers while Redis is awaited
+	if err := rn.serve(); err != nil {
+		return err
 	}
 	rdb, err := runClient(ctx, f.redisURL, l.cfg, len(l.cfg.Watchers), log)
 	if err != nil {
@@ -173,36 +143,90 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 			return reportLoad(stderr, ps)
 		}
 	}
-	connected.Store(rdb)
+	rn.connected.Store(rdb)
+	return rn.replica(ctx, rdb)
+}
+
+// run is what cmdRun has set up, for its parts.
+type run struct {
+	f          *runFlags
+	l          *loaded
+	log        *slog.Logger
+	replicaLog *slog.Logger // log with the replica's id
+	stderr     io.Writer
+	emb        *embedded.Server // nil unless trying with an in-memory Redis
+	tel        *telemetry.Telemetry
+	srv        *telemetry.Server // nil with --http-addr off
+	ui         console.Options   // with --ui
+	connected  atomic.Pointer[redisconn.Client]
+}
+
+// serve starts the HTTP server (health, metrics), unless it is off; its
+// /readyz answers once Redis is connected.
+func (rn *run) serve() (err error) {
+	if rn.f.httpAddr != "off" {
+		ping := func(ctx context.Context) error {
+			if c := rn.connected.Load(); c != nil {
+				return c.Ping(ctx).Err()
+			}
+			return errors.New("connecting to Redis")
+		}
+		if rn.srv, err = telemetry.ListenWith(rn.f.httpAddr, ping, rn.replicaLog, telemetry.ServerOptions{NoPprof: rn.f.noPprof}); err != nil {
+			return &exitError{code: 1, msg: err.Error()}
+		}
+		rn.srv.Handle("GET /metrics", rn.tel.Handler())
+	}
+	if rn.f.ui {
+		if rn.srv == nil {
+			return &exitError{code: 2, msg: "--ui needs an HTTP address: --http-addr is off"}
+		}
+		if rn.ui, err = uiSettings(version, rn.replicaLog); err != nil {
+			return &exitError{code: 2, msg: err.Error()}
+		}
+	}
+	if rn.srv != nil {
+		rn.srv.Start() // /healthz answers while Redis is awaited
+	}
+	return nil
+}
+
+// replica runs the replica (and the console, with --ui) on rdb until ctx
+// is done or the Redis user is found to lack a permission.
+func (rn *run) replica(ctx context.Context, rdb *redisconn.Client) error {
+	f := rn.f
 	ctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	guardPermissions(rdb, stop)
 	if f.ui {
-		c, made, err := newConsole(rdb.UniversalClient, l.cfg, uo, emb != nil)
+		c, made, err := newConsole(rdb.UniversalClient, rn.l.cfg, rn.ui, rn.emb != nil)
 		if err != nil {
 			return &exitError{code: 2, msg: err.Error()}
 		}
-		c.Register(srv)
+		c.Register(rn.srv)
 		go func() { _ = c.Run(ctx) }() // readings stop with ctx; the server stops after the replica
-		printConsoleURL(stderr, srv.Addr(), made)
+		printConsoleURL(rn.stderr, rn.srv.Addr(), made)
+	}
+	var tracer trace.TracerProvider
+	if rn.tel.Tracing() {
+		tracer = rn.tel.TracerProvider()
 	}
 	r, err := replica.New(replica.Options{
 		ID:            f.replica,
 		WaitForExpiry: f.replicaGiven,
-		Config:        l.cfg,
-		Rules:         l.rules,
+		Config:        rn.l.cfg,
+		Rules:         rn.l.rules,
 		Redis:         rdb.UniversalClient,
 		// A restricted ACL user: commits check their permissions first.
 		CheckPermissions: redisconn.Restricted(ctx, rdb.UniversalClient), // the go-redis client itself: packages tell a cluster client by its type
-		Server:           srv,
+		Server:           rn.srv,
 		DrainTimeout:     f.drainTimeout,
 		Version:          version,
-		Logger:           log, // package replica adds the replica id itself
+		Logger:           rn.log, // package replica adds the replica id itself
 		TracerProvider:   tracer,
-		MeterProvider:    tel.MeterProvider(),
+		MeterProvider:    rn.tel.MeterProvider(),
 		TraceParent:      f.traceParent,
 		TraceContextTTL:  f.traceTTL,
-		Embedded:         emb != nil,
+		Embedded:         rn.emb != nil,
 		ConfigPath:       f.config,
 		HTTPAddr:         f.httpAddr,
 	})
@@ -212,7 +236,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	err = r.Run(ctx)
 	var refused *exitError
 	if errors.As(context.Cause(ctx), &refused) {
-		log.Error("stopped: " + refused.msg)
+		rn.log.Error("stopped: " + refused.msg)
 		return refused
 	}
 	return err
