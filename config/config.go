@@ -217,7 +217,10 @@ func DefaultFetchSettings() FetchSettings {
 
 // ClusterSettings are the timings of the replica registry, the leader and
 // its recovery loop. Load fills in the defaults (DefaultClusterSettings) and
-// checks how they relate, so a loaded Config's are final.
+// checks how they relate, so a loaded Config's are final. Zero means the
+// same here as in packages membership and recovery, which take these as
+// they are: for a duration (refused in a file, met in a ClusterSettings
+// built by hand) the default, for MaxReplays no replay.
 type ClusterSettings struct {
 	// HeartbeatInterval is heartbeat_interval_ms, how often a replica
 	// renews its heartbeat. Default 1 s; below half of DeadAfter, so that a
@@ -237,7 +240,8 @@ type ClusterSettings struct {
 	// an event, doubling for each further one. Default 1 s.
 	ReplayDelay time.Duration
 	// MaxReplays is max_replays: an event replayed more times goes to the
-	// dead-letter list. Default 3; 0 sends an orphaned event there at once.
+	// dead-letter list. Default 3; 0 sends an orphaned event there at once
+	// (recovery.Settings.MaxReplays means the same).
 	MaxReplays int
 	// DeadRetention is dead_retention_ms: how long a dead replica or SDK
 	// worker stays in the registry (in `resc status` and the console)
@@ -275,7 +279,9 @@ type Watcher struct {
 	TakenQueue string
 	// Concurrency is concurrency, how many events this watcher holds at once
 	// (taken and not yet committed) per replica, and so the most one commit
-	// round trip carries. Default 1024; at most MaxConcurrency.
+	// round trip carries. Default 1024; at most MaxConcurrency. Zero (a
+	// Watcher built by hand): the default, as for FetchConcurrency and
+	// BatchSize (package watcher applies them).
 	Concurrency int
 	// FetchConcurrency is fetch_concurrency, how many fetches run at once
 	// to one host per replica (and at most three quarters of

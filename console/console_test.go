@@ -18,6 +18,7 @@ import (
 	"github.com/resc-go/resc/config"
 	"github.com/resc-go/resc/deadletter"
 	"github.com/resc-go/resc/inspect"
+	"github.com/resc-go/resc/internal/counts"
 	"github.com/resc-go/resc/internal/redistest"
 	"github.com/resc-go/resc/membership"
 )
@@ -157,10 +158,10 @@ func TestOverview(t *testing.T) {
 	})
 	publish := func(at time.Time, handled, matches, pushed int64) {
 		t.Helper()
-		err := membership.PublishCounters(ctx, f.rdb, "", "rep-1", membership.Counters{Time: at, Watchers: []membership.WatcherCounters{{
+		err := membership.PublishCounters(ctx, f.rdb, "", "rep-1", membership.Counters{Time: at, Watchers: []counts.Watcher{{
 			InputQueue: "in", Taken: handled, Handled: handled,
-			Rules:  []membership.RuleCount{{Index: 0, Name: "fetcher"}, {Index: 1, Name: "plain", Matches: matches}},
-			Queues: []membership.QueueCounts{{Queue: "q", Pushed: pushed, Deduplicated: 7}},
+			Rules:  []counts.Rule{{Index: 0, Name: "fetcher"}, {Index: 1, Name: "plain", Matches: matches}},
+			Queues: []counts.Queue{{Queue: "q", Pushed: pushed, Deduplicated: 7}},
 		}}})
 		if err != nil {
 			t.Fatal(err)
@@ -408,11 +409,11 @@ func TestManyTaskQueues(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = m.Deregister(context.Background()) })
-	w := membership.WatcherCounters{InputQueue: "in"}
+	w := counts.Watcher{InputQueue: "in"}
 	for i := range maxQueuesShown + 5 {
-		w.Queues = append(w.Queues, membership.QueueCounts{Queue: "q/" + strconv.Itoa(i), Pushed: int64(100 + i)})
+		w.Queues = append(w.Queues, counts.Queue{Queue: "q/" + strconv.Itoa(i), Pushed: int64(100 + i)})
 	}
-	if err := membership.PublishCounters(ctx, f.rdb, "", "rep-1", membership.Counters{Time: f.now, Watchers: []membership.WatcherCounters{w}}); err != nil {
+	if err := membership.PublishCounters(ctx, f.rdb, "", "rep-1", membership.Counters{Time: f.now, Watchers: []counts.Watcher{w}}); err != nil {
 		t.Fatal(err)
 	}
 	_, body := f.get("/ui/")

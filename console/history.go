@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/resc-go/resc/inspect"
+	"github.com/resc-go/resc/internal/counts"
 	"github.com/resc-go/resc/membership"
 )
 
@@ -40,19 +41,19 @@ func (h *history) snapshot() []sample {
 }
 
 // counter picks one figure out of a replica's watcher counters.
-type counter func(membership.WatcherCounters) int64
+type counter func(counts.Watcher) int64
 
 var (
-	cTaken   counter = func(w membership.WatcherCounters) int64 { return w.Taken }
-	cHandled counter = func(w membership.WatcherCounters) int64 { return w.Handled }
-	cDead    counter = func(w membership.WatcherCounters) int64 { return w.DeadLettered }
-	cRetried counter = func(w membership.WatcherCounters) int64 { return w.Retried }
+	cTaken   counter = func(w counts.Watcher) int64 { return w.Taken }
+	cHandled counter = func(w counts.Watcher) int64 { return w.Handled }
+	cDead    counter = func(w counts.Watcher) int64 { return w.DeadLettered }
+	cRetried counter = func(w counts.Watcher) int64 { return w.Retried }
 )
 
 // ruleCounter and queueCounter pick a rule's matches, a task queue's
 // pushed or deduplicated tasks.
 func ruleCounter(index int) counter {
-	return func(w membership.WatcherCounters) int64 {
+	return func(w counts.Watcher) int64 {
 		for _, r := range w.Rules {
 			if r.Index == index {
 				return r.Matches
@@ -63,7 +64,7 @@ func ruleCounter(index int) counter {
 }
 
 func queueCounter(queue string, deduplicated bool) counter {
-	return func(w membership.WatcherCounters) int64 {
+	return func(w counts.Watcher) int64 {
 		for _, q := range w.Queues {
 			if q.Queue == queue {
 				if deduplicated {
@@ -76,16 +77,16 @@ func queueCounter(queue string, deduplicated bool) counter {
 	}
 }
 
-func watcherOf(c *membership.Counters, input string) (membership.WatcherCounters, bool) {
+func watcherOf(c *membership.Counters, input string) (counts.Watcher, bool) {
 	if c == nil {
-		return membership.WatcherCounters{}, false
+		return counts.Watcher{}, false
 	}
 	for _, w := range c.Watchers {
 		if w.InputQueue == input {
 			return w, true
 		}
 	}
-	return membership.WatcherCounters{}, false
+	return counts.Watcher{}, false
 }
 
 // rate is the sum over the replicas of what f counted per second between

@@ -264,59 +264,9 @@ func (in *Inspector) readWatchers(ctx context.Context, st *Status, problem func(
 // which taken lists are orphans.
 func (in *Inspector) readLengths(ctx context.Context, st *Status, problem func(string, error) error) error {
 	prefix := in.cfg.KeyPrefix
-	pipe := in.rdb.Pipeline()
-	type lenCmd struct {
-		key, what string
-		cmd       *redis.IntCmd
-	}
-	var cmds []lenCmd
-	seen := map[string]bool{}
-	count := func(key, what string, zset bool) {
-		if seen[key] {
-			return
-		}
-		seen[key] = true
-		c := lenCmd{key: key, what: what + " " + strconv.Quote(key)}
-		if zset {
-			c.cmd = pipe.ZCard(ctx, key)
-		} else {
-			c.cmd = pipe.LLen(ctx, key)
-		}
-		cmds = append(cmds, c)
-	}
-	ids := map[string]bool{}
-	for _, ws := range st.Watchers {
-		count(ws.InputQueue, "input queue", false)
-		count(keyspace.DeadList(ws.InputQueue), "dead-letter list", false)
-		count(keyspace.DelaySchedule(prefix, ws.InputQueue), "delay schedule", true)
-		for _, tl := range ws.TakenLists {
-			count(tl.List, "taken list", false)
-			ids[tl.Replica] = true
-		}
-	}
-	for _, tq := range st.TaskQueues {
-		count(tq.Queue, "task queue", false)
-		for _, tl := range tq.TakenLists {
-			count(tl.List, "taken list", false)
-			ids[tl.Replica] = true
-		}
-	}
-	for _, r := range st.Replicas {
-		for _, tl := range r.TakenLists {
-			count(tl.List, "taken list", false)
-		}
-	}
-	_, _ = pipe.Exec(ctx) // errors are read command by command
-	lengths := map[string]*int64{}
-	for _, c := range cmds {
-		n, err := c.cmd.Result()
-		if err != nil {
-			if err := problem(c.what, err); err != nil {
-				return err
-			}
-			continue
-		}
-		lengths[c.key] = ptr(n)
+	lengths, err := in.lengths(ctx, st, problem)
+	if err != nil {
+		return err
 	}
 	lenOf := func(key string) int64 {
 		if n := lengths[key]; n != nil {
@@ -324,17 +274,9 @@ func (in *Inspector) readLengths(ctx context.Context, st *Status, problem func(s
 		}
 		return 0 // another type: a problem of the status
 	}
-
-	// The leader's own test: a taken list is an orphan when its replica's
-	// heartbeat key is gone, or never was.
-	idList := slices.Sorted(maps.Keys(ids))
-	alive, err := membership.NewLiveness(in.rdb, prefix).Alive(ctx, idList)
+	live, err := in.live(ctx, st)
 	if err != nil {
 		return fmt.Errorf("reading which replicas are alive: %w", err)
-	}
-	live := map[string]bool{}
-	for i, id := range idList {
-		live[id] = alive[i]
 	}
 	for i := range st.Watchers {
 		ws := &st.Watchers[i]
@@ -365,6 +307,92 @@ func (in *Inspector) readLengths(ctx context.Context, st *Status, problem func(s
 		}
 	}
 	return nil
+}
+
+// lengths reads the length of every list and schedule of st in one
+// pipeline, each key once; a key that cannot be read (another type) is
+// left out, reported to problem.
+func (in *Inspector) lengths(ctx context.Context, st *Status, problem func(string, error) error) (map[string]*int64, error) {
+	prefix := in.cfg.KeyPrefix
+	pipe := in.rdb.Pipeline()
+	type lenCmd struct {
+		key, what string
+		cmd       *redis.IntCmd
+	}
+	var cmds []lenCmd
+	seen := map[string]bool{}
+	count := func(key, what string, zset bool) {
+		if seen[key] {
+			return
+		}
+		seen[key] = true
+		c := lenCmd{key: key, what: what + " " + strconv.Quote(key)}
+		if zset {
+			c.cmd = pipe.ZCard(ctx, key)
+		} else {
+			c.cmd = pipe.LLen(ctx, key)
+		}
+		cmds = append(cmds, c)
+	}
+	for _, ws := range st.Watchers {
+		count(ws.InputQueue, "input queue", false)
+		count(keyspace.DeadList(ws.InputQueue), "dead-letter list", false)
+		count(keyspace.DelaySchedule(prefix, ws.InputQueue), "delay schedule", true)
+		for _, tl := range ws.TakenLists {
+			count(tl.List, "taken list", false)
+		}
+	}
+	for _, tq := range st.TaskQueues {
+		count(tq.Queue, "task queue", false)
+		for _, tl := range tq.TakenLists {
+			count(tl.List, "taken list", false)
+		}
+	}
+	for _, r := range st.Replicas {
+		for _, tl := range r.TakenLists {
+			count(tl.List, "taken list", false)
+		}
+	}
+	_, _ = pipe.Exec(ctx) // errors are read command by command
+	lengths := map[string]*int64{}
+	for _, c := range cmds {
+		n, err := c.cmd.Result()
+		if err != nil {
+			if err := problem(c.what, err); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		lengths[c.key] = ptr(n)
+	}
+	return lengths, nil
+}
+
+// live tells, for each replica or worker owning a taken list of st,
+// whether it is alive: the leader's own test, a taken list is an orphan
+// when its replica's heartbeat key is gone, or never was.
+func (in *Inspector) live(ctx context.Context, st *Status) (map[string]bool, error) {
+	ids := map[string]bool{}
+	for _, ws := range st.Watchers {
+		for _, tl := range ws.TakenLists {
+			ids[tl.Replica] = true
+		}
+	}
+	for _, tq := range st.TaskQueues {
+		for _, tl := range tq.TakenLists {
+			ids[tl.Replica] = true
+		}
+	}
+	idList := slices.Sorted(maps.Keys(ids))
+	alive, err := membership.NewLiveness(in.rdb, in.cfg.KeyPrefix).Alive(ctx, idList)
+	if err != nil {
+		return nil, err
+	}
+	live := map[string]bool{}
+	for i, id := range idList {
+		live[id] = alive[i]
+	}
+	return live, nil
 }
 
 func ptr[T any](v T) *T { return &v }

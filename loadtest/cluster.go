@@ -68,58 +68,6 @@ func (o *ClusterOptions) defaults() error {
 	return errors.Join(errs...)
 }
 
-// ClusterReport is the outcome of a cluster run. Its JSON form only gains
-// fields over time.
-type ClusterReport struct {
-	Masters  int     `json:"masters"`
-	Replicas int     `json:"replicas"`
-	Prefix   string  `json:"key_prefix"`
-	Machine  Machine `json:"machine"`
-	// Events were preloaded; Seconds from the renames into the input
-	// queues to the last task visible.
-	Events       int     `json:"events"`
-	Seconds      float64 `json:"seconds"`
-	EventsPerSec float64 `json:"events_per_s"`
-	// PerMaster is each master's Redis load over the measurement.
-	PerMaster []MasterLoad `json:"per_master"`
-	// CPUPerEvent is the mean over the masters of their main-thread CPU
-	// time per event handled (µs), and Ceiling the events/s one master
-	// saturates at with that cost (10⁶ / CPUPerEvent): the throughput
-	// each added master adds to what Redis can carry, given replicas
-	// enough to drive it.
-	CPUPerEvent float64  `json:"cpu_us_per_event"`
-	Ceiling     float64  `json:"ceiling_events_per_s_per_master"`
-	Check       *Check   `json:"check"`
-	Notes       []string `json:"notes,omitempty"`
-}
-
-// MasterLoad is one master's share of a cluster run.
-type MasterLoad struct {
-	Addr     string `json:"addr"`
-	Watchers int    `json:"watchers"`
-	// Shared tells whether it holds the shared keys (registry, leader
-	// lock, counters): they cost per heartbeat, not per event.
-	Shared bool `json:"shared_keys"`
-	// Events is how many events its watchers handled.
-	Events int `json:"events"`
-	// CPUSec is the main thread's CPU time (INFO cpu, user + system),
-	// CPUPerEvent the same per event in µs.
-	CPUSec      float64 `json:"cpu_s"`
-	CPUPerEvent float64 `json:"cpu_us_per_event"`
-	// Commands are INFO commandstats, busiest first. A command a script
-	// runs is counted both under its own name and in the script's time.
-	Commands []CommandLoad `json:"commands"`
-}
-
-// CommandLoad is one line of INFO commandstats, per event.
-type CommandLoad struct {
-	Name          string  `json:"name"`
-	Calls         int64   `json:"calls"`
-	Usec          int64   `json:"usec"`
-	CallsPerEvent float64 `json:"calls_per_event"`
-	UsecPerEvent  float64 `json:"usec_per_event"`
-}
-
 // clusterWatcher is one watcher of a cluster run and the master its tag
 // puts it on.
 type clusterWatcher struct {
@@ -134,7 +82,7 @@ func RunCluster(ctx context.Context, o ClusterOptions) (rep *ClusterReport, err 
 	if err := o.defaults(); err != nil {
 		return nil, err
 	}
-	logf := func(format string, args ...any) { fmt.Fprintf(o.Log, "resc-load: "+format+"\n", args...) }
+	c := &clusterRun{o: o, clk: newClock()}
 	dir, err := os.MkdirTemp("", "resc-load-cluster-")
 	if err != nil {
 		return nil, fmt.Errorf("loadtest: %w", err)
@@ -142,12 +90,12 @@ func RunCluster(ctx context.Context, o ClusterOptions) (rep *ClusterReport, err 
 	defer os.RemoveAll(dir)
 	bin := o.Resc
 	if bin == "" {
-		logf("building resc")
+		c.logf("building resc")
 		if bin, err = buildResc(ctx, dir); err != nil {
 			return nil, err
 		}
 	}
-	logf("starting a cluster of %d master(s)", o.Masters)
+	c.logf("starting a cluster of %d master(s)", o.Masters)
 	nodes, err := redisserver.StartCluster(ctx, dir, o.Masters)
 	if err != nil {
 		return nil, fmt.Errorf("loadtest: %w", err)
@@ -157,154 +105,185 @@ func RunCluster(ctx context.Context, o ClusterOptions) (rep *ClusterReport, err 
 			n.Kill()
 		}
 	}()
-	addrs := make([]string, len(nodes))
+	c.addrs = make([]string, len(nodes))
 	for i, n := range nodes {
-		addrs[i] = n.Addr()
+		c.addrs[i] = n.Addr()
 	}
-	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, PoolSize: 16, MaxRetries: -1})
-	defer cc.Close()
+	c.cc = redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.addrs, PoolSize: 16, MaxRetries: -1})
+	defer c.cc.Close()
 
 	var id [4]byte
 	_, _ = rand.Read(id[:])
 	prefix := "lt/" + hex.EncodeToString(id[:]) + "/"
-	ws, err := placeWatchers(ctx, cc, prefix, o.Masters, o.Events)
-	if err != nil {
+	if c.ws, err = placeWatchers(ctx, c.cc, prefix, o.Masters, o.Events); err != nil {
 		return nil, err
 	}
 	rep = &ClusterReport{Masters: o.Masters, Replicas: o.Replicas, Prefix: prefix, Events: o.Events,
-		Machine: machineOf(ctx, cc, bin, true)}
-	shape := ruleShape{set: true, concurrency: o.Concurrency, batchSize: o.BatchSize}
-	var watchers []any
-	for _, w := range ws {
-		watchers = append(watchers, watcherConfig(w.k, shape))
-	}
-	internal := prefix + "resc:"
-	cfg, err := writeConfigFile(dir, "resc", map[string]any{
-		"redis":      map[string]any{"url": clusterURL(addrs)},
-		"key_prefix": internal,
-		"watchers":   watchers,
-	})
-	if err != nil {
-		return nil, err
-	}
-	// The shared keys' master: every shared key is in the slot of the
-	// wrapped prefix.
-	sharedSlot, err := cc.ClusterKeySlot(ctx, keyspace.Replica(keyspace.SharedPrefix(cc, internal), "x")).Result()
-	if err != nil {
-		return nil, fmt.Errorf("loadtest: CLUSTER KEYSLOT: %w", err)
-	}
-
-	var reps []*replica
+		Machine: machineOf(ctx, c.cc, bin, true)}
 	defer func() {
-		for _, rp := range reps {
+		for _, rp := range c.reps {
 			if rp.running() {
 				_ = rp.stop(5 * time.Second)
 			}
 		}
 	}()
-	for i := 1; i <= o.Replicas; i++ {
+	sharedSlot, err := c.startReplicas(ctx, dir, bin, prefix+"resc:")
+	if err != nil {
+		return nil, err
+	}
+	if err := c.warmup(ctx); err != nil {
+		return nil, err
+	}
+	if err := c.measure(ctx, int(sharedSlot), rep); err != nil {
+		return nil, err
+	}
+	return c.check(ctx, rep)
+}
+
+// clusterRun is what the parts of RunCluster share.
+type clusterRun struct {
+	o     ClusterOptions
+	clk   clock
+	addrs []string // the masters'
+	cc    *redis.ClusterClient
+	ws    []clusterWatcher
+	reps  []*replica
+}
+
+func (c *clusterRun) logf(format string, args ...any) {
+	fmt.Fprintf(c.o.Log, "resc-load: "+format+"\n", args...)
+}
+
+// alive reports a replica that exited.
+func (c *clusterRun) alive() error {
+	for _, rp := range c.reps {
+		if !rp.running() {
+			return fmt.Errorf("loadtest: replica %s exited (code %d); stderr: %s", rp.id, rp.cmd.ProcessState.ExitCode(), rp.stderr.String())
+		}
+	}
+	return nil
+}
+
+// countTasks counts the tasks of every watcher.
+func (c *clusterRun) countTasks(ctx context.Context) (int64, error) {
+	var n int64
+	for _, w := range c.ws {
+		l, err := c.cc.LLen(ctx, w.k.tasks).Result()
+		if err != nil {
+			return 0, fmt.Errorf("loadtest: LLEN %s: %w", w.k.tasks, err)
+		}
+		n += l
+	}
+	return n, nil
+}
+
+// startReplicas writes the configuration of the watchers under the key
+// prefix internal, starts the replicas and waits until each registered.
+// It returns the slot of the shared keys.
+func (c *clusterRun) startReplicas(ctx context.Context, dir, bin, internal string) (int64, error) {
+	shape := ruleShape{set: true, concurrency: c.o.Concurrency, batchSize: c.o.BatchSize}
+	var watchers []any
+	for _, w := range c.ws {
+		watchers = append(watchers, watcherConfig(w.k, shape))
+	}
+	cfg, err := writeConfigFile(dir, "resc", map[string]any{
+		"redis":      map[string]any{"url": clusterURL(c.addrs)},
+		"key_prefix": internal,
+		"watchers":   watchers,
+	})
+	if err != nil {
+		return 0, err
+	}
+	// The shared keys' master: every shared key is in the slot of the
+	// wrapped prefix.
+	sharedSlot, err := c.cc.ClusterKeySlot(ctx, keyspace.Replica(keyspace.SharedPrefix(c.cc, internal), "x")).Result()
+	if err != nil {
+		return 0, fmt.Errorf("loadtest: CLUSTER KEYSLOT: %w", err)
+	}
+	for i := 1; i <= c.o.Replicas; i++ {
 		rp, err := startReplica(bin, "lt-"+strconv.Itoa(i), "off", cfg)
 		if err != nil {
-			return nil, err
+			return 0, err
 		}
-		reps = append(reps, rp)
+		c.reps = append(c.reps, rp)
 	}
-	alive := func() error {
-		for _, rp := range reps {
-			if !rp.running() {
-				return fmt.Errorf("loadtest: replica %s exited (code %d); stderr: %s", rp.id, rp.cmd.ProcessState.ExitCode(), rp.stderr.String())
-			}
+	for _, rp := range c.reps {
+		key := keyspace.Replica(keyspace.SharedPrefix(c.cc, internal), rp.id)
+		if err := awaitCount(ctx, 30*time.Second, c.alive, "replica "+rp.id+" registered", func() (int64, error) {
+			return c.cc.Exists(ctx, key).Result()
+		}, 1); err != nil {
+			return 0, err
 		}
+	}
+	return sharedSlot, nil
+}
+
+// warmup pushes and awaits the warm-up events, then deletes their tasks.
+func (c *clusterRun) warmup(ctx context.Context) error {
+	o, ws := c.o, c.ws
+	if o.Warmup <= 0 {
 		return nil
 	}
-	for _, rp := range reps {
-		key := keyspace.Replica(keyspace.SharedPrefix(cc, internal), rp.id)
-		if err := awaitCount(ctx, 30*time.Second, alive, "replica "+rp.id+" registered", func() (int64, error) {
-			return cc.Exists(ctx, key).Result()
-		}, 1); err != nil {
-			return nil, err
+	c.logf("%d replica(s) registered; warm-up of %d events", len(c.reps), o.Warmup)
+	for i, w := range ws {
+		if err := pushEvents(ctx, c.cc, c.clk, w.k.input, i*o.Warmup/len(ws), (i+1)*o.Warmup/len(ws)); err != nil {
+			return err
 		}
 	}
-	clk := newClock()
-	countTasks := func() (int64, error) {
-		var n int64
-		for _, w := range ws {
-			l, err := cc.LLen(ctx, w.k.tasks).Result()
-			if err != nil {
-				return 0, fmt.Errorf("loadtest: LLEN %s: %w", w.k.tasks, err)
-			}
-			n += l
-		}
-		return n, nil
+	if err := awaitCount(ctx, o.StallTimeout, c.alive, "warm-up tasks", func() (int64, error) { return c.countTasks(ctx) }, int64(o.Warmup)); err != nil {
+		return err
 	}
-	if o.Warmup > 0 {
-		logf("%d replica(s) registered; warm-up of %d events", len(reps), o.Warmup)
-		for i, w := range ws {
-			if err := pushEvents(ctx, cc, clk, w.k.input, i*o.Warmup/len(ws), (i+1)*o.Warmup/len(ws)); err != nil {
-				return nil, err
-			}
-		}
-		if err := awaitCount(ctx, o.StallTimeout, alive, "warm-up tasks", countTasks, int64(o.Warmup)); err != nil {
-			return nil, err
-		}
-		for _, w := range ws {
-			if err := cc.Del(ctx, w.k.tasks, w.k.set).Err(); err != nil {
-				return nil, err
-			}
-		}
-	}
-	logf("preloading %d events into %d watcher(s)", o.Events, len(ws))
 	for _, w := range ws {
-		if err := pushEvents(ctx, cc, clk, w.k.staging, w.from, w.to); err != nil {
-			return nil, err
+		if err := c.cc.Del(ctx, w.k.tasks, w.k.set).Err(); err != nil {
+			return err
 		}
 	}
-	masters := make([]*redis.Client, len(nodes))
-	for i, a := range addrs {
+	return nil
+}
+
+// measure preloads the events, releases them at once and times them, and
+// reads what each master spent into rep.
+func (c *clusterRun) measure(ctx context.Context, sharedSlot int, rep *ClusterReport) error {
+	o := c.o
+	c.logf("preloading %d events into %d watcher(s)", o.Events, len(c.ws))
+	for _, w := range c.ws {
+		if err := pushEvents(ctx, c.cc, c.clk, w.k.staging, w.from, w.to); err != nil {
+			return err
+		}
+	}
+	masters := make([]*redis.Client, len(c.addrs))
+	for i, a := range c.addrs {
 		masters[i] = redis.NewClient(&redis.Options{Addr: a})
 		defer masters[i].Close()
 	}
 	before := make([]float64, len(masters))
 	for i, m := range masters {
 		if err := m.ConfigResetStat(ctx).Err(); err != nil {
-			return nil, fmt.Errorf("loadtest: CONFIG RESETSTAT on %s: %w", addrs[i], err)
+			return fmt.Errorf("loadtest: CONFIG RESETSTAT on %s: %w", c.addrs[i], err)
 		}
+		var err error
 		if before[i], err = mainThreadCPU(ctx, m); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	logf("measuring: %d events, %d watcher(s) on %d master(s), %d replica(s)", o.Events, len(ws), o.Masters, o.Replicas)
+	c.logf("measuring: %d events, %d watcher(s) on %d master(s), %d replica(s)", o.Events, len(c.ws), o.Masters, o.Replicas)
 	start := time.Now()
-	for _, w := range ws {
+	for _, w := range c.ws {
 		// RENAME wakes a replica blocked in BLMOVE on the input queue.
-		if err := cc.Rename(ctx, w.k.staging, w.k.input).Err(); err != nil {
-			return nil, fmt.Errorf("loadtest: RENAME %s %s: %w", w.k.staging, w.k.input, err)
+		if err := c.cc.Rename(ctx, w.k.staging, w.k.input).Err(); err != nil {
+			return fmt.Errorf("loadtest: RENAME %s %s: %w", w.k.staging, w.k.input, err)
 		}
 	}
-	if err := awaitCount(ctx, o.StallTimeout, alive, "tasks", countTasks, int64(o.Events)); err != nil {
-		return nil, err
+	if err := awaitCount(ctx, o.StallTimeout, c.alive, "tasks", func() (int64, error) { return c.countTasks(ctx) }, int64(o.Events)); err != nil {
+		return err
 	}
 	elapsed := time.Since(start)
 	rep.Seconds = elapsed.Seconds()
 	rep.EventsPerSec = float64(o.Events) / elapsed.Seconds()
 	for i, m := range masters {
-		l := MasterLoad{Addr: addrs[i], Shared: rangeOwner(int(sharedSlot), o.Masters) == i}
-		for _, w := range ws {
-			if w.master == i {
-				l.Watchers++
-				l.Events += w.to - w.from
-			}
-		}
-		cpu, err := mainThreadCPU(ctx, m)
+		l, err := c.masterLoad(ctx, i, m, sharedSlot, before[i])
 		if err != nil {
-			return nil, err
-		}
-		l.CPUSec = cpu - before[i]
-		if l.Commands, err = commandStats(ctx, m, l.Events); err != nil {
-			return nil, err
-		}
-		if l.Events > 0 {
-			l.CPUPerEvent = l.CPUSec * 1e6 / float64(l.Events)
+			return err
 		}
 		rep.CPUPerEvent += l.CPUPerEvent / float64(len(masters))
 		rep.PerMaster = append(rep.PerMaster, l)
@@ -312,16 +291,45 @@ func RunCluster(ctx context.Context, o ClusterOptions) (rep *ClusterReport, err 
 	if rep.CPUPerEvent > 0 {
 		rep.Ceiling = 1e6 / rep.CPUPerEvent
 	}
+	return nil
+}
 
-	t := newTally(o.Events)
+// masterLoad reads what master i (m) spent since its CPU time was
+// cpuBefore.
+func (c *clusterRun) masterLoad(ctx context.Context, i int, m *redis.Client, sharedSlot int, cpuBefore float64) (MasterLoad, error) {
+	l := MasterLoad{Addr: c.addrs[i], Shared: rangeOwner(sharedSlot, c.o.Masters) == i}
+	for _, w := range c.ws {
+		if w.master == i {
+			l.Watchers++
+			l.Events += w.to - w.from
+		}
+	}
+	cpu, err := mainThreadCPU(ctx, m)
+	if err != nil {
+		return l, err
+	}
+	l.CPUSec = cpu - cpuBefore
+	if l.Commands, err = commandStats(ctx, m, l.Events); err != nil {
+		return l, err
+	}
+	if l.Events > 0 {
+		l.CPUPerEvent = l.CPUSec * 1e6 / float64(l.Events)
+	}
+	return l, nil
+}
+
+// check collects every task, gives the checker's verdict in rep and stops
+// the replicas.
+func (c *clusterRun) check(ctx context.Context, rep *ClusterReport) (*ClusterReport, error) {
+	t := newTally(c.o.Events)
 	rep.Check = &Check{Left: map[string]int64{}}
-	for _, w := range ws {
-		if err := collect(ctx, cc, w.k, t, rep.Check, w.k.tasks); err != nil {
+	for _, w := range c.ws {
+		if err := collect(ctx, c.cc, w.k, t, rep.Check, w.k.tasks); err != nil {
 			return nil, err
 		}
 	}
 	t.verdict(rep.Check)
-	notes, err := stopReplicas(reps)
+	notes, err := stopReplicas(c.reps)
 	rep.Notes = append(rep.Notes, notes...)
 	if err != nil {
 		return rep, err
@@ -462,28 +470,4 @@ func commandStats(ctx context.Context, c *redis.Client, events int) ([]CommandLo
 	}
 	slices.SortFunc(cs, func(a, b CommandLoad) int { return cmp.Compare(b.Usec, a.Usec) })
 	return cs, nil
-}
-
-// WriteText writes the report for a reader.
-func (r *ClusterReport) WriteText(w io.Writer) {
-	fmt.Fprintf(w, "resc-load cluster: %d master(s), one watcher each, %d replica(s), %d events\n", r.Masters, r.Replicas, r.Events)
-	fmt.Fprintf(w, "machine: %d CPUs %s, %s, redis %s, %s\n", r.Machine.CPUs, r.Machine.CPU, r.Machine.Go, r.Machine.Redis, r.Machine.Resc)
-	fmt.Fprintf(w, "throughput: %.0f events/s (%.2f s)\n", r.EventsPerSec, r.Seconds)
-	for _, m := range r.PerMaster {
-		shared := ""
-		if m.Shared {
-			shared = ", shared keys"
-		}
-		fmt.Fprintf(w, "master %s (%d watcher(s)%s): %d events, main thread %.3f s CPU = %.2f µs/event\n", m.Addr, m.Watchers, shared, m.Events, m.CPUSec, m.CPUPerEvent)
-		for _, c := range m.Commands[:min(len(m.Commands), 6)] {
-			fmt.Fprintf(w, "  %-14s %8.3f calls/event %8.3f µs/event\n", c.Name, c.CallsPerEvent, c.UsecPerEvent)
-		}
-	}
-	fmt.Fprintf(w, "Redis CPU per event: %.2f µs (mean over masters); ceiling per master: %.0f events/s\n", r.CPUPerEvent, r.Ceiling)
-	if r.Check != nil {
-		fmt.Fprintf(w, "check: %s\n", r.Check)
-	}
-	for _, n := range r.Notes {
-		fmt.Fprintf(w, "note: %s\n", n)
-	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/resc-go/resc/internal/counts"
 	"github.com/resc-go/resc/internal/keyspace"
 )
 
@@ -24,41 +25,13 @@ const (
 	CountersTTL      = time.Minute
 )
 
-// Counters are what one replica counted since it started, per watcher.
-// Counts only grow while the replica runs.
+// Counters are what one replica counted since it started, per watcher,
+// in the one shape of a watcher's counts (package counts): what
+// watcher.Watcher.Counts returns is published as it is.
 type Counters struct {
 	// Time is when the counters were read.
-	Time     time.Time         `json:"time"`
-	Watchers []WatcherCounters `json:"watchers"`
-}
-
-// WatcherCounters are a watcher's counts in one replica.
-type WatcherCounters struct {
-	InputQueue   string        `json:"input_queue"`
-	Taken        int64         `json:"taken"`
-	Handled      int64         `json:"handled"`
-	DeadLettered int64         `json:"dead_lettered"`
-	Retried      int64         `json:"retried"`
-	NotOwned     int64         `json:"not_owned"`
-	HandedBack   int64         `json:"handed_back"`
-	Rules        []RuleCount   `json:"rules"`
-	Queues       []QueueCounts `json:"queues"`
-}
-
-// RuleCount is how many events a rule matched; Index is its position in
-// the watcher's rules, Name its name (empty when unnamed).
-type RuleCount struct {
-	Index   int    `json:"index"`
-	Name    string `json:"name"`
-	Matches int64  `json:"matches"`
-}
-
-// QueueCounts are the tasks pushed to a task queue and those its set
-// deduplicated.
-type QueueCounts struct {
-	Queue        string `json:"queue"`
-	Pushed       int64  `json:"pushed"`
-	Deduplicated int64  `json:"deduplicated"`
+	Time     time.Time        `json:"time"`
+	Watchers []counts.Watcher `json:"watchers"`
 }
 
 // PublishCounters writes the counters of replica id under prefix ("":

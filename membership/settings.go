@@ -19,10 +19,11 @@ const (
 // Settings are the cluster timings, shared by every replica of a
 // deployment, from the configuration's cluster object
 // (config.ClusterSettings, which Load checks like Validate). A zero field
-// means its default.
+// means its default, as a key left out of the configuration does (the
+// configuration refuses a 0); a negative one is refused by Validate.
 type Settings struct {
 	// Prefix is the prefix of the registry and leader keys (package
-	// keyspace). Default config.DefaultKeyPrefix ("resc:").
+	// keyspace). Zero: config.DefaultKeyPrefix ("resc:").
 	Prefix string
 
 	// HeartbeatInterval is how often a replica renews its heartbeat, and
@@ -30,7 +31,7 @@ type Settings struct {
 	// DeadAfter/2: a replica stops working (its lease ends) DeadAfter -
 	// 2*HeartbeatInterval after the last renewal it sent that succeeded,
 	// which leaves it two heartbeats to react before the others may
-	// consider it dead.
+	// consider it dead. Zero: DefaultHeartbeatInterval (1 s).
 	HeartbeatInterval time.Duration
 
 	// DeadAfter is the TTL of a replica's heartbeat key: a replica whose
@@ -38,12 +39,13 @@ type Settings struct {
 	// replay its taken lists. Shorter means faster recovery and more false
 	// deaths on a slow network or a paused process (harmless to
 	// correctness: the fenced commit refuses a zombie's work, but its
-	// events are handled again elsewhere).
+	// events are handled again elsewhere). Zero: DefaultDeadAfter (5 s).
 	DeadAfter time.Duration
 
 	// LeaderTTL is the expiry of the leader lock. The leader extends it
 	// every LeaderTTL/3; when the leader dies without releasing it, the
-	// next leader is elected within LeaderTTL + HeartbeatInterval.
+	// next leader is elected within LeaderTTL + HeartbeatInterval. Zero:
+	// DefaultLeaderTTL (4 s).
 	LeaderTTL time.Duration
 }
 

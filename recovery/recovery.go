@@ -104,33 +104,46 @@ type Watched struct {
 	Tasks bool
 }
 
-// Settings tune a Recoverer. A zero field means its default.
+// Settings tune a Recoverer. Each field's comment says what its zero
+// means: the default for all but MaxReplays, whose zero means what
+// max_replays 0 means in the configuration (no replay). DefaultSettings
+// are the configuration's defaults.
 type Settings struct {
 	// Prefix of the internal keys (replay counts, delay schedules).
-	// Default config.DefaultKeyPrefix ("resc:").
+	// Zero: config.DefaultKeyPrefix ("resc:").
 	Prefix string
 	// ScanInterval is how often Run looks for orphan lists and promotes due
-	// events. Default 1 s.
+	// events. Zero or negative: DefaultScanInterval (1 s).
 	ScanInterval time.Duration
 	// MaxReplays is how many times an event found in the taken list of a
 	// dead replica is replayed; found once more, it goes to the dead-letter
-	// list. Default 3; a negative value means no replay at all (every
-	// orphaned event is dead-lettered).
+	// list. Zero: no replay, every orphaned event goes to the dead-letter
+	// list at once (the configuration's max_replays 0); negative is taken
+	// as zero. The configuration's default is DefaultMaxReplays (3), which
+	// DefaultSettings sets.
 	MaxReplays int
 	// ReplayDelay is the delay before the 2nd replay of an event (the 1st
-	// is immediate), doubling at each further replay. Default 1 s.
+	// is immediate), doubling at each further replay. Zero or negative:
+	// DefaultReplayDelay (1 s).
 	ReplayDelay time.Duration
-	// MaxReplayDelay caps the replay delay. Default 30 s.
+	// MaxReplayDelay caps the replay delay. Zero or negative:
+	// DefaultMaxReplayDelay (30 s).
 	MaxReplayDelay time.Duration
 	// BatchSize is the most entries one script call moves (orphan replay,
-	// promotion). Default 1000.
+	// promotion). Zero or negative: DefaultBatchSize (1000).
 	BatchSize int
-	// Now is the clock of due times and dead-letter times.
-	// Default time.Now.
+	// Now is the clock of due times and dead-letter times. Nil: time.Now.
 	Now func() time.Time
 }
 
-// WithDefaults returns s with every zero field set to its default.
+// DefaultSettings are the settings of a configuration without a cluster
+// object: every field its default, MaxReplays DefaultMaxReplays.
+func DefaultSettings() Settings {
+	return Settings{MaxReplays: DefaultMaxReplays}.WithDefaults()
+}
+
+// WithDefaults returns s with every zero field that has a default set to
+// it, and a negative MaxReplays set to zero.
 func (s Settings) WithDefaults() Settings {
 	if s.Prefix == "" {
 		s.Prefix = config.DefaultKeyPrefix
@@ -138,9 +151,7 @@ func (s Settings) WithDefaults() Settings {
 	if s.ScanInterval <= 0 {
 		s.ScanInterval = DefaultScanInterval
 	}
-	if s.MaxReplays == 0 {
-		s.MaxReplays = DefaultMaxReplays
-	}
+	s.MaxReplays = max(s.MaxReplays, 0)
 	if s.ReplayDelay <= 0 {
 		s.ReplayDelay = DefaultReplayDelay
 	}
@@ -197,8 +208,8 @@ func (r *Recoverer) Stats() *Stats { return &r.stats }
 // Options configure a Recoverer beside its Redis client, its watchers and
 // the liveness of the replicas.
 type Options struct {
-	// Settings tune it; zero fields take their defaults. Settings.Prefix
-	// is the key prefix.
+	// Settings tune it (see Settings for what each zero means).
+	// Settings.Prefix is the key prefix.
 	Settings Settings
 	// Dialect is the server's script dialect (script.Detect).
 	Dialect script.Dialect
@@ -218,9 +229,6 @@ func New(rdb Redis, watched []Watched, live Liveness, o Options) *Recoverer {
 		log = slog.Default()
 	}
 	s := o.Settings.WithDefaults()
-	if s.MaxReplays < 0 {
-		s.MaxReplays = 0
-	}
 	ws := make([]Watched, len(watched))
 	queues := make([]takenlist.Queues, len(watched))
 	for i, w := range watched {

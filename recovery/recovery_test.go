@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/resc-go/resc/config"
 	"github.com/resc-go/resc/internal/keyspace"
 	"github.com/resc-go/resc/internal/testutil"
 )
@@ -58,7 +59,8 @@ func (e *env) waitPasses(n int) {
 // never registered are replayed, each in its order, across batches; the
 // list of a live replica is left alone.
 func TestRunReplaysOrphans(t *testing.T) {
-	e := newEnv(t, Settings{ScanInterval: 5 * time.Millisecond, BatchSize: 2}, nil, newFakeLive("alive"))
+	t.Parallel()
+	e := newEnv(t, Settings{ScanInterval: 5 * time.Millisecond, BatchSize: 2, MaxReplays: DefaultMaxReplays}, nil, newFakeLive("alive"))
 	e.load(db{
 		"in":             list{"queued"},
 		"in/taken/dead":  list{"d5", "d4", "d3", "d2", "d1"}, // d1 taken first
@@ -113,6 +115,7 @@ func TestRunReplaysOrphans(t *testing.T) {
 // 1st replay is immediate, the 2nd waits ReplayDelay, the 3rd twice that,
 // and found once more it is dead-lettered. The clock only moves by hand.
 func TestRunPoisonEvent(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Settings{ScanInterval: 5 * time.Millisecond, MaxReplays: 3, ReplayDelay: time.Second}, nil, nil)
 	ctx := context.Background()
 	e.run()
@@ -175,7 +178,8 @@ func TestRunPoisonEvent(t *testing.T) {
 // TestRunStopsWithLeadership: Run returns nil soon after its leader
 // context ends.
 func TestRunStopsWithLeadership(t *testing.T) {
-	e := newEnv(t, Settings{ScanInterval: time.Hour}, nil, nil)
+	t.Parallel()
+	e := newEnv(t, Settings{ScanInterval: time.Hour, MaxReplays: DefaultMaxReplays}, nil, nil)
 	e.load(db{"in/taken/r1": list{"e"}})
 	stop := e.run()
 	testutil.Eventually(t, "first pass", func() bool { return !e.exists("in/taken/r1") })
@@ -188,9 +192,10 @@ func TestRunStopsWithLeadership(t *testing.T) {
 // its own taken lists, not the lists of queues the raw pattern would match,
 // nor deeper keys, nor the queues of the configuration.
 func TestRunEscapesGlob(t *testing.T) {
+	t.Parallel()
 	const q = `q[1]*?\x`
 	watched := []Watched{{InputQueue: q, TakenQueue: q}, {InputQueue: "other"}}
-	e := newEnv(t, Settings{ScanInterval: 5 * time.Millisecond}, watched, newFakeLive("alive"))
+	e := newEnv(t, Settings{ScanInterval: 5 * time.Millisecond, MaxReplays: DefaultMaxReplays}, watched, newFakeLive("alive"))
 	before := db{
 		q + "/alive":     list{"a live replica's: keeps Liveness asked every pass"},
 		q + "/r1":        list{"mine"},
@@ -213,7 +218,8 @@ func TestRunEscapesGlob(t *testing.T) {
 // TestRunSurvivesRedisRestart: Run waits out a Redis outage, logs it once,
 // and replays orphans again once Redis is back.
 func TestRunSurvivesRedisRestart(t *testing.T) {
-	e := newEnv(t, Settings{ScanInterval: 5 * time.Millisecond}, nil, nil)
+	t.Parallel()
+	e := newEnv(t, Settings{ScanInterval: 5 * time.Millisecond, MaxReplays: DefaultMaxReplays}, nil, nil)
 	e.load(db{"in/taken/r1": list{"before"}})
 	e.run()
 	testutil.Eventually(t, "replay before the outage", func() bool { return !e.exists("in/taken/r1") })
@@ -235,8 +241,9 @@ func TestRunSurvivesRedisRestart(t *testing.T) {
 // TestRunSkipsBadKey: a key of the wrong type is logged once and does not
 // stop the other lists from being replayed.
 func TestRunSkipsBadKey(t *testing.T) {
+	t.Parallel()
 	watched := []Watched{{InputQueue: "bad"}, {InputQueue: "in"}}
-	e := newEnv(t, Settings{ScanInterval: 5 * time.Millisecond}, watched, nil)
+	e := newEnv(t, Settings{ScanInterval: 5 * time.Millisecond, MaxReplays: DefaultMaxReplays}, watched, nil)
 	e.load(db{"bad": "a string", "bad/taken/r1": list{"x"}, "in/taken/r1": list{"y"}})
 	e.run()
 	testutil.Eventually(t, "good list replayed", func() bool { return !e.exists("in/taken/r1") })
@@ -256,6 +263,7 @@ func TestRunSkipsBadKey(t *testing.T) {
 // the same script), a live worker's left alone, poison tasks
 // dead-lettered as tasks, and their delayed replays promoted.
 func TestRunReplaysDeadWorkers(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Settings{ScanInterval: 5 * time.Millisecond, MaxReplays: 1}, nil, newFakeLive("w-alive"))
 	e.load(db{
 		"p:worker-queues":         hash{"jobs/todo": "1", "in": "1"}, // "in" is a watcher's: not a task queue
@@ -293,4 +301,23 @@ func TestRunReplaysDeadWorkers(t *testing.T) {
 		l := e.list("jobs/todo")
 		return len(l) == 3 && l[2] == "retry-me" // at the consuming end
 	})
+}
+
+// TestSettingsZero: each zero means what the Settings comments say, the
+// same as in the configuration: MaxReplays 0 is no replay, not the
+// default; DefaultSettings are the configuration's defaults.
+func TestSettingsZero(t *testing.T) {
+	t.Parallel()
+	z := Settings{}.WithDefaults()
+	if z.MaxReplays != 0 || z.ScanInterval != DefaultScanInterval || z.ReplayDelay != DefaultReplayDelay ||
+		z.MaxReplayDelay != DefaultMaxReplayDelay || z.BatchSize != DefaultBatchSize || z.Prefix != config.DefaultKeyPrefix || z.Now == nil {
+		t.Errorf("Settings{}.WithDefaults() = %+v", z)
+	}
+	if n := (Settings{MaxReplays: -2}).WithDefaults().MaxReplays; n != 0 {
+		t.Errorf("MaxReplays -2 taken as %d, want 0", n)
+	}
+	d, c := DefaultSettings(), config.DefaultClusterSettings()
+	if d.MaxReplays != c.MaxReplays || d.ScanInterval != c.ScanInterval || d.ReplayDelay != c.ReplayDelay {
+		t.Errorf("DefaultSettings() = %+v, not the configuration's defaults %+v", d, c)
+	}
 }

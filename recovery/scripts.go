@@ -73,12 +73,9 @@ func (r *Recoverer) replayList(ctx context.Context, w Watched, list, replica str
 // counted per occurrence, delayed, or dead-lettered past MaxReplays. A
 // worker (package worker) calls it on its own taken list when it starts a
 // lease, since whatever is left there was taken under an earlier one.
-// s takes its defaults for zero fields.
+// s's zero fields mean what Settings says (a zero MaxReplays: no replay).
 func ReplayOwn(ctx context.Context, rdb redis.Scripter, d script.Dialect, s Settings, w Watched, list, owner string) (replayed, delayed, dead int64, err error) {
 	s = s.WithDefaults()
-	if s.MaxReplays < 0 {
-		s.MaxReplays = 0
-	}
 	if w.TakenQueue == "" {
 		w.TakenQueue = w.InputQueue + "/taken"
 	}

@@ -26,6 +26,7 @@ import (
 // TestScriptsLoad checks that every script loads on a real server under
 // the hash the code uses, in the #!lua form on Redis 7.
 func TestScriptsLoad(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t)
 	rdb := srv.Client()
 	ctx := context.Background()
@@ -52,6 +53,7 @@ func TestScriptsLoad(t *testing.T) {
 // MaxReplays 3, delays 1 s doubling up to 30 s. An entry's count is the
 // stamp it carries (st).
 func TestReplayScript(t *testing.T) {
+	t.Parallel()
 	const (
 		taken = "in/taken/r1"
 		sched = "p:delayed:in"
@@ -106,7 +108,14 @@ func TestReplayScript(t *testing.T) {
 			after:  db{"in/dead": list{deadJSON(bad, "in", "r1", 3, t0)}},
 		},
 		{
-			name:   "MaxReplays negative: dead-lettered at once",
+			name:   "MaxReplays zero, as max_replays 0 in the configuration: dead-lettered at once",
+			set:    func(s *Settings) { s.MaxReplays = 0 },
+			before: db{taken: list{"e"}},
+			want:   replayStats{dead: 1},
+			after:  db{"in/dead": list{deadJSON("e", "in", "r1", 0, t0)}},
+		},
+		{
+			name:   "MaxReplays negative: taken as zero",
 			set:    func(s *Settings) { s.MaxReplays = -1 },
 			before: db{taken: list{"e"}},
 			want:   replayStats{dead: 1},
@@ -201,6 +210,7 @@ func TestReplayScript(t *testing.T) {
 // UTF-8 as a consumer would: event as Go's JSON would write it, exact bytes
 // in event_base64.
 func TestDeadEntryNotUTF8(t *testing.T) {
+	t.Parallel()
 	events := []string{"\xff", "a\xe2\x82", "\xed\xa0\x80x", "\xf4\x90\x80\x80", "\xc0\xaf", "ok é ✓ 𝄞", "\x00\"\\/\n\t"}
 	e := newEnv(t, Settings{MaxReplays: -1}, nil, nil)
 	ctx := context.Background()
@@ -240,6 +250,7 @@ func TestDeadEntryNotUTF8(t *testing.T) {
 // TestPromoteScript runs promote.lua's branches: Redis before, call at t0,
 // Redis after.
 func TestPromoteScript(t *testing.T) {
+	t.Parallel()
 	const sched = "p:delayed:in"
 	tests := []struct {
 		name   string
@@ -285,7 +296,7 @@ func TestPromoteScript(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := newEnv(t, Settings{BatchSize: tt.batch}, nil, nil)
+			e := newEnv(t, Settings{BatchSize: tt.batch, MaxReplays: DefaultMaxReplays}, nil, nil)
 			e.load(tt.before)
 			got, err := e.r.promote(context.Background(), sched, "in", ms(0))
 			if !errors.Is(err, tt.err) {
@@ -308,6 +319,7 @@ func TestPromoteScript(t *testing.T) {
 // TestReplayTwoLeaders runs replay.lua from two leaders at once on the
 // same orphan list, many times: every entry ends in exactly one place.
 func TestReplayTwoLeaders(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t)
 	ctx := context.Background()
 	const rounds, entries = 30, 300
@@ -346,7 +358,7 @@ func TestReplayTwoLeaders(t *testing.T) {
 				// Each leader has its own connection and batch size, and
 				// both use the same clock: identical delayed events must
 				// still stay distinct.
-				r := New(srv.Client(), []Watched{w}, newFakeLive(), Options{Settings: Settings{Prefix: "p:", BatchSize: 3 + 4*l, Now: func() time.Time { return t0 }}, Dialect: d})
+				r := New(srv.Client(), []Watched{w}, newFakeLive(), Options{Settings: Settings{Prefix: "p:", BatchSize: 3 + 4*l, MaxReplays: DefaultMaxReplays, Now: func() time.Time { return t0 }}, Dialect: d})
 				for {
 					st, left, err := r.replayBatch(ctx, w, taken, "r1", t0)
 					if err != nil {
@@ -416,6 +428,7 @@ func cutColon(m string) (string, string, bool) {
 // TestScriptsByteBudget: replay.lua and promote.lua stop once a call has
 // moved scriptBudget bytes, leaving the rest to the next call, in order.
 func TestScriptsByteBudget(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Settings{MaxReplays: 3, ReplayDelay: time.Second, MaxReplayDelay: 30 * time.Second, BatchSize: 1000}, nil, nil)
 	ctx := context.Background()
 	const n, size = 6, 1 << 20 // 4 MiB is reached by the 4th

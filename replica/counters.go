@@ -2,12 +2,10 @@ package replica
 
 import (
 	"context"
-	"maps"
-	"slices"
 	"time"
 
+	"github.com/resc-go/resc/internal/counts"
 	"github.com/resc-go/resc/membership"
-	"github.com/resc-go/resc/rules"
 	"github.com/resc-go/resc/watcher"
 )
 
@@ -30,34 +28,15 @@ func (r *Replica) ended(i int, w *watcher.Watcher) {
 func (r *Replica) Counters() membership.Counters {
 	r.countsMu.Lock()
 	defer r.countsMu.Unlock()
-	out := membership.Counters{Time: time.Now().UTC(), Watchers: make([]membership.WatcherCounters, len(r.counts))}
+	out := membership.Counters{Time: time.Now().UTC(), Watchers: make([]counts.Watcher, len(r.counts))}
 	for i, wc := range r.counts {
 		c := wc.ended
 		if wc.running != nil {
 			c = c.Add(wc.running.Counts())
 		}
-		out.Watchers[i] = publishedCounts(r.o.Config.Watchers[i].InputQueue, r.o.Rules[i].Rules(), c)
+		out.Watchers[i] = c
 	}
 	return out
-}
-
-func publishedCounts(input string, rs []*rules.Rule, c watcher.Counts) membership.WatcherCounters {
-	w := membership.WatcherCounters{
-		InputQueue: input, Taken: c.Taken, Handled: c.Handled, DeadLettered: c.DeadLettered,
-		Retried: c.Retried, NotOwned: c.NotOwned, HandedBack: c.HandedBack,
-		Rules: make([]membership.RuleCount, len(rs)), Queues: []membership.QueueCounts{},
-	}
-	for i, rule := range rs {
-		w.Rules[i] = membership.RuleCount{Index: i, Name: rule.Name()}
-		if i < len(c.Matches) {
-			w.Rules[i].Matches = c.Matches[i]
-		}
-	}
-	for _, q := range slices.Sorted(maps.Keys(c.Queues)) {
-		qc := c.Queues[q]
-		w.Queues = append(w.Queues, membership.QueueCounts{Queue: q, Pushed: qc.Pushed, Deduplicated: qc.Deduplicated})
-	}
-	return w
 }
 
 // publishCounters publishes the counters every membership.CountersInterval

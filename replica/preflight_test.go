@@ -29,7 +29,7 @@ func TestPreflight(t *testing.T) {
 	if len(ps) > 0 {
 		t.Fatal(ps)
 	}
-	full := []any{"on", ">pw", "resetkeys", "resetchannels", "-@all", "+@read", "+@write", "+eval", "+evalsha", "+scan", "+ping", "+publish", "~resc:*", "~in/*", "&events"}
+	full := []any{"on", ">pw", "resetkeys", "resetchannels", "-@all", "+@read", "+@write", "+eval", "+evalsha", "+script|load", "+scan", "+ping", "+publish", "~resc:*", "~in/*", "&events"}
 	for _, tc := range []struct {
 		name string
 		acl  []any

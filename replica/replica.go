@@ -44,6 +44,7 @@ import (
 	"github.com/resc-go/resc/config"
 	"github.com/resc-go/resc/fetch"
 	"github.com/resc-go/resc/internal/backoff"
+	"github.com/resc-go/resc/internal/counts"
 	"github.com/resc-go/resc/internal/keyspace"
 	"github.com/resc-go/resc/internal/redisconn"
 	"github.com/resc-go/resc/internal/script"
@@ -140,7 +141,7 @@ func (r *Replica) Ready() error {
 // watcherCounts are the counts of a watcher over its successive runs:
 // those of the runs that ended, and the running one.
 type watcherCounts struct {
-	ended   watcher.Counts
+	ended   counts.Watcher
 	running *watcher.Watcher
 }
 
@@ -169,12 +170,19 @@ func New(o Options) (*Replica, error) {
 		// config.Load refuses every such configuration: reaching this is a bug.
 		return nil, fmt.Errorf("replica: cluster settings: %w", err)
 	}
+	// max_replays 0 means no replay in the configuration and in recovery.
 	rs := recovery.Settings{Prefix: cs.Prefix, ScanInterval: cc.ScanInterval, ReplayDelay: cc.ReplayDelay, MaxReplays: cc.MaxReplays}
-	if cc.MaxReplays == 0 {
-		rs.MaxReplays = -1 // recovery's "no replay at all"
+	r := &Replica{o: o, log: o.Logger.With("replica", o.ID), clusterLog: o.Logger, cs: cs, rs: rs,
+		counts: make([]watcherCounts, len(o.Config.Watchers))}
+	for i, cw := range o.Config.Watchers {
+		// A watcher that has not run yet is published with its rules.
+		c := counts.Watcher{InputQueue: cw.InputQueue, Rules: []counts.Rule{}, Queues: []counts.Queue{}}
+		for j, rule := range o.Rules[i].Rules() {
+			c.Rules = append(c.Rules, counts.Rule{Index: j, Name: rule.Name()})
+		}
+		r.counts[i].ended = c
 	}
-	return &Replica{o: o, log: o.Logger.With("replica", o.ID), clusterLog: o.Logger, cs: cs, rs: rs,
-		counts: make([]watcherCounts, len(o.Config.Watchers))}, nil
+	return r, nil
 }
 
 // Run runs the replica until ctx is done, then shuts it down in the order

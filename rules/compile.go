@@ -74,13 +74,26 @@ func (c *compiler) compileRule(cr *config.Rule) *Rule {
 	before := len(c.problems)
 	r := &Rule{name: c.ruleName}
 	sc := scope{groups: make(map[string]int)}
+	c.compileOn(cr, r, &sc)
+	c.compileFetchers(cr, r, &sc)
+	for i := range cr.Make {
+		r.makers = append(r.makers, c.compileMaker(&cr.Make[i], r, &sc))
+	}
+	if len(c.problems) > before {
+		return nil
+	}
+	return r
+}
 
+// compileOn compiles the rule's regular expression into r and declares its
+// named groups in sc. A regular expression that does not compile still
+// declares the groups its text seems to, so that the problems of the
+// patterns are reported too.
+func (c *compiler) compileOn(cr *config.Rule, r *Rule, sc *scope) {
 	re, err := regexp.Compile(cr.On)
 	var names []string
 	if err != nil {
 		c.problem("on", "%s", regexpMessage(cr.On, err))
-		// Check the patterns all the same, against the groups the text
-		// seems to declare, so that their problems are reported too.
 		for _, m := range groupSyntax.FindAllStringSubmatch(cr.On, -1) {
 			names = append(names, m[1])
 		}
@@ -103,7 +116,11 @@ func (c *compiler) compileRule(cr *config.Rule) *Rule {
 			r.groups = append(r.groups, group{name: name, index: i})
 		}
 	}
+}
 
+// compileFetchers declares the fetchers' namespaces in sc and compiles
+// their URL patterns into r.
+func (c *compiler) compileFetchers(cr *config.Rule, r *Rule, sc *scope) {
 	for i := range cr.Fetch {
 		ns := cr.Fetch[i].Returns
 		if slices.Contains(sc.namespaces, ns) {
@@ -114,7 +131,7 @@ func (c *compiler) compileRule(cr *config.Rule) *Rule {
 	for i := range cr.Fetch {
 		cf := &cr.Fetch[i]
 		field := fmt.Sprintf("fetch[%d].url", i)
-		url, _ := c.compilePattern(field, cf.URL, &sc, true)
+		url, _ := c.compilePattern(field, cf.URL, sc, true)
 		if !cf.Raw {
 			c.placeURL(field, &url)
 		}
@@ -125,47 +142,43 @@ func (c *compiler) compileRule(cr *config.Rule) *Rule {
 		r.fetchers = append(r.fetchers, f)
 		r.needLoc = r.needLoc || url.groups
 	}
+}
 
-	for i := range cr.Make {
-		cm := &cr.Make[i]
-		task := cm.Task
-		if task == "" {
-			task = config.DefaultTask
-		}
-		m := maker{ns: -1, hasSet: cm.Set != ""}
-		fields := [...]struct {
-			name, text string
-			dst        *pattern
-		}{
-			{"task", task, &m.task},
-			{"queue", cm.Queue, &m.queue},
-			{"set", cm.Set, &m.set},
-		}
-		nsField := ""
-		mixed := false
-		for _, f := range fields {
-			field := makePath(c.watcher, c.rule, cm) + "." + f.name
-			p, used := c.compilePattern(field, f.text, &sc, false)
-			*f.dst = p
-			r.needLoc = r.needLoc || p.groups
-			for _, ns := range used {
-				switch {
-				case m.ns < 0:
-					m.ns, nsField = ns, f.name
-				case ns != m.ns && !mixed:
-					mixed = true
-					c.problem(field, "make entry uses the results of two fetchers: %q here and %q in %s; a make entry may use the variables of one fetcher only",
-						sc.namespaces[ns], sc.namespaces[m.ns], nsField)
-				}
+// compileMaker compiles the patterns of one make entry of r: they may use
+// the variables of one fetcher only.
+func (c *compiler) compileMaker(cm *config.Maker, r *Rule, sc *scope) maker {
+	task := cm.Task
+	if task == "" {
+		task = config.DefaultTask
+	}
+	m := maker{ns: -1, hasSet: cm.Set != ""}
+	fields := [...]struct {
+		name, text string
+		dst        *pattern
+	}{
+		{"task", task, &m.task},
+		{"queue", cm.Queue, &m.queue},
+		{"set", cm.Set, &m.set},
+	}
+	nsField := ""
+	mixed := false
+	for _, f := range fields {
+		field := makePath(c.watcher, c.rule, cm) + "." + f.name
+		p, used := c.compilePattern(field, f.text, sc, false)
+		*f.dst = p
+		r.needLoc = r.needLoc || p.groups
+		for _, ns := range used {
+			switch {
+			case m.ns < 0:
+				m.ns, nsField = ns, f.name
+			case ns != m.ns && !mixed:
+				mixed = true
+				c.problem(field, "make entry uses the results of two fetchers: %q here and %q in %s; a make entry may use the variables of one fetcher only",
+					sc.namespaces[ns], sc.namespaces[m.ns], nsField)
 			}
 		}
-		r.makers = append(r.makers, m)
 	}
-
-	if len(c.problems) > before {
-		return nil
-	}
-	return r
+	return m
 }
 
 // groupSyntax finds the named groups of a regular expression that does not

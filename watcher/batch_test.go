@@ -30,6 +30,7 @@ func replyCodes(replies [][]any) []int64 {
 // outcome: each event's outcome and writes are its own, as with one call
 // per event.
 func TestCommitScriptBatch(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, nil, nil, nil)
 	ctx := context.Background()
 	h.rdb.LPush(ctx, "in/taken/r1", "a", "c", "d", "e", "f")
@@ -70,6 +71,7 @@ func TestCommitScriptBatch(t *testing.T) {
 // TestCommitScriptBatchTypes: a key's type as left by an earlier event of
 // the same call is what a later event's validation sees.
 func TestCommitScriptBatchTypes(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	t.Run("a queue written by one event is not a set for the next", func(t *testing.T) {
 		h := newHarness(t, nil, nil, nil)
@@ -122,6 +124,7 @@ func TestCommitScriptBatchTypes(t *testing.T) {
 // or a set of the event, or holds another type, is refused before the
 // event leaves the taken list, so that no write can fail after that.
 func TestCommitScriptTraceKeyRoles(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	traced := func(event string, tasks ...rules.Task) *item {
 		return &item{event: event, trace: &eventTrace{parent: []string{"00-aa-01-01", "00-bb-01-01"}}, tasks: tasks}
@@ -182,6 +185,7 @@ func failingCommit(h *harness) []*item {
 // that event alone (code 10), which goes back to the taken list; the events
 // around it are committed.
 func TestCommitScriptBatchEventError(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, nil, nil, nil)
 	ctx := context.Background()
 	h.rdb.LPush(ctx, "in/taken/r1", "a", "b", "c")
@@ -203,6 +207,7 @@ func TestCommitScriptBatchEventError(t *testing.T) {
 // dead-lettered after maxScriptErrors tries while the others of its batch
 // are committed once, at the first try.
 func TestCommitBatchEventError(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, nil, nil, nil)
 	ctx := context.Background()
 	h.rdb.LPush(ctx, "in/taken/r1", "a", "b", "c")
@@ -223,7 +228,7 @@ func TestCommitBatchEventError(t *testing.T) {
 	if n := evalshaCalls(t, h); n != 2 {
 		t.Errorf("%d commit.lua calls, want 2: the batch, then b's dead-lettering", n)
 	}
-	s := h.w.Stats()
+	s := &h.w.stats
 	if s.Committed.Load() != 2 || s.NotOwned.Load() != 0 || s.DeadLettered.Load() != 1 {
 		t.Errorf("committed %d, not owned %d, dead-lettered %d; want 2, 0, 1", s.Committed.Load(), s.NotOwned.Load(), s.DeadLettered.Load())
 	}
@@ -235,6 +240,7 @@ func TestCommitBatchEventError(t *testing.T) {
 // TestCommitScriptBadRecord: a call whose records do not add up is refused
 // before anything is written.
 func TestCommitScriptBadRecord(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, nil, nil, nil)
 	ctx := context.Background()
 	h.rdb.LPush(ctx, "in/taken/r1", "a", "b")
@@ -268,6 +274,7 @@ func TestCommitScriptBadRecord(t *testing.T) {
 // at most about maxCallArgs arguments, each event whole in one call, in
 // order.
 func TestCommitCallsSplit(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, nil, nil, nil)
 	var items []*item
 	for i := range 100 {
@@ -308,6 +315,7 @@ func equalInts(a, b []int64) bool {
 // TestCommitCallsSplitByBytes: big events go to calls of about
 // maxCallBytes each (at least one event a call), in order.
 func TestCommitCallsSplitByBytes(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, nil, nil, nil)
 	big := strings.Repeat("e", 1<<20)
 	var items []*item
@@ -335,6 +343,7 @@ func TestCommitCallsSplitByBytes(t *testing.T) {
 // other keys), and returns the events oldest first; in chunks past Lua's
 // unpack limit too.
 func TestTakeScript(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, nil, nil, nil)
 	ctx := context.Background()
 	var events []any
@@ -372,6 +381,7 @@ func TestTakeScript(t *testing.T) {
 }
 
 func TestParseReplies(t *testing.T) {
+	t.Parallel()
 	got, err := parseReplies([]any{int64(1), int64(2), int64(0), "10", int64(3), int64(0), int64(0), "queue q is a hash"}, 2)
 	if err != nil {
 		t.Fatal(err)
@@ -412,6 +422,7 @@ var takeKeys = []string{"in", "in/taken", "resc:oversized:in"}
 // to the hash under a field of its own, its set-aside entry to the taken
 // list.
 func TestTakeScriptBudget(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, nil, nil, nil)
 	ctx := context.Background()
 	take := func(n, budget, max int, field string) []string {
@@ -491,6 +502,7 @@ func TestTakeScriptBudget(t *testing.T) {
 // TestTakeScriptWrongTakenList: a taken list of the wrong type is refused
 // before any event leaves the input queue (a script is not rolled back).
 func TestTakeScriptWrongTakenList(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, nil, nil, nil)
 	ctx := context.Background()
 	h.rdb.LPush(ctx, "in", "e1", "e2", "e3")
@@ -505,6 +517,7 @@ func TestTakeScriptWrongTakenList(t *testing.T) {
 // TestCommitScriptKeepsWrongTraceKey: dead-lettering a traced event whose
 // trace context key holds something else leaves that key alone.
 func TestCommitScriptKeepsWrongTraceKey(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, nil, nil, nil)
 	ctx := context.Background()
 	h.rdb.LPush(ctx, "in/taken/r1", "ev")
@@ -518,6 +531,7 @@ func TestCommitScriptKeepsWrongTraceKey(t *testing.T) {
 }
 
 func TestIsOutageReply(t *testing.T) {
+	t.Parallel()
 	for msg, want := range map[string]bool{
 		"OOM command not allowed when used memory > 'maxmemory'.":           true,
 		":1: OOM command not allowed when used memory > 'maxmemory'.":       true,
@@ -538,6 +552,7 @@ func TestIsOutageReply(t *testing.T) {
 // TestTakeScriptEmbedded runs take.lua on the embedded server (miniredis,
 // the legacy dialect): RPOP with a count, as on redis-server.
 func TestTakeScriptEmbedded(t *testing.T) {
+	t.Parallel()
 	m := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
 	t.Cleanup(func() { rdb.Close() })

@@ -80,7 +80,7 @@ func BenchmarkWatcher(b *testing.B) {
 	b.ResetTimer()
 	start := time.Now()
 	h.start()
-	for h.w.Stats().Committed.Load() < int64(b.N) {
+	for h.w.stats.Committed.Load() < int64(b.N) {
 		time.Sleep(time.Millisecond)
 	}
 	elapsed := time.Since(start)

@@ -21,6 +21,7 @@ import (
 // TestScriptsLoad checks that every script loads on a real server under the
 // hash the code uses, in the #!lua form on Redis 7.
 func TestScriptsLoad(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t)
 	rdb := srv.Client()
 	ctx := context.Background()
@@ -45,6 +46,7 @@ func TestScriptsLoad(t *testing.T) {
 // TestCommitScript runs commit.lua's every branch: Redis before, call,
 // Redis after.
 func TestCommitScript(t *testing.T) {
+	t.Parallel()
 	type kv = map[string][]string // list contents, head first
 	tests := []struct {
 		name   string
@@ -229,6 +231,7 @@ func TestCommitScript(t *testing.T) {
 // TestCommitListenerMessages checks resc's exact listener text: one TRIGGER
 // per task pushed (none for a deduplicated one), then DONE.
 func TestCommitListenerMessages(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, nil, nil, func(_ *config.Watcher, o *Options) { o.ListenerChannel = "events" })
 	ctx := context.Background()
 	sub := h.rdb.Subscribe(ctx, "events")
@@ -266,6 +269,7 @@ func TestCommitListenerMessages(t *testing.T) {
 // TRIGGERs and DONE as the channel, appended to the stream by the commit,
 // each with its fields, in commit order across events of one call.
 func TestCommitListenerStream(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, nil, nil, func(_ *config.Watcher, o *Options) {
 		o.ListenerStream, o.ListenerStreamMaxLen = "events/log", 1000
 	})
@@ -308,6 +312,7 @@ func TestCommitListenerStream(t *testing.T) {
 // TestCommitListenerStreamTrimmed checks that the stream stays near its
 // MAXLEN (trimmed with ~, so whole macro nodes of 100 entries go at once).
 func TestCommitListenerStreamTrimmed(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, nil, nil, func(_ *config.Watcher, o *Options) {
 		o.ListenerStream, o.ListenerStreamMaxLen = "events/log", 10
 	})
@@ -332,6 +337,7 @@ func TestCommitListenerStreamTrimmed(t *testing.T) {
 // type, or one that is also a task's queue, dead-letters the event with the
 // reason and writes none of its tasks.
 func TestListenerStreamBadKey(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, queue string
 		setup       func(*redis.Client)
@@ -365,6 +371,7 @@ func TestListenerStreamBadKey(t *testing.T) {
 // retry keeps the stamp in the delay schedule, so the count stays with the
 // occurrence; a dead-letter entry holds the bare event.
 func TestCommitStampedEntry(t *testing.T) {
+	t.Parallel()
 	entry := keyspace.StampReplays(2, "ev")
 	h := newHarness(t, nil, nil, func(_ *config.Watcher, o *Options) { o.ListenerStream = "events/log" })
 	ctx := context.Background()

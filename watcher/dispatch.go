@@ -14,14 +14,33 @@ import (
 	"github.com/resc-go/resc/rules"
 )
 
-// dispatch applies the rules to ev, the i-th event of b, taken as entry
-// (ev with its crash replay stamp, if any). When no matching
-// rule fetches, the event joins b.now, ready to commit; else a goroutine
-// sends it to the committer once fetched.
-func (w *Watcher) dispatch(work context.Context, b *takeBatch, i int, entry, ev string, t *eventTrace, ready chan<- []*item, fetchSlots *hostSlots, fetches *sync.WaitGroup) {
+// takenEvent is one event of a take on its way to dispatch.
+type takenEvent struct {
+	b *takeBatch // the take it is part of
+	i int        // its index in b
+	// entry is the event as the taken list holds it, with its crash replay
+	// stamp, if any; event is without it.
+	entry, event string
+	trace        *eventTrace // nil when not traced
+}
+
+// fetchRun is where the events that need a fetch go, for one run: ready
+// to the committer once fetched, after a slot of their host (slots),
+// their goroutines counted by fetches.
+type fetchRun struct {
+	ready   chan<- []*item
+	slots   *hostSlots
+	fetches *sync.WaitGroup
+}
+
+// dispatch applies the rules to ev. When no matching rule fetches, the
+// event joins ev.b.now, ready to commit; else a goroutine of fr sends it to
+// the committer once fetched.
+func (w *Watcher) dispatch(work context.Context, ev takenEvent, fr fetchRun) {
+	b, i, entry, t := ev.b, ev.i, ev.entry, ev.trace
 	seq := uint64(w.stats.Taken.Add(1))
-	if len(ev) > 0 && ev[0] == 0 {
-		if size, field, head, ok := keyspace.ParseSetAside(ev); ok {
+	if len(ev.event) > 0 && ev.event[0] == 0 {
+		if size, field, head, ok := keyspace.ParseSetAside(ev.event); ok {
 			// Set aside by take.lua for its size: no rule reads it.
 			it := &b.items[i]
 			it.event, it.entry, it.seq, it.trace = head, entry, seq, t
@@ -32,11 +51,11 @@ func (w *Watcher) dispatch(work context.Context, b *takeBatch, i int, entry, ev 
 			return
 		}
 	}
-	b.matches = w.rules.AppendMatches(b.matches[:0], ev)
+	b.matches = w.rules.AppendMatches(b.matches[:0], ev.event)
 	matches := b.matches
 	w.metrics.matched(matches)
 	if w.log.Enabled(work, slog.LevelInfo) {
-		w.log.Info("<- event", "event", short(ev), "matching_rules", len(matches))
+		w.log.Info("<- event", "event", short(ev.event), "matching_rules", len(matches))
 	}
 	needsFetch := false
 	for j := range matches {
@@ -44,7 +63,7 @@ func (w *Watcher) dispatch(work context.Context, b *takeBatch, i int, entry, ev 
 	}
 	if !needsFetch {
 		it := &b.items[i]
-		it.event, it.entry, it.seq, it.trace = ev, entry, seq, t
+		it.event, it.entry, it.seq, it.trace = ev.event, entry, seq, t
 		start := len(b.tasks)
 		for j := range matches {
 			n := len(b.tasks)
@@ -57,13 +76,13 @@ func (w *Watcher) dispatch(work context.Context, b *takeBatch, i int, entry, ev 
 		return
 	}
 	matches = slices.Clone(matches) // b.matches is the next event's
-	fetches.Add(1)
+	fr.fetches.Add(1)
 	go func() {
-		defer fetches.Done()
-		it := w.fetchAndMake(work, ev, t, matches, fetchSlots)
+		defer fr.fetches.Done()
+		it := w.fetchAndMake(work, ev.event, t, matches, fr.slots)
 		it.entry, it.seq, it.trace = entry, seq, t
 		w.queued.Add(1)
-		ready <- []*item{it}
+		fr.ready <- []*item{it}
 	}()
 }
 

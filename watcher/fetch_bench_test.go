@@ -53,7 +53,7 @@ func BenchmarkWatcherFetch(b *testing.B) {
 			h.start()
 			tick := time.NewTicker(time.Millisecond)
 			defer tick.Stop()
-			for h.w.Stats().Committed.Load() < int64(b.N) {
+			for h.w.stats.Committed.Load() < int64(b.N) {
 				select {
 				case err := <-h.done:
 					b.Fatalf("watcher stopped: %v", err)

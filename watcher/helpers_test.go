@@ -2,7 +2,11 @@ package watcher
 
 import (
 	"context"
+	"flag"
 	"log/slog"
+	"os"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +20,20 @@ import (
 	"github.com/resc-go/resc/internal/testutil"
 	"github.com/resc-go/resc/rules"
 )
+
+// TestMain runs the tests with more of them in parallel than the default
+// (GOMAXPROCS) unless -parallel is given: each has a redis-server of its
+// own, and most of their time is spent waiting on Redis (a watcher's stop
+// waits for its BLMOVE, a second), not on a CPU.
+func TestMain(m *testing.M) {
+	flag.Parse()
+	given := false
+	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
+	if !given {
+		_ = flag.Set("test.parallel", strconv.Itoa(max(runtime.GOMAXPROCS(0), 16)))
+	}
+	os.Exit(m.Run())
+}
 
 // fixedNow is the injected clock of the tests: set scores and dead-letter
 // times come from it.
@@ -119,7 +137,7 @@ func (h *harness) push(events ...string) {
 func (h *harness) waitHandled(n int64) {
 	h.t.Helper()
 	testutil.Eventually(h.t, "events handled", func() bool {
-		s := h.w.Stats()
+		s := &h.w.stats
 		return s.Committed.Load()+s.DeadLettered.Load()+s.NotOwned.Load() >= n
 	})
 }
@@ -184,13 +202,9 @@ func (h *harness) commitOne(ctx context.Context, it *item) ([]any, error) {
 
 // runCall sends c as commitBatch does, loading the script on NOSCRIPT.
 func (h *harness) runCall(ctx context.Context, c *commitCall) *redis.Cmd {
-	cmd := c.command(ctx, commitScript.Hash(h.w.opts.Dialect))
-	if _ = h.rdb.Process(ctx, cmd); script.IsNoScript(cmd.Err()) {
-		if err := commitScript.Load(ctx, h.w.opts.Dialect, h.rdb); err != nil {
-			h.t.Fatal(err)
-		}
-		cmd = c.command(ctx, commitScript.Hash(h.w.opts.Dialect))
+	return script.Do(ctx, commitScript, h.w.opts.Dialect, h.rdb, func() *redis.Cmd {
+		cmd := c.command(ctx, h.w.opts.Dialect)
 		_ = h.rdb.Process(ctx, cmd)
-	}
-	return cmd
+		return cmd
+	})
 }

@@ -11,6 +11,7 @@ import (
 // fetch_concurrency of them in flight; other hosts are not affected; a host
 // nobody uses is forgotten.
 func TestHostSlotsShare(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		fc, concurrency, inFlight int
 	}{

@@ -51,6 +51,7 @@ func fetcher() *fetch.Client {
 // TestFetchDoesNotBlockOthers: while one event waits on a slow fetch, events
 // that need no fetch go through.
 func TestFetchDoesNotBlockOthers(t *testing.T) {
+	t.Parallel()
 	url, entered, release := heldServer(t)
 	h := newHarness(t, []config.Rule{heldRule(url), rule("plain", `^p/`, mk("", "plain", ""))}, fetcher(), nil)
 	h.start()
@@ -68,6 +69,7 @@ func TestFetchDoesNotBlockOthers(t *testing.T) {
 // TestShutdownDrains: on cancel, an event in flight finishes (within the
 // drain timeout) and no new event is taken.
 func TestShutdownDrains(t *testing.T) {
+	t.Parallel()
 	url, entered, release := heldServer(t)
 	h := newHarness(t, []config.Rule{heldRule(url)}, fetcher(), nil)
 	h.start()
@@ -100,6 +102,7 @@ func TestShutdownDrains(t *testing.T) {
 // TestShutdownHandsBack: what cannot finish within the drain timeout goes
 // back to the input queue, at the end taken next.
 func TestShutdownHandsBack(t *testing.T) {
+	t.Parallel()
 	url, entered, _ := heldServer(t)
 	h := newHarness(t, []config.Rule{heldRule(url)}, fetcher(), func(_ *config.Watcher, o *Options) {
 		o.DrainTimeout = 50 * time.Millisecond
@@ -123,7 +126,7 @@ func TestShutdownHandsBack(t *testing.T) {
 	if got := h.list("out"); len(got) != 0 {
 		t.Errorf("out = %q, want nothing pushed", got)
 	}
-	if n := h.w.Stats().HandedBack.Load(); n != 1 {
+	if n := h.w.stats.HandedBack.Load(); n != 1 {
 		t.Errorf("handed back %d, want 1", n)
 	}
 }
@@ -132,6 +135,7 @@ func TestShutdownHandsBack(t *testing.T) {
 // still works on it (a paused replica presumed dead) is not committed: the
 // fence of commit.lua refuses it.
 func TestZombieCommitsNothing(t *testing.T) {
+	t.Parallel()
 	url, entered, release := heldServer(t)
 	h := newHarness(t, []config.Rule{heldRule(url)}, fetcher(), nil)
 	h.start()
@@ -143,7 +147,7 @@ func TestZombieCommitsNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	close(release)
-	testutil.Eventually(t, "commit refused", func() bool { return h.w.Stats().NotOwned.Load() == 1 })
+	testutil.Eventually(t, "commit refused", func() bool { return h.w.stats.NotOwned.Load() == 1 })
 	if got := h.list("out"); len(got) != 0 {
 		t.Errorf("out = %q: the zombie pushed its tasks", got)
 	}
@@ -155,6 +159,7 @@ func TestZombieCommitsNothing(t *testing.T) {
 // TestRedisRestart: the replica waits out a Redis restart with backoff,
 // logs the outage once (not once per loop turn), and resumes.
 func TestRedisRestart(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, []config.Rule{acqRule}, nil, nil)
 	h.start()
 	h.push("acq/p/1")
@@ -180,12 +185,13 @@ func TestRedisRestart(t *testing.T) {
 // the taken list without the replica knowing them (a lost reply); after a
 // failed take the replica replays its taken list once nothing is in flight.
 func TestStrandedEventsReplayed(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, []config.Rule{acqRule}, nil, nil)
 	ctx := context.Background()
 	// Stranded events, and an input queue that makes every take fail.
 	h.rdb.LPush(ctx, h.w.TakenList(), "acq/p/1", "acq/p/2")
 	h.start()
-	testutil.Eventually(t, "start replay", func() bool { return h.w.Stats().HandedBack.Load() == 2 })
+	testutil.Eventually(t, "start replay", func() bool { return h.w.stats.HandedBack.Load() == 2 })
 	h.waitHandled(2)
 	// Now strand two more: the input becomes a string (takes fail), and
 	// events appear in the taken list as a lost reply would leave them.
@@ -206,6 +212,7 @@ func TestStrandedEventsReplayed(t *testing.T) {
 // the script itself (here its taken list is not a list) is tried a few
 // times, then left alone with an error log: the batch completes.
 func TestScriptErrorDoesNotStall(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, nil, nil, nil)
 	ctx := context.Background()
 	h.rdb.HSet(ctx, h.w.TakenList(), "f", "v")
@@ -233,6 +240,7 @@ func TestScriptErrorDoesNotStall(t *testing.T) {
 }
 
 func TestIsOutage(t *testing.T) {
+	t.Parallel()
 	srv := newHarness(t, nil, nil, nil)
 	ctx := context.Background()
 	srv.rdb.Set(ctx, "s", "x", 0)
@@ -251,6 +259,7 @@ func TestIsOutage(t *testing.T) {
 // the order they were taken, the oldest taken next, whatever order their
 // work was abandoned in.
 func TestHandBackKeepsOrder(t *testing.T) {
+	t.Parallel()
 	url, entered, _ := heldServer(t)
 	h := newHarness(t, []config.Rule{heldRule(url)}, fetcher(), func(_ *config.Watcher, o *Options) {
 		o.DrainTimeout = 50 * time.Millisecond
@@ -272,6 +281,7 @@ func TestHandBackKeepsOrder(t *testing.T) {
 // the fetch in flight is cancelled, nothing is pushed or handed back, the
 // event stays in the taken list for the leader to replay.
 func TestFenceStopsAtOnce(t *testing.T) {
+	t.Parallel()
 	url, entered, _ := heldServer(t)
 	lease, loseLease := context.WithCancel(context.Background())
 	h := newHarness(t, []config.Rule{heldRule(url)}, fetcher(), func(_ *config.Watcher, o *Options) {
@@ -309,6 +319,7 @@ func TestFenceStopsAtOnce(t *testing.T) {
 // without fetch keep their order, whichever goroutine commits them, and
 // every task is pushed once.
 func TestIdleCommitsBesideFetches(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// A service's latency, spread so that fetched events reach the
 		// committer at any moment (not synchronisation).
@@ -379,6 +390,7 @@ func TestIdleCommitsBesideFetches(t *testing.T) {
 // (about handBackBudget bytes each) and keep the order: the oldest event
 // ends at the consuming end of the input queue.
 func TestHandBackBigEventsInParts(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, nil, nil, nil)
 	ctx := context.Background()
 	var events []string // oldest first

@@ -1,8 +1,10 @@
 package watcher
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -12,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/resc-go/resc/internal/counts"
 	"github.com/resc-go/resc/rules"
 )
 
@@ -33,7 +36,7 @@ type queueCount struct {
 	deduped atomic.Int64
 }
 
-// watcherMetrics holds what the watcher counts beyond Stats. Nil when the
+// watcherMetrics holds what the watcher counts beyond liveCounts. Nil when the
 // watcher has no meter: every method is nil-safe.
 type watcherMetrics struct {
 	queues   sync.Map // task queue -> *queueCount
@@ -102,6 +105,21 @@ func (m *watcherMetrics) queue(q string) *queueCount {
 		m.nQueues.Add(1)
 	}
 	return c.(*queueCount)
+}
+
+// queueCounts reads the tasks counted per queue, sorted by queue: those
+// with none are left out.
+func (m *watcherMetrics) queueCounts() []counts.Queue {
+	qs := []counts.Queue{}
+	read := func(q string, qc *queueCount) {
+		if n, d := qc.pushed.Load(), qc.deduped.Load(); n+d > 0 {
+			qs = append(qs, counts.Queue{Queue: q, Pushed: n, Deduplicated: d})
+		}
+	}
+	m.queues.Range(func(k, v any) bool { read(k.(string), v.(*queueCount)); return true })
+	read("_other", m.other)
+	slices.SortFunc(qs, func(a, b counts.Queue) int { return cmp.Compare(a.Queue, b.Queue) })
+	return qs
 }
 
 // commitDone records the duration of one commit round trip.

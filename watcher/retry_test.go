@@ -77,6 +77,7 @@ func retryHarness(t *testing.T, url string, attempts int) *harness {
 // of it is pushed until a later attempt succeeds, and then exactly once;
 // the attempts are forgotten.
 func TestFetchFailureScheduledAgain(t *testing.T) {
+	t.Parallel()
 	s, n := failingServer(t, 3, `{"name":"x"}`)
 	h := retryHarness(t, s.URL, 5)
 	h.start()
@@ -85,7 +86,7 @@ func TestFetchFailureScheduledAgain(t *testing.T) {
 	field := sha1hex("trt/abc")
 	h.push("trt/abc")
 	for attempt, wantDelay := range []int64{1000, 2000, 3000} {
-		testutil.Eventually(t, "the event scheduled again", func() bool { return h.w.Stats().Retried.Load() == int64(attempt+1) })
+		testutil.Eventually(t, "the event scheduled again", func() bool { return h.w.stats.Retried.Load() == int64(attempt+1) })
 		if got := h.list(h.w.TakenList()); len(got) != 0 {
 			t.Fatalf("attempt %d: taken list %q, want empty", attempt+1, got)
 		}
@@ -117,11 +118,12 @@ func TestFetchFailureScheduledAgain(t *testing.T) {
 // TestFetchRetriesExhausted: past its last attempt the event goes to the
 // dead-letter list with the number of attempts and the last reason.
 func TestFetchRetriesExhausted(t *testing.T) {
+	t.Parallel()
 	s, n := failingServer(t, 1000, "")
 	h := retryHarness(t, s.URL, 2)
 	h.start()
 	h.push("trt/abc")
-	testutil.Eventually(t, "the first retry", func() bool { return h.w.Stats().Retried.Load() == 1 })
+	testutil.Eventually(t, "the first retry", func() bool { return h.w.stats.Retried.Load() == 1 })
 	h.promoteAll()
 	h.waitHandled(1)
 	e := h.onlyDead()
@@ -158,6 +160,7 @@ func sha1hex(s string) string {
 // bookkeeping (attempts forgotten, trace contexts) branch by branch against
 // a real Redis.
 func TestCommitScriptRetryBranches(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	nowMs := fixedNow.UnixMilli()
 	field := sha1hex("ev")
@@ -337,6 +340,7 @@ func redisZ(m string) redis.Z { return redis.Z{Score: 1, Member: m} }
 // slot while an event for another host is handled, then are scheduled again
 // after the longest wait without counting an attempt.
 func TestSlowHostDoesNotBlockOthers(t *testing.T) {
+	t.Parallel()
 	release := make(chan struct{})
 	entered := make(chan struct{}, 8)
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -365,7 +369,7 @@ func TestSlowHostDoesNotBlockOthers(t *testing.T) {
 	h.push("s/2", "s/3")
 	h.push("f/1")
 	testutil.Eventually(t, "the other host's event handled", func() bool { return equal(h.list("out"), []string{"1/f"}) })
-	testutil.Eventually(t, "the waiting events scheduled again", func() bool { return h.w.Stats().Retried.Load() == 2 })
+	testutil.Eventually(t, "the waiting events scheduled again", func() bool { return h.w.stats.Retried.Load() == 2 })
 	ctx := context.Background()
 	if h.rdb.Exists(ctx, keyspace.FetchAttempts("resc:", "in")).Val() != 0 {
 		t.Error("a busy host counted as a failed attempt")
@@ -387,6 +391,7 @@ func TestSlowHostDoesNotBlockOthers(t *testing.T) {
 // attempts outlive the longest wait so that long delays still end in the
 // dead-letter list.
 func TestRetrySettingsDefaults(t *testing.T) {
+	t.Parallel()
 	got := RetrySettings{}.WithDefaults()
 	want := RetrySettings{Attempts: 8, Delay: 5 * time.Second, MaxDelay: 10 * time.Minute, AttemptsTTL: 24 * time.Hour}
 	if got != want {
@@ -405,11 +410,12 @@ func TestRetrySettingsDefaults(t *testing.T) {
 // promotion (recovery.Promote, promote.lua): a failed fetch's event comes
 // back when due, and only then, and is handled once.
 func TestFetchRetryPromotedByRecovery(t *testing.T) {
+	t.Parallel()
 	s, _ := failingServer(t, 1, `{"name":"x"}`)
 	h := retryHarness(t, s.URL, 3)
 	h.start()
 	h.push("trt/abc")
-	testutil.Eventually(t, "the event scheduled again", func() bool { return h.w.Stats().Retried.Load() == 1 })
+	testutil.Eventually(t, "the event scheduled again", func() bool { return h.w.stats.Retried.Load() == 1 })
 	ctx := context.Background()
 	d, err := script.Detect(ctx, h.rdb)
 	if err != nil {

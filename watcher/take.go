@@ -89,7 +89,7 @@ func (w *Watcher) takeLoop(ctx, work context.Context, slots chan struct{}, ready
 			if traces != nil {
 				t = traces[i]
 			}
-			w.dispatch(work, b, i, entries[i], ev, t, ready, fetchSlots, fetches)
+			w.dispatch(work, takenEvent{b, i, entries[i], ev, t}, fetchRun{ready, fetchSlots, fetches})
 		}
 		if len(b.now) == 0 {
 			continue

@@ -19,6 +19,7 @@ import (
 // tasks, recorded with an in-memory exporter, and the trace contexts stored
 // with the tasks and for the event.
 func TestTraceTree(t *testing.T) {
+	t.Parallel()
 	exp := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
 	s, _ := fetchServer(t, 200, `[{"name":"a"},{"name":"b"}]`)
@@ -93,6 +94,7 @@ func TestTraceTree(t *testing.T) {
 // a span linked to that context (or its child with TraceParent), recording
 // the replays.
 func TestTraceContinuesStoredContext(t *testing.T) {
+	t.Parallel()
 	const stored = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 	for _, child := range []bool{false, true} {
 		exp := tracetest.NewInMemoryExporter()
@@ -105,8 +107,8 @@ func TestTraceContinuesStoredContext(t *testing.T) {
 		h.push(keyspace.StampReplays(2, "ev")) // replayed twice after crashes
 		h.waitHandled(1)
 		// The rules saw the bare event, the fence the stamped entry.
-		if got := h.list("plain"); !equal(got, []string{"ev"}) || h.w.Stats().Committed.Load() != 1 {
-			t.Fatalf("child=%v: plain = %q, committed %d; want the bare event's task, committed once", child, got, h.w.Stats().Committed.Load())
+		if got := h.list("plain"); !equal(got, []string{"ev"}) || h.w.stats.Committed.Load() != 1 {
+			t.Fatalf("child=%v: plain = %q, committed %d; want the bare event's task, committed once", child, got, h.w.stats.Committed.Load())
 		}
 		var process tracetest.SpanStub
 		for _, sp := range exp.GetSpans() {
@@ -138,6 +140,7 @@ func TestTraceContinuesStoredContext(t *testing.T) {
 // for traced events taken without one are all deleted by their commits,
 // however fast the commits come (they are stored before dispatch).
 func TestTraceContextsOfEventsDoNotLeak(t *testing.T) {
+	t.Parallel()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sdktrace.NewBatchSpanProcessor(tracetest.NewNoopExporter())))
 	h := newHarness(t, []config.Rule{rule("plain", `.`, mk("", "plain", ""))}, nil,
 		func(_ *config.Watcher, o *Options) { o.TracerProvider = tp })
@@ -165,6 +168,7 @@ func TestTraceContextsOfEventsDoNotLeak(t *testing.T) {
 // permanent fetch failure names the trace of its process span, for the
 // console's link to Jaeger.
 func TestDeadLetterCarriesTraceID(t *testing.T) {
+	t.Parallel()
 	exp := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
 	s, _ := fetchServer(t, 404, `{}`)

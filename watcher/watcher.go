@@ -81,48 +81,54 @@ type Redis interface {
 	Process(ctx context.Context, cmd redis.Cmder) error
 }
 
-// Stats are counters of a watcher since it started.
-type Stats struct {
-	Taken        atomic.Int64 // events taken from the input queue
-	Committed    atomic.Int64 // events committed (their tasks pushed)
-	TasksPushed  atomic.Int64 // tasks pushed to their queue
-	TasksDeduped atomic.Int64 // tasks not pushed: already in their set
-	NotOwned     atomic.Int64 // commits refused: event no longer in the taken list
-	DeadLettered atomic.Int64 // events sent to the dead-letter list
-	Retried      atomic.Int64 // events scheduled again after a failed fetch
-	HandedBack   atomic.Int64 // events moved back to the input queue (start and stop)
-}
-
 // Watcher watches one input queue. Create it with New and start it with Run.
 type Watcher struct {
-	cfg    config.Watcher
-	rules  *rules.Ruleset
-	rdb    Redis
-	fetch  Fetcher
-	opts   Options
-	log    *slog.Logger
-	taken  string
-	dead   string
-	outage *backoff.Outage
-	stats  Stats
+	// What it was made of (New).
+	cfg   config.Watcher
+	rules *rules.Ruleset
+	rdb   Redis
+	fetch Fetcher
+	opts  Options
 
-	attempts string // fetch attempts of the input queue
-	sched    string // delay schedule of the input queue
-	// oversized holds the events set aside for their size; asides numbers
-	// them, after runTag
-	oversized string
-	asides    atomic.Uint64
-	runTag    string // makes this run's schedule members unique
-	tracer    trace.Tracer
-	traceTTL  any // TraceContextTTL in ms, for commit.lua
-	metrics   *watcherMetrics
+	watcherKeys
+	observers
+	commitArgs
+	commitState
+	asideTags
+	// stats count what it did (Counts reads them).
+	stats liveCounts
+}
 
-	// commit.lua's arguments boxed once (see commitCalls)
+// watcherKeys are the Redis keys of a watcher beside its input queue.
+type watcherKeys struct {
+	taken     string // this replica's taken list
+	dead      string // the dead-letter list
+	attempts  string // fetch attempts of the input queue
+	sched     string // delay schedule of the input queue
+	oversized string // the events set aside for their size
+	stream    string // the listener stream; "" for none
+}
+
+// observers report what a watcher does: its log, its outage log, its
+// tracer (nil: not traced) and its metrics (nil: none).
+type observers struct {
+	log     *slog.Logger
+	outage  *backoff.Outage
+	tracer  trace.Tracer
+	metrics *watcherMetrics
+}
+
+// commitArgs are commit.lua's arguments that are the same for every call,
+// boxed once (see commitCalls).
+type commitArgs struct {
 	channelArg, takenQueueArg any
-	// stream is the listener stream ("" none), streamLenArg its MAXLEN
-	// ("0" with no stream)
-	stream       string
+	// streamLenArg is the listener stream's MAXLEN ("0" with no stream)
 	streamLenArg any
+	traceTTL     any // TraceContextTTL in ms
+}
+
+// commitState is what the committing goroutines share.
+type commitState struct {
 	// calls are the commit.lua calls of the last commit round, reused
 	calls []commitCall
 	// commitMu is held by whoever commits (commitBatch): the committing
@@ -137,64 +143,41 @@ type Watcher struct {
 	inlineCommits atomic.Int64
 }
 
+// asideTags make the names this run gives unique: the fields of events
+// set aside (numbered by asides, after runTag) and the delay schedule's
+// members.
+type asideTags struct {
+	runTag string
+	asides atomic.Uint64
+}
+
 // New returns a watcher of cfg applying rs, reading and writing through rdb,
 // fetching through f (which may be nil when no rule fetches).
 func New(cfg config.Watcher, rs *rules.Ruleset, rdb Redis, f Fetcher, opts Options) *Watcher {
-	if cfg.TakenQueue == "" {
-		cfg.TakenQueue = cfg.InputQueue + "/taken"
-	}
-	cfg.Concurrency = orDefault(cfg.Concurrency, config.DefaultConcurrency)
-	cfg.FetchConcurrency = orDefault(cfg.FetchConcurrency, config.DefaultFetchConcurrency)
-	cfg.BatchSize = min(orDefault(cfg.BatchSize, config.DefaultBatchSize), cfg.Concurrency)
-	opts.BlockTimeout = max(opts.BlockTimeout, time.Second)
-	if opts.DrainTimeout <= 0 {
-		opts.DrainTimeout = 30 * time.Second
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
-	if opts.Prefix == "" {
-		opts.Prefix = config.DefaultKeyPrefix
-	}
-	if opts.MaxEventBytes <= 0 {
-		opts.MaxEventBytes = config.DefaultMaxEventBytes
-	}
-	opts.Retry = opts.Retry.WithDefaults()
-	if opts.TraceContextTTL <= 0 {
-		opts.TraceContextTTL = DefaultTraceContextTTL
-	}
+	cfg, opts = withDefaults(cfg, opts)
 	log := opts.Logger.With("queue", cfg.InputQueue)
 	w := &Watcher{
-		cfg:       cfg,
-		rules:     rs,
-		rdb:       rdb,
-		fetch:     f,
-		opts:      opts,
-		log:       log,
-		taken:     keyspace.TakenList(cfg.TakenQueue, opts.Replica),
-		dead:      keyspace.DeadList(cfg.InputQueue),
-		outage:    backoff.NewOutage(log, "redis"),
-		attempts:  keyspace.FetchAttempts(opts.Prefix, cfg.InputQueue),
-		sched:     keyspace.DelaySchedule(opts.Prefix, cfg.InputQueue),
-		oversized: keyspace.Oversized(opts.Prefix, cfg.InputQueue),
-		runTag:    randomTag(),
-		idleAfter: idleAfter,
-		traceTTL:  strconv.FormatInt(max(opts.TraceContextTTL.Milliseconds(), 1), 10),
-
-		channelArg:    opts.ListenerChannel,
-		takenQueueArg: cfg.TakenQueue,
-		streamLenArg:  "0",
+		cfg: cfg, rules: rs, rdb: rdb, fetch: f, opts: opts,
+		watcherKeys: watcherKeys{
+			taken:     keyspace.TakenList(cfg.TakenQueue, opts.Replica),
+			dead:      keyspace.DeadList(cfg.InputQueue),
+			attempts:  keyspace.FetchAttempts(opts.Prefix, cfg.InputQueue),
+			sched:     keyspace.DelaySchedule(opts.Prefix, cfg.InputQueue),
+			oversized: keyspace.Oversized(opts.Prefix, cfg.InputQueue),
+			stream:    opts.ListenerStream,
+		},
+		observers: observers{log: log, outage: backoff.NewOutage(log, "redis")},
+		commitArgs: commitArgs{
+			channelArg:    opts.ListenerChannel,
+			takenQueueArg: cfg.TakenQueue,
+			streamLenArg:  "0",
+			traceTTL:      strconv.FormatInt(max(opts.TraceContextTTL.Milliseconds(), 1), 10),
+		},
+		commitState: commitState{idleAfter: idleAfter},
+		asideTags:   asideTags{runTag: randomTag()},
 	}
 	if opts.ListenerStream != "" {
-		w.stream = opts.ListenerStream
-		n := opts.ListenerStreamMaxLen
-		if n <= 0 {
-			n = config.DefaultListenerStreamMaxLen
-		}
-		w.streamLenArg = strconv.FormatInt(n, 10)
+		w.streamLenArg = strconv.FormatInt(opts.ListenerStreamMaxLen, 10)
 	}
 	if opts.TracerProvider != nil {
 		w.tracer = opts.TracerProvider.Tracer(tracerName)
@@ -211,6 +194,41 @@ func New(cfg config.Watcher, rs *rules.Ruleset, rdb Redis, f Fetcher, opts Optio
 	return w
 }
 
+// withDefaults returns cfg and opts with every zero field that has a
+// default set to it (see Options).
+func withDefaults(cfg config.Watcher, opts Options) (config.Watcher, Options) {
+	if cfg.TakenQueue == "" {
+		cfg.TakenQueue = cfg.InputQueue + "/taken"
+	}
+	cfg.Concurrency = orDefault(cfg.Concurrency, config.DefaultConcurrency)
+	cfg.FetchConcurrency = orDefault(cfg.FetchConcurrency, config.DefaultFetchConcurrency)
+	cfg.BatchSize = min(orDefault(cfg.BatchSize, config.DefaultBatchSize), cfg.Concurrency)
+	opts.BlockTimeout = max(opts.BlockTimeout, time.Second)
+	if opts.DrainTimeout <= 0 {
+		opts.DrainTimeout = DefaultDrainTimeout
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Prefix == "" {
+		opts.Prefix = config.DefaultKeyPrefix
+	}
+	if opts.MaxEventBytes <= 0 {
+		opts.MaxEventBytes = config.DefaultMaxEventBytes
+	}
+	if opts.ListenerStreamMaxLen <= 0 {
+		opts.ListenerStreamMaxLen = config.DefaultListenerStreamMaxLen
+	}
+	opts.Retry = opts.Retry.WithDefaults()
+	if opts.TraceContextTTL <= 0 {
+		opts.TraceContextTTL = DefaultTraceContextTTL
+	}
+	return cfg, opts
+}
+
 func randomTag() string {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
@@ -219,9 +237,6 @@ func randomTag() string {
 
 // TakenList is this replica's taken list.
 func (w *Watcher) TakenList() string { return w.taken }
-
-// Stats returns the watcher's counters.
-func (w *Watcher) Stats() *Stats { return &w.stats }
 
 // ErrFenced is returned by Run when Options.Fence ended it.
 var ErrFenced = errors.New("watcher: fenced: this replica's lease was lost")

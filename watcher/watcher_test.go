@@ -6,14 +6,18 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+
 	"github.com/resc-go/resc/config"
 	"github.com/resc-go/resc/deadletter"
 	"github.com/resc-go/resc/fetch"
+	"github.com/resc-go/resc/internal/counts"
 	"github.com/resc-go/resc/internal/keyspace"
 	"github.com/resc-go/resc/internal/testutil"
 )
@@ -23,6 +27,7 @@ var acqRule = rule("TRT computation on data acquisition", `^acq/(?P<process_id>\
 	mk("trt/${process_id}/${product_id}", "trt/${process_id}/todo", "trt/${process_id}/todo-set"))
 
 func TestEndToEnd(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, []config.Rule{acqRule}, nil, nil)
 	h.start()
 	h.push("acq/plantA/1", "acq/plantA/2", "acq/plantB/3", "nothing/matches")
@@ -48,6 +53,7 @@ func TestEndToEnd(t *testing.T) {
 // TestDedupAndRequeue: a task already in its set is not pushed again, until
 // a worker removes it from the set (as it does when it takes the task).
 func TestDedupAndRequeue(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, []config.Rule{acqRule}, nil, nil)
 	h.start()
 	h.push("acq/p/1")
@@ -57,8 +63,8 @@ func TestDedupAndRequeue(t *testing.T) {
 	if got := h.list("trt/p/todo"); len(got) != 1 {
 		t.Fatalf("after a duplicate event: %q, want one task", got)
 	}
-	if h.w.Stats().TasksDeduped.Load() != 1 {
-		t.Errorf("deduplicated = %d, want 1", h.w.Stats().TasksDeduped.Load())
+	if h.w.stats.TasksDeduped.Load() != 1 {
+		t.Errorf("deduplicated = %d, want 1", h.w.stats.TasksDeduped.Load())
 	}
 	// The worker's protocol: take the task, remove it from the set.
 	ctx := context.Background()
@@ -74,6 +80,7 @@ func TestDedupAndRequeue(t *testing.T) {
 }
 
 func TestSeveralRulesAndMakers(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, []config.Rule{
 		rule("a", `^x/(?P<n>\d+)$`, mk("a/${n}", "qa", ""), mk("b/${n}", "qb", "")),
 		rule("b", `^x/`, mk("", "qc", "")),
@@ -92,6 +99,7 @@ func TestSeveralRulesAndMakers(t *testing.T) {
 // TestStartupReplay: events left in this replica's taken list by an earlier
 // run are handled first, in the order they were taken.
 func TestStartupReplay(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, []config.Rule{rule("all", `^(?P<e>.+)$`, mk("${e}", "out", ""))}, nil, nil)
 	ctx := context.Background()
 	// Taken earlier, oldest first: old1 then old2 (BLMOVE pushes to the head).
@@ -108,8 +116,8 @@ func TestStartupReplay(t *testing.T) {
 	if got := h.list("in/taken/r2"); !equal(got, []string{"theirs"}) {
 		t.Errorf("other replica's list touched: %q", got)
 	}
-	if h.w.Stats().HandedBack.Load() != 2 {
-		t.Errorf("replayed %d, want 2", h.w.Stats().HandedBack.Load())
+	if h.w.stats.HandedBack.Load() != 2 {
+		t.Errorf("replayed %d, want 2", h.w.stats.HandedBack.Load())
 	}
 	if !strings.Contains(h.logs.String(), "replayed events left") {
 		t.Errorf("replay not logged:\n%s", h.logs)
@@ -120,6 +128,7 @@ func TestStartupReplay(t *testing.T) {
 // handled and leave the taken list; a bad destination dead-letters its event
 // with the reason, keeping its exact bytes.
 func TestBadEvents(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, []config.Rule{
 		rule("all", `^(?P<e>.*)$`, mk("got:${e}", "out", "")),
 		rule("to-hash", `^hash`, mk("", "h", "")),
@@ -179,6 +188,7 @@ func fetchServer(t *testing.T, status int, body string) (*httptest.Server, *atom
 }
 
 func TestFetchRule(t *testing.T) {
+	t.Parallel()
 	s, _ := fetchServer(t, 200, `[{"processId":634876914,"productId":"5ab7e7dc00000040"},{"processId":1.50,"productId":"b","x":[1]}]`)
 	fr := rule("children", `^trt/(?P<product_id>\w+)$`, mk("trt/${child.processId}/${child.productId}", "trt/${child.processId}/todo", ""))
 	fr.Fetch = []config.Fetcher{{URL: s.URL + "/children/${product_id}", Returns: "child"}}
@@ -201,6 +211,7 @@ func TestFetchRule(t *testing.T) {
 // TestFetchFailureDeadLetters: a permanent fetch failure sends the event to
 // the dead-letter list with the reason, and none of its tasks is pushed.
 func TestFetchFailureDeadLetters(t *testing.T) {
+	t.Parallel()
 	s, n := fetchServer(t, 404, `no`)
 	fr := rule("children", `^trt/(?P<id>\w+)$`, mk("", "out", ""))
 	fr.Fetch = []config.Fetcher{{URL: s.URL + "/children/${id}", Returns: "child"}}
@@ -228,6 +239,7 @@ func TestFetchFailureDeadLetters(t *testing.T) {
 // watcher: the entry holds its first bytes, its size and where its exact
 // bytes are; the events around it are handled as usual.
 func TestOversizedEventSetAside(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, []config.Rule{rule("any", `^`, mk("t/${input_task}", "q", ""))}, nil,
 		func(_ *config.Watcher, o *Options) { o.MaxEventBytes = 300 })
 	ctx := context.Background()
@@ -266,7 +278,7 @@ func TestOversizedEventSetAside(t *testing.T) {
 	if n := h.rdb.LLen(ctx, "in/taken/r1").Val(); n != 0 {
 		t.Errorf("taken list holds %d entries, want none", n)
 	}
-	if s := h.w.Stats(); s.DeadLettered.Load() != 2 || s.Committed.Load() != 3 {
+	if s := &h.w.stats; s.DeadLettered.Load() != 2 || s.Committed.Load() != 3 {
 		t.Errorf("dead-lettered %d, committed %d; want 2 and 3", s.DeadLettered.Load(), s.Committed.Load())
 	}
 }
@@ -275,6 +287,7 @@ func TestOversizedEventSetAside(t *testing.T) {
 // (BLMOVE, which cannot look before it takes) is set aside in place at the
 // head of the taken list.
 func TestBlockingTakeSetsAside(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, nil, nil, func(_ *config.Watcher, o *Options) { o.MaxEventBytes = 300 })
 	ctx := context.Background()
 	big := strings.Repeat("b", 301)
@@ -309,5 +322,44 @@ func TestBlockingTakeSetsAside(t *testing.T) {
 	}
 	if l := h.list("in/taken/r1"); len(l) != 1 || l[0] != got[0] {
 		t.Errorf("taken list %q, want the set-aside entry alone", l)
+	}
+}
+
+// TestCounts: Counts is a snapshot of what the watcher counted, in the
+// shape its replica publishes: totals always, matches per rule and tasks
+// per queue with a MeterProvider.
+func TestCounts(t *testing.T) {
+	t.Parallel()
+	other := rule("other", `^acq/`, mk("o/${input_task}", "other", ""))
+	for _, metered := range []bool{false, true} {
+		t.Run(fmt.Sprint("metered=", metered), func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, []config.Rule{acqRule, other}, nil, func(_ *config.Watcher, o *Options) {
+				if metered {
+					o.MeterProvider = sdkmetric.NewMeterProvider()
+				}
+			})
+			h.start()
+			h.push("acq/p/1", "acq/p/1", "nothing")
+			h.waitHandled(3)
+			got := h.w.Counts()
+			want := counts.Watcher{
+				InputQueue: "in", Taken: 3, Handled: 3, Pushed: 3, Deduplicated: 1,
+				Rules:  []counts.Rule{{Index: 0, Name: acqRule.Name}, {Index: 1, Name: "other"}},
+				Queues: []counts.Queue{},
+			}
+			if metered {
+				want.Rules[0].Matches, want.Rules[1].Matches = 2, 2
+				want.Queues = []counts.Queue{{Queue: "other", Pushed: 2}, {Queue: "trt/p/todo", Pushed: 1, Deduplicated: 1}}
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("Counts() =\n%+v\nwant\n%+v", got, want)
+			}
+			// A snapshot: changing it changes nothing in the watcher.
+			got.Rules[0].Matches, got.Taken = 99, 99
+			if again := h.w.Counts(); !reflect.DeepEqual(again, want) {
+				t.Errorf("Counts() after changing a snapshot =\n%+v\nwant\n%+v", again, want)
+			}
+		})
 	}
 }

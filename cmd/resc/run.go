@@ -113,14 +113,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	for _, w := range l.cfg.Warnings {
 		log.Warn("configuration: "+w.Message, "path", w.Path)
 	}
-	f.redisURL = cmp.Or(f.redisURL, l.cfg.RedisURL)
-	f.httpAddr = cmp.Or(f.httpAddr, l.cfg.HTTPAddr, defaultHTTPAddr)
-	if f.httpAddrFrom == "" {
-		f.httpAddrFrom = "the default of --http-addr and RESC_HTTP_ADDR"
-		if l.cfg.HTTPAddr != "" {
-			f.httpAddrFrom = "http_addr in " + f.config
-		}
-	}
+	f.settle(l.cfg)
 	emb, err := startEmbedded(ctx, f, stderr, log, l)
 	if err != nil {
 		return &exitError{code: 2, msg: err.Error()}
@@ -134,69 +127,25 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		go func() { defer close(ticking); _ = emb.Run(clock) }()
 		defer func() { stopClock(); <-ticking }()
 	}
-	replicaLog := log.With("replica", f.replica)
-	tel, err := telemetry.Setup(ctx, telemetry.Options{Version: version, Replica: f.replica}, replicaLog)
-	if err != nil {
+	rn := &run{f: f, l: l, log: log, replicaLog: log.With("replica", f.replica), stderr: stderr, emb: emb}
+	if rn.tel, err = telemetry.Setup(ctx, telemetry.Options{Version: version, Replica: f.replica}, rn.replicaLog); err != nil {
 		return &exitError{code: 2, msg: err.Error()}
 	}
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		if err := tel.Shutdown(sctx); err != nil {
-			replicaLog.Warn("flushing telemetry", "err", err)
+		if err := rn.tel.Shutdown(sctx); err != nil {
+			rn.replicaLog.Warn("flushing telemetry", "err", err)
 		}
 	}()
-	var tracer trace.TracerProvider
-	if tel.Tracing() {
-		tracer = tel.TracerProvider()
-	}
-	// A refused command stops the replica (permissionGuard) through this
+	// A refused command stops the replica (guardPermissions) through this
 	// context's cause.
-	ctx, stop := context.WithCancelCause(ctx)
-	defer stop(nil)
+	ctx, rn.stop = context.WithCancelCause(ctx)
+	defer rn.stop(nil)
 	// Health first: /healthz answers while Redis is still awaited, and a
 	// bad address or console setting fails at once.
-	var (
-		srv       *telemetry.Server
-		connected atomic.Pointer[redisconn.Client]
-		running   atomic.Pointer[replica.Replica]
-	)
-	if f.httpAddr != "off" {
-		// Ready: Redis answers, the ACL user was refused nothing, and the
-		// replica works (registered, on a live lease, not stopping).
-		ping := func(rctx context.Context) error {
-			var refused *exitError
-			if errors.As(context.Cause(ctx), &refused) {
-				return errors.New(refused.msg)
-			}
-			c := connected.Load()
-			if c == nil {
-				return errors.New("connecting to Redis")
-			}
-			if err := c.Ping(rctx).Err(); err != nil {
-				return err
-			}
-			if r := running.Load(); r != nil {
-				return r.Ready()
-			}
-			return errors.New("starting")
-		}
-		if srv, err = telemetry.ListenWith(f.httpAddr, ping, replicaLog, telemetry.ServerOptions{NoPprof: f.noPprof}); err != nil {
-			return listenFailed(err, f.httpAddrFrom)
-		}
-		srv.Handle("GET /metrics", tel.Handler())
-	}
-	var uo console.Options
-	if f.ui {
-		if srv == nil {
-			return &exitError{code: 2, msg: "--ui needs an HTTP address: --http-addr is off"}
-		}
-		if uo, err = uiSettings(version, replicaLog); err != nil {
-			return &exitError{code: 2, msg: err.Error()}
-		}
-	}
-	if srv != nil {
-		srv.Start() // /healthz answers while Redis is awaited
+	if err := rn.serve(ctx); err != nil {
+		return err
 	}
 	rdb, err := runClient(ctx, f.redisURL, l.cfg, len(l.cfg.Watchers), log)
 	if err != nil {
@@ -211,54 +160,145 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 			return reportLoad(stderr, ps)
 		}
 	}
-	connected.Store(rdb)
-	guardPermissions(rdb, stop, func(ctx context.Context) error {
-		if r := running.Load(); r != nil {
+	rn.connected.Store(rdb)
+	return rn.replica(ctx, rdb)
+}
+
+// settle gives the Redis URL and the HTTP address their values from the
+// configuration or the defaults, and says where the address came from.
+func (f *runFlags) settle(cfg *config.Config) {
+	f.redisURL = cmp.Or(f.redisURL, cfg.RedisURL)
+	f.httpAddr = cmp.Or(f.httpAddr, cfg.HTTPAddr, defaultHTTPAddr)
+	if f.httpAddrFrom == "" {
+		f.httpAddrFrom = "the default of --http-addr and RESC_HTTP_ADDR"
+		if cfg.HTTPAddr != "" {
+			f.httpAddrFrom = "http_addr in " + f.config
+		}
+	}
+}
+
+// run is what cmdRun has set up, for its parts.
+type run struct {
+	f          *runFlags
+	l          *loaded
+	log        *slog.Logger
+	replicaLog *slog.Logger // log with the replica's id
+	stderr     io.Writer
+	emb        *embedded.Server // nil unless trying with an in-memory Redis
+	tel        *telemetry.Telemetry
+	srv        *telemetry.Server // nil with --http-addr off
+	ui         console.Options   // with --ui
+	stop       context.CancelCauseFunc
+	connected  atomic.Pointer[redisconn.Client]
+	running    atomic.Pointer[replica.Replica]
+}
+
+// serve starts the HTTP server (health, metrics), unless it is off. Its
+// /readyz answers 200 once Redis answers, the ACL user was refused
+// nothing (ctx's cause), and the replica works (registered, on a live
+// lease, not stopping).
+func (rn *run) serve(ctx context.Context) (err error) {
+	if rn.f.httpAddr != "off" {
+		if rn.srv, err = telemetry.ListenWith(rn.f.httpAddr, rn.ready(ctx), rn.replicaLog, telemetry.ServerOptions{NoPprof: rn.f.noPprof}); err != nil {
+			return listenFailed(err, rn.f.httpAddrFrom)
+		}
+		rn.srv.Handle("GET /metrics", rn.tel.Handler())
+	}
+	if rn.f.ui {
+		if rn.srv == nil {
+			return &exitError{code: 2, msg: "--ui needs an HTTP address: --http-addr is off"}
+		}
+		if rn.ui, err = uiSettings(version, rn.replicaLog); err != nil {
+			return &exitError{code: 2, msg: err.Error()}
+		}
+	}
+	if rn.srv != nil {
+		rn.srv.Start() // /healthz answers while Redis is awaited
+	}
+	return nil
+}
+
+// ready is the readiness check of /readyz (serve).
+func (rn *run) ready(ctx context.Context) func(context.Context) error {
+	return func(rctx context.Context) error {
+		var refused *exitError
+		if errors.As(context.Cause(ctx), &refused) {
+			return errors.New(refused.msg)
+		}
+		c := rn.connected.Load()
+		if c == nil {
+			return errors.New("connecting to Redis")
+		}
+		if err := c.Ping(rctx).Err(); err != nil {
+			return err
+		}
+		if r := rn.running.Load(); r != nil {
+			return r.Ready()
+		}
+		return errors.New("starting")
+	}
+}
+
+// replica runs the replica (and the console, with --ui) on rdb until ctx
+// is done or the Redis user is found to lack a permission.
+func (rn *run) replica(ctx context.Context, rdb *redisconn.Client) error {
+	f := rn.f
+	guardPermissions(rdb, rn.stop, func(ctx context.Context) error {
+		if r := rn.running.Load(); r != nil {
 			return r.CheckPermissions(ctx)
 		}
 		return nil
 	})
 	if f.ui {
-		c, made, err := newConsole(rdb.UniversalClient, l.cfg, uo, emb != nil)
+		c, made, err := newConsole(rdb.UniversalClient, rn.l.cfg, rn.ui, rn.emb != nil)
 		if err != nil {
 			return &exitError{code: 2, msg: err.Error()}
 		}
-		c.Register(srv)
+		c.Register(rn.srv)
 		go func() { _ = c.Run(ctx) }() // readings stop with ctx; the server stops after the replica
-		printConsoleURL(stderr, srv.Addr(), made)
+		printConsoleURL(rn.stderr, rn.srv.Addr(), made)
+	}
+	var tracer trace.TracerProvider
+	if rn.tel.Tracing() {
+		tracer = rn.tel.TracerProvider()
 	}
 	r, err := replica.New(replica.Options{
 		ID:              f.replica,
 		WaitForExpiry:   f.replicaGiven,
-		Config:          l.cfg,
-		Rules:           l.rules,
+		Config:          rn.l.cfg,
+		Rules:           rn.l.rules,
 		Redis:           rdb.UniversalClient, // the go-redis client itself: packages tell a cluster client by its type
-		Server:          srv,
+		Server:          rn.srv,
 		DrainTimeout:    f.drainTimeout,
 		Version:         version,
-		Logger:          log, // package replica adds the replica id itself
+		Logger:          rn.log, // package replica adds the replica id itself
 		TracerProvider:  tracer,
-		MeterProvider:   tel.MeterProvider(),
+		MeterProvider:   rn.tel.MeterProvider(),
 		TraceParent:     f.traceParent,
 		TraceContextTTL: f.traceTTL,
-		Embedded:        emb != nil,
+		Embedded:        rn.emb != nil,
 		ConfigPath:      f.config,
 		HTTPAddr:        f.httpAddr,
 	})
 	if err != nil {
 		return &exitError{code: 2, msg: fmt.Sprintf("%s: %v", f.config, err)}
 	}
-	running.Store(r)
-	err = r.Run(ctx)
+	rn.running.Store(r)
+	return rn.stopped(ctx, r.Run(ctx))
+}
+
+// stopped is the outcome of a replica's Run that returned err: a refused
+// permission is an exit 2 naming it.
+func (rn *run) stopped(ctx context.Context, err error) error {
 	var refused *exitError
 	if errors.As(context.Cause(ctx), &refused) {
-		log.Error("stopped: " + refused.msg)
+		rn.log.Error("stopped: " + refused.msg)
 		return refused
 	}
 	if errors.Is(err, replica.ErrNoPermission) {
 		// Checked at start: no retry mends it.
-		msg := permissionWords(err) + "; see the README, Redis ACL"
-		log.Error("stopped: " + msg)
+		msg := permissionWords(err) + "; see docs/redis.md, ACL users"
+		rn.log.Error("stopped: " + msg)
 		return &exitError{code: 2, msg: msg}
 	}
 	return err

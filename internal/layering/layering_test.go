@@ -32,6 +32,7 @@ var allowed = map[string][]string{
 	"internal/jsonkind":    nil,
 	"internal/keyspace":    nil,
 	"internal/script":      nil,
+	"internal/counts":      nil,
 	"internal/embedded":    nil,
 	"internal/redisserver": nil,
 	"internal/testutil":    nil,
@@ -48,14 +49,14 @@ var allowed = map[string][]string{
 	"rules":      {"config"},
 	"fetch":      {"config", "internal/jsonkind"},
 	"deadletter": {"internal/keyspace", "internal/script"},
-	"watcher":    {"config", "rules", "deadletter", "internal/backoff", "internal/keyspace", "internal/script"},
-	"membership": {"config", "internal/backoff", "internal/keyspace", "internal/script"},
+	"watcher":    {"config", "rules", "deadletter", "internal/backoff", "internal/counts", "internal/keyspace", "internal/script"},
+	"membership": {"config", "internal/backoff", "internal/counts", "internal/keyspace", "internal/script"},
 	"recovery":   {"config", "deadletter", "internal/backoff", "internal/keyspace", "internal/script", "internal/takenlist"},
 
 	// Assembly and operation: a replica's parts, and the read model.
 	"replica": {"config", "rules", "fetch", "watcher", "membership", "recovery", "telemetry", "internal/*"},
 	"inspect": {"config", "membership", "deadletter", "internal/keyspace", "internal/script", "internal/takenlist"},
-	"console": {"config", "membership", "deadletter", "inspect"},
+	"console": {"config", "membership", "deadletter", "inspect", "internal/counts"},
 	"worker":  {"membership", "config", "deadletter", "recovery", "internal/backoff", "internal/keyspace", "internal/script"},
 
 	// The command: wiring of everything above.

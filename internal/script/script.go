@@ -105,15 +105,47 @@ func (s *Script) pick(d Dialect) *redis.Script {
 	return s.full
 }
 
-// Run runs the script with EVALSHA, loading it on NOSCRIPT.
+// Every call of a script is run one way: EVALSHA by the script's hash,
+// and on a NOSCRIPT reply (a server restarted, or reached through a proxy
+// or a failover) SCRIPT LOAD and EVALSHA once more; never EVAL of the
+// source. Run does it for a call whose reply go-redis reads as a Cmd; Do
+// for a command laid out by Args with a reply type of its own (read
+// straight into strings, say); a pipeline of calls (package watcher's
+// commit) lays them out with Args, and loads the script with Load when a
+// reply says NOSCRIPT (IsNoScript) before it sends them again.
+
+// Run runs one call of the script (see above) and returns its command,
+// from which the reply is read.
 func (s *Script) Run(ctx context.Context, d Dialect, c redis.Scripter, keys []string, args ...any) *redis.Cmd {
-	return s.pick(d).Run(ctx, c, keys, args...)
+	sha := s.Hash(d)
+	return Do(ctx, s, d, c, func() *redis.Cmd { return c.EvalSha(ctx, sha, keys, args...) })
 }
 
-// EvalSha queues the script by hash, e.g. on a pipeline; call Load first and
-// again when a reply says NOSCRIPT (IsNoScript).
-func (s *Script) EvalSha(ctx context.Context, d Dialect, c redis.Scripter, keys []string, args ...any) *redis.Cmd {
-	return s.pick(d).EvalSha(ctx, c, keys, args...)
+// Do runs one call of s (see above): send sends it by hash and returns its
+// command; when that says NOSCRIPT, Do loads s through c and calls send
+// once more. It returns the last command sent; a failed load is its error.
+func Do[C redis.Cmder](ctx context.Context, s *Script, d Dialect, c redis.Scripter, send func() C) C {
+	cmd := send()
+	if !IsNoScript(cmd.Err()) {
+		return cmd
+	}
+	if err := s.Load(ctx, d, c); err != nil {
+		cmd.SetErr(err)
+		return cmd
+	}
+	return send()
+}
+
+// Args lays out the EVALSHA command of one call of the script, appended to
+// dst[:0] (whose array is reused; nil for a new one): "evalsha", the hash,
+// the number of keys, the keys, the arguments. Each key and argument is a
+// string, a *string (go-redis writes it like the string, and an interface
+// holds a pointer without allocating) or a number. Send the command with
+// Process, e.g. redis.NewCmd(ctx, args...), through Do or in a pipeline.
+func (s *Script) Args(dst []any, d Dialect, keys []any, args ...any) []any {
+	dst = append(dst[:0], "evalsha", s.Hash(d), len(keys))
+	dst = append(dst, keys...)
+	return append(dst, args...)
 }
 
 // Load loads the script into the server's script cache.
