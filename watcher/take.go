@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/resc-go/resc/internal/backoff"
+	"github.com/resc-go/resc/internal/consumer"
 	"github.com/resc-go/resc/internal/keyspace"
 	"github.com/resc-go/resc/internal/script"
 	"github.com/resc-go/resc/rules"
@@ -161,7 +162,7 @@ const idleAfter = time.Millisecond
 
 // takeBudget is the most bytes one take.lua call moves, beyond its first
 // event: it bounds the script's time and what one take holds in memory.
-const takeBudget = 4 << 20
+const takeBudget = consumer.ScriptBudget
 
 // take takes up to n events: without blocking when the queue has some, else
 // blocking with BLMOVE for one, up to the block timeout. idle is true when

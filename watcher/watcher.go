@@ -57,10 +57,6 @@ var (
 	//go:embed take.lua
 	takeSrc    string
 	takeScript = script.New(takeSrc, script.ReplayStamp)
-
-	//go:embed handback.lua
-	handbackSrc    string
-	handbackScript = script.New(handbackSrc)
 )
 
 // Fetcher gets the results of a fetch rule's URL: one map of variables per
