@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/resc-go/resc/internal/backoff"
@@ -138,6 +139,9 @@ func (s *session) fail(q *queue, t *Task, cause error, traceID trace.TraceID) {
 		mode, reason = "dead", fmt.Sprintf("failed %d times, last: %v", n, cause)
 	}
 	e := consumer.NewEntry(t.Body, q.name, reason, w.o.ID, now, n)
+	if !traceID.IsValid() && mode == "dead" {
+		traceID = s.storedTraceID(q, t)
+	}
 	if traceID.IsValid() {
 		e.TraceID = traceID.String()
 	}
@@ -176,4 +180,15 @@ func (s *session) fail(q *queue, t *Task, cause error, traceID trace.TraceID) {
 		case <-s.lease.Done():
 		}
 	}
+}
+
+// storedTraceID is the trace of t's stored trace context (not read at the
+// take without a tracer), for its dead-letter entry; invalid when none.
+func (s *session) storedTraceID(q *queue, t *Task) trace.TraceID {
+	tp := t.traceparent
+	if tp == "" {
+		tp, _ = s.w.rdb.Get(s.lease, keyspace.TraceContext(s.w.o.Prefix, q.name, t.Body)).Result()
+	}
+	ctx := propagator.Extract(context.Background(), propagation.MapCarrier{"traceparent": tp})
+	return trace.SpanContextFromContext(ctx).TraceID()
 }

@@ -19,7 +19,9 @@
 -- ARGV[2]  the expiry of the done events' trace contexts, ms (>= 1)
 -- ARGV[3]  '1' when done events are pushed, '0' when not
 -- ARGV[4i..4i+3]  for task i: the entry as taken, the SHA1 hex of the
---          task, the done event, its traceparent ('' for none)
+--          task, the done event, its traceparent ('': the task's own
+--          stored trace context, if any, is carried to the done event, as
+--          a worker without a tracer does)
 --
 -- Returns {code, flag...}:
 --   1  done, and per task 1 completed or 0 fenced (no longer in the taken
@@ -44,7 +46,11 @@ for i = 1, count do
   local entry, sha, event, tp = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
   if redis.call('LREM', taken, 1, entry) == 1 then
     redis.call('HDEL', failures, sha)
-    redis.call('DEL', KEYS[3 + 2 * i])
+    local own = KEYS[3 + 2 * i]
+    if tp == '' and type_of(own) == 'string' then
+      tp = redis.call('GET', own)
+    end
+    redis.call('DEL', own)
     if push then
       redis.call('LPUSH', done, event)
       if tp ~= '' then

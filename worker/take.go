@@ -113,7 +113,9 @@ func (s *session) takeBatch(ctx context.Context, q *queue, n int) ([]*Task, erro
 		t.Failures, _ = strconv.Atoi(reply[i+1])
 		tasks = append(tasks, t)
 	}
-	s.readTraces(ctx, q, tasks)
+	if s.w.tracer != nil {
+		s.readTraces(ctx, q, tasks)
+	}
 	return tasks, nil
 }
 
@@ -187,10 +189,12 @@ func newTask(q *queue, entry string) *Task {
 	return &Task{Queue: q.name, Body: body, Replays: replays, entry: entry, sha: sha1Hex(body)}
 }
 
-// readTraces reads the stored trace contexts of tasks (one MGET: their
-// keys depend on the tasks taken, so take.lua, which names every key it
-// touches in KEYS, cannot read them). A failure to read them only loses
-// them.
+// readTraces reads the stored trace contexts of tasks, for the handlers'
+// spans (one MGET: their keys depend on the tasks taken, so take.lua,
+// which names every key it touches in KEYS, cannot read them). Without a
+// tracer they are not read: complete.lua carries them to the done events
+// and fail reads one for a dead-letter entry. A failure to read them only
+// loses them.
 func (s *session) readTraces(ctx context.Context, q *queue, tasks []*Task) {
 	if len(tasks) == 0 {
 		return
