@@ -19,7 +19,7 @@ if not ttl or ttl < 1 or ttl ~= math.floor(ttl) then
 end
 -- TYPE first: GET on a key of another type is an error, and such a key is
 -- not this registration's either.
-if redis.call('TYPE', KEYS[1]).ok ~= 'string' or redis.call('GET', KEYS[1]) ~= ARGV[1] then
+if type_of(KEYS[1]) ~= 'string' or redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return 0
 end
 redis.call('PEXPIRE', KEYS[1], ttl)

@@ -24,15 +24,15 @@ import (
 var (
 	//go:embed register.lua
 	registerSrc    string
-	registerScript = script.New(registerSrc)
+	registerScript = script.New(registerSrc, script.TypeCheck)
 
 	//go:embed heartbeat.lua
 	heartbeatSrc    string
-	heartbeatScript = script.New(heartbeatSrc)
+	heartbeatScript = script.New(heartbeatSrc, script.TypeCheck)
 
 	//go:embed deregister.lua
 	deregisterSrc    string
-	deregisterScript = script.New(deregisterSrc)
+	deregisterScript = script.New(deregisterSrc, script.TypeCheck)
 )
 
 var (
