@@ -9,7 +9,7 @@ import (
 )
 
 // ClusterSlots is the number of hash slots of a Redis Cluster.
-const ClusterSlots = 16384
+const ClusterSlots = keyspace.ClusterSlots
 
 // variable stands for a part of a key known only at run time (a replica
 // id, an event, a task, a pattern's variable) in the key templates of
@@ -18,34 +18,12 @@ const variable = "\x00"
 
 var patternVariable = regexp.MustCompile(`\$\{[^}]*\}`)
 
-// HashInput is what Redis Cluster hashes of key: its hash tag, the text
-// between the first '{' and the first '}' after it when that is not
-// empty, else the whole key.
-func HashInput(key string) string {
-	if open := strings.IndexByte(key, '{'); open >= 0 {
-		if n := strings.IndexByte(key[open+1:], '}'); n > 0 {
-			return key[open+1 : open+1+n]
-		}
-	}
-	return key
-}
+// HashInput is what Redis Cluster hashes of key (keyspace.HashInput).
+func HashInput(key string) string { return keyspace.HashInput(key) }
 
-// Slot is the hash slot of key (CRC16-XMODEM of its hash input, modulo
-// 16384), as CLUSTER KEYSLOT computes it.
-func Slot(key string) int {
-	var crc uint16
-	for _, b := range []byte(HashInput(key)) {
-		crc ^= uint16(b) << 8
-		for range 8 {
-			if crc&0x8000 != 0 {
-				crc = crc<<1 ^ 0x1021
-			} else {
-				crc <<= 1
-			}
-		}
-	}
-	return int(crc) % ClusterSlots
-}
+// Slot is the hash slot of key (keyspace.Slot), as CLUSTER KEYSLOT
+// computes it.
+func Slot(key string) int { return keyspace.Slot(key) }
 
 // templateHash is the hash input of every key a template (variable parts
 // marked) can make, and false when it depends on a variable part: one

@@ -250,3 +250,35 @@ func slug(h string) string {
 	}
 	return b.String()
 }
+
+// TestNoMergeMarkers: no Markdown file of the repository keeps the marker
+// lines of an unresolved merge (a link checker reads past them).
+func TestNoMergeMarkers(t *testing.T) {
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	marker := regexp.MustCompile(`(?m)^(<{7}|>{7}|={7})( |$)`)
+	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == ".git" || d.Name() == "node_modules") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".md") {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if loc := marker.FindIndex(b); loc != nil {
+			t.Errorf("%s: line %d is a merge marker", path, 1+strings.Count(string(b[:loc[0]]), "\n"))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -180,7 +180,7 @@ func (p *Pruner) pruneOne(ctx context.Context, prefix, id string, now int64, hel
 	keys := []string{keyspace.Replica(prefix, id), keyspace.ReplicaInfo(prefix, id), keyspace.Replicas(prefix),
 		keyspace.Owners(prefix), keyspace.DeadSince(prefix)}
 	args := make([]any, 0, 4+len(lists))
-	args = append(args, id, now, ms(p.retention), held)
+	args = append(args, id, now, p.retention.Milliseconds(), held)
 	for _, l := range lists {
 		args = append(args, l)
 	}

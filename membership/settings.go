@@ -2,10 +2,10 @@ package membership
 
 import (
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/resc-go/resc/config"
+	"github.com/resc-go/resc/internal/registry"
 )
 
 // Defaults of Settings: the configuration's (package config keeps every
@@ -76,38 +76,19 @@ func TestSettings() Settings {
 	}
 }
 
+// Registry is the part of s that a registration uses.
+func (s Settings) Registry() registry.Settings {
+	return registry.Settings{Prefix: s.Prefix, HeartbeatInterval: s.HeartbeatInterval, DeadAfter: s.DeadAfter}
+}
+
 // Validate reports every problem of s with its defaults applied: negative
 // durations, durations below a millisecond (Redis TTLs count
 // milliseconds), and a heartbeat interval of DeadAfter/2 or more.
 func (s Settings) Validate() error {
 	s = s.WithDefaults()
-	var errs []error
-	for _, f := range []struct {
-		name string
-		d    time.Duration
-	}{
-		{"HeartbeatInterval", s.HeartbeatInterval},
-		{"DeadAfter", s.DeadAfter},
-		{"LeaderTTL", s.LeaderTTL},
-	} {
-		if f.d < time.Millisecond {
-			errs = append(errs, fmt.Errorf("cluster: %s is %v: it must be at least 1ms (zero means the default)", f.name, f.d))
-		}
-	}
-	if s.HeartbeatInterval >= s.DeadAfter/2 {
-		errs = append(errs, fmt.Errorf("cluster: HeartbeatInterval (%v) must be below half of DeadAfter (%v): a replica needs two heartbeats of margin to stop working before the others consider it dead",
-			s.HeartbeatInterval, s.DeadAfter))
+	errs := s.Registry().Problems()
+	if s.LeaderTTL < time.Millisecond {
+		errs = append(errs, registry.TooShort("LeaderTTL", s.LeaderTTL))
 	}
 	return errors.Join(errs...)
-}
-
-// leaseFor is how long a lease lasts after the last renewal that was sent
-// and succeeded: DeadAfter minus two heartbeat intervals of margin.
-func (s Settings) leaseFor() time.Duration {
-	return s.DeadAfter - 2*s.HeartbeatInterval
-}
-
-// ms is d in whole milliseconds, rounded up: a TTL is never shorter than d.
-func ms(d time.Duration) int64 {
-	return int64((d + time.Millisecond - 1) / time.Millisecond)
 }

@@ -71,6 +71,7 @@ import (
 
 	"github.com/resc-go/resc/config"
 	"github.com/resc-go/resc/internal/backoff"
+	"github.com/resc-go/resc/internal/consumer"
 	"github.com/resc-go/resc/internal/keyspace"
 	"github.com/resc-go/resc/internal/script"
 	"github.com/resc-go/resc/internal/takenlist"
@@ -81,8 +82,8 @@ const (
 	DefaultScanInterval   = config.DefaultScanInterval
 	DefaultMaxReplays     = config.DefaultMaxReplays
 	DefaultReplayDelay    = config.DefaultReplayDelay
-	DefaultMaxReplayDelay = 30 * time.Second
-	DefaultBatchSize      = 1000
+	DefaultMaxReplayDelay = consumer.DefaultMaxReplayDelay
+	DefaultBatchSize      = consumer.DefaultBatchSize
 )
 
 // Liveness tells live replicas from dead ones. Package cluster implements
@@ -349,14 +350,14 @@ func (r *Recoverer) scan(ctx context.Context) error {
 			}
 			return err
 		}
-		if st.total() == 0 {
+		if st.Total() == 0 {
 			continue // emptied meanwhile (another leader, or the replica's own start)
 		}
-		r.stats.Replayed.Add(int64(st.replayed))
-		r.stats.Delayed.Add(int64(st.delayed))
-		r.stats.DeadLettered.Add(int64(st.dead))
+		r.stats.Replayed.Add(int64(st.Replayed))
+		r.stats.Delayed.Add(int64(st.Delayed))
+		r.stats.DeadLettered.Add(int64(st.Dead))
 		level := slog.LevelInfo
-		if st.dead > 0 {
+		if st.Dead > 0 {
 			level = slog.LevelWarn
 		}
 		msg := "replayed the taken list of a dead replica"
@@ -365,7 +366,7 @@ func (r *Recoverer) scan(ctx context.Context) error {
 		}
 		r.log.Log(ctx, level, msg,
 			"replica", o.replica, "list", o.list, "queue", o.w.InputQueue,
-			"events", st.replayed, "delayed", st.delayed, "dead_lettered", st.dead)
+			"events", st.Replayed, "delayed", st.Delayed, "dead_lettered", st.Dead)
 	}
 	return nil
 }

@@ -23,31 +23,6 @@ import (
 	"github.com/resc-go/resc/internal/keyspace"
 )
 
-// TestScriptsLoad checks that every script loads on a real server under
-// the hash the code uses, in the #!lua form on Redis 7.
-func TestScriptsLoad(t *testing.T) {
-	t.Parallel()
-	srv := redistest.Start(t)
-	rdb := srv.Client()
-	ctx := context.Background()
-	d, err := script.Detect(ctx, rdb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d.Legacy {
-		t.Fatalf("redis-server 7 reported as legacy: %v", d)
-	}
-	for name, s := range map[string]*script.Script{"replay": replayScript, "promote": promoteScript} {
-		if err := s.Load(ctx, d, rdb); err != nil {
-			t.Fatalf("%s.lua does not load: %v", name, err)
-		}
-		ok, err := rdb.ScriptExists(ctx, s.Hash(d)).Result()
-		if err != nil || !ok[0] {
-			t.Fatalf("%s.lua not known by its hash %s: %v %v", name, s.Hash(d), ok, err)
-		}
-	}
-}
-
 // TestReplayScript runs replay.lua's branches: Redis before, call, Redis
 // after. The call replays "in/taken/r1" of input queue "in" at t0;
 // MaxReplays 3, delays 1 s doubling up to 30 s. An entry's count is the
@@ -73,72 +48,72 @@ func TestReplayScript(t *testing.T) {
 		{
 			name:   "first replay: to the consuming end, oldest rightmost, stamped 1",
 			before: db{taken: list{"c", "b", "a"}, "in": list{"x"}},
-			want:   replayStats{replayed: 3},
+			want:   replayStats{Replayed: 3},
 			after:  db{"in": list{"x", st(1, "c"), st(1, "b"), st(1, "a")}},
 		},
 		{
 			name:   "second replay: delayed by ReplayDelay, stamped 2",
 			before: db{taken: list{st(1, "e")}},
-			want:   replayStats{delayed: 1},
+			want:   replayStats{Delayed: 1},
 			after:  db{sched: zset{fmt.Sprint(now, "-1:", st(2, "e")): at(time.Second)}},
 		},
 		{
 			name:   "third replay: delay doubled",
 			before: db{taken: list{st(2, "e")}},
-			want:   replayStats{delayed: 1},
+			want:   replayStats{Delayed: 1},
 			after:  db{sched: zset{fmt.Sprint(now, "-1:", st(3, "e")): at(2 * time.Second)}},
 		},
 		{
 			name:   "delay capped at MaxReplayDelay",
 			set:    func(s *Settings) { s.MaxReplays = 20 },
 			before: db{taken: list{st(9, "e")}},
-			want:   replayStats{delayed: 1},
+			want:   replayStats{Delayed: 1},
 			after:  db{sched: zset{fmt.Sprint(now, "-1:", st(10, "e")): at(30 * time.Second)}},
 		},
 		{
 			name:   "past MaxReplays: dead-lettered bare",
 			before: db{taken: list{st(3, "e"), "f"}, "in/dead": list{"older"}},
-			want:   replayStats{replayed: 1, dead: 1},
+			want:   replayStats{Replayed: 1, Dead: 1},
 			after:  db{"in": list{st(1, "f")}, "in/dead": list{deadJSON("e", "in", "r1", 3, t0), "older"}},
 		},
 		{
 			name:   "dead-lettered event not UTF-8: replaced as Go does, exact bytes in base64",
 			before: db{taken: list{st(3, bad)}},
-			want:   replayStats{dead: 1},
+			want:   replayStats{Dead: 1},
 			after:  db{"in/dead": list{deadJSON(bad, "in", "r1", 3, t0)}},
 		},
 		{
 			name:   "MaxReplays zero, as max_replays 0 in the configuration: dead-lettered at once",
 			set:    func(s *Settings) { s.MaxReplays = 0 },
 			before: db{taken: list{"e"}},
-			want:   replayStats{dead: 1},
+			want:   replayStats{Dead: 1},
 			after:  db{"in/dead": list{deadJSON("e", "in", "r1", 0, t0)}},
 		},
 		{
 			name:   "MaxReplays negative: taken as zero",
 			set:    func(s *Settings) { s.MaxReplays = -1 },
 			before: db{taken: list{"e"}},
-			want:   replayStats{dead: 1},
+			want:   replayStats{Dead: 1},
 			after:  db{"in/dead": list{deadJSON("e", "in", "r1", 0, t0)}},
 		},
 		{
 			name:   "identical events count apart: each occurrence its own crashes",
 			before: db{taken: list{"e", st(3, "e"), st(1, "e"), "e"}},
-			want:   replayStats{replayed: 2, delayed: 1, dead: 1},
+			want:   replayStats{Replayed: 2, Delayed: 1, Dead: 1},
 			after: db{"in": list{st(1, "e"), st(1, "e")}, "in/dead": list{deadJSON("e", "in", "r1", 3, t0)},
 				sched: zset{fmt.Sprint(now, "-1:", st(2, "e")): at(time.Second)}},
 		},
 		{
 			name:   "an event that only looks stamped counts 0 and keeps its bytes",
 			before: db{taken: list{"\x00resc:replays=x\x00e"}},
-			want:   replayStats{replayed: 1},
+			want:   replayStats{Replayed: 1},
 			after:  db{"in": list{st(1, "\x00resc:replays=x\x00e")}},
 		},
 		{
 			name: "identical delayed events stay distinct, also beside another leader's member",
 			before: db{taken: list{st(1, "e"), st(1, "e")},
 				sched: zset{fmt.Sprint(now, "-1:", st(2, "e")): at(time.Second)}},
-			want: replayStats{delayed: 2},
+			want: replayStats{Delayed: 2},
 			after: db{sched: zset{
 				fmt.Sprint(now, "-1:", st(2, "e")): at(time.Second), fmt.Sprint(now, "-2:", st(2, "e")): at(time.Second),
 				fmt.Sprint(now, "-3:", st(2, "e")): at(time.Second)}},
@@ -147,7 +122,7 @@ func TestReplayScript(t *testing.T) {
 			name:   "batch: the newest BatchSize entries, the rest left",
 			set:    func(s *Settings) { s.BatchSize = 2 },
 			before: db{taken: list{"d", "c", "b", "a"}},
-			want:   replayStats{replayed: 2},
+			want:   replayStats{Replayed: 2},
 			left:   2,
 			after:  db{taken: list{"b", "a"}, "in": list{st(1, "d"), st(1, "c")}},
 		},
@@ -365,9 +340,9 @@ func TestReplayTwoLeaders(t *testing.T) {
 						errs[l] = err
 						return
 					}
-					total[l].replayed += st.replayed
-					total[l].delayed += st.delayed
-					total[l].dead += st.dead
+					total[l].Replayed += st.Replayed
+					total[l].Delayed += st.Delayed
+					total[l].Dead += st.Dead
 					if left == 0 {
 						return
 					}
@@ -378,7 +353,7 @@ func TestReplayTwoLeaders(t *testing.T) {
 		if err := errors.Join(errs[:]...); err != nil {
 			t.Fatal(err)
 		}
-		if n := total[0].total() + total[1].total(); n != entries {
+		if n := total[0].Total() + total[1].Total(); n != entries {
 			t.Fatalf("round %d: %d entries moved, want %d (%+v)", round, n, entries, total)
 		}
 		var got []string
@@ -410,7 +385,7 @@ func TestReplayTwoLeaders(t *testing.T) {
 		if n := seed.Exists(ctx, taken).Val(); n != 0 {
 			t.Fatalf("round %d: taken list still exists", round)
 		}
-		if total[0].total() == 0 || total[1].total() == 0 {
+		if total[0].Total() == 0 || total[1].Total() == 0 {
 			t.Logf("round %d: one leader moved nothing (%+v)", round, total)
 		}
 	}
@@ -438,10 +413,10 @@ func TestScriptsByteBudget(t *testing.T) {
 	}
 	e.load(db{"in/taken/r1": taken})
 	st, left, err := e.r.replayBatch(ctx, e.r.watched[0], "in/taken/r1", "r1", t0)
-	if err != nil || st.replayed != 4 || left != 2 {
+	if err != nil || st.Replayed != 4 || left != 2 {
 		t.Fatalf("first call: %+v, %d left, %v; want 4 replayed, 2 left", st, left, err)
 	}
-	if st, left, err = e.r.replayBatch(ctx, e.r.watched[0], "in/taken/r1", "r1", t0); err != nil || st.replayed != 2 || left != 0 {
+	if st, left, err = e.r.replayBatch(ctx, e.r.watched[0], "in/taken/r1", "r1", t0); err != nil || st.Replayed != 2 || left != 0 {
 		t.Fatalf("second call: %+v, %d left, %v; want 2 replayed, none left", st, left, err)
 	}
 	in := e.list("in")

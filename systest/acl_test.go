@@ -153,8 +153,13 @@ func TestMinimalACLOverTLS(t *testing.T) {
 	env := []string{"RESC_REDIS_PASSWORD_FILE=" + pwFile, "RESC_LOG=info"}
 	replicas, wc := startRestricted(t, cfg, env, pwFile, "r1", "r2")
 	// The worker SDK, in this process, as the same user.
-	w := worker.New(wc, worker.Options{ID: "w1", Block: time.Second})
-	w.Handle("trt/p/todo", func(context.Context, worker.Task) error { return nil }, worker.WithSet("trt/p/todo-set"), worker.WithDone("global/done"))
+	w, err := worker.New(wc, worker.Options{ID: "w1", Block: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Handle("trt/p/todo", func(context.Context, worker.Task) error { return nil }, worker.WithSet("trt/p/todo-set"), worker.WithDone("global/done")); err != nil {
+		t.Fatal(err)
+	}
 	wctx, stopWorker := context.WithCancel(ctx)
 	werr := make(chan error, 1)
 	go func() { werr <- w.Run(wctx) }()
@@ -342,8 +347,13 @@ func TestMinimalACLOverTLSCluster(t *testing.T) {
 }`)
 	env := []string{"RESC_REDIS_PASSWORD_FILE=" + pwFile, "RESC_LOG=info"}
 	replicas, wc := startRestricted(t, cfg, env, pwFile, "c1", "c2")
-	w := worker.New(wc, worker.Options{ID: "w1", Block: time.Second})
-	w.Handle("{b}/todo", func(context.Context, worker.Task) error { return nil }, worker.WithSet("{b}/todo-set"), worker.WithDone("{b}/done"))
+	w, err := worker.New(wc, worker.Options{ID: "w1", Block: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Handle("{b}/todo", func(context.Context, worker.Task) error { return nil }, worker.WithSet("{b}/todo-set"), worker.WithDone("{b}/done")); err != nil {
+		t.Fatal(err)
+	}
 	wctx, stopWorker := context.WithCancel(ctx)
 	werr := make(chan error, 1)
 	go func() { werr <- w.Run(wctx) }()

@@ -94,10 +94,13 @@ func TestRedisCluster(t *testing.T) {
 
 	// The worker SDK refuses a queue whose keys cannot share its slot,
 	// naming the key (TestWorkersKilledUnderLoadOnCluster runs workers).
-	w := worker.New(rdb, worker.Options{ID: "w1"})
-	w.Handle("{a}/todo/widget", func(context.Context, worker.Task) error { return nil }, worker.WithDone("widget-done"))
-	if err := w.Run(ctx); err == nil || !strings.Contains(err.Error(), `key "widget-done"`) {
-		t.Errorf("worker SDK with an untagged done queue on a cluster: Run = %v, want an error naming it", err)
+	w, err := worker.New(rdb, worker.Options{ID: "w1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = w.Handle("{a}/todo/widget", func(context.Context, worker.Task) error { return nil }, worker.WithDone("widget-done"))
+	if err == nil || !strings.Contains(err.Error(), `key "widget-done"`) {
+		t.Errorf("worker SDK with an untagged done queue on a cluster: Handle = %v, want an error naming it", err)
 	}
 
 	untagged := testutil.WriteFile(t, "untagged.hjson", `{

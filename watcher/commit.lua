@@ -275,7 +275,7 @@ local function retry(first, n)
   redis.call('HSET', attempts, field, count .. ' ' .. now_ms)
   redis.call('PEXPIRE', attempts, ttl)
   types[attempts] = 'hash'
-  local due = now_ms + math.min(delay0 * 2 ^ (count - 1), max_delay)
+  local due = now_ms + delay_ms(delay0, max_delay, count - 1) -- the Delay prelude
   redis.call('ZADD', sched, due, tag .. ':' .. entry)
   types[sched] = 'zset'
   return 7, count, 0, string.format('%d', due)

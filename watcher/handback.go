@@ -3,30 +3,28 @@ package watcher
 import (
 	"cmp"
 	"context"
-	"fmt"
 	"slices"
 	"time"
 
 	"github.com/resc-go/resc/internal/backoff"
+	"github.com/resc-go/resc/internal/consumer"
 )
 
+// The hand-back is the reliable consumer's, shared with the worker SDK
+// (internal/consumer: handback.lua, its byte budget).
+var handbackScript = consumer.HandbackScript
+
 // handBackBudget is the most bytes one handback.lua call moves, beyond its
-// first event: a taken list of big events moves in several calls, each
-// short, so that no call holds Redis past a bound (nor this replica's
-// lease renewal behind it).
-const handBackBudget = 4 << 20
+// first event (consumer.ScriptBudget).
+const handBackBudget = consumer.ScriptBudget
 
 // replayTaken moves every event of this replica's taken list back to the
 // input queue, as resc does on start: they were taken by an earlier run of
 // this replica that did not finish them. It retries until ctx is done.
 func (w *Watcher) replayTaken(ctx context.Context) error {
-	const chunk = 1000
 	total, attempt := int64(0), 0
 	for {
-		r, err := handbackScript.Run(ctx, w.opts.Dialect, w.rdb, []string{w.taken, w.cfg.InputQueue}, "all", chunk, handBackBudget).Int64Slice()
-		if err == nil && len(r) != 2 {
-			err = fmt.Errorf("watcher: unexpected reply of handback.lua: %v", r)
-		}
+		moved, left, err := consumer.HandBackAll(ctx, w.rdb, w.opts.Dialect, w.taken, w.cfg.InputQueue)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -40,8 +38,8 @@ func (w *Watcher) replayTaken(ctx context.Context) error {
 		}
 		w.outage.OK()
 		attempt = 0
-		total += r[0]
-		if r[1] == 0 || r[0] == 0 {
+		total += moved
+		if left == 0 || moved == 0 {
 			break
 		}
 	}
@@ -71,36 +69,12 @@ func (w *Watcher) handBack(ctx context.Context, items []*item) {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	// Parts of at most a thousand events and about handBackBudget bytes,
-	// sent newest part first: each call RPUSHes its events newest first,
-	// so the oldest of all ends rightmost, taken next.
-	const chunk = 1000
-	var parts [][]string
-	for start := 0; start < len(events); {
-		end, bytes := start, 0
-		for end < len(events) && end-start < chunk && (end == start || bytes < handBackBudget) {
-			bytes += len(events[end])
-			end++
-		}
-		parts = append(parts, events[start:end])
-		start = end
+	n, err := consumer.HandBack(ctx, w.rdb, w.opts.Dialect, w.taken, w.cfg.InputQueue, events)
+	w.stats.HandedBack.Add(n)
+	if err != nil {
+		w.log.Error("cannot hand back unfinished events: they stay in the taken list and are replayed when this replica id starts again",
+			"taken", w.taken, "events", len(events)-int(n), "err", err)
+		return
 	}
-	left := len(events)
-	for i := len(parts) - 1; i >= 0; i-- {
-		part := parts[i]
-		args := make([]any, 0, len(part)+1)
-		args = append(args, "these")
-		for _, ev := range part {
-			args = append(args, ev)
-		}
-		n, err := handbackScript.Run(ctx, w.opts.Dialect, w.rdb, []string{w.taken, w.cfg.InputQueue}, args...).Int64()
-		if err != nil {
-			w.log.Error("cannot hand back unfinished events: they stay in the taken list and are replayed when this replica id starts again",
-				"taken", w.taken, "events", left, "err", err)
-			return
-		}
-		left -= len(part)
-		w.stats.HandedBack.Add(n)
-		w.log.Warn("handed back unfinished events to the input queue", "events", n)
-	}
+	w.log.Warn("handed back unfinished events to the input queue", "events", n)
 }

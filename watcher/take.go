@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/resc-go/resc/internal/backoff"
+	"github.com/resc-go/resc/internal/consumer"
 	"github.com/resc-go/resc/internal/keyspace"
 	"github.com/resc-go/resc/internal/script"
 	"github.com/resc-go/resc/rules"
@@ -66,44 +67,51 @@ func (w *Watcher) takeLoop(ctx, work context.Context, slots chan struct{}, ready
 		}
 		attempt = 0
 		w.outage.OK()
-		entries := events
-		events, replays := unstamped(entries)
-		var infos []traceInfo
-		if w.tracer != nil {
-			infos = w.readTraceInfo(ctx, events, replays)
-		}
-		var traces []*eventTrace
-		if infos != nil {
-			traces = w.startTraces(ctx, work, events, infos)
-		}
-		// The events needing no fetch go to the committer together: one
-		// hand-off, and a commit of them all rather than of the first few.
-		// Their items and tasks are allocated for the whole take.
-		b := &takeBatch{
-			items: make([]item, len(events)),
-			now:   make([]*item, 0, len(events)),
-			tasks: make([]rules.Task, 0, len(events)),
-		}
-		for i, ev := range events {
-			var t *eventTrace
-			if traces != nil {
-				t = traces[i]
-			}
-			w.dispatch(work, takenEvent{b, i, entries[i], ev, t}, fetchRun{ready, fetchSlots, fetches})
-		}
-		if len(b.now) == 0 {
-			continue
-		}
-		if idle {
-			if left, ok := w.commitInline(work, b.now, slots); ok {
-				leftover = append(leftover, left...)
-				continue
-			}
-		}
-		w.queued.Add(int64(len(b.now)))
-		ready <- b.now
+		leftover = append(leftover, w.dispatchTaken(ctx, work, events, idle, slots, ready, fetchSlots, fetches)...)
 	}
 	return leftover
+}
+
+// dispatchTaken starts the work of the entries of one take: their traces,
+// the fetches, and the commit of those needing none, inline when the
+// replica is idle (commitInline; it returns what that commit could not
+// commit) or by the committer.
+func (w *Watcher) dispatchTaken(ctx, work context.Context, entries []string, idle bool, slots chan struct{}, ready chan<- []*item, fetchSlots *hostSlots, fetches *sync.WaitGroup) (leftover []*item) {
+	events, replays := unstamped(entries)
+	var infos []traceInfo
+	if w.tracer != nil {
+		infos = w.readTraceInfo(ctx, events, replays)
+	}
+	var traces []*eventTrace
+	if infos != nil {
+		traces = w.startTraces(ctx, work, events, infos)
+	}
+	// The events needing no fetch go to the committer together: one
+	// hand-off, and a commit of them all rather than of the first few.
+	// Their items and tasks are allocated for the whole take.
+	b := &takeBatch{
+		items: make([]item, len(events)),
+		now:   make([]*item, 0, len(events)),
+		tasks: make([]rules.Task, 0, len(events)),
+	}
+	for i, ev := range events {
+		var t *eventTrace
+		if traces != nil {
+			t = traces[i]
+		}
+		w.dispatch(work, takenEvent{b, i, entries[i], ev, t}, fetchRun{ready, fetchSlots, fetches})
+	}
+	if len(b.now) == 0 {
+		return nil
+	}
+	if idle {
+		if left, ok := w.commitInline(work, b.now, slots); ok {
+			return left
+		}
+	}
+	w.queued.Add(int64(len(b.now)))
+	ready <- b.now
+	return nil
 }
 
 // commitInline commits items at once, from the taking goroutine, when the
@@ -161,7 +169,7 @@ const idleAfter = time.Millisecond
 
 // takeBudget is the most bytes one take.lua call moves, beyond its first
 // event: it bounds the script's time and what one take holds in memory.
-const takeBudget = 4 << 20
+const takeBudget = consumer.ScriptBudget
 
 // take takes up to n events: without blocking when the queue has some, else
 // blocking with BLMOVE for one, up to the block timeout. idle is true when

@@ -32,11 +32,10 @@
 local input, taken, store = KEYS[1], KEYS[2], KEYS[3]
 -- Redis does not roll a script back: a taken list of the wrong type would
 -- make the LPUSH fail after the RPOP, and the events would be lost.
+-- (type_of and is: the TypeCheck prelude.)
 local function check(key, want, what)
-  local t = redis.call('TYPE', key)
-  t = t.ok or t
-  if t ~= want and t ~= 'none' then
-    return redis.error_reply('WRONGTYPE take.lua: ' .. what .. ' ' .. key .. ' is a ' .. t .. ', not a ' .. want)
+  if not is(key, want) then
+    return redis.error_reply('WRONGTYPE take.lua: ' .. what .. ' ' .. key .. ' is a ' .. type_of(key) .. ', not a ' .. want)
   end
 end
 local bad = check(taken, 'list', 'the taken list')

@@ -52,15 +52,11 @@ import (
 var (
 	//go:embed commit.lua
 	commitSrc    string
-	commitScript = script.New(commitSrc, script.ReplayStamp)
+	commitScript = script.New(commitSrc, script.ReplayStamp, script.Delay)
 
 	//go:embed take.lua
 	takeSrc    string
-	takeScript = script.New(takeSrc, script.ReplayStamp)
-
-	//go:embed handback.lua
-	handbackSrc    string
-	handbackScript = script.New(handbackSrc)
+	takeScript = script.New(takeSrc, script.TypeCheck, script.ReplayStamp)
 )
 
 // Fetcher gets the results of a fetch rule's URL: one map of variables per

@@ -12,7 +12,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/resc-go/resc/internal/redistest"
-	"github.com/resc-go/resc/membership"
 	"github.com/resc-go/resc/worker"
 )
 
@@ -43,8 +42,14 @@ func BenchmarkConsumeSDK(b *testing.B) {
 	rdb := srv.Client()
 	ctx := context.Background()
 	fill(b, rdb, b.N)
-	w := worker.New(rdb, worker.Options{ID: "bench", Cluster: membership.TestSettings(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	w.Handle("todo", func(context.Context, worker.Task) error { return nil }, worker.WithDone("done"))
+	w, err := worker.New(rdb, worker.Options{ID: "bench", HeartbeatInterval: 100 * time.Millisecond, DeadAfter: 500 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := w.Handle("todo", func(context.Context, worker.Task) error { return nil }, worker.WithDone("done")); err != nil {
+		b.Fatal(err)
+	}
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	b.ResetTimer()

@@ -16,14 +16,14 @@ func (w *Worker) registerMetrics(mp metric.MeterProvider) error {
 		name, desc string
 		v          *atomic.Int64
 	}{
-		{"resc.worker.taken", "Tasks this worker took.", &s.Taken},
-		{"resc.worker.completed", "Tasks completed: done event pushed.", &s.Completed},
-		{"resc.worker.retried", "Failed attempts put in the delay schedule for a retry.", &s.Retried},
-		{"resc.worker.dead_lettered", "Tasks sent to the dead-letter list <queue>/dead.", &s.DeadLettered},
-		{"resc.worker.fenced", "Completions or failures refused: the task had been replayed (the worker was presumed dead).", &s.Fenced},
-		{"resc.worker.handed_back", "Tasks given back to their queue at shutdown.", &s.HandedBack},
-		{"resc.worker.replayed", "Tasks of its own taken lists replayed when a lease started.", &s.Replayed},
-		{"resc.worker.panics", "Handler panics caught.", &s.Panics},
+		{"resc.worker.taken", "Tasks this worker took.", &s.taken},
+		{"resc.worker.completed", "Tasks completed: done event pushed.", &s.completed},
+		{"resc.worker.retried", "Failed attempts put in the delay schedule for a retry.", &s.retried},
+		{"resc.worker.dead_lettered", "Tasks sent to the dead-letter list <queue>/dead.", &s.deadLettered},
+		{"resc.worker.fenced", "Completions or failures refused: the task had been replayed (the worker was presumed dead).", &s.fenced},
+		{"resc.worker.handed_back", "Tasks given back to their queue at shutdown.", &s.handedBack},
+		{"resc.worker.replayed", "Tasks of its own taken lists replayed when a lease started.", &s.replayed},
+		{"resc.worker.panics", "Handler panics caught.", &s.panics},
 	}
 	obs := make([]metric.Observable, len(counters))
 	insts := make([]metric.Int64ObservableCounter, len(counters))

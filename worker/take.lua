@@ -1,64 +1,88 @@
 #!lua
--- take.lua: moves up to ARGV[2] tasks from the consuming (right) end of a
--- task queue to the head of this worker's taken list, as RPOPLPUSH does
--- one by one, only while the worker's fence on the queue holds ARGV[1]: a
--- worker whose lease was lost takes nothing. Each task taken leaves the
--- dedup set KEYS[4], when given, in the same step (resc's protocol: a
--- worker removes the task from the set when it takes it).
+-- take.lua: takes tasks into this worker's taken list, only while the
+-- worker's fence on the queue holds ARGV[1] (a worker whose lease was
+-- lost takes nothing). Each task taken leaves the dedup set, when one is
+-- given, in the same script (resc's protocol: a worker removes the task
+-- from the set when it takes it), and comes back with its failure count.
+-- Two modes:
+--
+--   'take'   moves up to ARGV[3] tasks from the consuming (right) end of
+--            the queue to the head of the taken list, as RPOPLPUSH does
+--            one by one, and stops once they add up to ARGV[4] bytes (at
+--            least one is moved)
+--   'moved'  a blocking take (BLMOVE queue taken RIGHT LEFT, which cannot
+--            check the fence) has just moved the entry ARGV[3]: finish its
+--            take (the dedup set, the failure count, its trace context
+--            KEYS[6]). Fenced, nothing is written: the entry stays in the
+--            taken list, which the next lease (or the leader) replays.
 --
 -- Entries keep the crash replay stamp they may carry ("\0resc:replays=<n>\0"
--- before the task, written by the leader's replay); the set member is the
--- bare task.
+-- before the task, written by the leader's replay); the dedup set member,
+-- the failure count's field and the trace context key are the bare task's.
 --
--- KEYS[1]  the task queue
--- KEYS[2]  the worker's taken list "<queue>/taken/<worker-id>"
--- KEYS[3]  the worker's fence on the queue (keyspace.WorkerFence: STRING, the
---          registration's token; in the queue's slot)
--- KEYS[4]  the failure counts of the queue (HASH: SHA1 of task -> count)
--- KEYS[5]  optional: the dedup set of the queue (ZSET)
+-- KEYS[1]  the task queue (LIST)
+-- KEYS[2]  the worker's taken list "<queue>/taken/<worker-id>" (LIST)
+-- KEYS[3]  the worker's fence on the queue (keyspace.WorkerFence: STRING,
+--          the registration's token; in the queue's slot)
+-- KEYS[4]  the failure counts of the queue (HASH: SHA1 hex of task -> count)
+-- KEYS[5]  the dedup set of the queue (ZSET); the queue itself when none
+--          (then not written)
+-- KEYS[6]  'moved': the trace context key of the task (STRING,
+--          keyspace.TraceContext(prefix, queue, task))
 -- ARGV[1]  the registration token
--- ARGV[2]  the most tasks to move, >= 1
--- ARGV[3]  the byte budget: the call stops once the tasks it moved add up
---          to this many bytes (at least one is moved)
--- ARGV[4]  the name of the trace context keys of the queue's tasks less
---          the task, keyspace.TraceContext(prefix, queue, ""): the one
---          key this script names itself, since it depends on the task
---          popped (on Redis Cluster it must hash to the queue's slot)
+-- ARGV[2]  'take' or 'moved'
+-- ARGV[3]  'take': the most tasks to move, >= 1; 'moved': the entry
+-- ARGV[4]  'take': the byte budget (consumer.ScriptBudget)
 --
--- Returns {code, entry, traceparent, failures, ...}, all strings:
---   1  done: per task moved, newest last (the order to start them in),
---      the entry, its stored traceparent ('' for none) and its failure
---      count ('0' for none)
---   0  nothing moved: the fence is gone or holds another token
---   2  the queue is not a list; nothing moved
---   3  the taken list is not a list; nothing moved
---   4  the dedup set is not a sorted set; nothing moved
---   6  the failure counts are not a hash; nothing moved
---   5  bad argument; nothing moved
+-- Returns {code, ...}, all strings (the code too, so that the reply reads
+-- straight into strings):
+--   1  done: 'take' {1, entry, failures, ...} per task moved, newest
+--      last (the order to start them in), failures '0' for none;
+--      'moved' {1, entry, failures, traceparent} ('' for none)
+--   0  fenced: the fence is gone or holds another token; nothing written
+--   2  the queue is not a list; nothing written
+--   3  the taken list is not a list; nothing written
+--   4  the failure counts are not a hash; nothing written
+--   5  the dedup set is not a sorted set; nothing written
+--   6  bad argument; nothing written
 
-local queue, taken, reg, failures, set = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local n, budget, trace = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
-if not n or n < 1 or not budget or not trace then return {'5'} end
-if type_of(reg) ~= 'string' or redis.call('GET', reg) ~= ARGV[1] then return {'0'} end
+local queue, taken, fence, failures, set = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local mode = ARGV[2]
+local n, budget = tonumber(ARGV[3]), tonumber(ARGV[4])
+if #KEYS < 5 or (mode == 'take' and not (n and n >= 1 and budget)) or (mode == 'moved' and #KEYS < 6)
+    or (mode ~= 'take' and mode ~= 'moved') then
+  return {'6'}
+end
+local dedup = set ~= queue
+if type_of(fence) ~= 'string' or redis.call('GET', fence) ~= ARGV[1] then return {'0'} end
 if not is(queue, 'list') then return {'2'} end
 if not is(taken, 'list') then return {'3'} end
-if set and not is(set, 'zset') then return {'4'} end
-if not is(failures, 'hash') then return {'6'} end
-local out, bytes = {'1'}, 0
+if not is(failures, 'hash') then return {'4'} end
+if dedup and not is(set, 'zset') then return {'5'} end
+
+-- took finishes the take of entry: out of the dedup set, its failure
+-- count appended to out.
+local out = {'1'}
+local function took(entry)
+  local task = unstamp(entry)
+  if dedup then
+    redis.call('ZREM', set, task)
+  end
+  out[#out + 1] = entry
+  out[#out + 1] = redis.call('HGET', failures, redis.sha1hex(task)) or '0'
+end
+
+if mode == 'moved' then
+  took(ARGV[3])
+  out[#out + 1] = type_of(KEYS[6]) == 'string' and redis.call('GET', KEYS[6]) or ''
+  return out
+end
+local bytes = 0
 for _ = 1, n do
   if bytes >= budget then break end
   local entry = redis.call('RPOPLPUSH', queue, taken)
   if not entry then break end
   bytes = bytes + #entry
-  local task = unstamp(entry)
-  if set then
-    redis.call('ZREM', set, task)
-  end
-  local tk = trace .. task
-  local tp = type_of(tk) == 'string' and redis.call('GET', tk) or ''
-  local sha = redis.sha1hex(task)
-  out[#out + 1] = entry
-  out[#out + 1] = tp
-  out[#out + 1] = redis.call('HGET', failures, sha) or '0'
+  took(entry)
 end
 return out

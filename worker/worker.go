@@ -10,20 +10,18 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/resc-go/resc/config"
 	"github.com/resc-go/resc/internal/keyspace"
+	"github.com/resc-go/resc/internal/registry"
 	"github.com/resc-go/resc/internal/script"
-	"github.com/resc-go/resc/membership"
 )
 
 var (
@@ -37,15 +35,11 @@ var (
 
 	//go:embed fail.lua
 	failSrc    string
-	failScript = script.New(failSrc, script.TypeCheck)
+	failScript = script.New(failSrc, script.TypeCheck, script.Delay)
 
 	//go:embed fence.lua
 	fenceSrc    string
 	fenceScript = script.New(fenceSrc, script.TypeCheck)
-
-	//go:embed handback.lua
-	handbackSrc    string
-	handbackScript = script.New(handbackSrc, script.TypeCheck)
 )
 
 // Defaults of Options.
@@ -60,11 +54,6 @@ const (
 	DefaultTraceTTL      = 24 * time.Hour
 	DefaultBlock         = time.Second
 )
-
-// scriptBudget bounds the bytes one take moves (beyond its first task), as
-// resc-go's own scripts are bounded: a queue of huge tasks does not hold
-// Redis, nor anyone's heartbeat, behind one call.
-const scriptBudget = 4 << 20
 
 // maxCompleteBatch is the most tasks one completion script completes.
 const maxCompleteBatch = 256
@@ -104,8 +93,14 @@ type Handler func(ctx context.Context, t Task) error
 // goes to the dead-letter list at once.
 var ErrPermanent = errors.New("permanent failure")
 
-// Permanent wraps err so that the task is dead-lettered without retries.
-func Permanent(err error) error { return fmt.Errorf("%w: %w", ErrPermanent, err) }
+// Permanent wraps err so that the task is dead-lettered without retries;
+// Permanent(nil) is ErrPermanent itself.
+func Permanent(err error) error {
+	if err == nil {
+		return ErrPermanent
+	}
+	return fmt.Errorf("%w: %w", ErrPermanent, err)
+}
 
 // Options configure a Worker. A zero field means its default.
 type Options struct {
@@ -130,9 +125,10 @@ type Options struct {
 	// the free slots of Concurrency plus Prefetch).
 	Batch int
 	// Block is how long a take waits on an empty queue before it looks
-	// again (BLMOVE timeout), in whole seconds as go-redis sends it: it
-	// is also how long Run may take to notice its context is done.
-	// Default and minimum 1 s.
+	// again (BLMOVE timeout): it is also how long Run may take to notice
+	// its context is done. Default 1 s; it must be a whole number of
+	// seconds (go-redis sends BLMOVE's timeout in whole seconds): New
+	// refuses any other value rather than round it.
 	Block time.Duration
 	// DrainTimeout is how long Run waits, once its context is done, for
 	// the handlers in flight to finish; then their contexts are cancelled
@@ -148,10 +144,13 @@ type Options struct {
 	// own taken lists when a lease starts (the leader applies its
 	// max_replays to the lists of dead workers). Default 3.
 	MaxReplays int
-	// Cluster are the heartbeat timings (HeartbeatInterval, DeadAfter),
-	// the same as the replicas' (the configuration's cluster object);
-	// Prefix is ignored (Options.Prefix counts).
-	Cluster membership.Settings
+	// HeartbeatInterval and DeadAfter are the registration's timings,
+	// the same as the replicas' (the configuration's cluster object,
+	// heartbeat_interval_ms and dead_after_ms): the registration is
+	// renewed every HeartbeatInterval, and the worker is dead to the
+	// leader DeadAfter after its last renewal. HeartbeatInterval must be
+	// below DeadAfter/2. Defaults 1 s and 5 s.
+	HeartbeatInterval, DeadAfter time.Duration
 	// TraceTTL is the expiry of the done events' stored trace contexts.
 	// Default 24 h.
 	TraceTTL time.Duration
@@ -159,10 +158,12 @@ type Options struct {
 	// task's stored trace context, instead of its child (the default):
 	// match the replicas' RESC_TRACE_PARENT.
 	TraceLink bool
-	// TracerProvider makes the handlers' spans. Default otel's global.
+	// TracerProvider makes the handlers' spans; nil makes none (the
+	// tasks' trace contexts are still carried to their done events).
+	// Pass otel.GetTracerProvider() for the global one.
 	TracerProvider trace.TracerProvider
 	// MeterProvider receives the counters resc.worker.* (Stats); nil
-	// records none.
+	// records none. Pass otel.GetMeterProvider() for the global one.
 	MeterProvider metric.MeterProvider
 	// Logger; default slog.Default(), with component=worker and the id.
 	Logger *slog.Logger
@@ -195,16 +196,22 @@ type queue struct {
 	handler                Handler
 }
 
-// Stats count what a Worker did since it was created.
+// Stats count what a Worker did since it was created: a snapshot
+// (Worker.Stats).
 type Stats struct {
-	Taken        atomic.Int64 // tasks taken
-	Completed    atomic.Int64 // tasks completed (done event pushed)
-	Retried      atomic.Int64 // failed attempts put in the delay schedule
-	DeadLettered atomic.Int64 // tasks sent to the dead-letter list
-	Fenced       atomic.Int64 // completions or failures refused: the task was no longer this worker's
-	HandedBack   atomic.Int64 // tasks given back to their queue at shutdown
-	Replayed     atomic.Int64 // tasks of its own taken lists replayed when a lease started
-	Panics       atomic.Int64 // handler panics caught
+	Taken        int64 // tasks taken
+	Completed    int64 // tasks completed (done event pushed)
+	Retried      int64 // failed attempts put in the delay schedule
+	DeadLettered int64 // tasks sent to the dead-letter list
+	Fenced       int64 // completions or failures refused: the task was no longer this worker's
+	HandedBack   int64 // tasks given back to their queue at shutdown
+	Replayed     int64 // tasks of its own taken lists replayed when a lease started
+	Panics       int64 // handler panics caught
+}
+
+// counters are the live counts behind Stats.
+type counters struct {
+	taken, completed, retried, deadLettered, fenced, handedBack, replayed, panics atomic.Int64
 }
 
 // Worker takes tasks from resc-go's queues into its own taken lists, runs
@@ -217,18 +224,47 @@ type Worker struct {
 	tracer  trace.Tracer
 	queues  []*queue
 	dialect script.Dialect
-	stats   Stats
+	stats   counters
 	seq     atomic.Int64
+	reg     registry.Settings
 }
 
 // New returns a worker using rdb, whose options should honour context
-// deadlines (redis.Options.ContextTimeoutEnabled).
-func New(rdb redis.UniversalClient, o Options) *Worker {
+// deadlines (redis.Options.ContextTimeoutEnabled). It reports at once
+// every problem of o (a bad id, a Block that is not whole seconds,
+// heartbeat timings that cannot fence). Add queues with Handle, then Run.
+func New(rdb redis.UniversalClient, o Options) (*Worker, error) {
+	if rdb == nil {
+		return nil, errors.New("worker: New: nil Redis client")
+	}
+	o, reg := o.withDefaults()
+	if err := o.validate(reg); err != nil {
+		return nil, err
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	w := &Worker{rdb: rdb, o: o, reg: reg, log: log.With("component", "worker", "worker", o.ID)}
+	if o.TracerProvider != nil {
+		w.tracer = o.TracerProvider.Tracer("github.com/resc-go/resc/worker")
+	}
+	if o.MeterProvider != nil {
+		if err := w.registerMetrics(o.MeterProvider); err != nil {
+			return nil, fmt.Errorf("worker: metrics: %w", err)
+		}
+	}
+	return w, nil
+}
+
+// withDefaults returns o with every zero field set to its default, and
+// the registration's settings.
+func (o Options) withDefaults() (Options, registry.Settings) {
 	if o.ID == "" {
 		o.ID = defaultID()
 	}
 	if o.Prefix == "" {
-		o.Prefix = "resc:"
+		o.Prefix = registry.DefaultPrefix
 	}
 	if o.Concurrency <= 0 {
 		o.Concurrency = DefaultConcurrency
@@ -242,7 +278,9 @@ func New(rdb redis.UniversalClient, o Options) *Worker {
 	if o.Batch <= 0 {
 		o.Batch = DefaultBatch
 	}
-	o.Block = max(o.Block.Truncate(time.Second), DefaultBlock)
+	if o.Block == 0 {
+		o.Block = DefaultBlock
+	}
 	if o.DrainTimeout <= 0 {
 		o.DrainTimeout = DefaultDrainTimeout
 	}
@@ -261,29 +299,25 @@ func New(rdb redis.UniversalClient, o Options) *Worker {
 	if o.TraceTTL <= 0 {
 		o.TraceTTL = DefaultTraceTTL
 	}
-	if o.TracerProvider == nil {
-		o.TracerProvider = otel.GetTracerProvider()
-	}
 	if o.Version == "" {
 		o.Version = "sdk"
 	}
-	o.Cluster.Prefix = o.Prefix
-	log := o.Logger
-	if log == nil {
-		log = slog.Default()
+	reg := registry.Settings{Prefix: o.Prefix, HeartbeatInterval: o.HeartbeatInterval, DeadAfter: o.DeadAfter}.WithDefaults()
+	o.HeartbeatInterval, o.DeadAfter = reg.HeartbeatInterval, reg.DeadAfter
+	return o, reg
+}
+
+// validate reports every problem of o, its defaults applied.
+func (o Options) validate(reg registry.Settings) error {
+	var errs []error
+	if strings.ContainsFunc(o.ID, func(r rune) bool { return r == '/' || r <= ' ' }) || len(o.ID) > 200 {
+		errs = append(errs, fmt.Errorf("worker: id %q: at most 200 bytes, no '/', spaces or control characters", o.ID))
 	}
-	w := &Worker{
-		rdb:    rdb,
-		o:      o,
-		log:    log.With("component", "worker", "worker", o.ID),
-		tracer: o.TracerProvider.Tracer("github.com/resc-go/resc/worker"),
+	if o.Block < time.Second || o.Block%time.Second != 0 {
+		errs = append(errs, fmt.Errorf("worker: Block is %v: it must be a whole number of seconds, at least 1s (zero means the default)", o.Block))
 	}
-	if o.MeterProvider != nil {
-		if err := w.registerMetrics(o.MeterProvider); err != nil {
-			w.log.Warn("metrics: worker counters", "err", err)
-		}
-	}
-	return w
+	errs = append(errs, reg.Problems()...)
+	return errors.Join(errs...)
 }
 
 // defaultID is "<hostname>-<pid>-<random>".
@@ -298,55 +332,51 @@ func defaultID() string {
 }
 
 // Handle makes the worker take the tasks of queueName and run h on each.
-// Call it before Run, once per queue.
-func (w *Worker) Handle(queueName string, h Handler, opts ...HandleOption) {
+// Call it before Run, once per queue. It refuses an empty queue name, a
+// nil handler, a queue handled twice, a done queue that is the queue
+// itself, and on Redis Cluster a queue whose keys are not all in its
+// slot.
+func (w *Worker) Handle(queueName string, h Handler, opts ...HandleOption) error {
 	q := &queue{name: queueName, taken: keyspace.WorkerTakenList(queueName, w.o.ID), handler: h,
 		fence: keyspace.WorkerFence(w.o.Prefix, queueName, w.o.ID)}
 	for _, o := range opts {
 		o(q)
 	}
+	switch {
+	case q.name == "":
+		return errors.New("worker: Handle: empty queue name")
+	case q.handler == nil:
+		return fmt.Errorf("worker: Handle(%q): nil handler", q.name)
+	case slices.ContainsFunc(w.queues, func(o *queue) bool { return o.name == q.name }):
+		return fmt.Errorf("worker: Handle(%q) called twice", q.name)
+	case q.done == q.name:
+		return fmt.Errorf("worker: queue %q: the done queue cannot be the queue itself", q.name)
+	}
+	if keyspace.OnCluster(w.rdb) {
+		if err := w.sameSlot(q); err != nil {
+			return err
+		}
+	}
 	w.queues = append(w.queues, q)
+	return nil
 }
 
 // ID is the worker id.
 func (w *Worker) ID() string { return w.o.ID }
 
-// Stats returns the worker's counters.
-func (w *Worker) Stats() *Stats { return &w.stats }
+// Stats returns a snapshot of the worker's counters.
+func (w *Worker) Stats() Stats {
+	c := &w.stats
+	return Stats{
+		Taken: c.taken.Load(), Completed: c.completed.Load(), Retried: c.retried.Load(),
+		DeadLettered: c.deadLettered.Load(), Fenced: c.fenced.Load(), HandedBack: c.handedBack.Load(),
+		Replayed: c.replayed.Load(), Panics: c.panics.Load(),
+	}
+}
 
 // TakenList is the worker's taken list of queueName.
 func (w *Worker) TakenList(queueName string) string {
 	return keyspace.WorkerTakenList(queueName, w.o.ID)
-}
-
-// check refuses what would make the worker unsafe.
-func (w *Worker) check() error {
-	if len(w.queues) == 0 {
-		return errors.New("worker: no queue: call Handle before Run")
-	}
-	if strings.ContainsFunc(w.o.ID, func(r rune) bool { return r == '/' || r <= ' ' }) || len(w.o.ID) > 200 {
-		return fmt.Errorf("worker: id %q: at most 200 bytes, no '/', spaces or control characters", w.o.ID)
-	}
-	seen := map[string]bool{}
-	for _, q := range w.queues {
-		switch {
-		case q.name == "":
-			return errors.New("worker: Handle: empty queue name")
-		case q.handler == nil:
-			return fmt.Errorf("worker: Handle(%q): nil handler", q.name)
-		case seen[q.name]:
-			return fmt.Errorf("worker: Handle(%q) called twice", q.name)
-		case q.done == q.name:
-			return fmt.Errorf("worker: queue %q: the done queue cannot be the queue itself", q.name)
-		}
-		seen[q.name] = true
-		if keyspace.OnCluster(w.rdb) {
-			if err := w.sameSlot(q); err != nil {
-				return err
-			}
-		}
-	}
-	return w.o.Cluster.Validate()
 }
 
 // sameSlot checks that every key the scripts of q touch hashes to the
@@ -361,12 +391,12 @@ func (w *Worker) sameSlot(q *queue) error {
 	if q.done != "" {
 		keys = append(keys, q.done, keyspace.TraceContext(p, q.done, "event"))
 	}
-	want := config.Slot(q.name)
+	want := keyspace.Slot(q.name)
 	for _, k := range keys {
-		if config.Slot(k) != want {
+		if keyspace.Slot(k) != want {
 			return fmt.Errorf("worker: queue %q on Redis Cluster: key %q is in slot %d, the queue in %d: "+
 				"give the queue a hash tag ({tag}name), the same in its set and done queue, and a key prefix without braces "+
-				"(see docs/redis.md)", q.name, k, config.Slot(k), want)
+				"(see docs/redis.md)", q.name, k, keyspace.Slot(k), want)
 		}
 	}
 	return nil
@@ -381,62 +411,11 @@ func sha1Hex(s string) string {
 // errFenced is a script refusing to write: the registration is lost.
 var errFenced = errors.New("worker: registration lost")
 
-// session is what one lease runs: its takers, handlers and completers.
-type session struct {
-	w     *Worker
-	lease context.Context
-	token string
-	// handlers is the context of the handlers: the lease's, cancelled
-	// too by the drain timeout.
-	handlers context.Context
-	cancel   context.CancelFunc
-	sem      chan struct{}  // a slot per task held: Concurrency + Prefetch
-	run      chan struct{}  // a slot per handler running: Concurrency
-	stopping chan struct{}  // closed once taking stopped: held tasks are not started
-	wg       sync.WaitGroup // handlers
-	done     map[*queue]chan *Task
-	sending  sync.WaitGroup // completions being sent to done
-
-	mu       sync.Mutex
-	inflight map[*Task]*queue
-	taken    uint64 // tasks taken so far: the next Task.seq
-	over     bool   // results are no longer accepted (abandoned handlers)
-}
-
-// release gives back n handler slots.
-func (s *session) release(n int) {
-	for range n {
-		<-s.sem
-	}
-}
-
-// forget removes t from the tasks in flight, reporting whether it was
-// there (false: the session gave up on it and handed it back). When send
-// is set, the caller is about to send t to its completer and must call
-// s.sending.Done once it has.
-func (s *session) forget(t *Task, send bool) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.inflight[t]; !ok || s.over {
-		return false
-	}
-	delete(s.inflight, t)
-	if send {
-		s.sending.Add(1)
-	}
-	return true
-}
-
 // newTag is a delay schedule member tag, unique to this worker.
 func (w *Worker) newTag(now time.Time) string {
 	return fmt.Sprintf("%d-w%s-%d", now.UnixMilli(), w.o.ID, w.seq.Add(1))
 }
 
-// retryDelay is the delay after the n-th failure (n >= 1).
-func (w *Worker) retryDelay(n int) time.Duration {
-	d := w.o.RetryDelay
-	for i := 1; i < n && d < w.o.MaxRetryDelay; i++ {
-		d *= 2
-	}
-	return min(d, w.o.MaxRetryDelay)
-}
+// ErrIDInUse is Run's error (wrapped) when a live worker or replica holds
+// the worker's id.
+var ErrIDInUse = registry.ErrIDInUse

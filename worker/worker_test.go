@@ -18,11 +18,10 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
-	"github.com/resc-go/resc/deadletter"
+	"github.com/resc-go/resc/internal/consumer"
 	"github.com/resc-go/resc/internal/keyspace"
 	"github.com/resc-go/resc/internal/redistest"
 	"github.com/resc-go/resc/internal/testutil"
-	"github.com/resc-go/resc/membership"
 	"github.com/resc-go/resc/worker"
 )
 
@@ -37,10 +36,31 @@ func newEnv(t *testing.T) *env {
 	return &env{t: t, rdb: redistest.Start(t).Client()}
 }
 
+// testDeadAfter is the DeadAfter of the test options.
+const testDeadAfter = 500 * time.Millisecond
+
+// newWorker is worker.New, failing the test on an error.
+func (e *env) newWorker(o worker.Options) *worker.Worker {
+	e.t.Helper()
+	w, err := worker.New(e.rdb, o)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return w
+}
+
+// handle is w.Handle, failing the test on an error.
+func (e *env) handle(w *worker.Worker, queue string, h worker.Handler, opts ...worker.HandleOption) {
+	e.t.Helper()
+	if err := w.Handle(queue, h, opts...); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
 // options are fast test options.
 func (e *env) options(id string) worker.Options {
 	return worker.Options{
-		ID: id, Cluster: membership.TestSettings(),
+		ID: id, HeartbeatInterval: 100 * time.Millisecond, DeadAfter: testDeadAfter,
 		RetryDelay: 10 * time.Millisecond, MaxRetryDelay: 50 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(testWriter{e.t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	}
@@ -112,8 +132,8 @@ func TestCompletes(t *testing.T) {
 	e.push("todo", tasks...)
 	var mu sync.Mutex
 	seen := map[string]int{}
-	w := worker.New(e.rdb, e.options("w1"))
-	w.Handle("todo", func(_ context.Context, t worker.Task) error {
+	w := e.newWorker(e.options("w1"))
+	e.handle(w, "todo", func(_ context.Context, t worker.Task) error {
 		mu.Lock()
 		seen[t.Body]++
 		mu.Unlock()
@@ -155,8 +175,8 @@ func TestCompletes(t *testing.T) {
 	if ex := e.rdb.Exists(ctx, keyspace.Replica("resc:", "w1")).Val(); ex != 0 {
 		t.Error("still registered after Run returned")
 	}
-	if s := w.Stats(); s.Completed.Load() != n || s.Taken.Load() != n {
-		t.Errorf("stats: completed %d, taken %d, want %d", s.Completed.Load(), s.Taken.Load(), n)
+	if s := w.Stats(); s.Completed != n || s.Taken != n {
+		t.Errorf("stats: completed %d, taken %d, want %d", s.Completed, s.Taken, n)
 	}
 }
 
@@ -174,8 +194,8 @@ func TestRetriesThenDeadLetters(t *testing.T) {
 	o.MaxAttempts = 3
 	reader := sdkmetric.NewManualReader()
 	o.MeterProvider = sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	w := worker.New(e.rdb, o)
-	w.Handle("todo", func(_ context.Context, t worker.Task) error {
+	w := e.newWorker(o)
+	e.handle(w, "todo", func(_ context.Context, t worker.Task) error {
 		mu.Lock()
 		calls[t.Body] = append(calls[t.Body], t.Failures)
 		mu.Unlock()
@@ -207,9 +227,9 @@ func TestRetriesThenDeadLetters(t *testing.T) {
 	if got := calls["panics"]; !slices.Equal(got, []int{0, 1}) {
 		t.Errorf("panicking task attempted %v, want twice", got)
 	}
-	reasons := map[string]*deadletter.Entry{}
+	reasons := map[string]*consumer.Entry{}
 	for _, s := range testutil.List(t, e.rdb, "todo/dead") {
-		d, err := deadletter.Decode(s)
+		d, err := consumer.Decode(s)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -224,7 +244,7 @@ func TestRetriesThenDeadLetters(t *testing.T) {
 	if n := e.rdb.HLen(ctx, keyspace.TaskFailures("resc:", "todo")).Val(); n != 0 {
 		t.Errorf("%d failure counts left", n)
 	}
-	if p := w.Stats().Panics.Load(); p != 1 {
+	if p := w.Stats().Panics; p != 1 {
 		t.Errorf("%d panics counted, want 1", p)
 	}
 	var rm metricdata.ResourceMetrics
@@ -257,8 +277,8 @@ func TestDrainHandsBack(t *testing.T) {
 	o.DrainTimeout = 300 * time.Millisecond
 	var started atomic.Int32
 	release := make(chan struct{})
-	w := worker.New(e.rdb, o)
-	w.Handle("todo", func(ctx context.Context, t worker.Task) error {
+	w := e.newWorker(o)
+	e.handle(w, "todo", func(ctx context.Context, t worker.Task) error {
 		started.Add(1)
 		if t.Body == "quick" {
 			<-release // finishes within the drain timeout
@@ -280,7 +300,7 @@ func TestDrainHandsBack(t *testing.T) {
 	// Handed back oldest first at the consuming end: slow-1 is taken next.
 	testutil.AssertList(t, e.rdb, "todo", "slow-2", "slow-1")
 	testutil.AssertList(t, e.rdb, w.TakenList("todo"))
-	if h := w.Stats().HandedBack.Load(); h != 2 {
+	if h := w.Stats().HandedBack; h != 2 {
 		t.Errorf("%d handed back, want 2", h)
 	}
 }
@@ -297,8 +317,8 @@ func TestTraceContinued(t *testing.T) {
 	rec := tracetest.NewSpanRecorder()
 	o := e.options("w1")
 	o.TracerProvider = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	w := worker.New(e.rdb, o)
-	w.Handle("todo", func(context.Context, worker.Task) error { return nil }, worker.WithDone("done"))
+	w := e.newWorker(o)
+	e.handle(w, "todo", func(context.Context, worker.Task) error { return nil }, worker.WithDone("done"))
 	stop := e.start(w)
 	testutil.Eventually(t, "both done", func() bool { return e.llen("done") == 2 })
 	if err := stop(); err != nil {
@@ -333,8 +353,8 @@ func TestReplayStampStripped(t *testing.T) {
 	e := newEnv(t)
 	e.push("todo", keyspace.StampReplays(2, "again"), "plain")
 	got := make(chan worker.Task, 2)
-	w := worker.New(e.rdb, e.options("w1"))
-	w.Handle("todo", func(_ context.Context, t worker.Task) error { got <- t; return nil }, worker.WithDone("done"))
+	w := e.newWorker(e.options("w1"))
+	e.handle(w, "todo", func(_ context.Context, t worker.Task) error { got <- t; return nil }, worker.WithDone("done"))
 	e.start(w)
 	byBody := map[string]worker.Task{}
 	for range 2 {
@@ -365,8 +385,8 @@ func TestOwnListReplayed(t *testing.T) {
 	e := newEnv(t)
 	e.push(keyspace.WorkerTakenList("todo", "fixed"), "left-over")
 	got := make(chan worker.Task, 1)
-	w := worker.New(e.rdb, e.options("fixed"))
-	w.Handle("todo", func(_ context.Context, t worker.Task) error { got <- t; return nil }, worker.WithDone("done"))
+	w := e.newWorker(e.options("fixed"))
+	e.handle(w, "todo", func(_ context.Context, t worker.Task) error { got <- t; return nil }, worker.WithDone("done"))
 	e.start(w)
 	select {
 	case tk := <-got:
@@ -378,45 +398,71 @@ func TestOwnListReplayed(t *testing.T) {
 	}
 }
 
-// TestRefusesBadSetup: clear errors before anything is taken.
+// TestRefusesBadSetup: each mistake is reported where it is made: New
+// refuses bad options, Handle a bad queue, Run a worker without a queue
+// or whose id a live registration holds.
 func TestRefusesBadSetup(t *testing.T) {
 	e := newEnv(t)
 	nop := func(context.Context, worker.Task) error { return nil }
 	for _, c := range []struct {
 		name string
-		w    func() *worker.Worker
+		o    func(*worker.Options)
 		want string
 	}{
-		{"no queue", func() *worker.Worker { return worker.New(e.rdb, e.options("w")) }, "no queue"},
-		{"slash in id", func() *worker.Worker {
-			w := worker.New(e.rdb, e.options("a/b"))
-			w.Handle("q", nop)
-			return w
-		}, "no '/'"},
-		{"twice", func() *worker.Worker {
-			w := worker.New(e.rdb, e.options("w"))
-			w.Handle("q", nop)
-			w.Handle("q", nop)
-			return w
-		}, "twice"},
-		{"done is queue", func() *worker.Worker {
-			w := worker.New(e.rdb, e.options("w"))
-			w.Handle("q", nop, worker.WithDone("q"))
-			return w
-		}, "cannot be the queue itself"},
+		{"slash in id", func(o *worker.Options) { o.ID = "a/b" }, "no '/'"},
+		{"sub-second block", func(o *worker.Options) { o.Block = 1500 * time.Millisecond }, "whole number of seconds"},
+		{"negative block", func(o *worker.Options) { o.Block = -time.Second }, "Block is -1s"},
+		{"heartbeat too slow", func(o *worker.Options) { o.HeartbeatInterval = o.DeadAfter }, "below half of DeadAfter"},
 	} {
-		err := c.w().Run(context.Background())
-		if err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%s: Run = %v, want an error with %q", c.name, err, c.want)
+		o := e.options("w")
+		c.o(&o)
+		if _, err := worker.New(e.rdb, o); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: New = %v, want an error with %q", c.name, err, c.want)
+		}
+	}
+	if _, err := worker.New(nil, e.options("w")); err == nil {
+		t.Error("New with a nil client: no error")
+	}
+	w := e.newWorker(e.options("w"))
+	if err := w.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "no queue") {
+		t.Errorf("Run without a queue = %v, want \"no queue\"", err)
+	}
+	for _, c := range []struct {
+		name, queue string
+		h           worker.Handler
+		opts        []worker.HandleOption
+		want        string
+	}{
+		{"empty name", "", nop, nil, "empty queue name"},
+		{"nil handler", "q2", nil, nil, "nil handler"},
+		{"twice", "q", nop, nil, "twice"},
+		{"done is queue", "q3", nop, []worker.HandleOption{worker.WithDone("q3")}, "cannot be the queue itself"},
+	} {
+		if c.name == "twice" {
+			e.handle(w, "q", nop)
+		}
+		if err := w.Handle(c.queue, c.h, c.opts...); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: Handle = %v, want an error with %q", c.name, err, c.want)
 		}
 	}
 	// An id held by a live registration is refused.
 	o := e.options("taken-id")
 	e.rdb.Set(context.Background(), keyspace.Replica("resc:", "taken-id"), "other", time.Hour)
-	w := worker.New(e.rdb, o)
-	w.Handle("q", nop)
-	if err := w.Run(context.Background()); !errors.Is(err, membership.ErrIDInUse) {
+	w = e.newWorker(o)
+	e.handle(w, "q", nop)
+	if err := w.Run(context.Background()); !errors.Is(err, worker.ErrIDInUse) {
 		t.Errorf("Run with an id in use = %v, want ErrIDInUse", err)
+	}
+}
+
+// TestPermanentNil: Permanent(nil) is ErrPermanent, printed plainly.
+func TestPermanentNil(t *testing.T) {
+	err := worker.Permanent(nil)
+	if !errors.Is(err, worker.ErrPermanent) || strings.Contains(err.Error(), "%!") {
+		t.Errorf("Permanent(nil) = %q", err)
+	}
+	if err := worker.Permanent(errors.New("bad")); !errors.Is(err, worker.ErrPermanent) || err.Error() != "permanent failure: bad" {
+		t.Errorf("Permanent(bad) = %q", err)
 	}
 }
 
@@ -428,8 +474,8 @@ func TestCompletionFenced(t *testing.T) {
 	ctx := context.Background()
 	e.push("todo", "zombie")
 	running, release := make(chan struct{}), make(chan struct{})
-	w := worker.New(e.rdb, e.options("w1"))
-	w.Handle("todo", func(context.Context, worker.Task) error {
+	w := e.newWorker(e.options("w1"))
+	e.handle(w, "todo", func(context.Context, worker.Task) error {
 		close(running)
 		<-release
 		return nil
@@ -441,14 +487,14 @@ func TestCompletionFenced(t *testing.T) {
 		t.Fatalf("task not in the taken list (LREM %d)", n)
 	}
 	close(release)
-	testutil.Eventually(t, "the completion fenced", func() bool { return w.Stats().Fenced.Load() == 1 })
+	testutil.Eventually(t, "the completion fenced", func() bool { return w.Stats().Fenced == 1 })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	if n := e.llen("done"); n != 0 {
 		t.Errorf("%d done events, want none", n)
 	}
-	if c := w.Stats().Completed.Load(); c != 0 {
+	if c := w.Stats().Completed; c != 0 {
 		t.Errorf("%d completed, want 0", c)
 	}
 }
@@ -468,8 +514,8 @@ func TestFenceLost(t *testing.T) {
 	var attempts atomic.Int32
 	running := make(chan struct{})
 	cancelled := make(chan error, 1)
-	w := worker.New(e.rdb, e.options("w1"))
-	w.Handle("todo", func(ctx context.Context, _ worker.Task) error {
+	w := e.newWorker(e.options("w1"))
+	e.handle(w, "todo", func(ctx context.Context, _ worker.Task) error {
 		if attempts.Add(1) == 1 {
 			close(running)
 			<-ctx.Done()
@@ -488,8 +534,8 @@ func TestFenceLost(t *testing.T) {
 	if got := e.rdb.Get(ctx, fence).Val(); got != token {
 		t.Fatalf("fence %q holds %q, want the registration token %q", fence, got, token)
 	}
-	if ttl := e.rdb.PTTL(ctx, fence).Val(); ttl <= 0 || ttl > membership.TestSettings().DeadAfter {
-		t.Errorf("fence TTL %v, want up to dead-after %v", ttl, membership.TestSettings().DeadAfter)
+	if ttl := e.rdb.PTTL(ctx, fence).Val(); ttl <= 0 || ttl > testDeadAfter {
+		t.Errorf("fence TTL %v, want up to dead-after %v", ttl, testDeadAfter)
 	}
 	if err := e.rdb.Del(ctx, fence).Err(); err != nil {
 		t.Fatal(err)

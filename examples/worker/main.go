@@ -64,10 +64,14 @@ func main() {
 	}
 	defer func() { _ = tel.Shutdown(context.WithoutCancel(ctx)) }()
 
-	w := worker.New(redis.NewClient(opts), worker.Options{
+	w, err := worker.New(redis.NewClient(opts), worker.Options{
 		ID: *id, Prefix: *prefix, Concurrency: *concurrency, DrainTimeout: *drain,
 		TraceLink: !*child, TracerProvider: tel.TracerProvider(), MeterProvider: tel.MeterProvider(), Logger: log,
 	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
 	var hopts []worker.HandleOption
 	if *set != "" {
 		hopts = append(hopts, worker.WithSet(*set))
@@ -75,7 +79,7 @@ func main() {
 	if *done != "" {
 		hopts = append(hopts, worker.WithDone(*done))
 	}
-	w.Handle(*queue, func(ctx context.Context, t worker.Task) error {
+	err = w.Handle(*queue, func(ctx context.Context, t worker.Task) error {
 		// The work. Return an error to retry later, worker.Permanent(err)
 		// to dead-letter at once; a panic is a failure too.
 		log.Info("working", "task", t.Body, "replays", t.Replays, "failures", t.Failures)
@@ -86,6 +90,10 @@ func main() {
 			return ctx.Err()
 		}
 	}, hopts...)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
 	if err := w.Run(ctx); err != nil {
 		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 			return // stopped as asked (SIGTERM, SIGINT), even before it started: exit 0

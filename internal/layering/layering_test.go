@@ -38,26 +38,32 @@ var allowed = map[string][]string{
 	"internal/testutil":    nil,
 	"internal/otlptest":    nil,
 	"internal/takenlist":   {"internal/keyspace"},
-	"internal/redisconn":   {"config"},
-	"internal/redistest":   {"internal/redisserver"},
-	"internal/proctest":    {"internal/*"},
-	"internal/explain":     {"config", "rules"},
-	"internal/layering":    nil,
+	// The reliable consumer shared by the service and the worker SDK:
+	// registration and lease, and the scripts both sides run (hand-back,
+	// replay, promotion, the dead-letter entry, the byte budget).
+	"internal/registry":  {"internal/backoff", "internal/keyspace", "internal/script"},
+	"internal/consumer":  {"internal/keyspace", "internal/script"},
+	"internal/redisconn": {"config"},
+	"internal/redistest": {"internal/redisserver"},
+	"internal/proctest":  {"internal/*"},
+	"internal/explain":   {"config", "rules"},
+	"internal/layering":  nil,
 
 	// The domain: rules is pure; watcher, cluster and recovery never
 	// import each other (they meet in replica through small interfaces).
 	"rules":      {"config"},
 	"fetch":      {"config", "internal/jsonkind"},
-	"deadletter": {"internal/keyspace", "internal/script"},
-	"watcher":    {"config", "rules", "deadletter", "internal/backoff", "internal/counts", "internal/keyspace", "internal/script"},
-	"membership": {"config", "internal/backoff", "internal/counts", "internal/keyspace", "internal/script"},
-	"recovery":   {"config", "deadletter", "internal/backoff", "internal/keyspace", "internal/script", "internal/takenlist"},
+	"deadletter": {"internal/consumer", "internal/keyspace", "internal/script"},
+	"watcher":    {"config", "rules", "deadletter", "internal/backoff", "internal/consumer", "internal/counts", "internal/keyspace", "internal/script"},
+	"membership": {"config", "internal/backoff", "internal/counts", "internal/keyspace", "internal/registry", "internal/script"},
+	"recovery":   {"config", "deadletter", "internal/backoff", "internal/consumer", "internal/keyspace", "internal/script", "internal/takenlist"},
 
 	// Assembly and operation: a replica's parts, and the read model.
 	"replica": {"config", "rules", "fetch", "watcher", "membership", "recovery", "telemetry", "internal/*"},
 	"inspect": {"config", "membership", "deadletter", "internal/keyspace", "internal/script", "internal/takenlist"},
 	"console": {"config", "membership", "deadletter", "inspect", "internal/counts"},
-	"worker":  {"membership", "config", "deadletter", "recovery", "internal/backoff", "internal/keyspace", "internal/script"},
+	// The worker SDK links none of the service: only the shared leaves.
+	"worker": {"internal/backoff", "internal/consumer", "internal/keyspace", "internal/registry", "internal/script"},
 
 	// The command: wiring of everything above.
 	"cmd/resc": {"config", "rules", "fetch", "deadletter", "membership", "inspect", "console", "replica", "telemetry", "internal/*"},
@@ -68,7 +74,7 @@ var allowed = map[string][]string{
 	"examples/demo-api":  {"telemetry"},
 	"examples/worker":    {"telemetry", "worker"},
 	"systest":            nil,
-	"systest/testworker": {"membership", "worker"},
+	"systest/testworker": {"worker"},
 
 	// ... and the harnesses with heavy dependencies, each a module of its
 	// own (see harnessModules).

@@ -2,6 +2,7 @@ package redistest
 
 import (
 	"context"
+	"reflect"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -106,4 +107,23 @@ func Dump(t testing.TB, rdb *redis.Client, pattern string) Data {
 		d[k] = v
 	}
 	return d
+}
+
+// Prefixed returns d with every key prefixed by p: the keys of one case
+// of a table, beside the other cases' on the same server.
+func Prefixed(p string, d Data) Data {
+	out := Data{}
+	for k, v := range d {
+		out[p+k] = v
+	}
+	return out
+}
+
+// CheckAfter fails the test unless the keys of the server of rdb that
+// start with p hold exactly want, its keys taken without p ("Redis after").
+func CheckAfter(t testing.TB, rdb *redis.Client, p string, want Data) {
+	t.Helper()
+	if got, w := Dump(t, rdb, p+"*"), Prefixed(p, want); !reflect.DeepEqual(got, w) {
+		t.Errorf("Redis after:\n got %#v\nwant %#v", got, w)
+	}
 }

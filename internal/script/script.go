@@ -46,6 +46,13 @@ var TypeCheck Prelude
 //go:embed replaystamp.lua
 var ReplayStamp Prelude
 
+// Delay defines delay_ms(first, longest, k) (delay.lua): the delay of a
+// retry or replay after k doublings, capped, computed in one place for
+// the leader's replays and the workers' retries.
+//
+//go:embed delay.lua
+var Delay Prelude
+
 // New returns the script of src, which must start with "#!lua", with the
 // preludes inserted after that line. It panics otherwise: scripts are
 // package-level constants embedded at build time.

@@ -17,7 +17,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/resc-go/resc/membership"
 	"github.com/resc-go/resc/worker"
 )
 
@@ -58,11 +57,15 @@ func main() {
 		rdb = redis.NewClient(opts)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	w := worker.New(rdb, worker.Options{
+	w, err := worker.New(rdb, worker.Options{
 		ID: *id, Concurrency: *concurrency, DrainTimeout: *drain, Logger: log,
 		RetryDelay: 20 * time.Millisecond, MaxRetryDelay: 100 * time.Millisecond, MaxReplays: 100,
-		Cluster: membership.Settings{HeartbeatInterval: *heartbeat, DeadAfter: *deadAfter},
+		HeartbeatInterval: *heartbeat, DeadAfter: *deadAfter,
 	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
 	var opt []worker.HandleOption
 	if *set != "" {
 		opt = append(opt, worker.WithSet(*set))
@@ -70,7 +73,7 @@ func main() {
 	if *done != "" {
 		opt = append(opt, worker.WithDone(*done))
 	}
-	w.Handle(*queue, func(ctx context.Context, t worker.Task) error {
+	err = w.Handle(*queue, func(ctx context.Context, t worker.Task) error {
 		switch {
 		case t.Body == *crashOn:
 			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
@@ -85,6 +88,10 @@ func main() {
 		}
 		return rdb.RPush(context.WithoutCancel(ctx), *handled, t.Body).Err()
 	}, opt...)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	if err := w.Run(ctx); err != nil {

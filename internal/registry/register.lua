@@ -37,8 +37,7 @@ if id == '' then return {-2, 4} end
 if not now then return {-2, 5} end
 local want = {'string', 'string', 'zset', 'hash'}
 for i = 1, 4 do
-  local t = redis.call('TYPE', KEYS[i]).ok
-  if t ~= 'none' and t ~= want[i] then
+  if not is(KEYS[i], want[i]) then
     return {-1, i}
   end
 end

@@ -20,7 +20,7 @@ end
 -- TYPE first: GET on a key of another type is an error, and such a key is
 -- not this registration's either. (One command per line: a refusal of the
 -- ACL is reported by line, script.NoPermission names the command from it.)
-if redis.call('TYPE', KEYS[1]).ok ~= 'string' then
+if type_of(KEYS[1]) ~= 'string' then
   return 0
 end
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then

@@ -1,4 +1,4 @@
-package membership
+package registry
 
 // The heartbeat loop and the lease it keeps: how a replica knows it may
 // still work, and how it registers again after a lost lease.
@@ -16,7 +16,7 @@ import (
 // sent, and wakes up WaitLease.
 func (m *Membership) startLease(ctx context.Context, token string, sent time.Time) {
 	lease, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
-	leaseFor := m.s.leaseFor()
+	leaseFor := m.s.LeaseFor()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.timer != nil {
@@ -167,7 +167,7 @@ func (m *Membership) Run(ctx context.Context) error {
 // after one interval and sent again behind the next script.
 func (m *Membership) heartbeat(ctx context.Context) (sent time.Time, renewed bool, err error) {
 	m.mu.Lock()
-	token, end := m.token, m.renewed.Add(m.s.leaseFor())
+	token, end := m.token, m.renewed.Add(m.s.LeaseFor())
 	m.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, max(time.Until(end), m.s.HeartbeatInterval))
 	defer cancel()
@@ -192,7 +192,7 @@ func (m *Membership) renew(sent time.Time) {
 	defer m.mu.Unlock()
 	m.renewed = sent
 	if m.lease.Err() == nil {
-		m.timer.Reset(time.Until(sent.Add(m.s.leaseFor())))
+		m.timer.Reset(time.Until(sent.Add(m.s.LeaseFor())))
 	}
 }
 

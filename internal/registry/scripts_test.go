@@ -1,4 +1,4 @@
-package membership
+package registry
 
 import (
 	"context"
@@ -48,7 +48,6 @@ func TestScriptsLoad(t *testing.T) {
 		"register.lua":   registerScript,
 		"heartbeat.lua":  heartbeatScript,
 		"deregister.lua": deregisterScript,
-		"prune.lua":      pruneScript,
 	} {
 		for _, d := range []script.Dialect{{}, {Legacy: true}} {
 			if err := s.Load(ctx, d, e.rdb); err != nil {

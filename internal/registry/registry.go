@@ -1,4 +1,4 @@
-package membership
+package registry
 
 import (
 	"context"
@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"go.opentelemetry.io/otel/metric"
 
 	"github.com/resc-go/resc/internal/backoff"
 	"github.com/resc-go/resc/internal/keyspace"
@@ -25,15 +24,15 @@ import (
 var (
 	//go:embed register.lua
 	registerSrc    string
-	registerScript = script.New(registerSrc)
+	registerScript = script.New(registerSrc, script.TypeCheck)
 
 	//go:embed heartbeat.lua
 	heartbeatSrc    string
-	heartbeatScript = script.New(heartbeatSrc)
+	heartbeatScript = script.New(heartbeatSrc, script.TypeCheck)
 
 	//go:embed deregister.lua
 	deregisterSrc    string
-	deregisterScript = script.New(deregisterSrc)
+	deregisterScript = script.New(deregisterSrc, script.TypeCheck)
 )
 
 var (
@@ -93,25 +92,20 @@ type Info struct {
 	DeadAfter time.Duration `json:"dead_after_ns"`
 }
 
-// Options configure a Membership (Register) or an Elector (NewElector)
-// beside its Redis client.
+// Options configure a registration (Register) beside its Redis client.
 type Options struct {
-	// Settings are the cluster timings and the key prefix; zero fields take
-	// their defaults. Every replica of a cluster uses the same.
+	// Settings are the timings and the key prefix; zero fields take
+	// their defaults. Every replica and worker of a deployment uses the
+	// same.
 	Settings Settings
 
-	// Dialect is the server's script dialect (script.Detect); Register
-	// needs it.
+	// Dialect is the server's script dialect (script.Detect).
 	Dialect script.Dialect
 
 	// Logger; nil means slog.Default(). The replica id is added.
 	Logger *slog.Logger
 
-	// MeterProvider receives the elector's gauge resc.leader (1 while this
-	// replica leads, docs/telemetry.md); nil records none.
-	MeterProvider metric.MeterProvider
-
-	// WaitForExpiry (Register only) makes Register wait, when a live registration holds
+	// WaitForExpiry makes Register wait, when a live registration holds
 	// the id, until that registration expires, for up to DeadAfter +
 	// HeartbeatInterval; it then registers, or returns ErrIDInUse if the
 	// holder is still renewing. For a replica restarted under the same id
@@ -119,8 +113,8 @@ type Options struct {
 	// (the default) refuses at once.
 	WaitForExpiry bool
 
-	// Now (Register only) is the clock of the registration time kept in
-	// the registry. Default time.Now.
+	// Now is the clock of the registration time kept in the registry.
+	// Default time.Now.
 	Now func() time.Time
 }
 

@@ -20,15 +20,14 @@
 --       clean them up)
 --   -i  nothing written: KEYS[i] has the wrong type
 
-local current = redis.call('TYPE', KEYS[1]).ok == 'string'
+local current = type_of(KEYS[1]) == 'string'
 current = current and redis.call('GET', KEYS[1])
 if not current or (current ~= ARGV[1] and (ARGV[2] == '' or current ~= ARGV[2])) then
   return 0
 end
 local want = {'string', 'string', 'zset', 'hash'}
 for i = 2, 4 do
-  local t = redis.call('TYPE', KEYS[i]).ok
-  if t ~= 'none' and t ~= want[i] then
+  if not is(KEYS[i], want[i]) then
     return -i
   end
 end

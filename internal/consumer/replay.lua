@@ -174,12 +174,7 @@ for _ = 1, max_entries do
     redis.call('RPUSH', input, stamp(n, event))
     replayed = replayed + 1
   else
-    local delay = delay0
-    for _ = 3, n do
-      delay = delay * 2
-      if delay >= max_delay then break end
-    end
-    local due = string.format('%d', now + math.min(delay, max_delay))
+    local due = string.format('%d', now + delay_ms(delay0, max_delay, n - 2))
     -- Identical events must stay distinct members: the member carries now
     -- and a number, bumped until no member has it.
     local member = stamp(n, event)
