@@ -105,44 +105,7 @@ func printStatus(w io.Writer, doc *inspect.Status) {
 	fmt.Fprintf(w, "leader: %s\n\n", leader)
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	if len(doc.Replicas) == 0 {
-		fmt.Fprintln(w, "no replica registered")
-	} else {
-		fmt.Fprintln(tw, "REPLICA\tSTATE\tHEARTBEAT AGE\tHOST\tPID\tVERSION\tSTARTED\tUPTIME\tTAKEN LISTS")
-		for _, r := range doc.Replicas {
-			state := "dead"
-			if r.Alive {
-				state = "alive"
-			}
-			if r.RemovalInMs != nil {
-				state += ",removed-in-" + msCell(r.RemovalInMs, time.Second)
-			}
-			if r.Leader {
-				state += ",leader"
-			}
-			if r.Kind != "" {
-				state += "," + printable(r.Kind)
-			}
-			pid, started, lists := "-", "-", "-"
-			if r.PID != 0 {
-				pid = strconv.Itoa(r.PID)
-			}
-			if r.Started != nil {
-				started = r.Started.Format(time.RFC3339)
-			}
-			if len(r.TakenLists) > 0 {
-				ls := make([]string, len(r.TakenLists))
-				for i, l := range r.TakenLists {
-					ls[i] = fmt.Sprintf("%s(%d)", printable(l.List), l.Length)
-				}
-				lists = strings.Join(ls, ",")
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", printable(r.ID), state,
-				msCell(r.HeartbeatAgeMs, time.Millisecond), cell(r.Host), pid, cell(r.Version),
-				started, msCell(r.UptimeMs, time.Second), lists)
-		}
-		tw.Flush()
-	}
+	printReplicas(w, tw, doc.Replicas)
 	if doc.DeadRetentionMs != nil {
 		fmt.Fprintf(w, "dead replicas and workers leave the registry %s after the leader finds them dead, once their taken lists are empty (cluster.dead_retention_ms)\n",
 			msCell(doc.DeadRetentionMs, time.Second))
@@ -184,6 +147,48 @@ func printStatus(w io.Writer, doc *inspect.Status) {
 	tw.Flush()
 	if slices.ContainsFunc(lists, func(tl inspect.TakenList) bool { return tl.Orphan }) {
 		fmt.Fprintln(w, "\norphan: its replica or worker is not alive; the leader moves its events back to their queue")
+	}
+}
+
+// printReplicas prints the table of the registered replicas and workers.
+func printReplicas(w io.Writer, tw *tabwriter.Writer, rs []inspect.Replica) {
+	if len(rs) == 0 {
+		fmt.Fprintln(w, "no replica registered")
+	} else {
+		fmt.Fprintln(tw, "REPLICA\tSTATE\tHEARTBEAT AGE\tHOST\tPID\tVERSION\tSTARTED\tUPTIME\tTAKEN LISTS")
+		for _, r := range rs {
+			state := "dead"
+			if r.Alive {
+				state = "alive"
+			}
+			if r.RemovalInMs != nil {
+				state += ",removed-in-" + msCell(r.RemovalInMs, time.Second)
+			}
+			if r.Leader {
+				state += ",leader"
+			}
+			if r.Kind != "" {
+				state += "," + printable(r.Kind)
+			}
+			pid, started, lists := "-", "-", "-"
+			if r.PID != 0 {
+				pid = strconv.Itoa(r.PID)
+			}
+			if r.Started != nil {
+				started = r.Started.Format(time.RFC3339)
+			}
+			if len(r.TakenLists) > 0 {
+				ls := make([]string, len(r.TakenLists))
+				for i, l := range r.TakenLists {
+					ls[i] = fmt.Sprintf("%s(%d)", printable(l.List), l.Length)
+				}
+				lists = strings.Join(ls, ",")
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", printable(r.ID), state,
+				msCell(r.HeartbeatAgeMs, time.Millisecond), cell(r.Host), pid, cell(r.Version),
+				started, msCell(r.UptimeMs, time.Second), lists)
+		}
+		tw.Flush()
 	}
 }
 
