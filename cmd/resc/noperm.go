@@ -69,7 +69,7 @@ func (g *permissionGuard) check(ctx context.Context, cmd redis.Cmder, err error)
 		}
 		g.once.Do(func() {
 			g.fired.Store(true)
-			g.stop(&exitError{code: 2, msg: msg + "; see the README, Redis ACL"})
+			g.stop(&exitError{code: 2, msg: msg + "; see docs/redis.md, ACL users"})
 		})
 	}
 }
