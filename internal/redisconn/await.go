@@ -67,11 +67,19 @@ func credentialsError(addr string, err error) error {
 		addr, err, EnvUsername, EnvPassword)
 }
 
+// certificateError is the setup error of a TLS certificate refused on
+// either side (tlsProblem): a setting to change, which no wait mends. It
+// unwraps to the TLS failure.
+func certificateError(addr string, err error) error {
+	return &Error{msg: fmt.Sprintf("Redis at %s: %s", addr, tlsProblem(err)), err: err}
+}
+
 // await waits, retrying with backoff and a warning at each attempt, until
 // c answers a PING: the start of a replica waits for a Redis that is not
 // up yet, or not ready (loading, a cluster without its slots). What no
-// wait mends is returned at once as an *Error: refused credentials, an
-// impossible address. Any other answer of the server counts as an answer.
+// wait mends is returned at once as an *Error: refused credentials, a
+// refused TLS certificate, an impossible address. Any other answer of the
+// server counts as an answer.
 func await(ctx context.Context, c *Client, o Options) error {
 	delay := 100 * time.Millisecond
 	started := time.Now()
@@ -88,6 +96,8 @@ func await(ctx context.Context, c *Client, o Options) error {
 			return fmt.Errorf("Redis at %s did not answer: %w", c.Addr, ctx.Err())
 		case refusedCredentials(err):
 			return credentialsError(c.Addr, err)
+		case tlsProblem(err) != "":
+			return certificateError(c.Addr, err)
 		case !Transient(err) && isServerError(err):
 			return nil // the server answered; the caller's commands will tell the rest
 		case !Transient(err):

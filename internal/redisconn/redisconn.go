@@ -84,9 +84,13 @@ type Client struct {
 // settings, a user without the permission to run INFO), which trying
 // again will not mend; Open's other errors are a server that did not
 // answer. No error text holds a secret.
-type Error struct{ msg string }
+type Error struct {
+	msg string
+	err error // the failure it words, if any
+}
 
 func (e *Error) Error() string { return e.msg }
+func (e *Error) Unwrap() error { return e.err }
 
 func errorf(format string, a ...any) error { return &Error{msg: fmt.Sprintf(format, a...)} }
 
@@ -402,6 +406,8 @@ func detectCluster(ctx context.Context, c *redis.Client, o Options) (bool, error
 			return false, errorf("the Redis user may not run INFO (%v): allow +info, or set redis.mode to single or cluster", err)
 		case refusedCredentials(err):
 			return false, credentialsError(c.Options().Addr, err)
+		case tlsProblem(err) != "":
+			return false, certificateError(c.Options().Addr, err)
 		case impossibleAddress(err):
 			return false, errorf("Redis at %s cannot be reached: %v", c.Options().Addr, err)
 		case isServerError(err):

@@ -1,6 +1,7 @@
 package redisconn
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -53,6 +54,34 @@ func TestTLSFailureWording(t *testing.T) {
 	_, err := open(t, Options{URL: srv.TLSURL(), Settings: config.RedisSettings{TLS: config.TLSSettings{CAFile: f.OtherCA}}, MaxRetries: -1, DialerRetries: 1})
 	if _, ok := errors.AsType[*tls.CertificateVerificationError](err); !ok {
 		t.Errorf("%v: not a *tls.CertificateVerificationError through errors.As", err)
+	}
+}
+
+// TestTLSFailureNotWaited: the start's wait (Options.Wait) does not wait
+// out a refused certificate, a setting no wait mends: Open returns a setup
+// error (*Error: resc run exits 2) saying which certificate, at once,
+// instead of retrying "Redis does not answer yet" until ctx ends, in both
+// of its loops (the cluster detection of mode auto, the PING of mode
+// single).
+func TestTLSFailureNotWaited(t *testing.T) {
+	srv := redistest.StartTLS(t, "no")
+	for _, mode := range []string{"auto", "single"} {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		o := Options{URL: srv.TLSURL(), Settings: config.RedisSettings{Mode: mode, TLS: config.TLSSettings{CAFile: srv.Files.OtherCA}},
+			Wait: true, MaxRetries: -1, DialerRetries: 1, DialTimeout: time.Second}
+		c, err := Open(ctx, o)
+		ended := ctx.Err()
+		cancel()
+		if err == nil {
+			_ = c.Close()
+			t.Fatalf("mode %s: no error", mode)
+		}
+		if _, ok := errors.AsType[*Error](err); !ok || ended != nil {
+			t.Errorf("mode %s: %v (%T, context %v): want a setup error before the context ends", mode, err, err, ended)
+		}
+		if !strings.Contains(err.Error(), "is signed by an authority this client does not trust") {
+			t.Errorf("mode %s: %v: does not say which certificate is refused", mode, err)
+		}
 	}
 }
 
