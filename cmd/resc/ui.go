@@ -100,19 +100,57 @@ func weakToken(token string) string {
 	case len(unit) <= len(r)/2:
 		return fmt.Sprintf("is a string of %d characters repeated", len(unit))
 	}
+	guessable := unpredictable(unit)
 	counts := map[rune]int{}
-	for _, c := range unit {
+	for _, c := range guessable {
 		counts[c]++
 	}
 	bits := 0.0
 	for _, n := range counts {
-		p := float64(n) / float64(len(unit))
+		p := float64(n) / float64(len(guessable))
 		bits -= float64(n) * math.Log2(p)
 	}
 	if bits < minTokenBits {
-		return fmt.Sprintf("is too easy to guess (about %.0f bits of entropy estimated from its characters, want %d)", bits, minTokenBits)
+		return fmt.Sprintf("is too easy to guess (about %.0f bits of entropy estimated from its characters, common words and runs like 1234 or abcd counted as one, want %d)", bits, minTokenBits)
 	}
 	return ""
+}
+
+// commonWords are the words a guesser tries first; weakToken counts each as
+// one character.
+var commonWords = []string{"password", "passw0rd", "qwerty", "azerty", "letmein", "welcome", "changeme", "change-me", "secret", "admin", "token", "resc", "redis", "login"}
+
+// unpredictable is r with what a guesser gets for free left out: a common
+// word (commonWords, any case) becomes one character, and a run of
+// characters climbing or falling by one ("1234", "abcd", "9876") keeps only
+// its first two.
+func unpredictable(r []rune) []rune {
+	lower := []rune(strings.ToLower(string(r)))
+	var out []rune
+	afterWord := 0 // where the characters after the last word start
+	for i := 0; i < len(r); i++ {
+		word := ""
+		for _, w := range commonWords {
+			if strings.HasPrefix(string(lower[i:]), w) {
+				word = w
+				break
+			}
+		}
+		if word != "" {
+			out = append(out, 0) // the word, as one character
+			i += len([]rune(word)) - 1
+			afterWord = i + 1
+			continue
+		}
+		if i >= 2 && i-2 >= afterWord {
+			step := r[i] - r[i-1]
+			if (step == 1 || step == -1) && r[i-1]-r[i-2] == step {
+				continue // a run: its next character is no surprise
+			}
+		}
+		out = append(out, r[i])
+	}
+	return out
 }
 
 // repeatPeriod is the length of the shortest string that r repeats (the
