@@ -163,25 +163,21 @@ func Requeue(ctx context.Context, d script.Dialect, rdb redis.Scripter, inputQue
 
 // runRequeue runs requeue.lua (see its header) and maps its reply.
 func runRequeue(ctx context.Context, d script.Dialect, rdb redis.Scripter, keys []string, stored, event, field, mode string) error {
-	code, err := requeueScript.Run(ctx, d, rdb, keys, stored, event, field, mode).Int64()
+	res, err := requeueScript.Run(ctx, d, rdb, keys, stored, event, field, mode).Int64Slice()
 	if err != nil {
 		return fmt.Errorf("deadletter: %s: %w", mode, err)
 	}
-	switch code {
-	case 1:
+	switch code := script.Code(res); {
+	case code == 1:
 		return nil
-	case 2:
-		return ErrGone
-	case 3:
-		return &script.TypeError{Key: keys[0], Err: ErrDeadType}
-	case 4:
-		return &script.TypeError{Key: keys[1], Err: ErrInputType}
-	case 5:
-		return &script.TypeError{Key: keys[2], Err: ErrAsideType}
-	case 6:
+	case code == 0 && len(res) == 2:
 		return fmt.Errorf("%w: field %q of %q", ErrAsideGone, field, keys[2])
+	case code == 0:
+		return ErrGone
+	case code >= 2 && code <= 4:
+		return &script.TypeError{Key: keys[code-2], Err: []error{ErrDeadType, ErrInputType, ErrAsideType}[code-2]}
 	}
-	return fmt.Errorf("deadletter: unexpected reply of requeue.lua: %d", code)
+	return fmt.Errorf("deadletter: unexpected reply of requeue.lua: %v", res)
 }
 
 // Remover is what Drop needs of a go-redis client.

@@ -75,6 +75,27 @@ func TestScriptLoads(t *testing.T) {
 	}
 }
 
+// TestRequeueScriptBadArgument: a mode the script does not know, or 'drop'
+// without an event set aside, replies the bad-argument code and writes
+// nothing.
+func TestRequeueScriptBadArgument(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	if err := e.rdb.RPush(ctx, "in/dead", "e").Err(); err != nil {
+		t.Fatal(err)
+	}
+	before := e.dump()
+	for _, args := range [][]any{{"e", "e", "", "move"}, {"e", "e", "", "drop"}} {
+		got, err := requeueScript.Run(ctx, e.d, e.rdb, []string{"in/dead", "in"}, args...).Int64Slice()
+		if err != nil || !reflect.DeepEqual(got, []int64{5}) {
+			t.Errorf("%v: %v, %v; want [5]", args, got, err)
+		}
+	}
+	if after := e.dump(); !reflect.DeepEqual(after, before) {
+		t.Errorf("a refusal wrote: %v, was %v", after, before)
+	}
+}
+
 // TestRequeueScript runs requeue.lua's branches through Requeue: Redis
 // before, call, Redis after, on input queue "in" with prefix "p:".
 func TestRequeueScript(t *testing.T) {

@@ -27,15 +27,18 @@
 -- ARGV[3]  the field of the event set aside, or ''
 -- ARGV[4]  'requeue' or 'drop' ('drop' only with ARGV[3])
 --
--- Returns:
---   1  requeued (or dropped)
---   2  the entry is not in the dead-letter list (requeued or dropped
---      meanwhile); nothing was written
---   3  the dead-letter list is not a list; nothing was written
---   4  the input queue is not a list; nothing was written
---   5  the hash of the event set aside is not a hash; nothing was written
---   6  requeue: the field of the event set aside is gone; nothing was
---      written
+-- Returns {code, ...} (internal/script's reply convention):
+--   {1}     requeued (or dropped)
+--   {0}     fenced: the entry is not in the dead-letter list (requeued or
+--           dropped meanwhile); nothing was written
+--   {0, 1}  fenced: requeue, the entry is there but the field of its
+--           event set aside is gone; nothing was written
+--   {2}     the dead-letter list is not a list; nothing was written
+--   {3}     the input queue is not a list; nothing was written
+--   {4}     the hash of the event set aside is not a hash; nothing was
+--           written
+--   {5}     bad argument (ARGV[4] neither 'requeue' nor 'drop', or 'drop'
+--           without ARGV[3]); nothing was written
 
 local dead, input = KEYS[1], KEYS[2]
 local entry, event, field, mode = ARGV[1], ARGV[2], ARGV[3] or '', ARGV[4] or 'requeue'
@@ -43,18 +46,19 @@ local store = field ~= '' and KEYS[3] or nil
 
 -- type_of and is come from internal/script's TypeCheck prelude.
 
-if not is(dead, 'list') then return 3 end
-if not is(input, 'list') then return 4 end
-if store and not is(store, 'hash') then return 5 end
+if mode ~= 'requeue' and (mode ~= 'drop' or not store) then return {5} end
+if not is(dead, 'list') then return {2} end
+if not is(input, 'list') then return {3} end
+if store and not is(store, 'hash') then return {4} end
 
 if store and mode == 'requeue' and redis.call('HEXISTS', store, field) == 0 then
   if redis.call('LPOS', dead, entry) == false then
-    return 2
+    return {0}
   end
-  return 6
+  return {0, 1}
 end
 if redis.call('LREM', dead, -1, entry) ~= 1 then
-  return 2
+  return {0}
 end
 if store then
   if mode == 'requeue' then
@@ -62,7 +66,7 @@ if store then
     redis.call('LPUSH', input, stored)
   end
   redis.call('HDEL', store, field)
-  return 1
+  return {1}
 end
 redis.call('LPUSH', input, event)
-return 1
+return {1}

@@ -17,25 +17,28 @@
 -- ARGV[5..] its taken lists as the owners hash named them: their owner
 --          entries are removed with it where they still name the id
 --
--- Returns
---    0  nothing to do: alive (its mark, if any, removed) or not registered
---    1  found dead for the first time: marked with now
---    2  dead for less than the retention
---    3  dead past the retention but its taken lists hold events: kept
---    4  removed (registry entry, info, owner entries, mark)
---   -i  nothing written: KEYS[i] has the wrong type
---   -9  nothing written: an argument is not valid
+-- Returns {code, outcome} (internal/script's reply convention; no code 0:
+-- only the leader prunes, under no fence):
+--   1  done, and outcome:
+--        0  nothing to do: alive (its mark, if any, removed) or not
+--           registered
+--        1  found dead for the first time: marked with now
+--        2  dead for less than the retention
+--        3  dead past the retention but its taken lists hold events: kept
+--        4  removed (registry entry, info, owner entries, mark)
+--   2..6  KEYS[code - 1] has the wrong type; nothing written
+--   7     bad argument; nothing written
 
 local replica, info, registry, owners, marks = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local id, now, retention, held = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 
 -- Check everything before writing anything: Redis does not roll back.
-if id == '' or not now or not retention or retention <= 0 then return -9 end
+if id == '' or not now or not retention or retention <= 0 then return {7} end
+-- (is: the TypeCheck prelude.)
 local want = {'string', 'string', 'zset', 'hash', 'hash'}
 for i = 1, 5 do
-  local t = redis.call('TYPE', KEYS[i]).ok
-  if t ~= 'none' and t ~= want[i] then
-    return -i
+  if not is(KEYS[i], want[i]) then
+    return {i + 1}
   end
 end
 
@@ -43,18 +46,18 @@ local alive = redis.call('EXISTS', replica) == 1
 local listed = redis.call('ZSCORE', registry, id)
 if alive or not listed then
   redis.call('HDEL', marks, id)
-  return 0
+  return {1, 0}
 end
 local since = tonumber(redis.call('HGET', marks, id))
 if not since then
   redis.call('HSET', marks, id, now)
-  return 1
+  return {1, 1}
 end
 if now - since < retention then
-  return 2
+  return {1, 2}
 end
 if held ~= '0' then
-  return 3
+  return {1, 3}
 end
 redis.call('ZREM', registry, id)
 redis.call('DEL', info)
@@ -64,4 +67,4 @@ for i = 5, #ARGV do
     redis.call('HDEL', owners, ARGV[i])
   end
 end
-return 4
+return {1, 4}

@@ -22,7 +22,7 @@ import (
 var (
 	//go:embed prune.lua
 	pruneSrc    string
-	pruneScript = script.New(pruneSrc)
+	pruneScript = script.New(pruneSrc, script.TypeCheck)
 )
 
 // PruneRedis is what a Pruner needs of a go-redis client.
@@ -184,16 +184,17 @@ func (p *Pruner) pruneOne(ctx context.Context, prefix, id string, now int64, hel
 	for _, l := range lists {
 		args = append(args, l)
 	}
-	code, err := pruneScript.Run(ctx, p.dialect, p.rdb, keys, args...).Int64()
-	switch {
-	case err != nil:
+	res, err := pruneScript.Run(ctx, p.dialect, p.rdb, keys, args...).Int64Slice()
+	if err != nil {
 		return 0, fmt.Errorf("cluster: pruning replica %q: %w", id, err)
-	case code < 0 && -code <= int64(len(keys)):
-		return 0, &script.TypeError{Key: keys[-code-1], Err: ErrWrongType}
-	case code < 0 || code > 4:
-		return 0, fmt.Errorf("cluster: prune.lua: unexpected reply %d", code)
 	}
-	return code, nil
+	switch code := script.Code(res); {
+	case code == 1 && len(res) == 2 && res[1] >= 0 && res[1] <= 4:
+		return res[1], nil
+	case code >= 2 && code <= 6:
+		return 0, &script.TypeError{Key: keys[code-2], Err: ErrWrongType}
+	}
+	return 0, fmt.Errorf("cluster: prune.lua: unexpected reply %v", res)
 }
 
 // dropStaleMarks removes the marks of ids that are no longer registered

@@ -178,16 +178,16 @@ func TestPruneScript(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		args []any
-		want int64
+		want []int64
 	}{
-		{"empty id", []any{"", 1, 1000, "0"}, -9},
-		{"zero retention", []any{"x", 1, 0, "0"}, -9},
-		{"now not a number", []any{"x", "soon", 1000, "0"}, -9},
-		{"not registered", []any{"y", 1, 1000, "0"}, 0},
+		{"empty id", []any{"", 1, 1000, "0"}, []int64{7}},
+		{"zero retention", []any{"x", 1, 0, "0"}, []int64{7}},
+		{"now not a number", []any{"x", "soon", 1000, "0"}, []int64{7}},
+		{"not registered", []any{"y", 1, 1000, "0"}, []int64{1, 0}},
 	} {
-		got, err := pruneScript.Run(ctx, e.d, e.rdb, keys, tc.args...).Int64()
-		if err != nil || got != tc.want {
-			t.Errorf("%s: %d, %v; want %d", tc.name, got, err, tc.want)
+		got, err := pruneScript.Run(ctx, e.d, e.rdb, keys, tc.args...).Int64Slice()
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("%s: %v, %v; want %v", tc.name, got, err, tc.want)
 		}
 	}
 	if n := e.rdb.Exists(ctx, keys[4]).Val(); n != 0 {
@@ -199,9 +199,9 @@ func TestPruneScript(t *testing.T) {
 		}
 		bad := slices.Clone(keys)
 		bad[i] += ":bad"
-		got, err := pruneScript.Run(ctx, e.d, e.rdb, bad, "x", 1, 1000, "0").Int64()
-		if err != nil || got != int64(-(i+1)) {
-			t.Errorf("KEYS[%d] a list: %d, %v; want %d", i+1, got, err, -(i + 1))
+		got, err := pruneScript.Run(ctx, e.d, e.rdb, bad, "x", 1, 1000, "0").Int64Slice()
+		if err != nil || !slices.Equal(got, []int64{int64(i + 2)}) {
+			t.Errorf("KEYS[%d] a list: %v, %v; want {%d}", i+1, got, err, i+2)
 		}
 	}
 	if e.rdb.ZScore(ctx, keys[2], "x").Err() != nil || e.rdb.Exists(ctx, keys[4]).Val() != 0 {

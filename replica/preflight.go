@@ -113,7 +113,7 @@ func (r *Replica) preflight(ctx context.Context, dialect script.Dialect) error {
 			args = append(args, a)
 		}
 	}
-	reply, err := preflightScript.Run(ctx, dialect, r.o.Redis, nil, args...).Slice()
+	reply, err := preflightScript.Run(ctx, dialect, r.o.Redis, nil, args...).Int64Slice()
 	var re redis.Error
 	switch {
 	case err != nil && errors.As(err, &re) && script.IsNoPermission(err):
@@ -122,8 +122,11 @@ func (r *Replica) preflight(ctx context.Context, dialect script.Dialect) error {
 	case err != nil:
 		r.log.Warn("could not check the ACL permissions at start", "err", err)
 		return nil
+	case script.Code(reply) != 1:
+		r.log.Warn("could not check the ACL permissions at start", "err", fmt.Sprintf("preflight.lua: unexpected reply %v", reply))
+		return nil
 	}
-	return noPermission(checks, reply)
+	return noPermission(checks, reply[1:])
 }
 
 // noPermission words the refusals of preflight.lua (the indexes into
@@ -131,10 +134,10 @@ func (r *Replica) preflight(ctx context.Context, dialect script.Dialect) error {
 // key it was asked about is named as a command, a key refused with every
 // command it was asked about (but those) as a key, and the rest as a
 // command on a key.
-func noPermission(checks []permCheck, reply []any) error {
+func noPermission(checks []permCheck, reply []int64) error {
 	refused := make([]bool, len(checks))
-	for _, v := range reply {
-		if i, ok := v.(int64); ok && i >= 1 && int(i) <= len(checks) {
+	for _, i := range reply {
+		if i >= 1 && int(i) <= len(checks) {
 			refused[i-1] = true
 		}
 	}

@@ -9,19 +9,22 @@
 -- ARGV      checks, each: its number of words n, then n words, a command
 --           and its arguments (the keys and the channel the replica uses)
 --
--- Returns the numbers of the refused checks (1 for the first); empty when
--- all pass, and when the server has no redis.acl_check_cmd (Redis 6:
--- nothing is asked).
+-- Returns {code, ...} (internal/script's reply convention; no key, no
+-- fence):
+--   {1, i...}  done: i the numbers of the refused checks (1 for the
+--              first); none when all pass, and when the server has no
+--              redis.acl_check_cmd (Redis 6: nothing is asked)
+--   {2, a}     bad argument: the check at ARGV[a] does not add up
 
 if not redis.acl_check_cmd then
-  return {}
+  return {1}
 end
-local refused = {}
+local refused = {1}
 local i, check = 1, 0
 while i <= #ARGV do
   local n = tonumber(ARGV[i])
   if not n or n < 1 or i + n > #ARGV then
-    return redis.error_reply('ERR preflight.lua: bad check at ARGV[' .. i .. ']')
+    return {2, i}
   end
   check = check + 1
   local words = {}

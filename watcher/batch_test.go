@@ -2,6 +2,7 @@ package watcher
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strconv"
 	"strings"
@@ -261,9 +262,12 @@ func TestCommitScriptBadRecord(t *testing.T) {
 		c := calls[0]
 		c.keys, c.args = append([]any(nil), c.keys...), append([]any(nil), c.args...)
 		mod(&c)
-		err := h.runCall(ctx, &c).Err()
-		if err == nil || !strings.Contains(err.Error(), "commit.lua:") {
-			t.Errorf("%s: err %v, want commit.lua's refusal", name, err)
+		got, err := h.runCall(ctx, &c).Slice()
+		if err != nil || len(got) != 2 || got[0] != int64(2) {
+			t.Errorf("%s: %v, %v; want the bad-argument code 2 and why", name, got, err)
+		}
+		if _, err := parseReplies(got, 2); !errors.Is(err, errBadReply) {
+			t.Errorf("%s: parseReplies: %v, want errBadReply", name, err)
 		}
 	}
 	assertEqual(t, "q", h.list("q"), nil)
@@ -355,10 +359,11 @@ func TestTakeScript(t *testing.T) {
 		h.rdb.LPush(ctx, k+"/taken", "before")
 	}
 	for _, n := range []int{1, 3, 1200, 5000} {
-		got, err := takeScript.Run(ctx, h.w.opts.Dialect, h.rdb, takeKeys, "take", n, 1<<30, 1<<20, "f").StringSlice()
+		reply, err := takeScript.Run(ctx, h.w.opts.Dialect, h.rdb, takeKeys, "take", n, 1<<30, 1<<20, "f").StringSlice()
 		if err != nil {
 			t.Fatal(err)
 		}
+		got := takeDone(t, reply)
 		var want []string
 		for range n {
 			ev, err := h.rdb.LMove(ctx, "model/in", "model/in/taken", "RIGHT", "LEFT").Result()
@@ -375,21 +380,31 @@ func TestTakeScript(t *testing.T) {
 		t.Errorf("the emptied input queue still exists")
 	}
 	got, err := takeScript.Run(ctx, h.w.opts.Dialect, h.rdb, takeKeys, "take", 10, 1<<30, 1<<20, "f").StringSlice()
-	if err != nil || len(got) != 0 {
-		t.Errorf("take from an empty queue: %q, %v", got, err)
+	if err != nil || !slices.Equal(got, []string{"1"}) {
+		t.Errorf("take from an empty queue: %q, %v; want [1]", got, err)
 	}
+}
+
+// takeDone returns the entries of take.lua's reply, which must be done.
+func takeDone(t *testing.T, reply []string) []string {
+	t.Helper()
+	if len(reply) == 0 || reply[0] != "1" {
+		t.Fatalf("take.lua replied %q, want code 1", reply)
+	}
+	return reply[1:]
 }
 
 func TestParseReplies(t *testing.T) {
 	t.Parallel()
-	got, err := parseReplies([]any{int64(1), int64(2), int64(0), "10", int64(3), int64(0), int64(0), "queue q is a hash"}, 2)
+	got, err := parseReplies([]any{int64(1), int64(1), int64(2), int64(0), "10", int64(3), int64(0), int64(0), "queue q is a hash"}, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := []commitReply{{1, 2, 0, "10"}, {3, 0, 0, "queue q is a hash"}}; !slices.Equal(got, want) {
 		t.Errorf("got %+v, want %+v", got, want)
 	}
-	for _, bad := range [][]any{nil, {int64(1), int64(1), int64(0), ""}, {int64(1), int64(1), int64(0), "", "x", int64(1), int64(0), ""}} {
+	for _, bad := range [][]any{nil, {int64(1)}, {int64(1), int64(1), int64(1), int64(0), ""}, {int64(1), int64(1), int64(1), int64(0), "", "x", int64(1), int64(0), ""},
+		{int64(2), "bad record"}, {int64(0), int64(1), int64(1), int64(0), "", int64(1), int64(1), int64(0), ""}} {
 		if _, err := parseReplies(bad, 2); err == nil {
 			t.Errorf("%v for 2 events: no error", bad)
 		}
@@ -431,7 +446,7 @@ func TestTakeScriptBudget(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return got
+		return takeDone(t, got)
 	}
 	ten := func(name string) string { return name + strings.Repeat("-", 10-len(name)) }
 	big := strings.Repeat("B", 300) + "\xff"
@@ -467,7 +482,7 @@ func TestTakeScriptBudget(t *testing.T) {
 	}
 	stamped := keyspace.StampReplays(1, big)
 	h.rdb.LPush(ctx, "in/taken", stamped)
-	if got, err := takeScript.Run(ctx, h.w.opts.Dialect, h.rdb, takeKeys, "aside", len(stamped), "f5b").StringSlice(); err != nil || len(got) != 1 || got[0] != keyspace.SetAside(301, "f5b", big[:200]) {
+	if got, err := takeScript.Run(ctx, h.w.opts.Dialect, h.rdb, takeKeys, "aside", len(stamped), "f5b").StringSlice(); err != nil || !slices.Equal(got, []string{"1", keyspace.SetAside(301, "f5b", big[:200])}) {
 		t.Errorf("aside of a stamped one: %q %v", got, err)
 	}
 	if v := h.rdb.HGet(ctx, "resc:oversized:in", "f5b").Val(); v != big {
@@ -478,12 +493,12 @@ func TestTakeScriptBudget(t *testing.T) {
 	// Mode aside: the head of the taken list, when it has the size said.
 	h.rdb.LPush(ctx, "in/taken", big)
 	got, err := takeScript.Run(ctx, h.w.opts.Dialect, h.rdb, takeKeys, "aside", len(big)+1, "f6").StringSlice()
-	if err != nil || len(got) != 0 || h.list("in/taken")[0] != big {
-		t.Fatalf("aside of the wrong size: %q %v; the head must stay", got, err)
+	if err != nil || !slices.Equal(got, []string{"0"}) || h.list("in/taken")[0] != big {
+		t.Fatalf("aside of the wrong size: %q %v, want [0]; the head must stay", got, err)
 	}
 	got, err = takeScript.Run(ctx, h.w.opts.Dialect, h.rdb, takeKeys, "aside", len(big), "f6").StringSlice()
 	want6 := keyspace.SetAside(int64(len(big)), "f6", big[:200])
-	if err != nil || len(got) != 1 || got[0] != want6 || h.list("in/taken")[0] != want6 {
+	if err != nil || !slices.Equal(got, []string{"1", want6}) || h.list("in/taken")[0] != want6 {
 		t.Fatalf("aside: %q %v, taken head %q", got, err, h.list("in/taken")[0])
 	}
 	if v := h.rdb.HGet(ctx, "resc:oversized:in", "f6").Val(); v != big {
@@ -491,8 +506,8 @@ func TestTakeScriptBudget(t *testing.T) {
 	}
 	// A field already in use is refused, nothing written.
 	h.rdb.LPush(ctx, "in/taken", big)
-	if err := takeScript.Run(ctx, h.w.opts.Dialect, h.rdb, takeKeys, "aside", len(big), "f6").Err(); err == nil {
-		t.Fatal("a second event under field f6: no error")
+	if got, err := takeScript.Run(ctx, h.w.opts.Dialect, h.rdb, takeKeys, "aside", len(big), "f6").StringSlice(); err != nil || len(got) != 2 || got[0] != "4" {
+		t.Fatalf("a second event under field f6: %q, %v; want the bad-argument code 4", got, err)
 	}
 	if h.list("in/taken")[0] != big {
 		t.Fatal("a refused aside changed the taken list")
@@ -507,9 +522,23 @@ func TestTakeScriptWrongTakenList(t *testing.T) {
 	ctx := context.Background()
 	h.rdb.LPush(ctx, "in", "e1", "e2", "e3")
 	h.rdb.Set(ctx, "in/taken", "x", 0)
-	err := takeScript.Run(ctx, h.w.opts.Dialect, h.rdb, takeKeys, "take", 2, 1<<30, 1<<20, "f").Err()
-	if err == nil || !strings.Contains(err.Error(), "WRONGTYPE") {
-		t.Fatalf("err %v, want WRONGTYPE", err)
+	got, err := takeScript.Run(ctx, h.w.opts.Dialect, h.rdb, takeKeys, "take", 2, 1<<30, 1<<20, "f").StringSlice()
+	if err != nil || !slices.Equal(got, []string{"2"}) {
+		t.Fatalf("%q, %v; want [2]", got, err)
+	}
+	assertEqual(t, "input queue", h.list("in"), []string{"e3", "e2", "e1"})
+	// The watcher names the key and the sentinel.
+	h.rdb.Set(ctx, h.w.TakenList(), "x", 0)
+	if _, err := h.w.takeNow(ctx, "take", 2, 1<<30, 1<<20); !errors.Is(err, ErrTakenType) || !errors.Is(err, script.ErrWrongType) {
+		t.Errorf("takeNow: %v, want ErrTakenType and script.ErrWrongType", err)
+	}
+	h.rdb.Del(ctx, "in/taken")
+	h.rdb.Set(ctx, "resc:oversized:in", "x", 0)
+	if got, err := takeScript.Run(ctx, h.w.opts.Dialect, h.rdb, takeKeys, "take", 2, 1<<30, 1<<20, "f").StringSlice(); err != nil || !slices.Equal(got, []string{"3"}) {
+		t.Errorf("oversized hash a string: %q, %v; want [3]", got, err)
+	}
+	if got, err := takeScript.Run(ctx, h.w.opts.Dialect, h.rdb, takeKeys, "move", 2, 1<<30, 1<<20, "f").StringSlice(); err != nil || len(got) != 2 || got[0] != "4" {
+		t.Errorf("unknown mode: %q, %v; want code 4", got, err)
 	}
 	assertEqual(t, "input queue", h.list("in"), []string{"e3", "e2", "e1"})
 }
@@ -566,6 +595,7 @@ func TestTakeScriptEmbedded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	got = takeDone(t, got)
 	want := []string{"e1", "e2", "e3", "e4", "e5", keyspace.SetAside(101, "f-6", strings.Repeat("x", 101))}
 	assertEqual(t, "taken", got, want)
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/resc-go/resc/deadletter"
+	"github.com/resc-go/resc/internal/consumer"
 	"github.com/resc-go/resc/internal/keyspace"
 	"github.com/resc-go/resc/internal/script"
 )
@@ -44,8 +45,9 @@ const maxCallArgs = 8192
 
 // maxCallBytes bounds the bytes of events and tasks one commit.lua call
 // carries, beyond its first event: a batch of big events is split too, so
-// that a call's time does not grow with the size of the batch.
-const maxCallBytes = 4 << 20
+// that a call's time does not grow with the size of the batch. It is the
+// byte budget of every script call (consumer.ScriptBudget).
+const maxCallBytes = consumer.ScriptBudget
 
 // commitCall is one commit.lua call: the events it commits, in order, and
 // its KEYS and ARGV (see the script's header), each a string or a *string.

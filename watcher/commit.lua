@@ -78,8 +78,16 @@
 --               the fetch did not fail but its host had no slot (scheduled
 --               after ARGV[8] ms, no attempt counted), else ''
 --
--- Returns four values per event, in order (a flat array: no table per
--- event to make and convert): code, n, deduplicated, detail. Codes:
+-- Returns {code, ...} (internal/script's reply convention) for the call:
+--   {1, record...}  done: four values per event, in order, after the code
+--                   (a flat array: no table per event to make and convert)
+--   {2, why}        bad argument: the call's records do not add up (a
+--                   count that is not a number, keys or arguments missing
+--                   or left over) or ARGV[11] is not valid; nothing written
+-- (no code 0 or wrong-type key for the call: the fence and the types are
+-- per event, in its record). A permission refused (see below) is Redis'
+-- own NOPERM error reply, as Redis would refuse the command itself.
+-- Each event's record is: code, n, deduplicated, detail. Its codes:
 --   1  committed: the event left the taken list, n new tasks were pushed;
 --      with ARGV[4] 'd', detail has one character per task, '1' pushed,
 --      '0' skipped by its set, for an event of more than one task (n says
@@ -103,9 +111,6 @@
 --      lost: the caller dead-letters it at once rather than push some of
 --      its tasks again (with n 0 nothing was written: it may try again).
 --      The other events of the call are not affected.
--- A call whose records do not add up (a count that is not a number, keys
--- or arguments missing or left over) is refused with an error reply
--- before anything is written.
 
 local taken, dead, attempts, sched = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now, channel, taken_name = ARGV[1], ARGV[2], ARGV[3]
@@ -113,7 +118,7 @@ local want_detail, trace_ttl = ARGV[4] == 'd' or ARGV[4] == 'dp', ARGV[5]
 local nargv = #ARGV
 local stream_len = tonumber(ARGV[11])
 if not stream_len or stream_len < 0 or stream_len ~= math.floor(stream_len) then
-  return redis.error_reply('ERR commit.lua: bad listener stream length ARGV[11] ' .. tostring(ARGV[11]))
+  return {2, 'bad listener stream length ARGV[11] ' .. tostring(ARGV[11])}
 end
 local stream = stream_len > 0 and KEYS[5] or nil
 
@@ -158,7 +163,7 @@ do
   while a <= nargv do
     local n = tonumber(ARGV[a + 3])
     if not n or n < 0 or n ~= math.floor(n) or a + 3 + n > nargv then
-      return redis.error_reply('ERR commit.lua: bad record at ARGV[' .. a .. ']')
+      return {2, 'bad record at ARGV[' .. a .. ']'}
     end
     j = j + 1
     rec_a[j], rec_k[j], rec_n[j] = a, k, n
@@ -170,7 +175,7 @@ do
     if ARGV[a + 1] == 'commit' then
       local stride = traced and 3 or 2
       if n % stride ~= 0 then
-        return redis.error_reply('ERR commit.lua: bad task arguments at ARGV[' .. a .. ']')
+        return {2, 'bad task arguments at ARGV[' .. a .. ']'}
       end
       local extra = traced and 2 or 1
       for i = a + 5, a + 3 + n, stride do
@@ -180,7 +185,7 @@ do
     a = a + 4 + n
   end
   if k - 1 ~= #KEYS then
-    return redis.error_reply('ERR commit.lua: ' .. #KEYS .. ' keys, the records name ' .. (k - 1))
+    return {2, #KEYS .. ' keys, the records name ' .. (k - 1)}
   end
 end
 
@@ -194,11 +199,11 @@ end
 -- below records the type it leaves; a write that may delete a key forgets
 -- it.
 local types = {}
+local ask_type = type_of -- the TypeCheck prelude's
 local function type_of(key)
   local t = types[key]
   if t == nil then
-    t = redis.call('TYPE', key)
-    t = t.ok or t
+    t = ask_type(key)
     types[key] = t
   end
   return t
@@ -444,7 +449,8 @@ local function handle(j)
   return 9, 0, 0, 'mode ' .. tostring(mode)
 end
 
-local replies, o = {}, 0
+-- replies[1] is the call's code; the records follow it.
+local replies, o = {1}, 1
 for j = 1, #rec_a do
   fenced = false
   local ok, code, n, deduped, detail = pcall(handle, j)

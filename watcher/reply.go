@@ -35,9 +35,16 @@ type commitReply struct {
 // the script (or of a proxy), not an outage.
 var errBadReply = errors.New("commit script: unexpected reply")
 
-// parseReplies reads commit.lua's reply: four values per event (see its
+// parseReplies reads commit.lua's reply: its code, then four values per event (see its
 // header).
 func parseReplies(values []any, events int) ([]commitReply, error) {
+	if len(values) == 2 && values[0] == int64(2) {
+		return nil, fmt.Errorf("%w: commit.lua refused the call's arguments: %v", errBadReply, values[1])
+	}
+	if len(values) == 0 || values[0] != int64(1) {
+		return nil, fmt.Errorf("%w: code %v", errBadReply, values)
+	}
+	values = values[1:]
 	if len(values) != 4*events {
 		return nil, fmt.Errorf("%w: %d values for %d events", errBadReply, len(values), events)
 	}

@@ -3,6 +3,7 @@ package watcher
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"sync"
@@ -201,26 +202,53 @@ func (w *Watcher) take(ctx context.Context, n int) (events []string, idle bool, 
 	return []string{ev}, idle, nil
 }
 
+// ErrTakenType and ErrOversizedType say which key of take.lua (wrapped in
+// a script.TypeError) has the wrong type; nothing was taken.
+var (
+	ErrTakenType     = errors.New("watcher: the taken list is not a list")
+	ErrOversizedType = errors.New("watcher: the oversized events hash is not a hash")
+)
+
 // takeNow runs take.lua in mode with args (see its header), and a field
-// for an event it may set aside. The command is made here rather than by
-// go-redis' Script so that the reply is read straight into strings.
+// for an event it may set aside, the one way scripts run (script.Do), its
+// command laid out by Args so that the reply is read straight into
+// strings. It returns the entries of a done reply; none when fenced.
 func (w *Watcher) takeNow(ctx context.Context, mode string, args ...any) ([]string, error) {
 	field := w.runTag + "-" + strconv.FormatUint(w.asides.Add(1), 36)
-	cmdArgs := make([]any, 0, 7+len(args))
-	cmdArgs = append(cmdArgs, "evalsha", takeScript.Hash(w.opts.Dialect), 3, &w.cfg.InputQueue, &w.taken, &w.oversized, mode)
-	cmdArgs = append(cmdArgs, args...)
-	cmdArgs = append(cmdArgs, field)
-	for loaded := false; ; loaded = true {
+	argv := append(append(append(make([]any, 0, 2+len(args)), mode), args...), field)
+	keys := []any{&w.cfg.InputQueue, &w.taken, &w.oversized}
+	cmdArgs := takeScript.Args(nil, w.opts.Dialect, keys, argv...)
+	reply, err := script.Do(ctx, takeScript, w.opts.Dialect, w.rdb, func() *redis.StringSliceCmd {
 		cmd := redis.NewStringSliceCmd(ctx, cmdArgs...)
 		_ = w.rdb.Process(ctx, cmd)
-		events, err := cmd.Result()
-		if loaded || !script.IsNoScript(err) {
-			return events, err
-		}
-		if err := takeScript.Load(ctx, w.opts.Dialect, w.rdb); err != nil {
-			return nil, err
-		}
+		return cmd
+	}).Result()
+	if err != nil {
+		return nil, err
 	}
+	return takeReply(reply, w.taken, w.oversized)
+}
+
+// takeReply maps take.lua's reply (see its header) to the entries taken or
+// an error.
+func takeReply(reply []string, taken, oversized string) ([]string, error) {
+	code := ""
+	if len(reply) > 0 {
+		code = reply[0]
+	}
+	switch {
+	case code == "1":
+		return reply[1:], nil
+	case code == "0":
+		return nil, nil
+	case code == "2":
+		return nil, &script.TypeError{Key: taken, Err: ErrTakenType}
+	case code == "3":
+		return nil, &script.TypeError{Key: oversized, Err: ErrOversizedType}
+	case code == "4" && len(reply) == 2:
+		return nil, fmt.Errorf("watcher: take.lua refused its arguments: %s", reply[1])
+	}
+	return nil, fmt.Errorf("watcher: take.lua: unexpected reply %q", reply)
 }
 
 // takeBatch holds what the events of one take share.

@@ -25,21 +25,26 @@
 -- KEYS[2]  this replica's taken list
 -- KEYS[3]  the oversized events of the input queue (keyspace.Oversized)
 --
--- Returns the entries taken, oldest first (set-aside entries for the
--- events set aside); empty when the queue is empty, or in mode 'aside'
--- when the entry was not there.
+-- Returns {code, ...}, all strings (the code too, so that the reply reads
+-- straight into strings; internal/script's reply convention):
+--   {'1', entry...}  done: the entries taken, oldest first (set-aside
+--                    entries for the events set aside); none when the
+--                    queue is empty
+--   {'0'}            fenced ('aside'): the entry is no longer at the head
+--                    of the taken list; nothing written
+--   {'2'}            the taken list is not a list; nothing written
+--   {'3'}            the oversized events hash is not a hash; nothing
+--                    written
+--   {'4', why}       bad argument (or 'aside': the field already holds an
+--                    event); nothing written
 
 local input, taken, store = KEYS[1], KEYS[2], KEYS[3]
 -- Redis does not roll a script back: a taken list of the wrong type would
 -- make the LPUSH fail after the RPOP, and the events would be lost.
--- (type_of and is: the TypeCheck prelude.)
-local function check(key, want, what)
-  if not is(key, want) then
-    return redis.error_reply('WRONGTYPE take.lua: ' .. what .. ' ' .. key .. ' is a ' .. type_of(key) .. ', not a ' .. want)
-  end
+-- (is: the TypeCheck prelude.)
+if not is(taken, 'list') then
+  return {'2'}
 end
-local bad = check(taken, 'list', 'the taken list')
-if bad then return bad end
 
 -- An event set aside is stored bare: a crash replay stamp it carries
 -- (unstamp, internal/script's ReplayStamp prelude) would otherwise count
@@ -50,37 +55,43 @@ end
 
 if ARGV[1] == 'aside' then
   local size, field = tonumber(ARGV[2]), ARGV[3]
-  bad = check(store, 'hash', 'the oversized events hash')
-  if bad then return bad end
+  if not (size and field) then
+    return {'4', 'aside: bad size or field'}
+  end
+  if not is(store, 'hash') then
+    return {'3'}
+  end
   local e = redis.call('LINDEX', taken, 0)
   if not e or #e ~= size then
-    return {}
+    return {'0'}
   end
   e = unstamp(e)
   if redis.call('HSETNX', store, field, e) == 0 then
-    return redis.error_reply('ERR take.lua: field ' .. field .. ' of ' .. store .. ' already holds an event')
+    return {'4', 'field ' .. field .. ' of ' .. store .. ' already holds an event'}
   end
   local p = aside_entry(e, field)
   redis.call('LSET', taken, 0, p)
-  return {p}
+  return {'1', p}
 end
 
 local want, budget, max, field = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
-if ARGV[1] ~= 'take' or not (want and budget and max) then
-  return redis.error_reply('ERR take.lua: bad arguments')
+if ARGV[1] ~= 'take' or not (want and budget and max and field) then
+  return {'4', 'mode or take arguments'}
 end
 -- Nothing may fail once an event is popped: the hash is checked first,
 -- and each event set aside gets a field of its own (ARGV[5] and its
 -- position in this call).
-bad = check(store, 'hash', 'the oversized events hash')
-if bad then return bad end
+if not is(store, 'hash') then
+  return {'3'}
+end
 -- The events are popped in reads of c events (RPOP with a count), c
 -- doubling from 1, at most 64, and never more than the budget left
 -- divided by the largest event seen: with events alike, no read goes past
 -- the budget; an event much larger than those before it can make one read
 -- go past it by that read's events (the first read of a call is a single
 -- event).
-local got, bytes, n, c, largest = {}, 0, 0, 1, 1
+-- got[1] is the reply's code; the entries follow it.
+local got, bytes, n, c, largest = {'1'}, 0, 0, 1, 1
 while n < want and bytes < budget do
   local es = redis.call('RPOP', input, math.min(c, want - n))
   if not es then
@@ -96,17 +107,18 @@ while n < want and bytes < budget do
       redis.call('HSET', store, f, e)
       e = aside_entry(e, f)
     end
-    got[n] = e
+    got[n + 1] = e
   end
   c = math.max(1, math.min(2 * c, 64, math.floor((budget - bytes) / largest)))
 end
 if n == 0 then
-  return {}
+  return got
 end
--- got is oldest first, the order LPUSH must receive them in to leave the
--- newest at the head. unpack is bounded by Lua's stack: push in chunks.
+-- got's entries are oldest first, the order LPUSH must receive them in to
+-- leave the newest at the head. unpack is bounded by Lua's stack: push in
+-- chunks.
 local chunk = 1000
-for i = 1, n, chunk do
-  redis.call('LPUSH', taken, unpack(got, i, math.min(i + chunk - 1, n)))
+for i = 2, n + 1, chunk do
+  redis.call('LPUSH', taken, unpack(got, i, math.min(i + chunk - 1, n + 1)))
 end
 return got

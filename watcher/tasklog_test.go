@@ -7,6 +7,7 @@ import (
 	"go.opentelemetry.io/otel/metric/noop"
 
 	"github.com/resc-go/resc/config"
+	"github.com/resc-go/resc/internal/testutil"
 )
 
 // countLines counts the log lines of h holding every part.
@@ -33,7 +34,7 @@ func TestDedupNotLoggedAsPushed(t *testing.T) {
 		h := newHarness(t, []config.Rule{acqRule}, nil, nil)
 		h.start()
 		h.push("acq/p/1", "acq/p/1") // the second deduplicated, in the same commit or the next
-		h.waitHandled(2)
+		h.waitLoggedDone(t, 2)
 		if n := h.countLines(`msg="-> task"`, "task=trt/p/1"); n != 1 {
 			t.Errorf("%d \"-> task\" lines for one task pushed:\n%s", n, h.logs.String())
 		}
@@ -48,7 +49,7 @@ func TestDedupNotLoggedAsPushed(t *testing.T) {
 		h.push("e/1")
 		h.waitHandled(1)
 		h.push("e/2") // t/2 pushed, shared skipped by its set
-		h.waitHandled(2)
+		h.waitLoggedDone(t, 2)
 		for task, want := range map[string]int{"task=t/1": 1, "task=t/2": 1, "task=shared": 1} {
 			if n := h.countLines(`msg="-> task"`, task); n != want {
 				t.Errorf("%d \"-> task\" lines with %s, want %d:\n%s", n, task, want, h.logs.String())
@@ -58,6 +59,14 @@ func TestDedupNotLoggedAsPushed(t *testing.T) {
 			t.Errorf("%d \"task deduplicated\" lines for shared, want 1:\n%s", n, h.logs.String())
 		}
 	})
+}
+
+// waitLoggedDone waits for n "event done" lines: an event's lines are
+// logged after it counts as handled (waitHandled), the last of them
+// "event done".
+func (h *harness) waitLoggedDone(t *testing.T, n int) {
+	t.Helper()
+	testutil.Eventually(t, "events logged done", func() bool { return h.countLines(`msg="event done"`) >= n })
 }
 
 func TestTaskLogMsg(t *testing.T) {

@@ -52,7 +52,7 @@ import (
 var (
 	//go:embed commit.lua
 	commitSrc    string
-	commitScript = script.New(commitSrc, script.ReplayStamp, script.Delay)
+	commitScript = script.New(commitSrc, script.TypeCheck, script.ReplayStamp, script.Delay)
 
 	//go:embed take.lua
 	takeSrc    string

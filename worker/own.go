@@ -17,7 +17,7 @@ import (
 // the leader replays the list of a dead worker: counted per occurrence,
 // delayed, or dead-lettered past MaxReplays.
 func (w *Worker) replayOwn(ctx context.Context, q *queue) {
-	rs := consumer.Replay{Prefix: w.o.Prefix, MaxReplays: max(w.o.MaxReplays, 0), ReplayDelay: consumer.DefaultReplayDelay,
+	rs := consumer.Replay{Prefix: w.o.Prefix, MaxReplays: w.o.replays(), ReplayDelay: consumer.DefaultReplayDelay,
 		MaxReplayDelay: consumer.DefaultMaxReplayDelay, BatchSize: consumer.DefaultBatchSize}
 	st, err := consumer.ReplayAll(ctx, w.rdb, w.dialect, rs, q.name, true, q.taken, w.o.ID, "", time.Now)
 	if err != nil {
@@ -60,3 +60,7 @@ func (w *Worker) promote(ctx context.Context) {
 		}
 	}
 }
+
+// replays is MaxReplays as consumer.Replay takes it, New's defaults
+// applied: NoReplays (negative) is 0, no replay.
+func (o *Options) replays() int { return max(o.MaxReplays, 0) }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/propagation"
@@ -40,20 +41,21 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Two goroutines beside the sessions, each waited for before Run
+	// returns: the registration's heartbeats (its end also told to the
+	// sessions through memberDone) and the promoter of due retries.
 	memberCtx, stopMember := context.WithCancel(context.WithoutCancel(ctx))
 	memberDone := make(chan error, 1)
-	go func() { memberDone <- member.Run(memberCtx) }()
-	promoted := make(chan struct{})
-	go func() {
-		defer close(promoted)
-		w.promote(ctx)
-	}()
+	var membering, promoting sync.WaitGroup
+	membering.Go(func() { memberDone <- member.Run(memberCtx) })
+	promoting.Go(func() { w.promote(ctx) })
 	runErr, token := w.sessions(ctx, member, memberDone)
-	<-promoted
+	promoting.Wait()
 	stopMember()
 	if err := <-memberDone; err != nil && runErr == nil {
 		runErr = fmt.Errorf("worker: %w", err)
 	}
+	membering.Wait()
 	// Shutdown, second phase: taking and the handlers have stopped and
 	// what was left is handed back; deregister, then drop the fences.
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -134,7 +136,10 @@ func (w *Worker) sessions(ctx context.Context, member *registry.Membership, memb
 // done. On ctx done it drains; on a lost lease (or fence) it gives up at
 // once, and returns why.
 func (w *Worker) runSession(ctx context.Context, lease context.Context, token string) (cause error) {
-	// The session ends too when a fence is lost (keepFences).
+	// The session ends too when a fence is lost (keepFences), which it
+	// waits for last, once the lease is cancelled.
+	var fencing sync.WaitGroup
+	defer fencing.Wait()
 	lease, loseLease := context.WithCancelCause(lease)
 	defer loseLease(nil)
 	defer func() { cause = context.Cause(lease) }()
@@ -143,7 +148,7 @@ func (w *Worker) runSession(ctx context.Context, lease context.Context, token st
 	}
 	over := make(chan struct{})
 	defer close(over)
-	go w.keepFences(lease, over, token, loseLease)
+	fencing.Go(func() { w.keepFences(lease, over, token, loseLease) })
 	s := w.newSession(lease, token)
 	defer s.cancel()
 	// Whatever the own taken lists hold was taken under an earlier lease.

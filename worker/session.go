@@ -74,6 +74,8 @@ func (s *session) takeAll(ctx context.Context) {
 func (s *session) drain(lease context.Context) map[*queue][]*Task {
 	w := s.w
 	finished := make(chan struct{})
+	// Not waited for: it outlives drain while a handler ignores its
+	// cancelled context, which the session gives up on (below).
 	go func() {
 		s.wg.Wait()
 		close(finished)

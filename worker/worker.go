@@ -55,6 +55,10 @@ const (
 	DefaultBlock         = time.Second
 )
 
+// NoReplays is Options.MaxReplays for no crash replay at all (the
+// configuration's max_replays 0): zero there means the default.
+const NoReplays = -1
+
 // maxCompleteBatch is the most tasks one completion script completes.
 const maxCompleteBatch = 256
 
@@ -142,7 +146,11 @@ type Options struct {
 	RetryDelay, MaxRetryDelay time.Duration
 	// MaxReplays caps the crash replays of a task the worker finds in its
 	// own taken lists when a lease starts (the leader applies its
-	// max_replays to the lists of dead workers). Default 3.
+	// max_replays to the lists of dead workers): found once more, the task
+	// goes to the dead-letter list. Zero means the default, 3, as every
+	// zero of Options does; NoReplays (any negative value) means no
+	// replay: such a task is dead-lettered at once, what max_replays 0
+	// means in resc-go's configuration.
 	MaxReplays int
 	// HeartbeatInterval and DeadAfter are the registration's timings,
 	// the same as the replicas' (the configuration's cluster object,

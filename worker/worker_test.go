@@ -398,6 +398,30 @@ func TestOwnListReplayed(t *testing.T) {
 	}
 }
 
+// TestOwnListNoReplays: with MaxReplays NoReplays (max_replays 0), what
+// the worker's own taken list holds at start is dead-lettered at once,
+// not handled; with MaxReplays 0 (the default, 3) it is handled
+// (TestOwnListReplayed).
+func TestOwnListNoReplays(t *testing.T) {
+	e := newEnv(t)
+	e.push(keyspace.WorkerTakenList("todo", "fixed"), "left-over")
+	handled := make(chan worker.Task, 1)
+	o := e.options("fixed")
+	o.MaxReplays = worker.NoReplays
+	w := e.newWorker(o)
+	e.handle(w, "todo", func(_ context.Context, t worker.Task) error { handled <- t; return nil })
+	e.start(w)
+	testutil.Eventually(t, "left-over dead-lettered", func() bool { return e.llen(keyspace.DeadList("todo")) == 1 })
+	if n := e.llen(keyspace.WorkerTakenList("todo", "fixed")); n != 0 {
+		t.Errorf("taken list holds %d, want 0", n)
+	}
+	select {
+	case tk := <-handled:
+		t.Errorf("task %+v handled, want it dead-lettered", tk)
+	default:
+	}
+}
+
 // TestRefusesBadSetup: each mistake is reported where it is made: New
 // refuses bad options, Handle a bad queue, Run a worker without a queue
 // or whose id a live registration holds.

@@ -116,7 +116,7 @@ func ReplayBatch(ctx context.Context, rdb redis.Scripter, d script.Dialect, s Re
 		bad = &script.TypeError{Key: keys[2], Err: ErrScheduleType}
 	case 5:
 		bad = &script.TypeError{Key: keys[3], Err: ErrDeadType}
-	case 7:
+	case 6:
 		bad = ErrBadArgument
 	default:
 		bad = fmt.Errorf("recovery: unexpected reply of replay.lua: %v", reply)

@@ -56,7 +56,7 @@
 --   3  the input queue is not a list; nothing was written
 --   4  the delay schedule is not a sorted set; nothing was written
 --   5  the dead-letter list is not a list; nothing was written
---   7  bad argument; nothing was written
+--   6  bad argument; nothing was written
 
 local taken, input, sched, dead = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local max_entries, now = tonumber(ARGV[1]), tonumber(ARGV[2])
@@ -66,7 +66,7 @@ local victims = ARGV[10] or 'replicas (poison event)'
 
 if not (max_entries and now and max_replays and delay0 and max_delay and time and budget)
     or max_entries < 1 or max_replays < 0 or delay0 < 0 or max_delay < 0 then
-  return {7, 0, 0, 0, 0}
+  return {6, 0, 0, 0, 0}
 end
 
 -- type_of and is come from internal/script's TypeCheck prelude, unstamp

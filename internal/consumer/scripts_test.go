@@ -139,3 +139,22 @@ func TestHandBack(t *testing.T) {
 		t.Errorf("HandBackAll of an empty list: %d %d %v", moved, left, err)
 	}
 }
+
+// TestReplayScriptBadArgument: replay.lua refuses a batch size that is not
+// a number with its last code, 6 (the one after its wrong-type keys),
+// writing nothing.
+func TestReplayScriptBadArgument(t *testing.T) {
+	rdb, d := server(t)
+	ctx := context.Background()
+	if err := rdb.RPush(ctx, "taken", "e").Err(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReplayScript.Run(ctx, d, rdb, []string{"taken", "q", "sched", "q/dead"},
+		"many", 1, 3, 1000, 30000, "r1", "q", "2026-01-01T00:00:00Z", ScriptBudget).Int64Slice()
+	if err != nil || !reflect.DeepEqual(got, []int64{6, 0, 0, 0, 0}) {
+		t.Fatalf("%v, %v; want [6 0 0 0 0]", got, err)
+	}
+	if n := rdb.LLen(ctx, "taken").Val(); n != 1 || rdb.Exists(ctx, "q", "sched", "q/dead").Val() != 0 {
+		t.Errorf("a refusal wrote: taken has %d entries", n)
+	}
+}

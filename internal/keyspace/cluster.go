@@ -58,7 +58,7 @@ func Leader(prefix string) string {
 }
 
 // ReplicaCounters are a replica's counters since it started (STRING
-// holding a JSON object, cluster.Counters), written every few seconds
+// holding a JSON object, membership.Counters), written every few seconds
 // with a TTL of a minute, read by the operators' console:
 // "<prefix>replica-counters:<id>".
 func ReplicaCounters(prefix, id string) string {

@@ -13,22 +13,28 @@
 -- ARGV[4..] its taken lists: their owner entries are removed where they
 --          still name this id
 --
--- Returns
---    1  removed
---    0  nothing written: the key expired or holds another token (another
---       registration of this id owns the entries now, or the leader will
---       clean them up)
---   -i  nothing written: KEYS[i] has the wrong type
+-- Returns {code} (internal/script's reply convention):
+--   1  removed
+--   0  fenced: the key expired, holds another token or is not a string
+--      (another registration of this id owns the entries now, or the
+--      leader will clean them up); nothing written
+--   2  the replica info key is not a string; nothing written
+--   3  the registry is not a sorted set; nothing written
+--   4  the owners are not a hash; nothing written
+--   5  bad argument: the replica id ARGV[3] is empty; nothing written
 
+if not ARGV[3] or ARGV[3] == '' then
+  return {5}
+end
 local current = type_of(KEYS[1]) == 'string'
 current = current and redis.call('GET', KEYS[1])
 if not current or (current ~= ARGV[1] and (ARGV[2] == '' or current ~= ARGV[2])) then
-  return 0
+  return {0}
 end
 local want = {'string', 'string', 'zset', 'hash'}
 for i = 2, 4 do
   if not is(KEYS[i], want[i]) then
-    return -i
+    return {i}
   end
 end
 
@@ -39,4 +45,4 @@ for i = 4, #ARGV do
     redis.call('HDEL', KEYS[4], ARGV[i])
   end
 end
-return 1
+return {1}

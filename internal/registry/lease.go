@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/resc-go/resc/internal/backoff"
+	"github.com/resc-go/resc/internal/script"
 )
 
 // startLease starts a new lease for the registration of token, sent at
@@ -172,17 +173,17 @@ func (m *Membership) heartbeat(ctx context.Context) (sent time.Time, renewed boo
 	ctx, cancel := context.WithTimeout(ctx, max(time.Until(end), m.s.HeartbeatInterval))
 	defer cancel()
 	sent = time.Now()
-	n, err := heartbeatScript.Run(ctx, m.opts.Dialect, m.rdb, m.keys()[:2], token, ms(m.s.DeadAfter)).Int64()
+	res, err := heartbeatScript.Run(ctx, m.opts.Dialect, m.rdb, m.keys()[:2], token, ms(m.s.DeadAfter)).Int64Slice()
 	if err != nil {
 		return sent, false, fmt.Errorf("cluster: heartbeat: %w", err)
 	}
-	switch n {
+	switch script.Code(res) {
 	case 1:
 		return sent, true, nil
 	case 0:
 		return sent, false, nil
 	}
-	return sent, false, fmt.Errorf("cluster: heartbeat.lua: unexpected reply %d", n)
+	return sent, false, fmt.Errorf("cluster: heartbeat.lua: unexpected reply %v", res)
 }
 
 // renew moves the lease's end to DeadAfter - 2*HeartbeatInterval after

@@ -17,36 +17,39 @@
 -- ARGV[6]  the info JSON
 -- ARGV[7..] the taken lists this replica owns
 --
--- Returns {code, detail}:
+-- Returns {code, detail} (internal/script's reply convention):
 --   {1, 0}     registered (the key was free)
---   {2, 0}     registered over ARGV[1] or ARGV[2] (a retry whose reply
+--   {1, 1}     registered over ARGV[1] or ARGV[2] (a retry whose reply
 --              was lost, or a re-registration of the same membership)
---   {0, pttl}  nothing written: the id is in use by a live registration
---              whose key expires in pttl ms (-1: it has no TTL)
---   {-1, i}    nothing written: KEYS[i] has the wrong type
---   {-2, i}    nothing written: ARGV[i] is not valid
+--   {0, pttl}  fenced: the id is in use by a live registration whose key
+--              expires in pttl ms (-1: it has no TTL); nothing written
+--   {2}        the replica key is not a string; nothing written
+--   {3}        the replica info key is not a string; nothing written
+--   {4}        the registry is not a sorted set; nothing written
+--   {5}        the owners are not a hash; nothing written
+--   {6, i}     bad argument: ARGV[i] is not valid; nothing written
 
 local replica, info, registry, owners = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local token, previous, id, infoJSON = ARGV[1], ARGV[2], ARGV[4], ARGV[6]
 local ttl, now = tonumber(ARGV[3]), tonumber(ARGV[5])
 
 -- Check everything before writing anything: Redis does not roll back.
-if token == '' then return {-2, 1} end
-if not ttl or ttl < 1 or ttl ~= math.floor(ttl) then return {-2, 3} end
-if id == '' then return {-2, 4} end
-if not now then return {-2, 5} end
+if token == '' then return {6, 1} end
+if not ttl or ttl < 1 or ttl ~= math.floor(ttl) then return {6, 3} end
+if id == '' then return {6, 4} end
+if not now then return {6, 5} end
 local want = {'string', 'string', 'zset', 'hash'}
 for i = 1, 4 do
   if not is(KEYS[i], want[i]) then
-    return {-1, i}
+    return {i + 1}
   end
 end
 
-local code = 1
+local over = 0
 local current = redis.call('GET', replica)
 if current then
   if current == token or (previous ~= '' and current == previous) then
-    code = 2
+    over = 1
   else
     return {0, redis.call('PTTL', replica)}
   end
@@ -72,4 +75,4 @@ end
 for i = 7, #ARGV do
   redis.call('HSET', owners, ARGV[i], id)
 end
-return {code, 0}
+return {1, over}

@@ -255,21 +255,19 @@ func (m *Membership) registerOnce(ctx context.Context, token, previous string) (
 	if err != nil {
 		return sent, fmt.Errorf("cluster: registering replica %q: %w", m.info.ID, err)
 	}
-	if len(res) == 2 {
-		switch code, detail := res[0], res[1]; {
-		case code == 1 || code == 2:
-			return sent, nil
-		case code == 0:
-			in := time.Duration(detail) * time.Millisecond
-			if detail < 0 {
-				in = -1
-			}
-			return sent, &IDInUseError{ID: m.info.ID, ExpiresIn: in}
-		case code == -1 && detail >= 1 && detail <= int64(len(keys)):
-			return sent, &script.TypeError{Key: keys[detail-1], Err: ErrWrongType}
-		case code == -2:
-			return sent, fmt.Errorf("cluster: register.lua refused its argument %d", detail)
+	switch code := script.Code(res); {
+	case code == 1:
+		return sent, nil
+	case code == 0 && len(res) == 2:
+		in := time.Duration(res[1]) * time.Millisecond
+		if res[1] < 0 {
+			in = -1
 		}
+		return sent, &IDInUseError{ID: m.info.ID, ExpiresIn: in}
+	case code >= 2 && code <= 5:
+		return sent, &script.TypeError{Key: keys[code-2], Err: ErrWrongType}
+	case code == 6 && len(res) == 2:
+		return sent, fmt.Errorf("cluster: register.lua refused its argument %d", res[1])
 	}
 	return sent, fmt.Errorf("cluster: register.lua: unexpected reply %v", res)
 }
@@ -312,18 +310,18 @@ func (m *Membership) Deregister(ctx context.Context) error {
 	for _, l := range m.info.TakenLists {
 		args = append(args, l)
 	}
-	n, err := deregisterScript.Run(ctx, m.opts.Dialect, m.rdb, keys, args...).Int64()
+	res, err := deregisterScript.Run(ctx, m.opts.Dialect, m.rdb, keys, args...).Int64Slice()
 	if err != nil {
 		return fmt.Errorf("cluster: deregistering replica %q: %w", m.info.ID, err)
 	}
-	switch {
-	case n == 1:
+	switch code := script.Code(res); {
+	case code == 1:
 		m.log.Info("deregistered")
 		return nil
-	case n == 0:
+	case code == 0:
 		return fmt.Errorf("%w: %q", ErrNotRegistered, m.info.ID)
-	case n < 0 && -n <= int64(len(keys)):
-		return &script.TypeError{Key: keys[-n-1], Err: ErrWrongType}
+	case code >= 2 && code <= 4:
+		return &script.TypeError{Key: keys[code-1], Err: ErrWrongType}
 	}
-	return fmt.Errorf("cluster: deregister.lua: unexpected reply %d", n)
+	return fmt.Errorf("cluster: deregister.lua: unexpected reply %v", res)
 }

@@ -133,29 +133,35 @@ func TestWaitForExpiry(t *testing.T) {
 	old := e.register("r1", Options{})
 	stopOld := run(t, old)
 
-	// While the old one heartbeats, waiting ends in ErrIDInUse after
-	// DeadAfter + HeartbeatInterval.
+	// While the old one heartbeats, waiting ends in ErrIDInUse, not
+	// before DeadAfter + HeartbeatInterval. (Bounds load can only push
+	// the right way: a lower one on the wait, and the end of the wait
+	// itself, which is Register's own deadline.)
 	start := time.Now()
 	_, err := Register(ctx, e.rdb, e.info("r1"), Options{Settings: e.s, Logger: e.log, Dialect: e.d, WaitForExpiry: true})
 	waited := time.Since(start)
 	if !errors.Is(err, ErrIDInUse) {
 		t.Fatalf("Register against a live replica: %v, want ErrIDInUse", err)
 	}
-	if bound := e.s.DeadAfter + e.s.HeartbeatInterval; waited < bound-10*time.Millisecond || waited > bound+300*time.Millisecond {
-		t.Errorf("gave up after %v, want about %v", waited, bound)
+	if bound := e.s.DeadAfter + e.s.HeartbeatInterval; waited < bound-10*time.Millisecond {
+		t.Errorf("gave up after %v, want not before %v", waited, bound)
 	}
 
-	// The old one crashes (stops heartbeating, no deregistration).
+	// The old one crashes (stops heartbeating, no deregistration): the
+	// new registration waits for its key to expire, not for its own
+	// deadline (it would then fail with ErrIDInUse), and takes over no
+	// earlier than the key's expiry.
 	if err := stopOld(); err != nil {
 		t.Fatal(err)
 	}
+	left := e.rdb.PTTL(ctx, keyspace.Replica(e.s.Prefix, "r1")).Val()
 	crashed := time.Now()
 	m, err := Register(ctx, e.rdb, e.info("r1"), Options{Settings: e.s, Logger: e.log, Dialect: e.d, WaitForExpiry: true})
 	if err != nil {
 		t.Fatalf("Register after the old one stopped: %v", err)
 	}
-	if took := time.Since(crashed); took > e.s.DeadAfter+200*time.Millisecond {
-		t.Errorf("took over after %v, want within DeadAfter (%v)", took, e.s.DeadAfter)
+	if took := time.Since(crashed); left <= 0 || took < left-10*time.Millisecond {
+		t.Errorf("took over after %v, the old key had %v left: want no earlier than its expiry", took, left)
 	}
 	if got := e.rdb.Get(ctx, keyspace.Replica(e.s.Prefix, "r1")).Val(); got != m.token || got == old.token {
 		t.Errorf("replica key %q, want the new token %q", got, m.token)
@@ -225,14 +231,17 @@ func TestLeaseFencesBeforeDeadAfter(t *testing.T) {
 	}
 }
 
-// TestLeaseLostOnTakeover: the heartbeat notices within one interval that
-// the key was deleted (then registers again) or taken by another
-// registration (then Run fails: this process is the stale one).
+// TestLeaseLostOnTakeover: a heartbeat notices that the key was deleted
+// (then registers again) or taken by another registration (then Run
+// fails: this process is the stale one). It is the heartbeat that ends
+// the lease, reading the key (noticed), not the lease's own timer, which
+// would end it a little later without a look at Redis: no bound on the
+// time, which load could break.
 func TestLeaseLostOnTakeover(t *testing.T) {
 	t.Parallel()
-	// How late a heartbeat may notice beyond its interval: the round trip
-	// and the scheduling of a loaded test machine.
-	const slack = 100 * time.Millisecond
+	// The cause a heartbeat gives (lease.go); the timer's says "no
+	// heartbeat renewal succeeded".
+	const noticed = "the heartbeat key expired or holds another registration"
 	t.Run("deleted", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t)
@@ -245,12 +254,10 @@ func TestLeaseLostOnTakeover(t *testing.T) {
 			t.Fatal(err)
 		}
 		deleted := time.Now()
-		lost := waitDone(t, lease, time.Second, "lease lost after the key was deleted")
-		if d := lost.Sub(deleted); d > e.s.HeartbeatInterval+slack {
-			t.Errorf("noticed after %v, want within one interval (%v)", d, e.s.HeartbeatInterval)
-		}
-		if !errors.Is(context.Cause(lease), ErrLeaseLost) {
-			t.Errorf("cause %v", context.Cause(lease))
+		lost := waitDone(t, lease, 10*e.s.DeadAfter, "lease lost after the key was deleted")
+		t.Logf("noticed %v after the deletion (heartbeat interval %v)", lost.Sub(deleted), e.s.HeartbeatInterval)
+		if cause := context.Cause(lease); !errors.Is(cause, ErrLeaseLost) || !strings.Contains(cause.Error(), noticed) {
+			t.Errorf("cause %v, want a heartbeat's ErrLeaseLost", cause)
 		}
 		wctx, cancel := context.WithTimeout(ctx, time.Second)
 		defer cancel()
@@ -275,9 +282,10 @@ func TestLeaseLostOnTakeover(t *testing.T) {
 			t.Fatal(err)
 		}
 		taken := time.Now()
-		lost := waitDone(t, lease, time.Second, "lease lost after the key was taken")
-		if d := lost.Sub(taken); d > e.s.HeartbeatInterval+slack {
-			t.Errorf("noticed after %v, want within one interval (%v)", d, e.s.HeartbeatInterval)
+		lost := waitDone(t, lease, 10*e.s.DeadAfter, "lease lost after the key was taken")
+		t.Logf("noticed %v after the takeover (heartbeat interval %v)", lost.Sub(taken), e.s.HeartbeatInterval)
+		if cause := context.Cause(lease); !errors.Is(cause, ErrLeaseLost) || !strings.Contains(cause.Error(), noticed) {
+			t.Errorf("cause %v, want a heartbeat's ErrLeaseLost", cause)
 		}
 		select {
 		case err := <-done:

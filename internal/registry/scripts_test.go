@@ -151,7 +151,7 @@ func TestRegisterScript(t *testing.T) {
 			name:      "retry of a registration whose reply was lost",
 			before:    dataset{kReplica: "new"},
 			args:      []any{"new", "", 60000, tid, 1000, info, "q/taken/r1"},
-			want:      []int64{2, 0},
+			want:      []int64{1, 1},
 			after:     registered,
 			freshTTLs: true,
 		},
@@ -159,7 +159,7 @@ func TestRegisterScript(t *testing.T) {
 			name:      "re-registration over the previous token",
 			before:    dataset{kReplica: "old", kInfo: "{}", kReplicas: map[string]float64{tid: 1, "r2": 2}},
 			args:      []any{"new", "old", 60000, tid, 1000, info, "q/taken/r1"},
-			want:      []int64{2, 0},
+			want:      []int64{1, 1},
 			after:     dataset{kReplica: "new", kInfo: info, kReplicas: map[string]float64{tid: 1000, "r2": 2}, kOwners: map[string]string{"q/taken/r1": tid}},
 			freshTTLs: true,
 		},
@@ -181,19 +181,19 @@ func TestRegisterScript(t *testing.T) {
 				kOwners: map[string]string{"q/taken/r1": tid, "z/taken/r1": tid, "q/taken/r2": "r2"}},
 		},
 		{name: "replica key not a string", before: dataset{kReplica: []string{"x"}},
-			args: []any{"new", "", 60000, tid, 1000, info}, want: []int64{-1, 1}, after: dataset{kReplica: []string{"x"}}},
+			args: []any{"new", "", 60000, tid, 1000, info}, want: []int64{2}, after: dataset{kReplica: []string{"x"}}},
 		{name: "info key not a string", before: dataset{kInfo: []string{"x"}},
-			args: []any{"new", "", 60000, tid, 1000, info}, want: []int64{-1, 2}, after: dataset{kInfo: []string{"x"}}},
+			args: []any{"new", "", 60000, tid, 1000, info}, want: []int64{3}, after: dataset{kInfo: []string{"x"}}},
 		{name: "registry not a zset", before: dataset{kReplicas: "x"},
-			args: []any{"new", "", 60000, tid, 1000, info}, want: []int64{-1, 3}, after: dataset{kReplicas: "x"}},
+			args: []any{"new", "", 60000, tid, 1000, info}, want: []int64{4}, after: dataset{kReplicas: "x"}},
 		{name: "owners not a hash", before: dataset{kOwners: "x"},
-			args: []any{"new", "", 60000, tid, 1000, info}, want: []int64{-1, 4}, after: dataset{kOwners: "x"}},
-		{name: "empty token", args: []any{"", "", 60000, tid, 1000, info}, want: []int64{-2, 1}, after: dataset{}},
-		{name: "ttl not a number", args: []any{"new", "", "x", tid, 1000, info}, want: []int64{-2, 3}, after: dataset{}},
-		{name: "ttl not whole", args: []any{"new", "", "1.5", tid, 1000, info}, want: []int64{-2, 3}, after: dataset{}},
-		{name: "ttl zero", args: []any{"new", "", 0, tid, 1000, info}, want: []int64{-2, 3}, after: dataset{}},
-		{name: "empty id", args: []any{"new", "", 60000, "", 1000, info}, want: []int64{-2, 4}, after: dataset{}},
-		{name: "time not a number", args: []any{"new", "", 60000, tid, "x", info}, want: []int64{-2, 5}, after: dataset{}},
+			args: []any{"new", "", 60000, tid, 1000, info}, want: []int64{5}, after: dataset{kOwners: "x"}},
+		{name: "empty token", args: []any{"", "", 60000, tid, 1000, info}, want: []int64{6, 1}, after: dataset{}},
+		{name: "ttl not a number", args: []any{"new", "", "x", tid, 1000, info}, want: []int64{6, 3}, after: dataset{}},
+		{name: "ttl not whole", args: []any{"new", "", "1.5", tid, 1000, info}, want: []int64{6, 3}, after: dataset{}},
+		{name: "ttl zero", args: []any{"new", "", 0, tid, 1000, info}, want: []int64{6, 3}, after: dataset{}},
+		{name: "empty id", args: []any{"new", "", 60000, "", 1000, info}, want: []int64{6, 4}, after: dataset{}},
+		{name: "time not a number", args: []any{"new", "", 60000, tid, "x", info}, want: []int64{6, 5}, after: dataset{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sc := e.scope(t, i)
@@ -242,24 +242,24 @@ func TestHeartbeatScript(t *testing.T) {
 		name    string
 		before  dataset
 		args    []any // token, ttl
-		want    int64
+		want    []int64
 		renewed bool // both keys' TTLs set to about 60 s; else left without TTL
 	}{
-		{name: "own registration", before: dataset{kReplica: "tok", kInfo: "{}"}, args: []any{"tok", 60000}, want: 1, renewed: true},
-		{name: "taken over", before: dataset{kReplica: "other", kInfo: "{}"}, args: []any{"tok", 60000}, want: 0},
-		{name: "expired", before: dataset{kInfo: "{}"}, args: []any{"tok", 60000}, want: 0},
-		{name: "replica key of another type", before: dataset{kReplica: []string{"tok"}, kInfo: "{}"}, args: []any{"tok", 60000}, want: 0},
-		{name: "bad ttl", before: dataset{kReplica: "tok", kInfo: "{}"}, args: []any{"tok", "soon"}, want: -2},
+		{name: "own registration", before: dataset{kReplica: "tok", kInfo: "{}"}, args: []any{"tok", 60000}, want: []int64{1}, renewed: true},
+		{name: "taken over", before: dataset{kReplica: "other", kInfo: "{}"}, args: []any{"tok", 60000}, want: []int64{0}},
+		{name: "expired", before: dataset{kInfo: "{}"}, args: []any{"tok", 60000}, want: []int64{0}},
+		{name: "replica key of another type", before: dataset{kReplica: []string{"tok"}, kInfo: "{}"}, args: []any{"tok", 60000}, want: []int64{0}},
+		{name: "bad ttl", before: dataset{kReplica: "tok", kInfo: "{}"}, args: []any{"tok", "soon"}, want: []int64{2}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sc := e.scope(t, i)
 			sc.load(tc.before)
-			got, err := heartbeatScript.Run(context.Background(), e.d, e.rdb, sc.keys(regKeys[:2]), tc.args...).Int64()
+			got, err := heartbeatScript.Run(context.Background(), e.d, e.rdb, sc.keys(regKeys[:2]), tc.args...).Int64Slice()
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got != tc.want {
-				t.Errorf("reply %d, want %d", got, tc.want)
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("reply %v, want %v", got, tc.want)
 			}
 			if after := sc.dump(); !reflect.DeepEqual(after, tc.before) {
 				t.Errorf("values changed:\n got %v\nwant %v", after, tc.before)
@@ -303,27 +303,28 @@ func TestDeregisterScript(t *testing.T) {
 		name   string
 		before dataset
 		args   []any // token, pending, id, lists...
-		want   int64
+		want   []int64
 		after  dataset
 	}{
-		{name: "own registration", before: full, args: []any{"tok", "", tid, "q/taken/r1", "z/taken/r1"}, want: 1, after: gone},
-		{name: "pending token", before: full, args: []any{"old", "tok", tid, "q/taken/r1", "z/taken/r1"}, want: 1, after: gone},
-		{name: "taken over", before: with(kReplica, "other"), args: []any{"tok", "", tid, "q/taken/r1"}, want: 0, after: with(kReplica, "other")},
-		{name: "empty value is no token", before: with(kReplica, ""), args: []any{"tok", "", tid, "q/taken/r1"}, want: 0, after: with(kReplica, "")},
-		{name: "expired", before: dataset{kReplicas: map[string]float64{tid: 1}}, args: []any{"tok", "", tid}, want: 0, after: dataset{kReplicas: map[string]float64{tid: 1}}},
-		{name: "info key of another type", before: with(kInfo, []string{"x"}), args: []any{"tok", "", tid}, want: -2, after: with(kInfo, []string{"x"})},
-		{name: "registry of another type", before: with(kReplicas, "x"), args: []any{"tok", "", tid}, want: -3, after: with(kReplicas, "x")},
-		{name: "owners of another type", before: with(kOwners, "x"), args: []any{"tok", "", tid}, want: -4, after: with(kOwners, "x")},
+		{name: "own registration", before: full, args: []any{"tok", "", tid, "q/taken/r1", "z/taken/r1"}, want: []int64{1}, after: gone},
+		{name: "pending token", before: full, args: []any{"old", "tok", tid, "q/taken/r1", "z/taken/r1"}, want: []int64{1}, after: gone},
+		{name: "taken over", before: with(kReplica, "other"), args: []any{"tok", "", tid, "q/taken/r1"}, want: []int64{0}, after: with(kReplica, "other")},
+		{name: "empty value is no token", before: with(kReplica, ""), args: []any{"tok", "", tid, "q/taken/r1"}, want: []int64{0}, after: with(kReplica, "")},
+		{name: "expired", before: dataset{kReplicas: map[string]float64{tid: 1}}, args: []any{"tok", "", tid}, want: []int64{0}, after: dataset{kReplicas: map[string]float64{tid: 1}}},
+		{name: "info key of another type", before: with(kInfo, []string{"x"}), args: []any{"tok", "", tid}, want: []int64{2}, after: with(kInfo, []string{"x"})},
+		{name: "registry of another type", before: with(kReplicas, "x"), args: []any{"tok", "", tid}, want: []int64{3}, after: with(kReplicas, "x")},
+		{name: "owners of another type", before: with(kOwners, "x"), args: []any{"tok", "", tid}, want: []int64{4}, after: with(kOwners, "x")},
+		{name: "empty id", before: full, args: []any{"tok", "", ""}, want: []int64{5}, after: full},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sc := e.scope(t, i)
 			sc.load(tc.before)
-			got, err := deregisterScript.Run(context.Background(), e.d, e.rdb, sc.keys(regKeys), tc.args...).Int64()
+			got, err := deregisterScript.Run(context.Background(), e.d, e.rdb, sc.keys(regKeys), tc.args...).Int64Slice()
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got != tc.want {
-				t.Errorf("reply %d, want %d", got, tc.want)
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("reply %v, want %v", got, tc.want)
 			}
 			if after := sc.dump(); !reflect.DeepEqual(after, tc.after) {
 				t.Errorf("after:\n got %v\nwant %v", after, tc.after)

@@ -7,6 +7,27 @@
 // do not know the shebang (Redis 6, the embedded miniredis of `make run`)
 // reject such a script as a syntax error; Detect finds that out once and the
 // scripts then run without the first line, losing only that protection.
+//
+// # Reply convention
+//
+// Every script of the product replies an array whose first element is a
+// code, the same codes for all (docs/workers.md, "Reply convention"):
+//
+//	1        done; what follows is the script's data
+//	0        fenced: what the call acts for is no longer its own (the fence
+//	         or registration holds another token, the entry is no longer
+//	         in its list); nothing was written
+//	2 .. k   a key has the wrong type, the keys in the order the script's
+//	         header lists them; nothing was written
+//	last     bad argument (a bug of the caller); nothing was written
+//
+// A script checks every key's type (the TypeCheck prelude) and every
+// argument before its first write: Redis does not roll a script back. Its
+// Go wrapper maps the codes to its package's sentinel errors (Code reads
+// the code). Error replies are left to Redis' own refusals (NOPERM,
+// OOM...), which commit.lua's permission check imitates, and to scripts
+// whose reply says more per element (watcher/commit.lua: one record per
+// event, each with its own code, after the call's).
 package script
 
 import (
@@ -162,6 +183,15 @@ func (s *Script) Load(ctx context.Context, d Dialect, c redis.Scripter) error {
 
 // Hash is the SHA1 the server knows the script by.
 func (s *Script) Hash(d Dialect) string { return s.pick(d).Hash() }
+
+// Code is the code of a script's reply read as integers (see Reply
+// convention above); -1 for an empty reply, which no script sends.
+func Code(reply []int64) int64 {
+	if len(reply) == 0 {
+		return -1
+	}
+	return reply[0]
+}
 
 // IsNoScript reports whether err is Redis' NOSCRIPT reply.
 func IsNoScript(err error) bool {
