@@ -39,10 +39,10 @@ type Counters struct {
 func PublishCounters(ctx context.Context, rdb redis.StringCmdable, prefix, id string, c Counters) error {
 	b, err := json.Marshal(c)
 	if err != nil {
-		return fmt.Errorf("cluster: encoding counters: %w", err)
+		return fmt.Errorf("membership: encoding counters: %w", err)
 	}
 	if err := rdb.Set(ctx, keyspace.ReplicaCounters(keyspace.SharedPrefix(rdb, orDefaultPrefix(prefix)), id), b, CountersTTL).Err(); err != nil {
-		return fmt.Errorf("cluster: publishing counters: %w", err)
+		return fmt.Errorf("membership: publishing counters: %w", err)
 	}
 	return nil
 }
@@ -71,7 +71,7 @@ func ReadCounters(ctx context.Context, rdb Pipeliner, prefix string, ids []strin
 		case err != nil:
 			var re redis.Error
 			if !errors.As(err, &re) {
-				return nil, nil, fmt.Errorf("cluster: reading counters: %w", err)
+				return nil, nil, fmt.Errorf("membership: reading counters: %w", err)
 			}
 			errs[i] = fmt.Errorf("counters of replica %q: %w", ids[i], err)
 			continue

@@ -24,11 +24,11 @@ import (
 // ErrLeadershipLost is wrapped by the cause of a leadership context
 // cancelled because the lock could not be kept: an extend failed or was
 // refused, or the lock's validity ran out first.
-var ErrLeadershipLost = errors.New("cluster: leadership lost")
+var ErrLeadershipLost = errors.New("membership: leadership lost")
 
 // errLeadReturned is the cause of a leadership context whose callback
 // returned.
-var errLeadReturned = errors.New("cluster: the leader callback returned")
+var errLeadReturned = errors.New("membership: the leader callback returned")
 
 // Elector takes part in the election of one leader among the replicas,
 // through a redsync mutex on "<prefix>leader". Create it with NewElector.
@@ -52,7 +52,7 @@ func NewElector(rdb redis.UniversalClient, id string, o Options) (*Elector, erro
 		return nil, err
 	}
 	if id == "" {
-		return nil, errors.New("cluster: the elector's replica id is required")
+		return nil, errors.New("membership: the elector's replica id is required")
 	}
 	log := o.Logger
 	if log == nil {
@@ -131,7 +131,7 @@ func (e *Elector) IsLeader() bool { return e.leading.Load() }
 // Run returns nil when ctx is done; it may be called once.
 func (e *Elector) Run(ctx context.Context, lead func(ctx context.Context)) error {
 	if !e.running.CompareAndSwap(false, true) {
-		return errors.New("cluster: Elector.Run called more than once")
+		return errors.New("membership: Elector.Run called more than once")
 	}
 	wait := time.Duration(0)
 	for backoff.Sleep(ctx, wait) {
@@ -275,7 +275,7 @@ func Leader(ctx context.Context, rdb Getter, prefix string) (string, error) {
 		return "", nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("cluster: reading the leader lock: %w", err)
+		return "", fmt.Errorf("membership: reading the leader lock: %w", err)
 	}
 	if i := strings.LastIndexByte(v, '#'); i >= 0 {
 		return v[:i], nil

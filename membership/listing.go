@@ -54,7 +54,7 @@ func Replicas(ctx context.Context, rdb Reader, prefix string) ([]ReplicaStatus, 
 	prefix = keyspace.SharedPrefix(rdb, orDefaultPrefix(prefix))
 	zs, err := rdb.ZRangeWithScores(ctx, keyspace.Replicas(prefix), 0, -1).Result()
 	if err != nil {
-		return nil, fmt.Errorf("cluster: listing replicas: %w", err)
+		return nil, fmt.Errorf("membership: listing replicas: %w", err)
 	}
 	if len(zs) == 0 {
 		return nil, nil
@@ -77,13 +77,13 @@ func Replicas(ctx context.Context, rdb Reader, prefix string) ([]ReplicaStatus, 
 		r := &out[i]
 		ttl, err := ttls[i].Result()
 		if err != nil {
-			return nil, fmt.Errorf("cluster: listing replicas: %w", err)
+			return nil, fmt.Errorf("membership: listing replicas: %w", err)
 		}
 		since, err := marks[i].Int64()
 		switch {
 		case errors.Is(err, redis.Nil):
 		case err != nil:
-			return nil, fmt.Errorf("cluster: listing replicas: reading when %q was found dead: %w", r.ID, asWrongType(err, keyspace.DeadSince(prefix)))
+			return nil, fmt.Errorf("membership: listing replicas: reading when %q was found dead: %w", r.ID, asWrongType(err, keyspace.DeadSince(prefix)))
 		case ttl == -2:
 			r.DeadSince = time.UnixMilli(since)
 		}
@@ -102,7 +102,7 @@ func Replicas(ctx context.Context, rdb Reader, prefix string) ([]ReplicaStatus, 
 			err = json.Unmarshal(b, &r.Info)
 		}
 		if err != nil {
-			r.InfoErr = fmt.Errorf("cluster: replica %q: reading its info: %w", r.ID, err)
+			r.InfoErr = fmt.Errorf("membership: replica %q: reading its info: %w", r.ID, err)
 			continue
 		}
 		if r.Alive && r.TTL >= 0 && r.Info.DeadAfter > 0 {
@@ -118,7 +118,7 @@ func Replicas(ctx context.Context, rdb Reader, prefix string) ([]ReplicaStatus, 
 func Owners(ctx context.Context, rdb Reader, prefix string) (map[string]string, error) {
 	m, err := rdb.HGetAll(ctx, keyspace.Owners(keyspace.SharedPrefix(rdb, orDefaultPrefix(prefix)))).Result()
 	if err != nil {
-		return nil, fmt.Errorf("cluster: listing taken list owners: %w", err)
+		return nil, fmt.Errorf("membership: listing taken list owners: %w", err)
 	}
 	return m, nil
 }
@@ -157,7 +157,7 @@ func (l *Liveness) Alive(ctx context.Context, ids []string) ([]bool, error) {
 		cmds[i] = pipe.Exists(ctx, keyspace.Replica(l.prefix, id))
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, fmt.Errorf("cluster: reading replica liveness: %w", err)
+		return nil, fmt.Errorf("membership: reading replica liveness: %w", err)
 	}
 	alive := make([]bool, len(ids))
 	for i, c := range cmds {

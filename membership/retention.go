@@ -119,11 +119,11 @@ func (p *Pruner) Prune(ctx context.Context) (PruneStats, error) {
 	prefix := keyspace.SharedPrefix(p.rdb, p.s.Prefix)
 	zs, err := p.rdb.ZRangeWithScores(ctx, keyspace.Replicas(prefix), 0, -1).Result()
 	if err != nil {
-		return st, fmt.Errorf("cluster: pruning the registry: %w", asWrongType(err, keyspace.Replicas(prefix)))
+		return st, fmt.Errorf("membership: pruning the registry: %w", asWrongType(err, keyspace.Replicas(prefix)))
 	}
 	owners, err := p.rdb.HGetAll(ctx, keyspace.Owners(prefix)).Result()
 	if err != nil {
-		return st, fmt.Errorf("cluster: pruning the registry: %w", asWrongType(err, keyspace.Owners(prefix)))
+		return st, fmt.Errorf("membership: pruning the registry: %w", asWrongType(err, keyspace.Owners(prefix)))
 	}
 	owned := map[string][]string{}
 	for list, id := range owners {
@@ -186,7 +186,7 @@ func (p *Pruner) pruneOne(ctx context.Context, prefix, id string, now int64, hel
 	}
 	res, err := pruneScript.Run(ctx, p.dialect, p.rdb, keys, args...).Int64Slice()
 	if err != nil {
-		return 0, fmt.Errorf("cluster: pruning replica %q: %w", id, err)
+		return 0, fmt.Errorf("membership: pruning replica %q: %w", id, err)
 	}
 	switch code := script.Code(res); {
 	case code == 1 && len(res) == 2 && res[1] >= 0 && res[1] <= 4:
@@ -194,7 +194,7 @@ func (p *Pruner) pruneOne(ctx context.Context, prefix, id string, now int64, hel
 	case code >= 2 && code <= 6:
 		return 0, &script.TypeError{Key: keys[code-2], Err: ErrWrongType}
 	}
-	return 0, fmt.Errorf("cluster: prune.lua: unexpected reply %v", res)
+	return 0, fmt.Errorf("membership: prune.lua: unexpected reply %v", res)
 }
 
 // dropStaleMarks removes the marks of ids that are no longer registered
@@ -204,7 +204,7 @@ func (p *Pruner) dropStaleMarks(ctx context.Context, prefix string, ids map[stri
 	key := keyspace.DeadSince(prefix)
 	marked, err := p.rdb.HGetAll(ctx, key).Result() // HGETALL: the documented ACL allows it, not HKEYS
 	if err != nil {
-		return fmt.Errorf("cluster: reading the dead-since marks: %w", asWrongType(err, key))
+		return fmt.Errorf("membership: reading the dead-since marks: %w", asWrongType(err, key))
 	}
 	var stale []string
 	for id := range marked {
@@ -216,7 +216,7 @@ func (p *Pruner) dropStaleMarks(ctx context.Context, prefix string, ids map[stri
 		return nil
 	}
 	if err := p.rdb.HDel(ctx, key, stale...).Err(); err != nil {
-		return fmt.Errorf("cluster: removing stale dead-since marks: %w", asWrongType(err, key))
+		return fmt.Errorf("membership: removing stale dead-since marks: %w", asWrongType(err, key))
 	}
 	return nil
 }

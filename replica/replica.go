@@ -255,7 +255,7 @@ func (r *Replica) serve(ctx context.Context, dialect script.Dialect, member *mem
 		select {
 		case <-memberDone:
 			if memberErr != nil {
-				return fmt.Errorf("cluster membership: %w", memberErr)
+				return fmt.Errorf("membership: %w", memberErr)
 			}
 		case <-gctx.Done():
 		}

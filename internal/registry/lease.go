@@ -99,7 +99,7 @@ func (m *Membership) WaitLease(ctx context.Context) (context.Context, error) {
 // once.
 func (m *Membership) Run(ctx context.Context) error {
 	if !m.running.CompareAndSwap(false, true) {
-		return errors.New("cluster: Membership.Run called more than once")
+		return errors.New("membership: Membership.Run called more than once")
 	}
 	defer m.end()
 	interval := m.s.HeartbeatInterval
@@ -175,7 +175,7 @@ func (m *Membership) heartbeat(ctx context.Context) (sent time.Time, renewed boo
 	sent = time.Now()
 	res, err := heartbeatScript.Run(ctx, m.opts.Dialect, m.rdb, m.keys()[:2], token, ms(m.s.DeadAfter)).Int64Slice()
 	if err != nil {
-		return sent, false, fmt.Errorf("cluster: heartbeat: %w", err)
+		return sent, false, fmt.Errorf("membership: heartbeat: %w", err)
 	}
 	switch script.Code(res) {
 	case 1:
@@ -183,7 +183,7 @@ func (m *Membership) heartbeat(ctx context.Context) (sent time.Time, renewed boo
 	case 0:
 		return sent, false, nil
 	}
-	return sent, false, fmt.Errorf("cluster: heartbeat.lua: unexpected reply %v", res)
+	return sent, false, fmt.Errorf("membership: heartbeat.lua: unexpected reply %v", res)
 }
 
 // renew moves the lease's end to DeadAfter - 2*HeartbeatInterval after

@@ -38,24 +38,24 @@ var (
 var (
 	// ErrIDInUse is the outcome of registering an id that a live replica
 	// holds. The error returned is an *IDInUseError, which wraps it.
-	ErrIDInUse = errors.New("cluster: replica id is in use by a live replica")
+	ErrIDInUse = errors.New("membership: replica id is in use by a live replica")
 
 	// ErrLeaseLost is wrapped by the cause of a cancelled lease
 	// (context.Cause) when the heartbeat key was found gone or taken, or
 	// when no renewal succeeded in time.
-	ErrLeaseLost = errors.New("cluster: lease lost")
+	ErrLeaseLost = errors.New("membership: lease lost")
 
 	// ErrStopped is the cause of the lease once Run has returned or
 	// Deregister was called, and WaitLease's error then.
-	ErrStopped = errors.New("cluster: membership stopped")
+	ErrStopped = errors.New("membership: membership stopped")
 
 	// ErrNotRegistered is Deregister's outcome when the registration had
 	// already expired or been taken over: nothing was removed.
-	ErrNotRegistered = errors.New("cluster: replica is not registered (its heartbeat key expired or holds another registration)")
+	ErrNotRegistered = errors.New("membership: replica is not registered (its heartbeat key expired or holds another registration)")
 
 	// ErrWrongType is wrapped when a registry key holds a value of another
 	// Redis type: nothing was written.
-	ErrWrongType = errors.New("cluster: registry key has the wrong Redis type")
+	ErrWrongType = errors.New("membership: registry key has the wrong Redis type")
 )
 
 // IDInUseError is the error of Register (and of Run, when it cannot
@@ -69,9 +69,9 @@ type IDInUseError struct {
 
 func (e *IDInUseError) Error() string {
 	if e.ExpiresIn < 0 {
-		return fmt.Sprintf("cluster: replica id %q is in use by a live replica (its key has no TTL: remove it by hand if no replica holds the id)", e.ID)
+		return fmt.Sprintf("membership: replica id %q is in use by a live replica (its key has no TTL: remove it by hand if no replica holds the id)", e.ID)
 	}
-	return fmt.Sprintf("cluster: replica id %q is in use by a live replica (its heartbeat expires in %v unless renewed)", e.ID, e.ExpiresIn)
+	return fmt.Sprintf("membership: replica id %q is in use by a live replica (its heartbeat expires in %v unless renewed)", e.ID, e.ExpiresIn)
 }
 
 // Unwrap returns ErrIDInUse.
@@ -163,12 +163,12 @@ func Register(ctx context.Context, rdb redis.Scripter, info Info, opts Options) 
 		return nil, err
 	}
 	if info.ID == "" {
-		return nil, errors.New("cluster: Info.ID (the replica id) is required")
+		return nil, errors.New("membership: Info.ID (the replica id) is required")
 	}
 	if strings.Contains(info.ID, "/") {
 		// "<taken_queue>/a/b" could be another watcher's taken list: the
 		// leader does not take it for a/b's, and would never replay it.
-		return nil, fmt.Errorf("cluster: replica id %q must not contain '/'", info.ID)
+		return nil, fmt.Errorf("membership: replica id %q must not contain '/'", info.ID)
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -180,7 +180,7 @@ func Register(ctx context.Context, rdb redis.Scripter, info Info, opts Options) 
 	info.DeadAfter = s.DeadAfter
 	b, err := json.Marshal(info)
 	if err != nil {
-		return nil, fmt.Errorf("cluster: encoding replica info: %w", err)
+		return nil, fmt.Errorf("membership: encoding replica info: %w", err)
 	}
 	log = log.With("replica", info.ID)
 	m := &Membership{
@@ -253,7 +253,7 @@ func (m *Membership) registerOnce(ctx context.Context, token, previous string) (
 	sent := time.Now()
 	res, err := registerScript.Run(ctx, m.opts.Dialect, m.rdb, keys, args...).Int64Slice()
 	if err != nil {
-		return sent, fmt.Errorf("cluster: registering replica %q: %w", m.info.ID, err)
+		return sent, fmt.Errorf("membership: registering replica %q: %w", m.info.ID, err)
 	}
 	switch code := script.Code(res); {
 	case code == 1:
@@ -267,9 +267,9 @@ func (m *Membership) registerOnce(ctx context.Context, token, previous string) (
 	case code >= 2 && code <= 5:
 		return sent, &script.TypeError{Key: keys[code-2], Err: ErrWrongType}
 	case code == 6 && len(res) == 2:
-		return sent, fmt.Errorf("cluster: register.lua refused its argument %d", res[1])
+		return sent, fmt.Errorf("membership: register.lua refused its argument %d", res[1])
 	}
-	return sent, fmt.Errorf("cluster: register.lua: unexpected reply %v", res)
+	return sent, fmt.Errorf("membership: register.lua: unexpected reply %v", res)
 }
 
 // ID is the replica id.
@@ -312,7 +312,7 @@ func (m *Membership) Deregister(ctx context.Context) error {
 	}
 	res, err := deregisterScript.Run(ctx, m.opts.Dialect, m.rdb, keys, args...).Int64Slice()
 	if err != nil {
-		return fmt.Errorf("cluster: deregistering replica %q: %w", m.info.ID, err)
+		return fmt.Errorf("membership: deregistering replica %q: %w", m.info.ID, err)
 	}
 	switch code := script.Code(res); {
 	case code == 1:
@@ -323,5 +323,5 @@ func (m *Membership) Deregister(ctx context.Context) error {
 	case code >= 2 && code <= 4:
 		return &script.TypeError{Key: keys[code-1], Err: ErrWrongType}
 	}
-	return fmt.Errorf("cluster: deregister.lua: unexpected reply %v", res)
+	return fmt.Errorf("membership: deregister.lua: unexpected reply %v", res)
 }

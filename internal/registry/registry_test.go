@@ -112,7 +112,7 @@ func TestIDInUse(t *testing.T) {
 	if !errors.As(err, &inUse) || inUse.ID != "r1" || inUse.ExpiresIn <= 0 || inUse.ExpiresIn > e.s.DeadAfter {
 		t.Fatalf("error %#v, want an *IDInUseError for r1 expiring within DeadAfter", err)
 	}
-	if !strings.Contains(err.Error(), `cluster: replica id "r1" is in use by a live replica`) {
+	if !strings.Contains(err.Error(), `membership: replica id "r1" is in use by a live replica`) {
 		t.Errorf("message: %v", err)
 	}
 	if after := e.dump(); !reflect.DeepEqual(after, before) {

@@ -81,7 +81,7 @@ func (s Settings) Problems() []error {
 		}
 	}
 	if s.HeartbeatInterval >= s.DeadAfter/2 {
-		errs = append(errs, fmt.Errorf("cluster: HeartbeatInterval (%v) must be below half of DeadAfter (%v): a replica needs two heartbeats of margin to stop working before the others consider it dead",
+		errs = append(errs, fmt.Errorf("membership: HeartbeatInterval (%v) must be below half of DeadAfter (%v): a replica needs two heartbeats of margin to stop working before the others consider it dead",
 			s.HeartbeatInterval, s.DeadAfter))
 	}
 	return errs
@@ -89,7 +89,7 @@ func (s Settings) Problems() []error {
 
 // TooShort is the problem of a duration setting below a millisecond.
 func TooShort(name string, d time.Duration) error {
-	return fmt.Errorf("cluster: %s is %v: it must be at least 1ms (zero means the default)", name, d)
+	return fmt.Errorf("membership: %s is %v: it must be at least 1ms (zero means the default)", name, d)
 }
 
 // LeaseFor is how long a lease lasts after the last renewal that was sent
