@@ -84,41 +84,17 @@ end
 if not is(store, 'hash') then
   return {'3'}
 end
--- The events are popped in reads of c events (RPOP with a count), c
--- doubling from 1, at most 64, and never more than the budget left
--- divided by the largest event seen: with events alike, no read goes past
--- the budget; an event much larger than those before it can make one read
--- go past it by that read's events (the first read of a call is a single
--- event).
--- got[1] is the reply's code; the entries follow it.
-local got, bytes, n, c, largest = {'1'}, 0, 0, 1, 1
-while n < want and bytes < budget do
-  local es = redis.call('RPOP', input, math.min(c, want - n))
-  if not es then
-    break
+-- move (the Move prelude, the worker SDK's take too) pops them in reads
+-- bounded by the budget, and pushes them to the head of the taken list,
+-- oldest first. got[1] is the reply's code; the entries follow it.
+local got = {'1'}
+move(input, taken, want, budget, got, function(e, n)
+  if #e <= max then
+    return e
   end
-  for _, e in ipairs(es) do
-    n = n + 1
-    bytes = bytes + #e
-    largest = math.max(largest, #e)
-    if #e > max then
-      local f = field .. '-' .. n
-      e = unstamp(e)
-      redis.call('HSET', store, f, e)
-      e = aside_entry(e, f)
-    end
-    got[n + 1] = e
-  end
-  c = math.max(1, math.min(2 * c, 64, math.floor((budget - bytes) / largest)))
-end
-if n == 0 then
-  return got
-end
--- got's entries are oldest first, the order LPUSH must receive them in to
--- leave the newest at the head. unpack is bounded by Lua's stack: push in
--- chunks.
-local chunk = 1000
-for i = 2, n + 1, chunk do
-  redis.call('LPUSH', taken, unpack(got, i, math.min(i + chunk - 1, n + 1)))
-end
+  local f = field .. '-' .. n
+  e = unstamp(e)
+  redis.call('HSET', store, f, e)
+  return aside_entry(e, f)
+end)
 return got

@@ -56,7 +56,7 @@ var (
 
 	//go:embed take.lua
 	takeSrc    string
-	takeScript = script.New(takeSrc, script.TypeCheck, script.ReplayStamp)
+	takeScript = script.New(takeSrc, script.TypeCheck, script.ReplayStamp, script.Move)
 )
 
 // Fetcher gets the results of a fetch rule's URL: one map of variables per

@@ -9,7 +9,7 @@
 --   'take'   moves up to ARGV[3] tasks from the consuming (right) end of
 --            the queue to the head of the taken list, as RPOPLPUSH does
 --            one by one, and stops once they add up to ARGV[4] bytes (at
---            least one is moved)
+--            least one is moved): the Move prelude, the watcher's take too
 --   'moved'  a blocking take (BLMOVE queue taken RIGHT LEFT, which cannot
 --            check the fence) has just moved the entry ARGV[3]: finish its
 --            take (the dedup set, the failure count, its trace context
@@ -77,12 +77,11 @@ if mode == 'moved' then
   out[#out + 1] = type_of(KEYS[6]) == 'string' and redis.call('GET', KEYS[6]) or ''
   return out
 end
-local bytes = 0
-for _ = 1, n do
-  if bytes >= budget then break end
-  local entry = redis.call('RPOPLPUSH', queue, taken)
-  if not entry then break end
-  bytes = bytes + #entry
+-- move (the Move prelude, the watcher's take too) moves them within the
+-- byte budget, oldest first, as that many RPOPLPUSH would.
+local moved = {}
+move(queue, taken, n, budget, moved, function(e) return e end)
+for _, entry in ipairs(moved) do
   took(entry)
 end
 return out

@@ -27,7 +27,7 @@ import (
 var (
 	//go:embed take.lua
 	takeSrc    string
-	takeScript = script.New(takeSrc, script.TypeCheck, script.ReplayStamp)
+	takeScript = script.New(takeSrc, script.TypeCheck, script.ReplayStamp, script.Move)
 
 	//go:embed complete.lua
 	completeSrc    string

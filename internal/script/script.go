@@ -74,6 +74,13 @@ var ReplayStamp Prelude
 //go:embed delay.lua
 var Delay Prelude
 
+// Move defines move(src, dst, want, budget, out, each) (move.lua): how a
+// consumer takes entries into its private list within a byte budget, the
+// one implementation of the watcher's take and the worker SDK's.
+//
+//go:embed move.lua
+var Move Prelude
+
 // New returns the script of src, which must start with "#!lua", with the
 // preludes inserted after that line. It panics otherwise: scripts are
 // package-level constants embedded at build time.
