@@ -49,7 +49,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	var membering, promoting sync.WaitGroup
 	membering.Go(func() { memberDone <- member.Run(memberCtx) })
 	promoting.Go(func() { w.promote(ctx) })
-	runErr, token := w.sessions(ctx, member, memberDone)
+	token, runErr := w.sessions(ctx, member, memberDone)
 	promoting.Wait()
 	stopMember()
 	if err := <-memberDone; err != nil && runErr == nil {
@@ -102,14 +102,14 @@ func (w *Worker) register(ctx context.Context) (*registry.Membership, error) {
 // sessions runs a session on each lease of member until ctx is done or
 // the registration cannot be renewed (an error from memberDone); it
 // returns that error and the token of the last lease.
-func (w *Worker) sessions(ctx context.Context, member *registry.Membership, memberDone chan error) (runErr error, token string) {
+func (w *Worker) sessions(ctx context.Context, member *registry.Membership, memberDone chan error) (token string, runErr error) {
 	for ctx.Err() == nil {
 		lease, err := member.WaitLease(ctx)
 		if err != nil {
 			if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
-				return err, token
+				return token, err
 			}
-			return nil, token
+			return token, nil
 		}
 		_, token = member.LeaseToken()
 		cause := w.runSession(ctx, lease, token)
@@ -124,12 +124,12 @@ func (w *Worker) sessions(ctx context.Context, member *registry.Membership, memb
 		case err := <-memberDone:
 			memberDone <- err
 			if err != nil {
-				return fmt.Errorf("worker: %w", err), token
+				return token, fmt.Errorf("worker: %w", err)
 			}
 		default:
 		}
 	}
-	return nil, token
+	return token, nil
 }
 
 // runSession takes and handles tasks while lease is live and ctx is not
